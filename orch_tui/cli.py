@@ -1,0 +1,177 @@
+"""The `orch-tui` command line: parse, validate, then hand the run to an observer.
+
+Every bad input ends here as one line on stderr and exit code 2; a run ends with 0 (all done),
+1 (something failed, was killed or missing), 130/143 (SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from orch_tui import __version__
+from orch_tui.core.config import load_config
+from orch_tui.core.errors import OrchError
+from orch_tui.core.events import EventBus
+from orch_tui.core.inputs import read_input_list
+from orch_tui.core.orchestrator import Orchestrator
+from orch_tui.core.plan import Plan, build_plan, shell_quote
+from orch_tui.core.runner import LocalRunner
+from orch_tui.core.textutil import printable
+from orch_tui.headless import HeadlessReporter
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the README's CLI reference)."""
+    parser = argparse.ArgumentParser(
+        prog="orch-tui",
+        description="Run one command over many input files, as many at once as the machine "
+        "safely allows (calibrated from a measured test run).",
+        epilog="Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
+        "killed or its input was missing; 2 config or usage error; 130/143 after SIGINT/SIGTERM.")
+    parser.add_argument("config_path", nargs="?", metavar="CONFIG", help="the YAML config file")
+    parser.add_argument("--config",
+                        dest="config_flag",
+                        metavar="CONFIG",
+                        help="the YAML config file (the seed's spelling)")
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="no TUI: print progress lines (automatic when stdout is not a terminal)")
+    parser.add_argument("--dry-run",
+                        action="store_true",
+                        help="print each expanded command, shell-quoted, one a line; run nothing")
+    parser.add_argument("--max-procs",
+                        type=_positive_int,
+                        metavar="N",
+                        help="run N jobs at once and skip calibration")
+    parser.add_argument("--overwrite",
+                        action="store_true",
+                        help="run jobs whose output already exists (default: skip them)")
+    parser.add_argument("--demo",
+                        nargs="?",
+                        const="orch-tui-demo",
+                        metavar="DIR",
+                        help="write a demo workspace in DIR (default ./orch-tui-demo) and run it")
+    parser.add_argument("--version", action="version", version=f"orch-tui {__version__}")
+    return parser
+
+
+def _config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    if args.config_path and args.config_flag and args.config_path != args.config_flag:
+        parser.error("give the config once: either CONFIG or --config CONFIG")
+    path = args.config_path or args.config_flag
+    if args.demo is not None:
+        if path:
+            parser.error("--demo writes its own config; do not give one")
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.demo.workspace import write_demo_workspace
+        try:
+            config = write_demo_workspace(Path(args.demo))
+        except (ValueError, OSError) as exc:
+            parser.error(f"--demo {args.demo}: {exc}")
+        print(f"demo workspace: {config.parent}", file=sys.stderr)
+        return config
+    if not path:
+        parser.error("a config file is required: orch-tui CONFIG (or --config CONFIG)")
+    return Path(path)
+
+
+def load_plan(path: Path) -> Plan:
+    """Config, input list and plan: every problem raises a located ConfigError."""
+    config = load_config(path)
+    inputs = read_input_list(config.directories.input_file_list)
+    return build_plan(config, inputs)
+
+
+def print_dry_run(plan: Plan, out: TextIO) -> None:
+    """Each command exactly as it would run (final output names), shell-quoted, one a line."""
+    for entry in plan.inputs.problems:
+        print(
+            f"orch-tui: warning: input {entry.problem}: {printable(str(entry.path))} "
+            f"(line {entry.line})",
+            file=sys.stderr)
+    for spec in plan.jobs:
+        out.write(printable(shell_quote(spec.display_argv)) + "\n")
+
+
+async def run_headless(plan: Plan,
+                       *,
+                       max_procs: int | None = None,
+                       overwrite: bool = False,
+                       stream: TextIO | None = None) -> int:
+    """Run the plan with the headless reporter; signals stop it cleanly, SIGHUP does not."""
+    loop = asyncio.get_running_loop()
+    bus = EventBus()
+    reporter = HeadlessReporter(stream)
+    reporter.register_logs({spec.job_id: str(spec.log_path) for spec in plan.jobs})
+    bus.add_listener(reporter)
+    plan.state_dir.mkdir(parents=True, exist_ok=True)
+    runner = LocalRunner(plan.config.directories.output_dir)
+    orchestrator = Orchestrator(plan, runner, bus, max_procs=max_procs, overwrite=overwrite)
+    received: list[int] = []
+
+    def on_stop(signum: int) -> None:
+        if received:
+            runner.kill_all()  # a second Ctrl-C: no more grace
+        received.append(signum)
+        reporter.write(f"orch-tui: {signal.Signals(signum).name}: stopping, "
+                       "terminating running jobs")
+        orchestrator.shutdown(kill=True)
+
+    def on_hangup() -> None:
+        # The terminal is gone: keep running, keep a record in the state folder instead.
+        log = plan.state_dir / "run.log"
+        try:
+            reporter.stream = open(log, "a", encoding="utf-8")  # pylint: disable=consider-using-with
+        except OSError:
+            reporter.stream = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+        reporter.write("orch-tui: SIGHUP: terminal gone, run continues headless")
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        code = await orchestrator.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+    if received:
+        return 128 + received[0]
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and `python -m orch_tui`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        path = _config_path(parser, args)
+        plan = load_plan(path)
+        if args.dry_run:
+            print_dry_run(plan, sys.stdout)
+            return EXIT_OK
+        return asyncio.run(run_headless(plan, max_procs=args.max_procs, overwrite=args.overwrite))
+    except OrchError as exc:
+        print(f"orch-tui: error: {printable(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_SIGINT

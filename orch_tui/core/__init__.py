@@ -1,0 +1,1 @@
+"""The orchestration core: everything that runs jobs, free of any UI toolkit."""

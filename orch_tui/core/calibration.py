@@ -1,0 +1,125 @@
+"""Turning samples of real jobs into a per-process profile: the seed's calibration run, continued.
+
+`CalibrationMeter` watches the one calibration job through its stabilisation window; when the
+job ends inside the window it switches to whole-life figures. `ProfileLearner` keeps learning from
+every finished job afterwards so the limit follows what the jobs really use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from orch_tui.core.scaling import ProcessProfile, learn_profile, percentile
+
+#: Below this read fraction the written/read extrapolation is too noisy to trust.
+MIN_READ_FRACTION = 0.02
+
+
+def estimate_output_ratio(output_bytes: int, read_offset: int | None, input_size: int) -> float:
+    """Expected final output size over input size, from a job still running.
+
+    Bytes written so far divided by the fraction of the input read so far; without a usable read
+    offset, fall back to what is written against the whole input, but never below 1.0 (assume the
+    output may be as large as its input) so the disk constraint errs on the safe side."""
+    if input_size <= 0:
+        return 1.0 if output_bytes == 0 else float(output_bytes)
+    if read_offset is not None and read_offset / input_size >= MIN_READ_FRACTION:
+        fraction = min(1.0, read_offset / input_size)
+        return output_bytes / fraction / input_size
+    return max(1.0, output_bytes / input_size)
+
+
+def typical_input_size(sizes: Sequence[int]) -> int:
+    """The input size the disk constraint plans for: the mean of the inputs still to run."""
+    return int(sum(sizes) / len(sizes)) if sizes else 0
+
+
+@dataclass
+class CalibrationMeter:
+    """Accumulates one job's samples during the stabilisation window."""
+
+    input_size: int
+    cpu: list[float] = field(default_factory=list)
+    peak_rss: int = 0
+    output_bytes: int = 0
+    read_offset: int | None = None
+
+    def add(self, cpu_cores: float, rss_bytes: int, output_bytes: int,
+            read_offset: int | None) -> None:
+        """Record one sample (the first CPU figure of a new process is 0 and is dropped)."""
+        self.cpu.append(cpu_cores)
+        self.peak_rss = max(self.peak_rss, rss_bytes)
+        self.output_bytes = output_bytes
+        if read_offset is not None:
+            self.read_offset = read_offset
+
+    def cpu_cores(self) -> float:
+        """Mean cores over the window, skipping the first sample (no previous ticks yet)."""
+        figures = self.cpu[1:] if len(self.cpu) > 1 else self.cpu
+        return sum(figures) / len(figures) if figures else 0.0
+
+    def output_ratio(self) -> float:
+        """Estimated final output size over this job's input size."""
+        return estimate_output_ratio(self.output_bytes, self.read_offset, self.input_size)
+
+    def profile(self, typical_input: int) -> ProcessProfile:
+        """The profile at the end of the window, for an input of `typical_input` bytes."""
+        return ProcessProfile(cpu_cores=self.cpu_cores(),
+                              rss_bytes=self.peak_rss,
+                              output_bytes=int(self.output_ratio() * typical_input),
+                              source="calibration")
+
+
+def whole_life_profile(cpu_seconds: float, wall_seconds: float, peak_rss: int, output_bytes: int,
+                       input_size: int, typical_input: int) -> ProcessProfile:
+    """The profile of a job that ended inside the window: CPU seconds over wall time, peak RSS,
+    actual output size scaled to the typical input."""
+    ratio = output_bytes / input_size if input_size > 0 else 1.0
+    cores = cpu_seconds / wall_seconds if wall_seconds > 0 else 0.0
+    return ProcessProfile(cpu_cores=cores,
+                          rss_bytes=peak_rss,
+                          output_bytes=int(ratio * typical_input),
+                          source="whole-life")
+
+
+@dataclass
+class ProfileLearner:
+    """Per-process figures from every finished job: the 90th percentile of what they used."""
+
+    quantile: float = 90.0
+    cpu: list[float] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+
+    def seed(self, profile: ProcessProfile, ratio: float) -> None:
+        """Start from the calibration figures so one odd job cannot swing the limit alone."""
+        self.cpu.append(profile.cpu_cores)
+        self.rss.append(profile.rss_bytes)
+        self.ratios.append(ratio)
+
+    def add(self, cpu_cores: float, peak_rss: int, output_ratio: float | None) -> None:
+        """Record one finished job's whole-life figures."""
+        self.cpu.append(cpu_cores)
+        self.rss.append(peak_rss)
+        if output_ratio is not None:
+            self.ratios.append(output_ratio)
+
+    @property
+    def observations(self) -> int:
+        """How many jobs (calibration included) the figures come from."""
+        return len(self.rss)
+
+    def ratio(self) -> float:
+        """The learned output/input size ratio (1.0 until something was measured)."""
+        if not self.ratios:
+            return 1.0
+        return percentile(self.ratios, self.quantile)
+
+    def profile(self, typical_input: int) -> ProcessProfile | None:
+        """The learned profile, or None before anything was observed."""
+        if not self.rss:
+            return None
+        return learn_profile(self.rss,
+                             self.cpu, [r * typical_input for r in self.ratios or [1.0]],
+                             q=self.quantile)

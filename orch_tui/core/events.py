@@ -1,0 +1,247 @@
+"""Typed, immutable events: the only way the core tells observers what happened.
+
+The TUI and the headless reporter are both subscribers of one `EventBus`; neither reads the
+scheduler's internals, so a second runner (a Dask cluster) or a third observer (a web view) can be
+added without touching them. Events are frozen dataclasses with slots: cheap to create at sample
+rate and safe to hand to another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orch_tui.core.scaling import ProcessProfile, ScalingDecision
+
+
+class JobState(enum.Enum):
+    """Lifecycle of one job; the terminal states never change except by an explicit requeue."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+    SKIPPED = "skipped"
+    MISSING = "missing"
+
+    @property
+    def finished(self) -> bool:
+        """True for states a job only leaves by being requeued."""
+        return self in FINISHED_STATES
+
+    @property
+    def active(self) -> bool:
+        """True while the job holds a process (and counts against the limit)."""
+        return self in (JobState.RUNNING, JobState.PAUSED)
+
+
+FINISHED_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.SKIPPED, JobState.MISSING})
+OK_STATES = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event; `time` is the loop's monotonic clock when it was emitted."""
+
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightDone(Event):
+    """The plan is known: how many jobs run, how many are skipped or missing."""
+
+    total: int
+    runnable: int
+    skipped: int
+    missing: int
+    duplicates: int
+    input_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobStateChanged(Event):
+    """A job moved from one state to another (with why, where it finished)."""
+
+    job_id: int
+    name: str
+    state: JobState
+    previous: JobState | None
+    attempt: int
+    node: str = ""
+    pid: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSample(Event):
+    """One monitoring sweep's figures for one running job's whole process tree."""
+
+    job_id: int
+    node: str
+    pid: int
+    cpu_cores: float
+    rss_bytes: int
+    processes: int
+    read_fraction: float | None
+    output_bytes: int
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSample(Event):
+    """The machine (or node) as a whole, sampled with the jobs."""
+
+    node: str
+    logical_cores: int
+    cpu_percent: float
+    total_memory: int
+    available_memory: int
+    memory_reserve: int
+    free_disk: int
+    disk_total: int
+    disk_reserve: int
+    projected_disk_use: int
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationStarted(Event):
+    """The calibration job is running; figures follow as CalibrationProgress."""
+
+    job_id: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationProgress(Event):
+    """One calibration sample: what the single measured job uses so far."""
+
+    job_id: int
+    elapsed: float
+    window: float
+    cpu_cores: float
+    rss_bytes: int
+    output_bytes: int
+    read_fraction: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationFinished(Event):
+    """The measured per-process profile and the limit derived from it."""
+
+    profile: ProcessProfile
+    decision: ScalingDecision
+    whole_life: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LimitChanged(Event):
+    """The number of jobs allowed at once changed (calibration, learning, or the operator)."""
+
+    limit: int
+    previous: int
+    reason: str
+    decision: ScalingDecision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePressure(Event):
+    """Memory or disk crossed a threshold: 'ok', 'low' (no launches) or 'critical'."""
+
+    resource: str
+    level: str
+    available: int
+    reserve: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """A human-readable remark from the core (halt after failures, a paused launch, ...)."""
+
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    """The run is over: counts by state, wall time and the exit code it implies."""
+
+    counts: dict[str, int] = field(hash=False)
+    wall_seconds: float
+    exit_code: int
+    interrupted: bool
+
+
+class Subscription:
+    """An async iterator over events for one subscriber; unbounded, so the core never blocks."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+    def _put(self, event: Event | None) -> None:
+        self._queue.put_nowait(event)
+
+    def close(self) -> None:
+        """Stop receiving; the iterator ends after the events already queued."""
+        self._bus.unsubscribe(self)
+        self._queue.put_nowait(None)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event
+
+
+class EventBus:
+    """Fan-out of events to any number of async subscribers and plain callbacks."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def subscribe(self) -> Subscription:
+        """A new async iterator that receives every event published from now on."""
+        subscription = Subscription(self)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Detach a subscription (idempotent)."""
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call `listener(event)` synchronously for each event (it must not block)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        """Detach a listener (idempotent)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def publish(self, event: Event) -> None:
+        """Deliver `event` to every subscriber and listener, in order; never blocks."""
+        for subscription in self._subscriptions:
+            subscription._put(event)  # pylint: disable=protected-access
+        for listener in list(self._listeners):
+            listener(event)
+
+    def close(self) -> None:
+        """End every subscription's iterator (after the events already queued)."""
+        for subscription in list(self._subscriptions):
+            subscription.close()

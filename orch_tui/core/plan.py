@@ -1,0 +1,148 @@
+"""Turn a config and an input list into concrete jobs (argv, output names, log files).
+
+Everything a run or a `--dry-run` needs is computed here, up front and without touching the
+disk, so output-name collisions are refused before a single job starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orch_tui.core import templates
+from orch_tui.core.config import Config
+from orch_tui.core.errors import ConfigError
+from orch_tui.core.inputs import InputEntry, InputList
+
+STATE_DIR_NAME = ".orch-tui"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_LOG_STEM = 60
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job: what runs (`argv`, writing to the temp name) and what to show (`display_argv`)."""
+    job_id: int
+    index: int
+    input_path: Path
+    input_size: int
+    output_path: Path
+    temp_output_path: Path | None
+    argv: tuple[str, ...]
+    display_argv: tuple[str, ...]
+    log_path: Path
+
+    @property
+    def name(self) -> str:
+        """The input's file name, the label the UI shows."""
+        return self.input_path.name
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All jobs of a run; `existing` are jobs whose final output is already on disk."""
+    config: Config
+    inputs: InputList
+    jobs: tuple[JobSpec, ...]
+    existing: frozenset[int]
+
+    @property
+    def state_dir(self) -> Path:
+        """`<output_dir>/.orch-tui`: logs, journal and lock live next to the outputs."""
+        return self.config.directories.output_dir / STATE_DIR_NAME
+
+
+def safe_log_stem(stem: str) -> str:
+    """A file-name-safe, bounded version of an input stem (never empty)."""
+    return _UNSAFE.sub("_", stem)[:_MAX_LOG_STEM] or "input"
+
+
+def shell_quote(argv: Sequence[str]) -> str:
+    """The command as one copy-pasteable shell line (display only; nothing runs via a shell)."""
+    return shlex.join(argv)
+
+
+def _where(config: Config, *keys: str) -> tuple[int | None, int | None]:
+    for key in keys:
+        location = config.key_location(key)
+        if location is not None:
+            return location
+    return None, None
+
+
+def _check_outputs(config: Config, inputs: InputList, outputs: list[tuple[InputEntry,
+                                                                          Path]]) -> None:
+    """Refuse two inputs writing one output, and any output that would replace an input."""
+    line, column = _where(config, "directories.output_suffix", "directories.output_dir",
+                          "directories")
+    seen: dict[Path, InputEntry] = {}
+    for entry, output in outputs:
+        other = seen.get(output)
+        if other is not None:
+            raise ConfigError(templates.printable(
+                f"{inputs.path} line {other.line} ({other.path}) and line {entry.line} "
+                f"({entry.path}) would both write {output}; rename one input or list only one"),
+                              path=config.path,
+                              line=line,
+                              column=column,
+                              key="directories.output_suffix")
+        seen[output] = entry
+    listed = {os.path.realpath(entry.path): entry for entry in inputs.entries}
+    for entry, output in outputs:
+        victim = listed.get(os.path.realpath(output))
+        if victim is not None:
+            line, column = _where(config, "directories.output_dir", "directories")
+            raise ConfigError(templates.printable(
+                f"the output for line {entry.line} ({entry.path}) would overwrite the input on "
+                f"line {victim.line} ({victim.path}); choose another output_dir or set "
+                "output_suffix"),
+                              path=config.path,
+                              line=line,
+                              column=column,
+                              key="directories.output_dir")
+
+
+def build_plan(config: Config, inputs: InputList) -> Plan:
+    """One JobSpec per valid unique input, numbered 1..N in list order; creates nothing."""
+    binary = str(config.binary.path)
+    flags = config.binary.flags
+    used = frozenset().union(*(templates.check_template(flag) for flag in flags))
+    output_dir = config.directories.output_dir
+    suffix = config.directories.output_suffix
+    log_dir = output_dir / STATE_DIR_NAME / "logs"
+    outputs = [(entry, templates.output_path(entry.path, output_dir, suffix))
+               for entry in inputs.valid]
+    _check_outputs(config, inputs, outputs)
+    jobs = []
+    for index, (entry, output) in enumerate(outputs, start=1):
+        temp = templates.temp_output_path(output) if "output_file" in used else None
+        values = {
+            "input_file": str(entry.path),
+            "input_name": entry.path.name,
+            "input_stem": entry.path.stem,
+            "input_ext": entry.path.suffix,
+            "input_dir": str(entry.path.parent),
+            "output_dir": str(output_dir),
+            "index": str(index),
+            "output_file": str(output),
+        }
+        display = tuple(templates.expand(flag, values) for flag in flags)
+        if temp is not None:
+            values["output_file"] = str(temp)
+        argv = tuple(templates.expand(flag, values) for flag in flags)
+        jobs.append(
+            JobSpec(job_id=index,
+                    index=index,
+                    input_path=entry.path,
+                    input_size=entry.size or 0,
+                    output_path=output,
+                    temp_output_path=temp,
+                    argv=(binary, ) + argv,
+                    display_argv=(binary, ) + display,
+                    log_path=log_dir / f"{index:05d}-{safe_log_stem(entry.path.stem)}.log"))
+    existing = frozenset(job.job_id for job in jobs if os.path.exists(job.output_path))
+    return Plan(config=config, inputs=inputs, jobs=tuple(jobs), existing=existing)

@@ -1,0 +1,329 @@
+"""How jobs are started, signalled and measured: the runner interface and its local implementation.
+
+The scheduler addresses jobs by id only and learns about them through samples that name their
+node, so a cluster runner (Dask distributed) can replace `LocalRunner` without the scheduler or
+any observer assuming a job is a local child process.
+
+`LocalRunner` is built for cost: `os.posix_spawn` (vfork+exec, no Python-level fork), a pidfd per
+child watched by the event loop (no thread per child, unlike Python 3.11's default asyncio child
+watcher), `wait4` for the child's own CPU and peak-RSS accounting, and one /proc sweep per sample
+for every job at once.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from orch_tui.core import procfs
+from orch_tui.core.errors import SpawnError
+from orch_tui.core.plan import JobSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a job's main process ended, with its (and its reaped children's) resource usage."""
+
+    exit_code: int | None
+    signal: int | None
+    cpu_seconds: float
+    max_rss_bytes: int
+
+    @property
+    def ok(self) -> bool:
+        """True when the process exited by itself with status 0."""
+        return self.exit_code == 0
+
+    def describe(self) -> str:
+        """'exit 3' or 'signal SIGSEGV', for messages and tables."""
+        if self.signal is not None:
+            try:
+                return f"signal {signal.Signals(self.signal).name}"
+            except ValueError:
+                return f"signal {self.signal}"
+        return f"exit {self.exit_code}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    """One sweep's figures for one job's process tree (summed over every process in it)."""
+
+    job_id: int
+    node: str
+    pid: int
+    cpu_cores: float
+    rss_bytes: int
+    processes: int
+    read_offset: int | None
+    output_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    """A node's capacity now: what the scaling rule and the headroom gauges need."""
+
+    node: str
+    logical_cores: int
+    cpu_percent: float
+    total_memory: int
+    available_memory: int
+    free_disk: int
+    disk_total: int
+
+
+ExitCallback = Callable[[int, ExitStatus], None]
+
+
+class Runner(abc.ABC):
+    """Starts, signals and samples jobs; the scheduler's only way to touch a process."""
+
+    node: str
+
+    @abc.abstractmethod
+    def start(self, spec: JobSpec, on_exit: ExitCallback) -> int:
+        """Start `spec`; return its pid. `on_exit(job_id, status)` runs on the loop when it ends.
+
+        Raises SpawnError when the command cannot be started at all."""
+
+    @abc.abstractmethod
+    def pause(self, job_id: int) -> None:
+        """Stop every process of the job (SIGSTOP to its tree)."""
+
+    @abc.abstractmethod
+    def resume(self, job_id: int) -> None:
+        """Continue every process of the job (SIGCONT to its tree)."""
+
+    @abc.abstractmethod
+    def terminate(self, job_id: int, grace: float) -> None:
+        """SIGTERM the job's tree (and SIGCONT, so a paused job can act on it), SIGKILL after
+        `grace` seconds if anything of it is still alive."""
+
+    @abc.abstractmethod
+    def sample(self) -> dict[int, ProcessSample]:
+        """Figures for every running job, from one sweep."""
+
+    @abc.abstractmethod
+    def stats(self) -> NodeStats:
+        """The node's cores, CPU use, memory and output-filesystem space now."""
+
+    @abc.abstractmethod
+    def running(self) -> frozenset[int]:
+        """Ids of jobs whose main process has not been reaped yet."""
+
+    @abc.abstractmethod
+    def kill_all(self) -> None:
+        """SIGKILL every job's tree at once (last resort on shutdown)."""
+
+
+@dataclass(slots=True)
+class _Child:
+    spec: JobSpec
+    pid: int
+    pidfd: int
+    on_exit: ExitCallback
+    kill_handle: asyncio.TimerHandle | None = None
+
+
+class LocalRunner(Runner):
+    """Runs jobs as children of this process, each in its own session and process group."""
+
+    def __init__(self, output_dir: Path, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.node = socket.gethostname()
+        self._output_dir = output_dir
+        self._loop = loop or asyncio.get_running_loop()
+        self._children: dict[int, _Child] = {}
+        self._cpu = procfs.CpuMeter()
+        self._offsets = procfs.ReadOffsetTracker()
+        self._last_table: dict[int, procfs.ProcStat] = {}
+        self._table_time = float("-inf")
+        self._cores = len(os.sched_getaffinity(0))
+        psutil.cpu_percent(None)  # prime the system CPU counter: the next call measures since now
+
+    # --- starting and reaping
+
+    def start(self, spec: JobSpec, on_exit: ExitCallback) -> int:
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ]
+            try:
+                pid = os.posix_spawn(spec.argv[0],
+                                     list(spec.argv),
+                                     os.environ,
+                                     file_actions=actions,
+                                     setsid=True)
+            except OSError as exc:
+                os.write(log_fd,
+                         f"orch-tui: cannot execute {spec.argv[0]}: {exc.strerror}\n".encode())
+                raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}") from exc
+        finally:
+            os.close(log_fd)
+        pidfd = os.pidfd_open(pid)
+        self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit)
+        self._loop.add_reader(pidfd, self._reap, spec.job_id)
+        return pid
+
+    def _reap(self, job_id: int) -> None:
+        child = self._children.pop(job_id)
+        self._loop.remove_reader(child.pidfd)
+        # The leader is a zombie until reaped, so its pid (== the group id) cannot be reused yet:
+        # killing the group now safely takes down background leftovers, leaving no orphan.
+        self._signal_group(child.pid, signal.SIGKILL)
+        _, status, usage = os.wait4(child.pid, 0)
+        os.close(child.pidfd)
+        if child.kill_handle is not None:
+            child.kill_handle.cancel()
+        self._offsets.forget(child.pid)
+        if os.WIFSIGNALED(status):
+            code, sig = None, os.WTERMSIG(status)
+        else:
+            code, sig = os.waitstatus_to_exitcode(status), None
+        result = ExitStatus(code, sig, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+        child.on_exit(job_id, result)
+
+    # --- signals
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: int) -> None:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _signal_tree(self, child: _Child, sig: int) -> None:
+        """Signal the job's process group and any descendant that left it (setsid/setpgid)."""
+        self._signal_group(child.pid, sig)
+        table = self._fresh_table()
+        members = procfs.group_by_root(table, [child.pid]).get(child.pid, [])
+        for proc in members:
+            if proc.pgrp != child.pid:
+                try:
+                    os.kill(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def _fresh_table(self) -> dict[int, procfs.ProcStat]:
+        """The process table, rescanned unless a sweep just read it (pause-all signals many jobs
+        in a row: one scan serves them all)."""
+        now = self._loop.time()
+        if now - self._table_time > 0.2:
+            self._last_table = procfs.scan_processes()
+            self._table_time = now
+        return self._last_table
+
+    def _fresh_table(self) -> dict[int, procfs.ProcStat]:
+        """The process table, rescanned unless a sweep just read it (pause-all signals many jobs
+        in a row: one scan serves them all)."""
+        now = self._loop.time()
+        if now - self._table_time > 0.2:
+            self._last_table = procfs.scan_processes()
+            self._table_time = now
+        return self._last_table
+
+    def pause(self, job_id: int) -> None:
+        child = self._children.get(job_id)
+        if child is not None:
+            self._signal_tree(child, signal.SIGSTOP)
+
+    def resume(self, job_id: int) -> None:
+        child = self._children.get(job_id)
+        if child is not None:
+            self._signal_tree(child, signal.SIGCONT)
+
+    def terminate(self, job_id: int, grace: float) -> None:
+        child = self._children.get(job_id)
+        if child is None:
+            return
+        self._signal_tree(child, signal.SIGTERM)
+        self._signal_tree(child, signal.SIGCONT)
+        if child.kill_handle is None:
+            child.kill_handle = self._loop.call_later(grace, self._escalate, job_id)
+
+    def _escalate(self, job_id: int) -> None:
+        child = self._children.get(job_id)
+        if child is not None:
+            child.kill_handle = None
+            self._signal_tree(child, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        for child in list(self._children.values()):
+            self._signal_tree(child, signal.SIGKILL)
+
+    def running(self) -> frozenset[int]:
+        return frozenset(self._children)
+
+    def pid_of(self, job_id: int) -> int | None:
+        """The main process id of a running job (tests and diagnostics only)."""
+        child = self._children.get(job_id)
+        return child.pid if child else None
+
+    # --- sampling
+
+    def sample(self) -> dict[int, ProcessSample]:
+        if not self._children:
+            return {}
+        table = procfs.scan_processes()
+        self._last_table, self._table_time = table, self._loop.time()
+        roots = {child.pid: job_id for job_id, child in self._children.items()}
+        groups = procfs.group_by_root(table, roots)
+        now = self._loop.time()
+        cores = self._cpu.update((p for members in groups.values() for p in members), now)
+        samples: dict[int, ProcessSample] = {}
+        for root, members in groups.items():
+            job_id = roots[root]
+            child = self._children[job_id]
+            spec = child.spec
+            offset = self._offsets.offset([p.pid for p in members], spec.input_path)
+            samples[job_id] = ProcessSample(
+                job_id=job_id,
+                node=self.node,
+                pid=root,
+                cpu_cores=sum(cores.get(p.pid, 0.0) for p in members),
+                rss_bytes=sum(p.rss_bytes for p in members),
+                processes=len(members),
+                read_offset=offset,
+                output_bytes=_size(spec.temp_output_path),
+            )
+        return samples
+
+    def stats(self) -> NodeStats:
+        memory = psutil.virtual_memory()
+        try:
+            disk = psutil.disk_usage(str(_existing_ancestor(self._output_dir)))
+            free, total = disk.free, disk.total
+        except OSError:
+            free = total = 0
+        return NodeStats(node=self.node,
+                         logical_cores=self._cores,
+                         cpu_percent=psutil.cpu_percent(None),
+                         total_memory=memory.total,
+                         available_memory=memory.available,
+                         free_disk=free,
+                         disk_total=total)
+
+
+def _size(path: Path | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

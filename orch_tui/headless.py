@@ -1,0 +1,147 @@
+"""The headless observer: plain progress lines for scripts, logs and `nohup`.
+
+It sees the run only through the event stream, exactly like the TUI, and writes one line per
+thing worth knowing: the preflight summary, the calibration result, throttled progress lines,
+each failure with its log, and a final summary.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState
+from orch_tui.core.scaling import ScalingDecision
+from orch_tui.core.textutil import format_bytes, format_duration, printable
+
+
+def describe_decision(decision: ScalingDecision) -> str:
+    """One line with the three constraints, the binding one and the limit."""
+    parts = []
+    units = {"cpu": "cores", "memory": "", "disk": ""}
+    for constraint in decision.constraints:
+        if constraint.name == "cpu":
+            per = f"{constraint.per_process:.2f} {units['cpu']}"
+            system = f"{constraint.system:g} cores"
+        else:
+            per = format_bytes(int(constraint.per_process))
+            system = format_bytes(int(constraint.system))
+        allowed = "does not bind" if constraint.allowed is None else f"{constraint.allowed}"
+        mark = "*" if constraint.name == decision.binding else ""
+        parts.append(f"{mark}{constraint.name} {per}/proc of {system} x{constraint.fraction:g}"
+                     f" -> {allowed}")
+    return f"{' | '.join(parts)} => limit {decision.limit} ({decision.binding} binds)"
+
+
+class HeadlessReporter:
+    """Prints the run's events as lines to `stream`; call it with each event."""
+
+    def __init__(self,
+                 stream: TextIO | None = None,
+                 *,
+                 progress_every: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.progress_every = progress_every
+        self._clock = clock
+        self._states: dict[int, JobState] = {}
+        self._total = 0
+        self._missing = 0
+        self._finished_here = 0
+        self._first_launch: float | None = None
+        self._last_progress = float("-inf")
+        self._limit = 0
+        self._log_paths: dict[int, str] = {}
+
+    def register_logs(self, paths: dict[int, str]) -> None:
+        """Tell the reporter where each job's log is, for failure lines."""
+        self._log_paths.update(paths)
+
+    def write(self, line: str) -> None:
+        """Print one line; a closed terminal (SIGHUP) must not stop the run."""
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __call__(self, event: ev.Event) -> None:
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+
+    # --- event handlers (named after the event classes) -------------------------------------
+
+    def _on_PreflightDone(self, event: ev.PreflightDone) -> None:  # pylint: disable=invalid-name
+        self._total = event.total
+        self._missing = event.missing
+        self.write(f"preflight: {event.total} inputs ({format_bytes(event.input_bytes)}): "
+                   f"{event.runnable} to run, {event.skipped} already done, "
+                   f"{event.missing} missing, {event.duplicates} duplicate lines ignored")
+
+    def _on_Notice(self, event: ev.Notice) -> None:  # pylint: disable=invalid-name
+        self.write(f"{event.level}: {printable(event.message)}")
+
+    def _on_CalibrationStarted(self, event: ev.CalibrationStarted) -> None:  # pylint: disable=invalid-name
+        self.write(f"calibrating: measuring job {event.job_id} for {event.window:g}s")
+
+    def _on_CalibrationFinished(self, event: ev.CalibrationFinished) -> None:  # pylint: disable=invalid-name
+        how = "whole-life figures (job ended inside the window)" if event.whole_life else "window"
+        self.write(f"calibration ({how}): {describe_decision(event.decision)}")
+
+    def _on_LimitChanged(self, event: ev.LimitChanged) -> None:  # pylint: disable=invalid-name
+        self._limit = event.limit
+        if event.reason != "calibration":
+            self.write(f"limit: {event.previous} -> {event.limit} ({event.reason})")
+
+    def _on_ResourcePressure(self, event: ev.ResourcePressure) -> None:  # pylint: disable=invalid-name
+        self.write(f"{event.resource}: {event.message} "
+                   f"(available {format_bytes(event.available)}, "
+                   f"reserve {format_bytes(event.reserve)})")
+
+    def _on_JobStateChanged(self, event: ev.JobStateChanged) -> None:  # pylint: disable=invalid-name
+        self._states[event.job_id] = event.state
+        now = self._clock()
+        if event.state is JobState.RUNNING and self._first_launch is None:
+            self._first_launch = now
+        if event.state in (JobState.FAILED, JobState.KILLED):
+            log = self._log_paths.get(event.job_id)
+            where = f" (log: {printable(log)})" if log else ""
+            self.write(f"{event.state.value.upper()} #{event.job_id} {printable(event.name)}: "
+                       f"{printable(event.reason)}{where}")
+        if event.state.finished and event.state is not JobState.SKIPPED:
+            self._finished_here += 1
+            if now - self._last_progress >= self.progress_every:
+                self.progress(now)
+
+    def _on_RunFinished(self, event: ev.RunFinished) -> None:  # pylint: disable=invalid-name
+        counts = event.counts
+        names = ("succeeded", "failed", "killed", "skipped", "missing")
+        summary = ", ".join(f"{counts.get(name, 0)} {name}" for name in names)
+        queued = counts.get("queued", 0)
+        if queued:
+            summary += f", {queued} not run"
+        how = "interrupted" if event.interrupted else "done"
+        self.write(f"{how}: {summary} in {format_duration(event.wall_seconds)} "
+                   f"(exit {event.exit_code})")
+
+    # --- progress
+
+    def progress(self, now: float | None = None) -> None:
+        """Print `[done/total] running N failed N ETA h:mm:ss`."""
+        now = self._clock() if now is None else now
+        self._last_progress = now
+        states = list(self._states.values())
+        done = sum(1 for s in states if s.finished) + self._missing
+        running = sum(1 for s in states if s.active)
+        failed = sum(1 for s in states if s in (JobState.FAILED, JobState.KILLED))
+        remaining = self._total - done
+        eta = "--:--"
+        if self._first_launch is not None and self._finished_here:
+            rate = self._finished_here / max(now - self._first_launch, 1e-6)
+            eta = format_duration(remaining / rate)
+        self.write(f"[{done:>{len(str(self._total))}}/{self._total}] running {running} "
+                   f"(limit {self._limit})  failed {failed}  ETA {eta}")

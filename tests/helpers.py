@@ -1,0 +1,182 @@
+"""Test helpers: real workspaces (inputs, list, config), an event recorder, a way to run the
+orchestrator on the test's loop, and process-table probes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orch_tui.cli import load_plan
+from orch_tui.core import events as ev
+from orch_tui.core.orchestrator import Orchestrator
+from orch_tui.core.plan import Plan
+from orch_tui.core.runner import LocalRunner
+
+WORKER = Path(__file__).parent / "workers" / "job.py"
+
+
+@dataclass
+class Workspace:
+    """A folder with inputs, an input list and a config running tests/workers/job.py."""
+
+    root: Path
+    inputs: list[Path] = field(default_factory=list)
+
+    @property
+    def config(self) -> Path:
+        """The config file's path."""
+        return self.root / "config.yaml"
+
+    @property
+    def output_dir(self) -> Path:
+        """Where outputs go."""
+        return self.root / "out"
+
+    def plan(self) -> Plan:
+        """Load config + list + plan exactly as the CLI does."""
+        return load_plan(self.config)
+
+
+def write_workspace(root: Path,
+                    names: list[str] | int = 3,
+                    *,
+                    worker_args: list[str] | None = None,
+                    size: int = 64 * 1024,
+                    suffix: str = "_out",
+                    resources: dict | None = None,
+                    jobs: dict | None = None,
+                    binary: str | None = None,
+                    flags: list[str] | None = None) -> Workspace:
+    """Write inputs, inputs.txt and config.yaml under `root`; returns the workspace."""
+    root.mkdir(parents=True, exist_ok=True)
+    if isinstance(names, int):
+        names = [f"clip{i:02d}.bin" for i in range(1, names + 1)]
+    (root / "in").mkdir(exist_ok=True)
+    workspace = Workspace(root)
+    for name in names:
+        path = root / "in" / name
+        path.write_bytes(os.urandom(size))
+        workspace.inputs.append(path)
+    (root / "inputs.txt").write_text("".join(f"in/{name}\n" for name in names), encoding="utf-8")
+    flags = flags if flags is not None else [
+        str(WORKER), *(worker_args or []), "{input_file}", "{output_file}"
+    ]
+    config = {
+        "binary": {
+            "path": binary or sys.executable,
+            "flags": flags
+        },
+        "directories": {
+            "input_file_list": "inputs.txt",
+            "output_dir": "out",
+            "output_suffix": suffix
+        },
+        "resources": {
+            "stabilization_seconds": 0.5,
+            "sample_interval": 0.1,
+            **(resources or {})
+        },
+        "jobs": {
+            "kill_grace": 1,
+            **(jobs or {})
+        },
+    }
+    # JSON is valid YAML: no hand-quoting of paths.
+    workspace.config.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return workspace
+
+
+class Recorder:
+    """Collects every event published on a bus."""
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+
+    def __call__(self, event: ev.Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        """Events of one type, in order."""
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def states(self, job_id: int) -> list[ev.JobState]:
+        """The states a job went through."""
+        return [e.state for e in self.of(ev.JobStateChanged) if e.job_id == job_id]
+
+    def final(self) -> ev.RunFinished:
+        """The RunFinished event."""
+        return self.of(ev.RunFinished)[-1]
+
+
+@dataclass
+class Running:
+    """An orchestrator started on the test's loop, with its recorder and task."""
+
+    orchestrator: Orchestrator
+    recorder: Recorder
+    task: asyncio.Task
+
+    @property
+    def runner(self) -> LocalRunner:
+        """The local runner (to read pids in tests)."""
+        runner = self.orchestrator.runner
+        assert isinstance(runner, LocalRunner)
+        return runner
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Poll until `predicate()` holds (fails the test after `timeout`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.02)
+
+    def state(self, job_id: int) -> ev.JobState:
+        """The scheduler's current state of a job."""
+        return self.orchestrator.jobs[job_id].state
+
+    async def result(self, timeout: float = 30.0) -> int:
+        """The run's exit code."""
+        return await asyncio.wait_for(self.task, timeout)
+
+
+async def start_run(plan: Plan, **kwargs) -> Running:
+    """Start an orchestrator for `plan` on the running loop."""
+    bus = ev.EventBus()
+    recorder = Recorder()
+    bus.add_listener(recorder)
+    runner = LocalRunner(plan.config.directories.output_dir)
+    orchestrator = Orchestrator(plan, runner, bus, **kwargs)
+    task = asyncio.create_task(orchestrator.run())
+    return Running(orchestrator, recorder, task)
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state from /proc/PID/stat (None when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    state = process_state(pid)
+    return state is not None and state != "Z"
+
+
+def kill_quietly(pids: list[int]) -> None:
+    """Cleanup for tests that may fail midway: leave no process behind."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

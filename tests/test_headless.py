@@ -1,0 +1,98 @@
+"""The headless reporter and the event bus, fed with hand-made events."""
+
+from __future__ import annotations
+
+import io
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import EventBus, JobState
+from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
+from orch_tui.headless import HeadlessReporter
+
+GB = 1024**3
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _state(job_id, state, name="a.mp4", reason=""):
+    return ev.JobStateChanged(time=0,
+                              job_id=job_id,
+                              name=name,
+                              state=state,
+                              previous=None,
+                              attempt=1,
+                              reason=reason)
+
+
+def test_reporter_prints_preflight_calibration_progress_failures_and_summary():
+    out, clock = io.StringIO(), Clock()
+    reporter = HeadlessReporter(out, progress_every=0, clock=clock)
+    reporter.register_logs({2: "/o/.orch-tui/logs/00002-b.log"})
+    reporter(
+        ev.PreflightDone(time=0,
+                         total=4,
+                         runnable=3,
+                         skipped=0,
+                         missing=1,
+                         duplicates=0,
+                         input_bytes=3 * GB))
+    decision = compute_limit(ProcessProfile(1.0, GB, GB), SystemCapacity(32, 32 * GB, 100 * GB))
+    reporter(
+        ev.CalibrationFinished(time=0,
+                               profile=ProcessProfile(1.0, GB, GB),
+                               decision=decision,
+                               whole_life=False))
+    reporter(ev.LimitChanged(time=0, limit=25, previous=0, reason="calibration", decision=decision))
+    for job_id in (1, 2, 3):
+        reporter(_state(job_id, JobState.RUNNING))
+    clock.now = 10.0
+    reporter(_state(1, JobState.SUCCEEDED))
+    reporter(_state(2, JobState.FAILED, name="b\x1b[2J.mp4", reason="exit 3"))
+    reporter(
+        ev.RunFinished(time=0,
+                       counts={
+                           "succeeded": 2,
+                           "failed": 1,
+                           "missing": 1
+                       },
+                       wall_seconds=75,
+                       exit_code=1,
+                       interrupted=False))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("preflight: 4 inputs (3.00 GiB): 3 to run")
+    assert "*cpu" in lines[1] and "=> limit 25 (cpu binds)" in lines[1]
+    assert "-> 80" in lines[1]
+    assert lines[2] == "[2/4] running 2 (limit 25)  failed 0  ETA 0:00:20"
+    # The escape sequence in the name is shown, not executed.
+    assert lines[3] == ("FAILED #2 b\\x1b[2J.mp4: exit 3 (log: /o/.orch-tui/logs/00002-b.log)")
+    assert lines[-1] == ("done: 2 succeeded, 1 failed, 0 killed, 0 skipped, 1 missing in 0:01:15 "
+                         "(exit 1)")
+
+
+def test_reporter_survives_a_closed_stream():
+    stream = io.StringIO()
+    reporter = HeadlessReporter(stream)
+    stream.close()
+    reporter(ev.Notice(time=0, level="info", message="still running"))
+
+
+async def test_bus_delivers_to_every_subscriber_and_listener_in_order():
+    bus = EventBus()
+    first, second = bus.subscribe(), bus.subscribe()
+    heard = []
+    bus.add_listener(heard.append)
+    events = [ev.Notice(time=i, level="info", message=str(i)) for i in range(3)]
+    for event in events:
+        bus.publish(event)
+    bus.close()
+    assert [e async for e in first] == events
+    assert [e async for e in second] == events
+    assert heard == events

@@ -1,0 +1,321 @@
+"""The scheduler against real subprocesses: calibration, control, atomic outputs, accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState
+from tests.helpers import alive, kill_quietly, process_state, start_run
+
+MB = 1024 * 1024
+
+
+async def test_every_job_runs_once_and_outputs_are_renamed(workspace):
+    ws = workspace(["a.mp4", "b c.mp4", "-rf.mp4"], worker_args=["--seconds", "0.2"])
+    run = await start_run(ws.plan(), max_procs=2)
+    assert await run.result() == 0
+    names = {p.name for p in ws.output_dir.iterdir()}
+    assert names == {".orch-tui", "-rf_out.mp4", "a_out.mp4", "b c_out.mp4"}
+    for src in ws.inputs:
+        out = ws.output_dir / f"{src.stem}_out{src.suffix}"
+        assert out.read_bytes() == src.read_bytes()
+    for job_id in (1, 2, 3):
+        assert run.recorder.states(job_id) == [JobState.RUNNING, JobState.SUCCEEDED]
+    logs = list((ws.output_dir / ".orch-tui" / "logs").iterdir())
+    assert len(logs) == 3
+    final = run.recorder.final()
+    assert final.counts["succeeded"] == 3 and final.exit_code == 0
+
+
+async def test_concurrency_never_exceeds_the_limit(workspace):
+    ws = workspace(8, worker_args=["--seconds", "0.3"])
+    run = await start_run(ws.plan(), max_procs=3)
+    peak = 0
+    while not run.task.done():
+        peak = max(peak, run.orchestrator.active_count())
+        await asyncio.sleep(0.01)
+    assert await run.result() == 0
+    assert peak == 3
+
+
+async def test_calibration_measures_a_job_holding_200mb_and_burning_a_core(workspace):
+    ws = workspace(3,
+                   worker_args=["--seconds", "4", "--burn", "--hold-mb", "200"],
+                   size=4 * MB,
+                   resources={"stabilization_seconds": 2.0})
+    run = await start_run(ws.plan())
+    await run.wait_for(lambda: run.recorder.of(ev.CalibrationFinished), timeout=15)
+    finished = run.recorder.of(ev.CalibrationFinished)[0]
+    profile = finished.profile
+    assert not finished.whole_life
+    assert 0.6 <= profile.cpu_cores <= 1.3, profile
+    assert 190 * MB <= profile.rss_bytes <= 320 * MB, profile
+    # ratio 1.0 worker: written/read extrapolates to about the input size (4 MiB).
+    assert 2 * MB <= profile.output_bytes <= 6 * MB, profile
+    decision = finished.decision
+    assert decision.limit >= 1
+    assert {c.name for c in decision.constraints} == {"cpu", "memory", "disk"}
+    progress = run.recorder.of(ev.CalibrationProgress)
+    assert len(progress) >= 5, "sampled at least every 250 ms over 2 s"
+    # The calibration job keeps running while the others start; it is never run twice.
+    cal_id = run.recorder.of(ev.CalibrationStarted)[0].job_id
+    assert run.state(cal_id) is JobState.RUNNING
+    assert await run.result(timeout=30) == 0
+    assert run.recorder.states(cal_id).count(JobState.RUNNING) == 1
+
+
+async def test_calibration_of_a_job_ending_inside_the_window_uses_whole_life(workspace):
+    ws = workspace(2, worker_args=["--seconds", "0.2"], resources={"stabilization_seconds": 3})
+    run = await start_run(ws.plan())
+    assert await run.result() == 0
+    finished = run.recorder.of(ev.CalibrationFinished)[0]
+    assert finished.whole_life
+    assert finished.profile.source == "whole-life"
+
+
+async def test_failed_calibration_job_moves_on_to_the_next(workspace):
+    ws = workspace(
+        ["bad.bin", "good.bin"],
+        flags=["-c", "import sys; sys.exit('bad' in sys.argv[1])", "{input_file}", "{output_file}"])
+    run = await start_run(ws.plan())
+    assert await run.result() == 1
+    assert run.recorder.states(1)[-1] is JobState.FAILED
+    assert run.recorder.of(ev.CalibrationStarted)[-1].job_id == 2
+
+
+async def test_pause_is_sigstop_at_the_os_level_and_resume_continues(workspace):
+    ws = workspace(1, worker_args=["--seconds", "3", "--grandchildren", "1"])
+    run = await start_run(ws.plan(), max_procs=1)
+    await run.wait_for(lambda: run.state(1) is JobState.RUNNING)
+    pid = run.runner.pid_of(1)
+    assert run.orchestrator.pause(1)
+    assert run.state(1) is JobState.PAUSED
+    await run.wait_for(lambda: process_state(pid) == "T", timeout=2)
+    assert run.orchestrator.resume(1)
+    await run.wait_for(lambda: process_state(pid) in ("S", "R"), timeout=2)
+    assert run.state(1) is JobState.RUNNING
+    assert await run.result() == 0
+
+
+async def test_kill_takes_down_grandchildren_and_removes_the_temp_output(workspace, tmp_path):
+    pidfile = tmp_path / "pids"
+    ws = workspace(
+        1, worker_args=["--seconds", "30", "--grandchildren", "2", "--pidfile",
+                        str(pidfile)])
+    run = await start_run(ws.plan(), max_procs=1)
+    pids: list[int] = []
+    try:
+        await run.wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+        pids = [int(p) for p in pidfile.read_text().split()]
+        assert len(pids) == 3 and all(alive(p) for p in pids)
+        spec = run.orchestrator.jobs[1].spec
+        await run.wait_for(lambda: spec.temp_output_path.exists())
+        assert run.orchestrator.kill(1)
+        assert await run.result() == 1
+        assert run.state(1) is JobState.KILLED
+        await run.wait_for(lambda: not any(alive(p) for p in pids), timeout=2)
+        assert not spec.temp_output_path.exists() and not spec.output_path.exists()
+    finally:
+        kill_quietly(pids)
+
+
+async def test_kill_reaches_a_grandchild_that_left_the_session(workspace, tmp_path):
+    pidfile = tmp_path / "pids"
+    ws = workspace(1,
+                   worker_args=[
+                       "--seconds", "30", "--grandchildren", "1", "--setsid-grandchild",
+                       "--pidfile",
+                       str(pidfile)
+                   ])
+    run = await start_run(ws.plan(), max_procs=1)
+    pids: list[int] = []
+    try:
+        await run.wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+        pids = [int(p) for p in pidfile.read_text().split()]
+        await asyncio.sleep(0.3)  # let the grandchild call setsid()
+        run.orchestrator.kill(1)
+        assert await run.result() == 1
+        await run.wait_for(lambda: not any(alive(p) for p in pids), timeout=2)
+    finally:
+        kill_quietly(pids)
+
+
+async def test_a_job_ignoring_sigterm_is_sigkilled_after_the_grace_period(workspace, tmp_path):
+    pidfile = tmp_path / "pids"
+    ws = workspace(1,
+                   worker_args=["--seconds", "30", "--ignore-term", "--pidfile",
+                                str(pidfile)],
+                   jobs={"kill_grace": 0.5})
+    run = await start_run(ws.plan(), max_procs=1)
+    await run.wait_for(pidfile.exists)  # SIGTERM is ignored from here on
+    pid = run.runner.pid_of(1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    run.orchestrator.kill(1)
+    assert await run.result(timeout=10) == 1
+    assert loop.time() - started >= 0.45
+    assert not alive(pid)
+    last = run.recorder.of(ev.JobStateChanged)[-1]
+    assert last.state is JobState.KILLED and last.signal == 9
+
+
+async def test_a_paused_job_that_is_killed_dies(workspace):
+    ws = workspace(1, worker_args=["--seconds", "30"])
+    run = await start_run(ws.plan(), max_procs=1)
+    await run.wait_for(lambda: run.state(1) is JobState.RUNNING)
+    pid = run.runner.pid_of(1)
+    run.orchestrator.pause(1)
+    await run.wait_for(lambda: process_state(pid) == "T")
+    run.orchestrator.kill(1)
+    assert await run.result(timeout=10) == 1
+    assert run.state(1) is JobState.KILLED and not alive(pid)
+
+
+async def test_output_appears_only_on_success_under_its_final_name(workspace):
+    ws = workspace(1, worker_args=["--seconds", "1.5"])
+    run = await start_run(ws.plan(), max_procs=1)
+    spec = run.orchestrator.jobs[1].spec
+    await run.wait_for(lambda: spec.temp_output_path.exists())
+    assert spec.temp_output_path.suffix == spec.output_path.suffix
+    assert not spec.output_path.exists()
+    assert await run.result() == 0
+    assert spec.output_path.exists() and not spec.temp_output_path.exists()
+
+
+async def test_failed_job_leaves_no_output_and_exit_code_is_1(workspace):
+    ws = workspace(2, worker_args=["--exit", "3"])
+    run = await start_run(ws.plan(), max_procs=2)
+    assert await run.result() == 1
+    for job in run.orchestrator.jobs.values():
+        assert job.state is JobState.FAILED and job.exit_code == 3
+        assert job.reason == "exit 3"
+        assert not job.spec.output_path.exists() and not job.spec.temp_output_path.exists()
+
+
+async def test_exit_zero_without_output_is_a_failure(workspace):
+    ws = workspace(1, worker_args=["--no-output"])
+    run = await start_run(ws.plan(), max_procs=1)
+    assert await run.result() == 1
+    assert run.orchestrator.jobs[1].reason.startswith("no output")
+
+
+async def test_existing_outputs_are_skipped_unless_overwrite(workspace):
+    ws = workspace(2)
+    ws.output_dir.mkdir()
+    (ws.output_dir / "clip01_out.bin").write_bytes(b"old")
+    run = await start_run(ws.plan(), max_procs=2)
+    assert await run.result() == 0
+    assert run.recorder.states(1) == [JobState.SKIPPED]
+    assert (ws.output_dir / "clip01_out.bin").read_bytes() == b"old"
+    run = await start_run(ws.plan(), max_procs=2, overwrite=True)
+    assert await run.result() == 0
+    assert (ws.output_dir / "clip01_out.bin").read_bytes() == ws.inputs[0].read_bytes()
+
+
+async def test_missing_inputs_are_reported_and_the_rest_runs(workspace):
+    ws = workspace(2)
+    with open(ws.root / "inputs.txt", "a", encoding="utf-8") as handle:
+        handle.write("in/nope.bin\nin\n")
+    run = await start_run(ws.plan(), max_procs=2)
+    assert await run.result() == 1
+    final = run.recorder.final()
+    assert final.counts["succeeded"] == 2 and final.counts["missing"] == 2
+    notices = " ".join(n.message for n in run.recorder.of(ev.Notice))
+    assert "nope.bin" in notices and "directory" in notices
+
+
+async def test_retries_run_a_failing_job_again(workspace):
+    ws = workspace(1, worker_args=["--exit", "1"], jobs={"retries": 2})
+    run = await start_run(ws.plan(), max_procs=1)
+    assert await run.result() == 1
+    states = run.recorder.states(1)
+    assert states.count(JobState.RUNNING) == 3
+    assert run.orchestrator.jobs[1].attempt == 3
+
+
+async def test_timeout_fails_the_job(workspace):
+    ws = workspace(1, worker_args=["--seconds", "30"], jobs={"timeout": 0.5})
+    run = await start_run(ws.plan(), max_procs=1)
+    assert await run.result(timeout=10) == 1
+    assert run.orchestrator.jobs[1].reason.startswith("timeout after 0.5s")
+
+
+async def test_halt_after_consecutive_failures_stops_launching(workspace):
+    ws = workspace(10, worker_args=["--exit", "1"], jobs={"halt_after_failures": 3})
+    run = await start_run(ws.plan(), max_procs=1)
+    assert await run.result() == 1
+    final = run.recorder.final()
+    assert final.counts["failed"] == 3 and final.counts["queued"] == 7
+    assert any("in a row" in n.message for n in run.recorder.of(ev.Notice))
+
+
+async def test_requeue_runs_a_killed_job_again(workspace):
+    ws = workspace(2, worker_args=["--seconds", "1"])
+    run = await start_run(ws.plan(), max_procs=1)
+    await run.wait_for(lambda: run.state(1) is JobState.RUNNING)
+    run.orchestrator.kill(1)
+    await run.wait_for(lambda: run.state(1) is JobState.KILLED)
+    assert run.orchestrator.requeue(1)
+    assert not run.orchestrator.requeue(2)  # queued or running: nothing to requeue
+    assert await run.result() == 0
+    assert run.recorder.states(1) == [
+        JobState.RUNNING, JobState.KILLED, JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED
+    ]
+
+
+async def test_raising_the_limit_starts_more_jobs_at_once(workspace):
+    ws = workspace(6, worker_args=["--seconds", "2"])
+    run = await start_run(ws.plan(), max_procs=1)
+    await run.wait_for(lambda: run.orchestrator.active_count() == 1)
+    run.orchestrator.set_limit(3)
+    await run.wait_for(lambda: run.orchestrator.active_count() == 3, timeout=2)
+    run.orchestrator.set_limit(1)
+    assert await run.result() == 0
+    assert [e.limit for e in run.recorder.of(ev.LimitChanged)] == [1, 3, 1]
+
+
+async def test_pause_all_stops_everything_and_resume_all_continues(workspace):
+    ws = workspace(4, worker_args=["--seconds", "1.5"])
+    run = await start_run(ws.plan(), max_procs=2)
+    await run.wait_for(lambda: run.orchestrator.active_count() == 2)
+    run.orchestrator.pause_all()
+    pids = [run.runner.pid_of(i) for i in run.runner.running()]
+    await run.wait_for(lambda: all(process_state(p) == "T" for p in pids), timeout=2)
+    await asyncio.sleep(0.3)
+    assert run.orchestrator.active_count() == 2
+    assert sum(1 for j in run.orchestrator.jobs.values() if j.state is JobState.QUEUED) == 2
+    run.orchestrator.resume_all()
+    assert await run.result() == 0
+
+
+async def test_a_command_that_cannot_be_executed_fails_cleanly(workspace, tmp_path):
+    script = tmp_path / "tool.sh"
+    script.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    script.chmod(0o755)
+    ws = workspace(2, binary=str(script), flags=["{input_file}", "{output_file}"])
+    plan = ws.plan()
+    script.chmod(stat.S_IRUSR)  # not executable any more (after validation); root too
+    assert not os.access(script, os.X_OK)
+    run = await start_run(plan, max_procs=1)
+    assert await run.result() == 1
+    job = run.orchestrator.jobs[1]
+    assert job.state is JobState.FAILED and "cannot execute" in job.reason
+
+
+async def test_samples_carry_node_pid_cpu_rss_read_and_output_progress(workspace):
+    ws = workspace(1, worker_args=["--seconds", "2", "--hold-mb", "50"], size=2 * MB)
+    run = await start_run(ws.plan(), max_procs=1)
+    assert await run.result() == 0
+    samples = run.recorder.of(ev.JobSample)
+    assert len(samples) >= 5
+    assert {s.node for s in samples} == {run.runner.node}
+    assert max(s.rss_bytes for s in samples) >= 50 * MB
+    fractions = [s.read_fraction for s in samples if s.read_fraction is not None]
+    assert fractions and fractions == sorted(fractions) and 0 < fractions[-1] <= 1
+    outputs = [s.output_bytes for s in samples]
+    assert outputs == sorted(outputs) and outputs[-1] > 0
+    system = run.recorder.of(ev.SystemSample)
+    assert system and system[-1].available_memory > 0 and system[-1].free_disk > 0

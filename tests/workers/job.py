@@ -1,0 +1,74 @@
+"""A configurable test job: the real process the integration tests schedule.
+
+    python job.py [options] INPUT OUTPUT
+
+It reads INPUT sequentially, burns CPU, holds memory, starts grandchildren and writes OUTPUT
+progressively, as asked, so tests can check what the orchestrator measures and controls."""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def main() -> int:
+    """Do what the options say, in order: hold memory, spawn, read/burn, write, exit."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("input")
+    parser.add_argument("output", nargs="?")
+    parser.add_argument("--seconds", type=float, default=0.0, help="total run time")
+    parser.add_argument("--burn", action="store_true", help="busy-loop instead of sleeping")
+    parser.add_argument("--hold-mb", type=int, default=0)
+    parser.add_argument("--grandchildren", type=int, default=0)
+    parser.add_argument("--setsid-grandchild", action="store_true")
+    parser.add_argument("--ignore-term", action="store_true")
+    parser.add_argument("--exit", type=int, default=0)
+    parser.add_argument("--no-output", action="store_true")
+    parser.add_argument("--ratio", type=float, default=1.0, help="output bytes / input bytes")
+    parser.add_argument("--pidfile", help="append this process's pid and children pids here")
+    args = parser.parse_args()
+
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    held = bytearray(args.hold_mb * 1024 * 1024)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    kids = []
+    for _ in range(args.grandchildren):
+        code = "import time; time.sleep(600)"
+        if args.setsid_grandchild:
+            code = "import os, time; os.setsid(); time.sleep(600)"
+        kids.append(subprocess.Popen([sys.executable, "-c", code]))  # pylint: disable=consider-using-with
+    if args.pidfile:
+        with open(args.pidfile, "a", encoding="utf-8") as handle:
+            handle.write(" ".join(str(p) for p in [os.getpid()] + [k.pid for k in kids]) + "\n")
+
+    size = os.path.getsize(args.input)
+    steps = 20
+    chunk = max(1, size // steps)
+    out = None
+    if args.output and not args.no_output:
+        out = open(args.output, "wb")  # pylint: disable=consider-using-with
+    with open(args.input, "rb") as source:
+        for _ in range(steps):
+            data = source.read(chunk)
+            if out is not None and data:
+                out.write(data[:int(len(data) * args.ratio)] or b"")
+                out.flush()
+            deadline = time.monotonic() + args.seconds / steps
+            while time.monotonic() < deadline:
+                if not args.burn:
+                    time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        rest = source.read()
+        if out is not None and rest:
+            out.write(rest[:int(len(rest) * args.ratio)])
+    if out is not None:
+        out.close()
+    del held
+    return args.exit
+
+
+if __name__ == "__main__":
+    sys.exit(main())
