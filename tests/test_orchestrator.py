@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
@@ -30,15 +31,19 @@ async def test_every_job_runs_once_and_outputs_are_renamed(workspace):
     assert final.counts["succeeded"] == 3 and final.exit_code == 0
 
 
-async def test_concurrency_never_exceeds_the_limit(workspace):
+async def test_concurrency_never_exceeds_the_limit_and_no_thread_per_child(workspace):
     ws = workspace(8, worker_args=["--seconds", "0.3"])
+    threads_before = threading.active_count()
     run = await start_run(ws.plan(), max_procs=3)
-    peak = 0
+    peak = threads = 0
     while not run.task.done():
         peak = max(peak, run.orchestrator.active_count())
+        threads = max(threads, threading.active_count())
         await asyncio.sleep(0.01)
     assert await run.result() == 0
     assert peak == 3
+    # Children are watched through pidfds on the loop, not a watcher thread each.
+    assert threads == threads_before
 
 
 async def test_calibration_measures_a_job_holding_200mb_and_burning_a_core(workspace):

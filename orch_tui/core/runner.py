@@ -223,15 +223,6 @@ class LocalRunner(Runner):
             self._table_time = now
         return self._last_table
 
-    def _fresh_table(self) -> dict[int, procfs.ProcStat]:
-        """The process table, rescanned unless a sweep just read it (pause-all signals many jobs
-        in a row: one scan serves them all)."""
-        now = self._loop.time()
-        if now - self._table_time > 0.2:
-            self._last_table = procfs.scan_processes()
-            self._table_time = now
-        return self._last_table
-
     def pause(self, job_id: int) -> None:
         child = self._children.get(job_id)
         if child is not None:
