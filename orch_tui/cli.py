@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import TextIO
 
 from orch_tui import __version__
-from orch_tui.core.config import load_config
 from orch_tui.core.errors import OrchError
 from orch_tui.core.events import EventBus
-from orch_tui.core.inputs import read_input_list
 from orch_tui.core.orchestrator import Orchestrator
-from orch_tui.core.plan import Plan, build_plan, shell_quote
+from orch_tui.core.plan import Plan, load_plan, shell_quote
 from orch_tui.core.runner import LocalRunner
 from orch_tui.core.textutil import printable
 from orch_tui.headless import HeadlessReporter
@@ -71,11 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
                         const="orch-tui-demo",
                         metavar="DIR",
                         help="write a demo workspace in DIR (default ./orch-tui-demo) and run it")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="TUI: skip the config screen and start at once when the config is valid")
     parser.add_argument("--version", action="version", version=f"orch-tui {__version__}")
     return parser
 
 
-def _config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+def use_tui(args: argparse.Namespace) -> bool:
+    """The TUI unless asked not to, or when stdout is not a terminal (scripts, pipes, nohup)."""
+    return not args.headless and not args.dry_run and sys.stdout.isatty() and sys.stdin.isatty()
+
+
+def _config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path | None:
     if args.config_path and args.config_flag and args.config_path != args.config_flag:
         parser.error("give the config once: either CONFIG or --config CONFIG")
     path = args.config_path or args.config_flag
@@ -91,15 +98,10 @@ def _config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> P
         print(f"demo workspace: {config.parent}", file=sys.stderr)
         return config
     if not path:
+        if use_tui(args):
+            return None  # the TUI opens its file picker
         parser.error("a config file is required: orch-tui CONFIG (or --config CONFIG)")
     return Path(path)
-
-
-def load_plan(path: Path) -> Plan:
-    """Config, input list and plan: every problem raises a located ConfigError."""
-    config = load_config(path)
-    inputs = read_input_list(config.directories.input_file_list)
-    return build_plan(config, inputs)
 
 
 def print_dry_run(plan: Plan, out: TextIO) -> None:
@@ -159,12 +161,71 @@ async def run_headless(plan: Plan,
     return code
 
 
+async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
+    """Run the Textual app on this loop with the core beside it.
+
+    SIGHUP (the SSH connection dropped) closes the app but not the run: the core keeps going on
+    this loop to the end of the queue, reporting to <output_dir>/.orch-tui/run.log. SIGTERM and
+    SIGINT from outside end the run as in headless mode."""
+    # pylint: disable-next=import-outside-toplevel
+    from orch_tui.tui.app import OrchApp
+    loop = asyncio.get_running_loop()
+    app = OrchApp(path,
+                  start_dir=Path.cwd(),
+                  yes=args.yes,
+                  max_procs=args.max_procs,
+                  overwrite=args.overwrite)
+    received: list[int] = []
+
+    def on_hangup() -> None:
+        app.exit()
+
+    def on_stop(signum: int) -> None:
+        received.append(signum)
+        if app.controller is not None:
+            app.request_quit("kill")
+        else:
+            app.exit()
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_stop, signum)
+    try:
+        result = await app.run_async()
+        task = app.run_task
+        if task is not None and not task.done() and app.bus is not None and app.plan:
+            reporter = HeadlessReporter(
+                open(  # pylint: disable=consider-using-with
+                    app.plan.state_dir / "run.log",
+                    "a",
+                    encoding="utf-8"))
+            app.bus.add_listener(reporter)
+            reporter.write("orch-tui: the terminal is gone: the run continues headless")
+            result = await task
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+    if received:
+        return 128 + received[0]
+    if result is None:
+        if app.plan is None and path is not None:
+            try:
+                load_plan(path)
+            except OrchError:
+                return EXIT_USAGE
+        return EXIT_OK
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m orch_tui`."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         path = _config_path(parser, args)
+        if use_tui(args):
+            return asyncio.run(run_tui(path, args))
+        assert path is not None
         plan = load_plan(path)
         if args.dry_run:
             print_dry_run(plan, sys.stdout)

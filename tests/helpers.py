@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orch_tui.cli import load_plan
+from orch_tui.core.plan import load_plan
 from orch_tui.core import events as ev
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
@@ -180,3 +180,9 @@ def kill_quietly(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def screen_text(app) -> str:
+    """What a Textual app's terminal shows right now, as plain text (no styles)."""
+    strips = app.screen._compositor.render_strips()  # pylint: disable=protected-access
+    return "\n".join(strip.text for strip in strips)

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from orch_tui.cli import load_plan
+from orch_tui.core.plan import load_plan
 from orch_tui.demo.workspace import write_demo_workspace
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orch_tui.core import templates
-from orch_tui.core.config import Config
+from orch_tui.core.config import Config, load_config
 from orch_tui.core.errors import ConfigError
-from orch_tui.core.inputs import InputEntry, InputList
+from orch_tui.core.inputs import InputEntry, InputList, read_input_list
 
 STATE_DIR_NAME = ".orch-tui"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -146,3 +146,10 @@ def build_plan(config: Config, inputs: InputList) -> Plan:
                     log_path=log_dir / f"{index:05d}-{safe_log_stem(entry.path.stem)}.log"))
     existing = frozenset(job.job_id for job in jobs if os.path.exists(job.output_path))
     return Plan(config=config, inputs=inputs, jobs=tuple(jobs), existing=existing)
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Config, input list and plan, as every front end loads them: each problem raises a
+    located ConfigError."""
+    config = load_config(path)
+    return build_plan(config, read_input_list(config.directories.input_file_list))

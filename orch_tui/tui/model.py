@@ -1,0 +1,235 @@
+"""The TUI's view-model: core events folded into rows and totals, with no Textual in sight.
+
+The bus listener applies every event here synchronously (a dict update, cheap at any rate);
+screens read the model from a timer and redraw only the rows marked dirty since their last look,
+so a thousand jobs sampling every second never flood the message queue.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState
+from orch_tui.core.plan import Plan, shell_quote
+from orch_tui.core.scaling import ScalingDecision
+
+#: Points kept per job for the table's sparklines.
+SPARK_POINTS = 32
+#: Samples kept per job for the detail view.
+DETAIL_POINTS = 600
+
+
+@dataclass
+class JobRow:
+    """Everything a screen shows about one job."""
+
+    job_id: int
+    name: str
+    input_size: int
+    command: str
+    log_path: Path
+    output_path: Path
+    state: JobState = JobState.QUEUED
+    attempt: int = 0
+    node: str = ""
+    pid: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    cpu: float = 0.0
+    rss: int = 0
+    progress: float | None = None
+    output_bytes: int = 0
+    cpu_hist: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=SPARK_POINTS))
+    rss_hist: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=SPARK_POINTS))
+    samples: collections.deque[ev.JobSample] = field(
+        default_factory=lambda: collections.deque(maxlen=DETAIL_POINTS))
+    version: int = 0
+
+    def elapsed(self, now: float) -> float | None:
+        """Seconds since the current attempt started (frozen once it ended)."""
+        if self.started is None:
+            return None
+        return (self.ended if self.ended is not None else now) - self.started
+
+
+FILTERS: dict[str, frozenset[JobState] | None] = {
+    "all": None,
+    "running": frozenset({JobState.RUNNING, JobState.PAUSED}),
+    "failed": frozenset({JobState.FAILED, JobState.KILLED, JobState.MISSING}),
+    "done": frozenset({JobState.SUCCEEDED, JobState.SKIPPED}),
+}
+
+
+class RunModel:
+    """Rows and run-wide figures, updated by `apply(event)`."""
+
+    def __init__(self, rows: list[JobRow], *, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.rows: dict[int, JobRow] = {row.job_id: row for row in rows}
+        self.order: list[int] = [row.job_id for row in rows]
+        self.dirty: set[int] = set()
+        self.states_version = 0
+        self.preflight: ev.PreflightDone | None = None
+        self.system: ev.SystemSample | None = None
+        self.limit = 0
+        self.limit_reason = ""
+        self.decision: ScalingDecision | None = None
+        self.calibration_job: int | None = None
+        self.calibration_window = 0.0
+        self.calibration_started: float | None = None
+        self.calibration: list[ev.CalibrationProgress] = []
+        self.calibrated: ev.CalibrationFinished | None = None
+        self.pressure: dict[str, ev.ResourcePressure] = {}
+        self.notices: collections.deque[ev.Notice] = collections.deque(maxlen=50)
+        self.finished: ev.RunFinished | None = None
+        self.first_launch: float | None = None
+        self.finished_here = 0
+        self.counts: collections.Counter[JobState] = collections.Counter(row.state for row in rows)
+
+    @classmethod
+    def from_plan(cls, plan: Plan, *, clock: Callable[[], float]) -> RunModel:
+        """One row per job of the plan, all queued."""
+        rows = [
+            JobRow(job_id=spec.job_id,
+                   name=spec.name,
+                   input_size=spec.input_size,
+                   command=shell_quote(spec.display_argv),
+                   log_path=spec.log_path,
+                   output_path=spec.output_path) for spec in plan.jobs
+        ]
+        return cls(rows, clock=clock)
+
+    # --- applying events
+
+    def apply(self, event: ev.Event) -> None:
+        """Fold one core event into the model (called for every event, on the loop)."""
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+
+    def _on_PreflightDone(self, event: ev.PreflightDone) -> None:  # pylint: disable=invalid-name
+        self.preflight = event
+
+    def _on_JobStateChanged(self, event: ev.JobStateChanged) -> None:  # pylint: disable=invalid-name
+        row = self.rows.get(event.job_id)
+        if row is None:
+            return
+        self.counts[row.state] -= 1
+        self.counts[event.state] += 1
+        if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
+            row.started, row.ended = event.time, None
+            row.cpu, row.rss, row.progress, row.output_bytes = 0.0, 0, None, 0
+            row.cpu_hist.clear()
+            row.rss_hist.clear()
+            if self.first_launch is None:
+                self.first_launch = event.time
+        if event.state.finished:
+            row.ended = event.time
+            if event.state is not JobState.SKIPPED:
+                self.finished_here += 1
+        row.state = event.state
+        row.attempt = event.attempt
+        row.node = event.node
+        row.pid = event.pid
+        row.exit_code = event.exit_code
+        row.signal = event.signal
+        row.reason = event.reason
+        self._touch(row)
+        self.states_version += 1
+
+    def _on_JobSample(self, event: ev.JobSample) -> None:  # pylint: disable=invalid-name
+        row = self.rows.get(event.job_id)
+        if row is None:
+            return
+        row.cpu, row.rss = event.cpu_cores, event.rss_bytes
+        row.progress, row.output_bytes = event.read_fraction, event.output_bytes
+        row.node, row.pid = event.node, event.pid
+        row.cpu_hist.append(event.cpu_cores)
+        row.rss_hist.append(float(event.rss_bytes))
+        row.samples.append(event)
+        self._touch(row)
+
+    def _on_SystemSample(self, event: ev.SystemSample) -> None:  # pylint: disable=invalid-name
+        self.system = event
+
+    def _on_LimitChanged(self, event: ev.LimitChanged) -> None:  # pylint: disable=invalid-name
+        self.limit, self.limit_reason = event.limit, event.reason
+        if event.decision is not None:
+            self.decision = event.decision
+
+    def _on_CalibrationStarted(self, event: ev.CalibrationStarted) -> None:  # pylint: disable=invalid-name
+        self.calibration_job = event.job_id
+        self.calibration_window = event.window
+        self.calibration_started = event.time
+        self.calibration = []
+
+    def _on_CalibrationProgress(self, event: ev.CalibrationProgress) -> None:  # pylint: disable=invalid-name
+        self.calibration.append(event)
+
+    def _on_CalibrationFinished(self, event: ev.CalibrationFinished) -> None:  # pylint: disable=invalid-name
+        self.calibrated = event
+        self.decision = event.decision
+
+    def _on_ResourcePressure(self, event: ev.ResourcePressure) -> None:  # pylint: disable=invalid-name
+        self.pressure[event.resource] = event
+
+    def _on_Notice(self, event: ev.Notice) -> None:  # pylint: disable=invalid-name
+        self.notices.append(event)
+
+    def _on_RunFinished(self, event: ev.RunFinished) -> None:  # pylint: disable=invalid-name
+        self.finished = event
+
+    def _touch(self, row: JobRow) -> None:
+        row.version += 1
+        self.dirty.add(row.job_id)
+
+    # --- reading
+
+    def take_dirty(self) -> set[int]:
+        """The ids changed since the last call (and forget them)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def visible(self, name: str) -> list[int]:
+        """Job ids passing the filter `name` (a key of FILTERS), in list order."""
+        states = FILTERS[name]
+        if states is None:
+            return list(self.order)
+        return [job_id for job_id in self.order if self.rows[job_id].state in states]
+
+    @property
+    def total(self) -> int:
+        """Inputs in the run, missing ones included."""
+        return len(self.rows) + (self.preflight.missing if self.preflight else 0)
+
+    @property
+    def done(self) -> int:
+        """Jobs in a final state, missing inputs included."""
+        finished = sum(n for state, n in self.counts.items() if state.finished)
+        return finished + (self.preflight.missing if self.preflight else 0)
+
+    @property
+    def failed(self) -> int:
+        """Jobs that failed or were killed."""
+        return self.counts[JobState.FAILED] + self.counts[JobState.KILLED]
+
+    @property
+    def running(self) -> int:
+        """Jobs holding a process (running or paused)."""
+        return self.counts[JobState.RUNNING] + self.counts[JobState.PAUSED]
+
+    def eta(self) -> float | None:
+        """Seconds until everything is done at the throughput so far (None before any finish)."""
+        if self.first_launch is None or not self.finished_here:
+            return None
+        rate = self.finished_here / max(self.clock() - self.first_launch, 1e-6)
+        return (self.total - self.done) / rate

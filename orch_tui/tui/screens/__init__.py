@@ -1,0 +1,1 @@
+"""Full-screen views of the TUI: config/preflight, calibration, run, detail and finish."""

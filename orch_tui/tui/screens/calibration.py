@@ -1,0 +1,170 @@
+"""Calibration: the one measured job, live, then the three constraints and the chosen limit."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Sparkline, Static
+
+from orch_tui.core import events as ev
+from orch_tui.core.textutil import format_bytes
+from orch_tui.tui.model import RunModel
+
+#: Seconds the result stays on screen before the run screen opens by itself.
+AUTO_CONTINUE = 4.0
+
+
+def constraints_table(model: RunModel) -> Table:
+    """CPU, memory and disk side by side: per-process figure, system figure, processes allowed."""
+    decision = model.decision
+    table = Table(expand=False, box=None, padding=(0, 2), show_edge=False)
+    table.add_column("constraint")
+    table.add_column("per process", justify="right")
+    table.add_column("system", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("allows", justify="right")
+    if decision is None:
+        return table
+    for constraint in decision.constraints:
+        if constraint.name == "cpu":
+            per, system = f"{constraint.per_process:.2f} cores", f"{constraint.system:g} cores"
+        else:
+            per = format_bytes(int(constraint.per_process))
+            system = format_bytes(int(constraint.system))
+        allowed = "-" if constraint.allowed is None else str(constraint.allowed)
+        binding = constraint.name == decision.binding
+        style = "bold reverse" if binding else ""
+        name = constraint.name + (" (binds)" if binding else "")
+        table.add_row(Text(name),
+                      Text(per),
+                      Text(system),
+                      Text(f"{constraint.fraction:.0%}"),
+                      Text(allowed),
+                      style=style)
+    return table
+
+
+class CalibrationScreen(Screen[None]):
+    """Live view of the calibration job, then its result; continues to the run screen."""
+
+    BINDINGS = [
+        Binding("enter", "continue", "Continue"),
+        Binding("plus", "limit(1)", "+1 process"),
+        Binding("minus", "limit(-1)", "-1 process"),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("q", "quit_run", "Quit"),
+    ]
+
+    def __init__(self, model: RunModel, controller) -> None:
+        super().__init__()
+        self.model = model
+        self.controller = controller
+        self._continue_at: float | None = None
+        self._ticker: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Calibrating", style="bold"), id="calibration-title", classes="title")
+        with Vertical(id="calibration-live"):
+            yield Static(id="calibration-job")
+            yield Static(id="calibration-countdown")
+            yield Static(Text("CPU (cores)"), classes="muted")
+            yield Sparkline([], id="calibration-cpu")
+            yield Static(Text("RSS"), classes="muted")
+            yield Sparkline([], id="calibration-rss")
+            yield Static(id="calibration-io")
+        yield Static(id="calibration-result")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Redraw from the model four times a second (the calibration samples every 250 ms)."""
+        self._ticker = self.set_interval(0.25, self.refresh_view)
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        """Draw the live figures, the result and the auto-continue countdown."""
+        model = self.model
+        job = model.rows.get(model.calibration_job) if model.calibration_job else None
+        if job is not None:
+            self.query_one("#calibration-job", Static).update(
+                Text.assemble("job ", (f"#{job.job_id} ", "bold"), job.name, "  ",
+                              (job.state.value, "italic")))
+        samples = model.calibration
+        if samples:
+            last = samples[-1]
+            left = max(0.0, last.window - last.elapsed)
+            self.query_one("#calibration-countdown", Static).update(
+                Text(f"stabilization window: {left:4.1f}s of {last.window:g}s left" if model.
+                     calibrated is None else "window over"))
+            self.query_one("#calibration-cpu", Sparkline).data = [s.cpu_cores for s in samples]
+            self.query_one("#calibration-rss", Sparkline).data = [s.rss_bytes for s in samples]
+            read = "-" if last.read_fraction is None else f"{last.read_fraction:.1%}"
+            self.query_one("#calibration-io", Static).update(
+                Text(f"cpu {last.cpu_cores:.2f} cores   rss {format_bytes(last.rss_bytes)}   "
+                     f"output {format_bytes(last.output_bytes)}   input read {read}"))
+        if model.calibrated is not None:
+            self._show_result()
+
+    def _show_result(self) -> None:
+        model = self.model
+        assert model.calibrated is not None
+        how = ("whole-life figures: the job ended inside the window"
+               if model.calibrated.whole_life else "measured over the stabilization window")
+        now = model.clock()
+        if self._continue_at is None:
+            self._continue_at = now + AUTO_CONTINUE
+        left = max(0.0, self._continue_at - now)
+        decision = model.calibrated.decision
+        binds = {
+            "jobs": "the number of jobs caps it",
+            "max_processes": "resources.max_processes caps it",
+            "none": "nothing binds: one job per core",
+        }.get(decision.binding, f"{decision.binding} binds")
+        limit_line = Text.assemble(("limit ", "bold"), (str(self.controller.limit), "bold"),
+                                   f"  ({binds}; {model.limit_reason})   ")
+        limit_line.append(f"continuing in {left:.0f}s: enter now, +/- to adjust", style="italic")
+        result = Table.grid()
+        result.add_row(Text(f"Result ({how})", style="bold"))
+        result.add_row(constraints_table(model))
+        result.add_row(limit_line)
+        self.query_one("#calibration-result", Static).update(result)
+        if left <= 0:
+            self.action_continue()
+
+    def on_core(self, event: ev.Event) -> None:
+        """Calibration restarted on another job (the first one failed): start over."""
+        if isinstance(event, ev.CalibrationStarted):
+            self._continue_at = None
+        self.refresh_view()
+
+    def action_continue(self) -> None:
+        """Open the run screen (only once the result is known)."""
+        if self.model.calibrated is None:
+            return
+        if self._ticker is not None:
+            self._ticker.stop()
+        self.app.show_run()  # type: ignore[attr-defined]
+
+    def action_limit(self, delta: int) -> None:
+        """Adjust the limit before the run takes off (the operator's value then sticks)."""
+        if self.model.calibrated is None:
+            return
+        self.controller.set_limit(max(1, self.controller.limit + delta))
+        self._continue_at = self.model.clock() + AUTO_CONTINUE
+        self.refresh_view()
+
+    def action_help(self) -> None:
+        """The key reference."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.help import HelpScreen
+        self.app.push_screen(HelpScreen())
+
+    def action_quit_run(self) -> None:
+        """The same quit dialog as the run screen."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.modals import QuitModal
+        self.app.push_screen(QuitModal(), self.app.request_quit)  # type: ignore[attr-defined]

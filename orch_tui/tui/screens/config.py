@@ -1,0 +1,374 @@
+"""The first screen: pick a config, see why it is wrong or what a run would do, then start.
+
+Everything the operator might regret is shown before a single job starts: which binary runs,
+which inputs are missing or listed twice, where outputs go and how much room is left there,
+the exact command of the first job, and how many jobs a resume would skip. Every path and
+message is untrusted text and is rendered as `rich.text.Text`, never as markup.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult, SuspendNotSupported
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DirectoryTree, Footer, Input, Static, TextArea
+
+from orch_tui.core.plan import load_plan
+from orch_tui.core.errors import ConfigError
+from orch_tui.core.plan import Plan, shell_quote
+from orch_tui.core.textutil import format_bytes, printable
+
+#: Problem lines (missing inputs, duplicates) listed before "and N more".
+MAX_LISTED = 10
+YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+
+
+class YamlTree(DirectoryTree):  # pylint: disable=too-many-ancestors
+    """A DirectoryTree showing only folders and YAML files, with ASCII icons for any terminal."""
+
+    ICON_NODE = "+ "
+    ICON_NODE_EXPANDED = "- "
+    ICON_FILE = "  "
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        """Hide dot-entries and anything that cannot be a config file."""
+        return [
+            path for path in paths if not path.name.startswith(".") and (
+                _is_dir(path) or path.suffix.lower() in YAML_SUFFIXES)
+        ]
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _show(path: Path | str) -> str:
+    """A path as one printable line (a newline in a name must not forge a line)."""
+    return printable(str(path))
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest folder that exists, where a not-yet-created output folder would live."""
+    current = path
+    while not os.path.exists(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def _row(label: str, *parts: str | tuple[str, str]) -> tuple[str, Text]:
+    """One summary row: a label and literal text parts (never markup)."""
+    return label, Text.assemble(*parts)
+
+
+def editor_command() -> list[str]:
+    """$EDITOR, else $VISUAL, else vi, split like a shell would (so "code -w" works).
+
+    Raises ValueError when the variable has unbalanced quotes."""
+    for value in (os.environ.get("EDITOR"), os.environ.get("VISUAL")):
+        argv = shlex.split(value) if value else []
+        if argv:
+            return argv
+    return ["vi"]
+
+
+def summary_rows(plan: Plan) -> list[tuple[str, Text]]:
+    """The preflight summary of a valid plan as (label, literal Text) rows."""
+    config = plan.config
+    inputs = plan.inputs
+    rows: list[tuple[str, Text]] = []
+    binary = config.binary.path
+    runnable = os.path.isfile(binary) and os.access(binary, os.X_OK)
+    state = ("found, executable", "green") if runnable else ("NOT executable any more", "red")
+    declared = ("" if config.binary.declared == str(binary) else
+                f"  (as written: {_show(config.binary.declared)})")
+    rows.append(_row("Binary", _show(binary), "  ", state, declared))
+
+    problems = inputs.problems
+    counts: list[str | tuple[str, str]] = [(f"{len(inputs.valid)} valid", "green")]
+    counts.append(", ")
+    counts.append((f"{len(problems)} missing or unusable", "red" if problems else ""))
+    counts.append(", ")
+    counts.append((f"{len(inputs.duplicates)} duplicated", "yellow" if inputs.duplicates else ""))
+    rows.append(_row("Inputs", *counts))
+    rows.append(_row("", ("list ", "dim"), _show(inputs.path)))
+    notes = [(entry.line, entry.problem or "", entry.path) for entry in problems]
+    notes += [(dup.line, f"duplicate of line {dup.first_line}", dup.path)
+              for dup in inputs.duplicates]
+    notes.sort(key=lambda note: note[0])
+    for line, what, path in notes[:MAX_LISTED]:
+        rows.append(_row("", (f"line {line}: ", "dim"), (what, "yellow"), " ", _show(path)))
+    if len(notes) > MAX_LISTED:
+        rows.append(_row("", (f"and {len(notes) - MAX_LISTED} more", "dim")))
+    rows.append(_row("Size", format_bytes(inputs.total_size), " in total"))
+
+    output_dir = config.directories.output_dir
+    exists = os.path.isdir(output_dir)
+    where = _existing_ancestor(output_dir)
+    try:
+        free: str | tuple[str, str] = f"{format_bytes(shutil.disk_usage(where).free)} free"
+    except OSError as exc:
+        free = (f"free space unknown ({exc.strerror})", "yellow")
+    rows.append(
+        _row("Output", _show(output_dir), "  ", ("exists" if exists else "will be created", "dim"),
+             ", ", free))
+
+    skip = len(plan.existing)
+    if skip:
+        rows.append(
+            _row("Resume", (f"{skip} of {len(plan.jobs)} jobs", "yellow"),
+                 " already have their output and will be skipped; use --overwrite to redo them"))
+    else:
+        rows.append(_row("Resume", "no job has an output yet; all will run"))
+
+    if plan.jobs:
+        first = plan.jobs[0]
+        rows.append(_row("Command", (f"job 1 of {len(plan.jobs)}, exactly as it will run:", "dim")))
+        rows.append(_row("", (_show(shell_quote(first.display_argv)), "bold")))
+    else:
+        rows.append(_row("Command", ("no valid input: nothing would run", "red")))
+    return rows
+
+
+def summarize(plan: Plan) -> Table:
+    """The summary as a two-column grid, so wrapped values keep their indentation."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, text in summary_rows(plan):
+        grid.add_row(Text(label), text)
+    return grid
+
+
+class ConfigScreen(Screen):
+    """Choose and validate a config; Enter posts `ConfigScreen.Start` with the Plan."""
+
+    CSS_PATH = "config.tcss"
+    BINDINGS = [
+        Binding("enter", "start", "Start"),
+        Binding("e", "edit", "Edit"),
+        Binding("r", "reload", "Revalidate"),
+        Binding("escape", "back", "Back"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    class Start(Message):
+        """The operator accepted the preflight summary: run this plan."""
+
+        def __init__(self, plan: Plan) -> None:
+            super().__init__()
+            self.plan = plan
+
+    def __init__(self, path: Path | None, *, start_dir: Path) -> None:
+        super().__init__()
+        self.path: Path | None = Path(os.path.abspath(path)) if path is not None else None
+        self.start_dir = Path(start_dir)
+        self.plan: Plan | None = None
+        self.error: ConfigError | None = None
+        self._picker = path is None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="config-status")
+        with ContentSwitcher(id="config-views", initial="picker" if self._picker else None):
+            if self._picker:
+                with Vertical(id="picker"):
+                    yield Static("Pick a config (.yaml/.yml) in the tree, or type its path below.",
+                                 id="picker-hint")
+                    yield YamlTree(self.start_dir, id="picker-tree")
+                    yield Input(placeholder="path/to/config.yaml, then Enter", id="picker-input")
+            with Vertical(id="error-view"):
+                yield TextArea("",
+                               read_only=True,
+                               show_line_numbers=True,
+                               soft_wrap=True,
+                               language=None,
+                               id="config-yaml")
+                yield Static(id="error-message")
+            with VerticalScroll(id="summary-view"):
+                yield Static(id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Load the given config at once, or wait in the picker."""
+        self.query_one("#config-yaml", TextArea).cursor_blink = False
+        if self._picker:
+            self._picker_status()
+            self.query_one("#picker-tree", YamlTree).focus()
+        else:
+            self.revalidate()
+
+    # --- loading -------------------------------------------------------------------------
+
+    def load(self, path: Path) -> None:
+        """Switch to `path` (from the picker or the lead app) and validate it."""
+        self.path = Path(os.path.abspath(path))
+        self.revalidate()
+
+    def revalidate(self) -> None:
+        """Load the config again and show either its error or the preflight summary."""
+        if self.path is None:
+            return
+        try:
+            self.plan = load_plan(self.path)
+        except ConfigError as exc:
+            self.plan = None
+            self.error = exc
+            self._show_error(exc)
+        else:
+            self.error = None
+            self._show_summary(self.plan)
+        self.refresh_bindings()
+
+    def _picker_status(self) -> None:
+        root = self.query_one("#picker-tree", YamlTree).path
+        self._set_status(Text.assemble(("Choose a config", "bold"), "  in ", _show(root)))
+
+    def _set_status(self, text: Text) -> None:
+        self.query_one("#config-status", Static).update(text)
+
+    def _show_error(self, error: ConfigError) -> None:
+        assert self.path is not None
+        self._set_status(
+            Text.assemble(("Config error", "bold red"), "  ", _show(self.path), "  ",
+                          ("e edit, r revalidate", "dim")))
+        self.query_one("#error-message", Static).update(Text(_show(str(error))))
+        area = self.query_one("#config-yaml", TextArea)
+        try:
+            yaml_text: str | None = self.path.read_text(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            yaml_text = None
+        area.display = yaml_text is not None
+        self.query_one("#config-views", ContentSwitcher).current = "error-view"
+        if yaml_text is None:
+            self.set_focus(None)  # nothing to scroll; keys go straight to the screen
+            return
+        area.load_text(yaml_text)
+        same_file = error.path is not None and os.path.abspath(error.path) == str(self.path)
+        if same_file and error.line is not None:
+            row = min(error.line, area.document.line_count) - 1
+            area.select_line(max(row, 0))
+            self.call_after_refresh(area.scroll_cursor_visible, center=True)
+        area.focus()
+
+    def _show_summary(self, plan: Plan) -> None:
+        assert self.path is not None
+        runnable = len(plan.jobs) - len(plan.existing)
+        self._set_status(
+            Text.assemble(("Ready", "bold green"), "  ", _show(self.path), "  ",
+                          (f"{runnable} to run, {len(plan.existing)} to skip", "dim")))
+        self.query_one("#summary", Static).update(summarize(plan))
+        self.query_one("#config-views", ContentSwitcher).current = "summary-view"
+        view = self.query_one("#summary-view", VerticalScroll)
+        view.scroll_home(animate=False)
+        view.focus()
+
+    # --- picker events ---------------------------------------------------------------------
+
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        """A YAML file chosen in the tree: validate it."""
+        event.stop()
+        self.load(event.path)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """A typed path: a folder re-roots the tree, anything else is loaded as a config."""
+        event.stop()
+        raw = event.value.strip()
+        if not raw:
+            return
+        path = Path(os.path.expanduser(raw))
+        if not path.is_absolute():
+            path = self.start_dir / path
+        if _is_dir(path):
+            tree = self.query_one("#picker-tree", YamlTree)
+            tree.path = path
+            tree.focus()
+            self._picker_status()
+            return
+        self.load(path)
+
+    # --- actions -------------------------------------------------------------------------
+
+    def _in_picker(self) -> bool:
+        return self._picker and self.query_one("#config-views", ContentSwitcher).current == "picker"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Start only a valid plan; edit/back only when they mean something."""
+        if not self.is_mounted:
+            return True
+        if action == "start":
+            return None if self.plan is None or self._in_picker() else True
+        if action == "edit":
+            return self.path is not None and not self._in_picker()
+        if action == "back":
+            return self._picker and not self._in_picker()
+        return True
+
+    def action_start(self) -> None:
+        """Hand the validated plan to the app, which owns what happens next."""
+        if self.plan is not None and not self._in_picker():
+            self.post_message(self.Start(self.plan))
+
+    def action_edit(self) -> None:
+        """Open the config in the operator's editor, then validate what they saved."""
+        if self.path is None or self._in_picker():
+            return
+        try:
+            argv = editor_command() + [str(self.path)]
+        except ValueError as exc:
+            self.notify(f"cannot parse $EDITOR: {exc}", severity="error")
+            return
+        try:
+            with self.app.suspend():
+                problem = self._run_editor(argv)
+        except SuspendNotSupported:
+            # Headless or web: no terminal to hand over; a GUI editor or script still works.
+            problem = self._run_editor(argv)
+        if problem:
+            self.notify(problem, severity="error", markup=False)
+        self.revalidate()
+
+    def _run_editor(self, argv: list[str]) -> str | None:
+        """Run the editor; never raise (inside App.suspend an exception would leave the
+        terminal suspended)."""
+        try:
+            code = subprocess.run(argv, check=False).returncode
+        except OSError as exc:
+            return f"cannot start editor {_show(argv[0])}: {exc.strerror or exc}"
+        if code != 0:
+            return f"editor {_show(argv[0])} exited with status {code}"
+        return None
+
+    def action_reload(self) -> None:
+        """Revalidate the config (or rescan the folder tree while picking)."""
+        if self._in_picker():
+            self.query_one("#picker-tree", YamlTree).reload()
+            return
+        self.revalidate()
+
+    def action_back(self) -> None:
+        """Back to the picker to choose another config."""
+        if not self._picker or self._in_picker():
+            return
+        self.plan = None
+        self.error = None
+        self.query_one("#config-views", ContentSwitcher).current = "picker"
+        self._picker_status()
+        self.query_one("#picker-tree", YamlTree).focus()
+        self.refresh_bindings()
+
+    def action_quit(self) -> None:
+        """Leave without running anything."""
+        self.app.exit()

@@ -1,0 +1,133 @@
+"""One job up close: its exact command, how it ended, a live tail of its log, its samples."""
+
+from __future__ import annotations
+
+import os
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Log, Sparkline, Static
+
+from orch_tui.core.textutil import format_bytes, format_duration, printable
+from orch_tui.tui.model import RunModel
+
+#: The log tail reads at most this much per tick, so a chatty job cannot stall the UI.
+TAIL_CHUNK = 256 * 1024
+#: Bytes read from the end of an existing log when the view opens.
+TAIL_START = 64 * 1024
+
+
+class DetailScreen(Screen[None]):
+    """The detail of one job; its log is shown as plain text, never markup."""
+
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("space", "toggle_pause", "Pause/resume"),
+        Binding("k", "kill", "Kill"),
+        Binding("r", "requeue", "Requeue"),
+    ]
+
+    def __init__(self, model: RunModel, controller, job_id: int) -> None:
+        super().__init__()
+        self.model = model
+        self.controller = controller
+        self.job_id = job_id
+        self._offset = 0
+        self._partial = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-info")
+        with Vertical(id="detail-sparks"):
+            yield Static(Text("CPU (cores) and RSS over time"), classes="muted")
+            yield Sparkline([], id="detail-cpu")
+            yield Sparkline([], id="detail-rss")
+        yield Log(id="detail-log", max_lines=5000, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start the tail where the last TAIL_START bytes begin, then follow."""
+        path = self.model.rows[self.job_id].log_path
+        try:
+            self._offset = max(0, os.path.getsize(path) - TAIL_START)
+        except OSError:
+            self._offset = 0
+        self.set_interval(0.5, self.refresh_view)
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        """Redraw the figures and append what the log gained."""
+        row = self.model.rows[self.job_id]
+        elapsed = row.elapsed(self.model.clock())
+        info = Text()
+        info.append(f"#{row.job_id} ", style="bold")
+        info.append(row.name)
+        info.append(f"   {row.state.value}", style="bold")
+        if row.reason:
+            info.append(f" ({row.reason})")
+        info.append("\ncommand: ", style="bold")
+        info.append(printable(row.command))
+        ended = "-" if row.exit_code is None else str(row.exit_code)
+        if row.signal is not None:
+            ended = f"signal {row.signal}"
+        info.append("\nexit: ", style="bold")
+        info.append(f"{ended}   attempt {row.attempt}   node {row.node or '-'}   "
+                    f"pid {row.pid or '-'}   elapsed "
+                    f"{format_duration(elapsed) if elapsed is not None else '-'}")
+        info.append("\ncpu ", style="bold")
+        info.append(f"{row.cpu:.2f} cores   ")
+        info.append("rss ", style="bold")
+        info.append(f"{format_bytes(row.rss)}   ")
+        info.append("output ", style="bold")
+        info.append(f"{format_bytes(row.output_bytes)}   ")
+        info.append("read ", style="bold")
+        info.append("-" if row.progress is None else f"{row.progress:.1%}")
+        info.append("\nlog: ", style="bold")
+        info.append(str(row.log_path))
+        self.query_one("#detail-info", Static).update(info)
+        self.query_one("#detail-cpu", Sparkline).data = [s.cpu_cores for s in row.samples]
+        self.query_one("#detail-rss", Sparkline).data = [s.rss_bytes for s in row.samples]
+        self._tail(row.log_path)
+
+    def _tail(self, path) -> None:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read(TAIL_CHUNK)
+        except OSError:
+            return
+        if not data:
+            return
+        self._offset += len(data)
+        text = self._partial + data.decode("utf-8", errors="replace").replace("\r", "\n")
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        if lines:
+            self.query_one(Log).write_lines(printable(line) for line in lines)
+
+    def action_toggle_pause(self) -> None:
+        """Pause or resume this job."""
+        row = self.model.rows[self.job_id]
+        if row.state.value == "paused":
+            self.controller.resume(self.job_id)
+        else:
+            self.controller.pause(self.job_id)
+
+    def action_kill(self) -> None:
+        """Ask, then kill this job."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.modals import ConfirmKill
+        row = self.model.rows[self.job_id]
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.controller.kill(self.job_id)
+
+        self.app.push_screen(ConfirmKill(self.job_id, row.name), confirmed)
+
+    def action_requeue(self) -> None:
+        """Run this job again (failed or killed only)."""
+        if not self.controller.requeue(self.job_id):
+            self.notify("only failed or killed jobs can be requeued", severity="warning")

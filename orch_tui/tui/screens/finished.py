@@ -1,0 +1,98 @@
+"""The end of the run: counts, wall time, throughput, every failure with its log."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from orch_tui.core.events import JobState
+from orch_tui.core.textutil import format_duration
+from orch_tui.tui.model import RunModel
+
+BAD = (JobState.FAILED, JobState.KILLED)
+
+
+class FinishedScreen(Screen[None]):
+    """Summary; enter on a failure opens its detail; q exits with the run's exit code."""
+
+    BINDINGS = [
+        Binding("enter", "detail", "Detail"),
+        Binding("q", "quit_app", "Quit"),
+    ]
+
+    def __init__(self, model: RunModel, controller) -> None:
+        super().__init__()
+        self.model = model
+        self.controller = controller
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._summary(), id="finished-summary")
+        options = []
+        for job_id in self.model.order:
+            row = self.model.rows[job_id]
+            if row.state in BAD:
+                label = Text.assemble((f"#{row.job_id} ", "bold"), row.name, "  ",
+                                      (row.state.value, "red"), f"  {row.reason}  ",
+                                      (str(row.log_path), "dim"))
+                options.append(Option(label, id=str(job_id)))
+        if options:
+            yield OptionList(*options, id="failures")
+        else:
+            yield Static(Text("No failures.", style="green"), id="failures")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Focus the failure list so enter opens the highlighted one."""
+        for widget in self.query(OptionList):
+            widget.focus()
+
+    def _summary(self) -> Text:
+        model = self.model
+        finished = model.finished
+        counts = finished.counts if finished else {}
+        wall = finished.wall_seconds if finished else 0.0
+        done = counts.get("succeeded", 0)
+        text = Text()
+        head = "Interrupted" if finished and finished.interrupted else "Finished"
+        text.append(f"{head}: exit code {finished.exit_code if finished else '-'}\n", style="bold")
+        for name, style in (("succeeded", "green"), ("failed", "red"), ("killed", "red"),
+                            ("skipped", ""), ("missing", "magenta"), ("queued", "")):
+            value = counts.get(name, 0)
+            if value or name not in ("queued", ):
+                text.append(f"{name} ", style=style)
+                text.append(f"{value}   ", style="bold")
+        rate = done / wall * 60 if wall > 0 else 0.0
+        text.append(f"\nwall time {format_duration(wall)}   throughput {rate:.1f} jobs/min\n")
+        first = next(iter(model.rows.values()), None)
+        if first is not None:
+            state_dir = first.log_path.parent.parent
+            text.append("logs: ", style="bold")
+            text.append(str(first.log_path.parent) + "\n")
+            text.append("state: ", style="bold")
+            text.append(str(state_dir))
+        return text
+
+    def action_detail(self) -> None:
+        """Open the highlighted failure's detail."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.detail import DetailScreen
+        for widget in self.query(OptionList):
+            index = widget.highlighted
+            if index is not None:
+                option = widget.get_option_at_index(index)
+                if option.id is not None:
+                    self.app.push_screen(DetailScreen(self.model, self.controller, int(option.id)))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """Enter on the list itself also opens the detail."""
+        event.stop()
+        self.action_detail()
+
+    def action_quit_app(self) -> None:
+        """Leave with the run's exit code."""
+        code = self.model.finished.exit_code if self.model.finished else 0
+        self.app.exit(code, return_code=code)

@@ -1,0 +1,41 @@
+"""`?`: every key of the run screen, in one place."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = [
+    ("space", "pause / resume the selected job (SIGSTOP / SIGCONT to its tree)"),
+    ("k", "kill the selected job (asks first; SIGTERM, SIGKILL after the grace period)"),
+    ("r", "requeue a failed or killed job"),
+    ("P", "pause / resume everything (no launches, all running jobs stopped)"),
+    ("+ / -", "raise / lower the process limit"),
+    ("enter", "job detail: command, exit code, live log, samples"),
+    ("f", "cycle the filter: all, running, failed, done"),
+    ("up/down, pgup/pgdn, home/end", "move in the table"),
+    ("q, ctrl+c", "quit: wait for running jobs, kill them, or cancel"),
+    ("?", "this help"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    """The key reference."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        for key, what in KEYS:
+            table.add_row(Text(key), Text(what))
+        with Vertical(classes="dialog"):
+            yield Static(Text("Keys", style="bold"))
+            yield Static(table, id="help-text")
+            yield Static(Text("escape closes", style="italic"))

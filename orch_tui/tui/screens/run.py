@@ -1,0 +1,173 @@
+"""The run: overall progress, resource gauges and the job table, with per-job control keys."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState
+from orch_tui.tui.model import RunModel
+from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge
+from orch_tui.tui.widgets.job_table import JobTable
+
+#: How often samples are applied to the screen (coalesced, inside batch_update).
+REFRESH = 0.5
+
+
+class RunScreen(Screen[None]):
+    """The screen an operator lives in while the jobs run."""
+
+    BINDINGS = [
+        Binding("space", "toggle_pause", "Pause/resume"),
+        Binding("k", "kill", "Kill"),
+        Binding("r", "requeue", "Requeue"),
+        Binding("P", "toggle_pause_all", "Pause all"),
+        Binding("plus", "limit(1)", "+1"),
+        Binding("minus", "limit(-1)", "-1"),
+        Binding("enter", "detail", "Detail"),
+        Binding("f", "filter", "Filter"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_run", "Quit"),
+        Binding("ctrl+c", "quit_run", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, model: RunModel, controller) -> None:
+        super().__init__()
+        self.model = model
+        self.controller = controller
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="run-header"):
+            yield ProgressLine(self.model, id="progress")
+            with Horizontal(id="gauges"):
+                yield ResourceGauge(self.model, "cpu", id="gauge-cpu")
+                yield ResourceGauge(self.model, "memory", id="gauge-memory")
+                yield ResourceGauge(self.model, "disk", id="gauge-disk")
+        yield JobTable(self.model, id="jobs")
+        yield Static(id="notice")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Focus the table (so single-letter keys reach the screen) and start the redraw timer."""
+        self.query_one(JobTable).focus()
+        self.set_interval(REFRESH, self.refresh_view)
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        """Apply everything that changed since the last tick in one batch."""
+        with self.app.batch_update():
+            self.query_one(JobTable).refresh_from_model()
+            self.query_one(ProgressLine).refresh_from_model()
+            for gauge in self.query(ResourceGauge):
+                gauge.refresh_from_model()
+            self._show_notice()
+
+    def _show_notice(self) -> None:
+        model = self.model
+        text = Text()
+        if self.controller.paused_all:
+            text.append("PAUSED: no launches, all jobs stopped (P resumes)  ", style="bold")
+        for pressure in model.pressure.values():
+            if pressure.level != "ok":
+                text.append(pressure.message + "  ")
+        if not text and model.notices:
+            text.append(model.notices[-1].message)
+        self.query_one("#notice", Static).update(text)
+
+    def on_core(self, event: ev.Event) -> None:
+        """Discrete events redraw at once (limit changes, pressure, notices)."""
+        del event
+        self.refresh_view()
+
+    # --- actions
+
+    def _selected(self) -> int | None:
+        return self.query_one(JobTable).selected_job_id
+
+    def action_toggle_pause(self) -> None:
+        """Pause the selected running job, or resume it if paused."""
+        job_id = self._selected()
+        if job_id is None:
+            return
+        state = self.model.rows[job_id].state
+        if state is JobState.PAUSED:
+            self.controller.resume(job_id)
+        elif state is JobState.RUNNING:
+            self.controller.pause(job_id)
+        else:
+            self.notify(f"job #{job_id} is {state.value}: nothing to pause", severity="warning")
+        self.refresh_view()
+
+    def action_kill(self) -> None:
+        """Ask, then kill the selected job (a queued one is taken off the queue)."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.modals import ConfirmKill
+        job_id = self._selected()
+        if job_id is None:
+            return
+        row = self.model.rows[job_id]
+        if row.state.finished:
+            self.notify(f"job #{job_id} is already {row.state.value}", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.controller.kill(job_id)
+                self.refresh_view()
+
+        self.app.push_screen(ConfirmKill(job_id, row.name), confirmed)
+
+    def action_requeue(self) -> None:
+        """Run a failed or killed job again."""
+        job_id = self._selected()
+        if job_id is None:
+            return
+        if not self.controller.requeue(job_id):
+            state = self.model.rows[job_id].state.value
+            self.notify(f"only failed or killed jobs can be requeued (#{job_id} is {state})",
+                        severity="warning")
+        self.refresh_view()
+
+    def action_toggle_pause_all(self) -> None:
+        """Pause everything (no launches, all running jobs stopped), or resume it all."""
+        if self.controller.paused_all:
+            self.controller.resume_all()
+        else:
+            self.controller.pause_all()
+        self.refresh_view()
+
+    def action_limit(self, delta: int) -> None:
+        """Raise or lower the process limit; lowering never kills a job."""
+        self.controller.set_limit(max(1, self.controller.limit + delta))
+        self.refresh_view()
+
+    def action_detail(self) -> None:
+        """Open the selected job's detail."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.detail import DetailScreen
+        job_id = self._selected()
+        if job_id is not None:
+            self.app.push_screen(DetailScreen(self.model, self.controller, job_id))
+
+    def action_filter(self) -> None:
+        """Cycle the table's state filter: all, running, failed, done."""
+        table = self.query_one(JobTable)
+        table.cycle_filter()
+        self.notify(f"filter: {table.filter}", timeout=2)
+
+    def action_help(self) -> None:
+        """Every key and what it does."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.help import HelpScreen
+        self.app.push_screen(HelpScreen())
+
+    def action_quit_run(self) -> None:
+        """Wait for running jobs, kill them, or cancel."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.modals import QuitModal
+        self.app.push_screen(QuitModal(), self.app.request_quit)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Widgets of the orch-tui terminal UI (the job table and the run gauges)."""

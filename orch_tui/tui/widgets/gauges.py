@@ -1,0 +1,213 @@
+"""One-line gauges over a RunModel: overall progress and the machine's CPU, memory and disk.
+
+They read only the model (time comes from `model.clock`), so a snapshot test is deterministic;
+the screen calls `refresh_from_model()` from the same timer that drives the job table.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from orch_tui.core.textutil import format_bytes, format_duration
+from orch_tui.tui.model import RunModel
+
+FULL, PROJECTED, EMPTY, RESERVE = "█", "▒", "░", "|"
+#: Below this many cells a bar says nothing; labels shorten first.
+MIN_BAR = 8
+
+
+def draw_bar(width: int, filled: float, projected: float = 0.0, marker: float | None = None) -> str:
+    """`width` cells: `filled` (a fraction) in full blocks, then `projected` in a lighter shade,
+    the rest empty; `marker` (a fraction) puts a '|' where the reserve line is."""
+    if width <= 0:
+        return ""
+    full = round(min(max(filled, 0.0), 1.0) * width)
+    extra = round(min(max(filled + projected, 0.0), 1.0) * width) - full
+    cells = [FULL] * full + [PROJECTED] * max(0, extra)
+    cells += [EMPTY] * (width - len(cells))
+    if marker is not None:
+        cells[min(width - 1, max(0, int(min(max(marker, 0.0), 1.0) * width)))] = RESERVE
+    return "".join(cells)
+
+
+def _fit_variants(width: int, label: str, variants: list[str]) -> tuple[str, int]:
+    """The longest detail text that leaves MIN_BAR cells for the bar, and the bar width."""
+    for detail in variants:
+        bar_cells = width - len(label) - len(detail) - 2
+        if bar_cells >= MIN_BAR:
+            return detail, bar_cells
+    detail = variants[-1]
+    return detail, max(3, width - len(label) - len(detail) - 2)
+
+
+class ProgressLine(Widget):
+    """Done/total bar, failures, running jobs, ETA and the process limit with what binds it."""
+
+    DEFAULT_CSS = """
+    ProgressLine {
+        height: 1;
+        & > .progress-line--bar { color: $success; }
+        & > .progress-line--failed { color: $error; text-style: bold; }
+    }
+    """
+
+    COMPONENT_CLASSES = {"progress-line--bar", "progress-line--failed"}
+
+    def __init__(
+            self,
+            model: RunModel,
+            *,
+            id: str | None = None,  # pylint: disable=redefined-builtin
+            classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.model = model
+
+    def refresh_from_model(self) -> None:
+        """Redraw from the model's current figures."""
+        self.refresh()
+
+    def _why(self) -> tuple[str, str]:
+        """(long, short) explanation of the limit: what binds it and who set it."""
+        model = self.model
+        binding = model.decision.binding if model.decision is not None else ""
+        reason = model.limit_reason
+        if binding and reason:
+            return f" ({binding} binds; {reason})", f" ({binding})"
+        if binding or reason:
+            return f" ({binding or reason})", f" ({binding})" if binding else ""
+        return "", ""
+
+    def texts(self, width: int) -> tuple[Text, Text]:
+        """(bar, figures) for `width` cells; split so tests can read the figures alone."""
+        model = self.model
+        done, total = model.done, model.total
+        fraction = done / total if total else 0.0
+        eta = model.eta()
+        eta_text = format_duration(eta) if eta is not None else "--"
+        long_why, short_why = self._why()
+        variants = [
+            (f" {done}/{total} {fraction:.0%}", f"  failed {model.failed}",
+             f"  running {model.running}", f"  ETA {eta_text}", f"  limit {model.limit}{long_why}"),
+            (f" {done}/{total} {fraction:.0%}", f"  failed {model.failed}",
+             f"  running {model.running}", f"  ETA {eta_text}",
+             f"  limit {model.limit}{short_why}"),
+            (f" {done}/{total}", f" fail {model.failed}", f" run {model.running}",
+             f" eta {eta_text}", f" lim {model.limit}{short_why}"),
+            (f" {done}/{total}", f" F{model.failed}", f" R{model.running}", f" {eta_text}",
+             f" L{model.limit}"),
+        ]
+        joined = ["".join(parts) for parts in variants]
+        chosen, bar_width = _fit_variants(width, "", joined)
+        parts = variants[joined.index(chosen)]
+        failed_style = self.get_component_rich_style("progress-line--failed",
+                                                     partial=True) if model.failed else ""
+        figures = Text.assemble(parts[0], (parts[1], failed_style), *parts[2:])
+        bar_text = Text(draw_bar(bar_width + 1, fraction),
+                        style=self.get_component_rich_style("progress-line--bar", partial=True))
+        return bar_text, figures
+
+    def render(self) -> Text:
+        bar_text, figures = self.texts(self.size.width or 80)
+        line = Text.assemble(bar_text, figures)
+        line.truncate(max(1, self.size.width or 80))
+        return line
+
+
+class ResourceGauge(Widget):
+    """One machine resource as a bar with its reserve line: "cpu", "memory" or "disk".
+
+    The disk gauge also draws the space the remaining outputs are projected to take, and gets
+    the `-danger` class (error colour, and "LOW" in the text for colourless terminals) when
+    free space minus that projection falls under the reserve; memory does when available memory
+    is under its reserve.
+    """
+
+    KINDS = ("cpu", "memory", "disk")
+    LABELS = {"cpu": "CPU ", "memory": "MEM ", "disk": "DISK "}
+
+    DEFAULT_CSS = """
+    ResourceGauge {
+        height: 1;
+        &.-danger { color: $error; text-style: bold; }
+    }
+    """
+
+    def __init__(
+            self,
+            model: RunModel,
+            kind: str,
+            *,
+            id: str | None = None,  # pylint: disable=redefined-builtin
+            classes: str | None = None) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown gauge kind {kind!r}; expected one of {self.KINDS}")
+        super().__init__(id=id, classes=classes)
+        self.model = model
+        self.kind = kind
+
+    @property
+    def danger(self) -> bool:
+        """True when the resource is past its reserve (or projected to be, for disk)."""
+        sample = self.model.system
+        if sample is None:
+            return False
+        if self.kind == "memory":
+            return sample.available_memory < sample.memory_reserve
+        if self.kind == "disk":
+            return sample.free_disk - sample.projected_disk_use < sample.disk_reserve
+        return False
+
+    def on_mount(self) -> None:
+        """A gauge mounted after the first sample shows its danger state at once."""
+        self.set_class(self.danger, "-danger")
+
+    def refresh_from_model(self) -> None:
+        """Redraw from the latest SystemSample and set `-danger` accordingly."""
+        self.set_class(self.danger, "-danger")
+        self.refresh()
+
+    def text(self, width: int) -> Text:
+        """The gauge for `width` cells (plain text: colour comes from the widget's classes)."""
+        label = self.LABELS[self.kind]
+        sample = self.model.system
+        if sample is None:
+            return Text(label + "n/a")
+        warn = " LOW" if self.danger else ""
+        if self.kind == "cpu":
+            fraction = sample.cpu_percent / 100
+            detail, bar_cells = _fit_variants(width, label, [
+                f"{sample.cpu_percent:.0f}% of {sample.logical_cores} cores",
+                f"{sample.cpu_percent:.0f}%"
+            ])
+            return Text.assemble(label, draw_bar(bar_cells, fraction), " ", detail)
+        if self.kind == "memory":
+            total = max(sample.total_memory, 1)
+            used = (total - sample.available_memory) / total
+            marker = (total - sample.memory_reserve) / total
+            avail, size = format_bytes(sample.available_memory), format_bytes(total)
+            reserve = format_bytes(sample.memory_reserve)
+            detail, bar_cells = _fit_variants(width, label, [
+                f"{avail} free of {size}, reserve {reserve}{warn}",
+                f"{avail} free, res {reserve}{warn}",
+                f"{avail}{warn}",
+            ])
+            return Text.assemble(label, draw_bar(bar_cells, used, marker=marker), " ", detail)
+        total = max(sample.disk_total, 1)
+        used = (total - sample.free_disk) / total
+        projected = sample.projected_disk_use / total
+        marker = (total - sample.disk_reserve) / total
+        free, need = format_bytes(sample.free_disk), format_bytes(sample.projected_disk_use)
+        reserve = format_bytes(sample.disk_reserve)
+        detail, bar_cells = _fit_variants(width, label, [
+            f"{free} free, {need} projected, reserve {reserve}{warn}",
+            f"{free} free, -{need}, res {reserve}{warn}",
+            f"{free}{warn}",
+        ])
+        return Text.assemble(label, draw_bar(bar_cells, used, projected, marker), " ", detail)
+
+    def render(self) -> Text:
+        width = self.size.width or 80
+        line = self.text(width)
+        line.truncate(max(1, width))
+        return line

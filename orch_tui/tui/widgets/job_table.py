@@ -1,0 +1,553 @@
+"""The job table: a virtualized Line-API view over a RunModel.
+
+A DataTable keeps a cell object per row and re-lays out on every update, which stalls at
+100,000 jobs. This widget keeps nothing per row but the ids that pass the filter: it renders only
+the lines on screen, caches each rendered line by the row's version, and repaints only the rows
+the model marked dirty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from orch_tui.core.events import JobState
+from orch_tui.core.textutil import printable
+from orch_tui.tui.model import FILTERS, JobRow, RunModel
+
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+ELLIPSIS = "…"
+
+#: The name column never shrinks below this before optional columns are dropped.
+NAME_MIN = 20
+STATE_WIDTH = max(len(state.value) for state in JobState)
+NODE_WIDTH = 16
+ELAPSED_WIDTH = 8
+PROGRESS_WIDTH = 4
+CPU_VALUE_WIDTH = 4
+BYTES_VALUE_WIDTH = 5
+WIDE_SPARK = 8
+NARROW_SPARK = 4
+
+
+def sparkline(values: list[float], width: int, *, floor: float = 0.0) -> str:
+    """The last `width` values as block characters, scaled to max(values, floor); short
+    histories are padded on the left so every row's sparkline ends in the same column."""
+    if width <= 0:
+        return ""
+    points = values[-width:]
+    top = max(max(points, default=0.0), floor)
+    if top <= 0:
+        chars = SPARK_CHARS[0] * len(points)
+    else:
+        last = len(SPARK_CHARS) - 1
+        chars = "".join(SPARK_CHARS[min(last, max(0, round(value / top * last)))]
+                        for value in points)
+    return chars.rjust(width)
+
+
+def compact_bytes(value: float) -> str:
+    """At most five cells, binary units without the 'iB': 1536 -> '1.50K', 5 GiB -> '5.00G'."""
+    size = float(max(value, 0))
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            if unit == "B":
+                return f"{int(size)}B"
+            if size >= 100:
+                return f"{size:.0f}{unit}"
+            return f"{size:.1f}{unit}" if size >= 10 else f"{size:.2f}{unit}"
+        size /= 1024
+    return f"{size:.0f}T"  # pragma: no cover - the loop always returns
+
+
+def format_cores(cores: float) -> str:
+    """Cores in four cells: '0.92', '12.3', '123'."""
+    if cores < 10:
+        return f"{cores:.2f}"
+    return f"{cores:.1f}" if cores < 100 else f"{cores:.0f}"
+
+
+def format_elapsed(seconds: float) -> str:
+    """'m:ss' under an hour, 'h:mm:ss' above; whole seconds, floored (like a stopwatch)."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def fit(text: str, width: int, *, right: bool = False, ellipsis: bool = False) -> str:
+    """`text` padded or cut to exactly `width` cells (wide characters counted as two)."""
+    if width <= 0:
+        return ""
+    if cell_len(text) > width:
+        if ellipsis:
+            return set_cell_size(text, width - 1) + ELLIPSIS
+        return set_cell_size(text, width)
+    return text.rjust(width - cell_len(text) + len(text)) if right else set_cell_size(text, width)
+
+
+class Column(NamedTuple):
+    """One column of the current layout."""
+
+    key: str
+    label: str
+    width: int
+    right: bool = False
+
+
+@dataclass(frozen=True)
+class _Level:
+    """One step of collapsing: which optional columns survive and how wide the sparklines are."""
+
+    node: bool
+    spark: int
+    output: bool
+    rss: bool = True
+    cpu: bool = True
+    elapsed: bool = True
+    progress: bool = True
+
+
+#: Tried in order; the first whose fixed columns leave NAME_MIN cells for the name wins.
+LEVELS = (
+    _Level(node=True, spark=WIDE_SPARK, output=True),
+    _Level(node=False, spark=WIDE_SPARK, output=True),
+    _Level(node=False, spark=NARROW_SPARK, output=True),
+    _Level(node=False, spark=NARROW_SPARK, output=False),
+    _Level(node=False, spark=0, output=False),
+    _Level(node=False, spark=0, output=False, rss=False),
+    _Level(node=False, spark=0, output=False, rss=False, cpu=False),
+    _Level(node=False, spark=0, output=False, rss=False, cpu=False, elapsed=False),
+    _Level(node=False, spark=0, output=False, rss=False, cpu=False, elapsed=False, progress=False),
+)
+
+
+def _columns_for(level: _Level, id_width: int) -> list[Column]:
+    spark = level.spark + 1 if level.spark else 0
+    columns = [Column("id", "#", id_width, True), Column("name", "input", 0)]
+    columns.append(Column("state", "state", STATE_WIDTH))
+    if level.node:
+        columns.append(Column("node", "node/pid", NODE_WIDTH))
+    if level.elapsed:
+        columns.append(Column("elapsed", "elapsed", ELAPSED_WIDTH, True))
+    if level.progress:
+        columns.append(Column("progress", "prog", PROGRESS_WIDTH, True))
+    if level.cpu:
+        columns.append(Column("cpu", "cpu", spark + CPU_VALUE_WIDTH, not spark))
+    if level.rss:
+        columns.append(Column("rss", "rss", spark + BYTES_VALUE_WIDTH, not spark))
+    if level.output:
+        columns.append(Column("output", "out", BYTES_VALUE_WIDTH, True))
+    return columns
+
+
+def layout_columns(width: int, id_width: int) -> tuple[tuple[Column, ...], int]:
+    """The columns that fit in `width` cells (the name takes what is left) and the sparkline
+    width; optional columns go first, then sparklines shrink, then values drop."""
+    for level in LEVELS:
+        columns = _columns_for(level, id_width)
+        fixed = sum(column.width for column in columns) + len(columns) - 1
+        if fixed + NAME_MIN <= width or level is LEVELS[-1]:
+            name_width = max(1, width - fixed)
+            resolved = tuple(
+                column._replace(width=name_width) if column.key == "name" else column
+                for column in columns)
+            return resolved, level.spark
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+STATE_CLASSES = {state: f"job-table--{state.value}" for state in JobState}
+
+
+class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
+    """Every job as one line: id, input, state, where, elapsed, progress, CPU, RSS, output.
+
+    Line 0 is a fixed header; line y > 0 shows visible[scroll_y + y - 1]. The screen drives it
+    with `refresh_from_model()` from a timer; keys move the cursor, letters are left to the
+    screen (k kills, p pauses...).
+    """
+
+    BINDINGS: list[BindingType] = [
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "cursor_home", "First", show=False),
+        Binding("end", "cursor_end", "Last", show=False),
+    ]
+
+    COMPONENT_CLASSES = {
+        "job-table--header",
+        "job-table--cursor",
+        "job-table--spark",
+        *STATE_CLASSES.values(),
+    }
+
+    DEFAULT_CSS = """
+    JobTable {
+        width: 1fr;
+        height: 1fr;
+        overflow-x: hidden;
+        overflow-y: auto;
+        scrollbar-size-vertical: 1;
+        background: $surface;
+        color: $foreground;
+        & > .job-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .job-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus > .job-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+        & > .job-table--spark { color: $accent; }
+        & > .job-table--queued { color: $text-muted; text-style: dim; }
+        & > .job-table--running { color: $primary; text-style: bold; }
+        & > .job-table--paused { color: $warning; }
+        & > .job-table--succeeded { color: $success; }
+        & > .job-table--failed { color: $error; text-style: bold; }
+        & > .job-table--killed { color: $error; }
+        & > .job-table--skipped { color: $success; text-style: dim; }
+        & > .job-table--missing { color: magenta; }
+    }
+    """
+
+    class CursorMoved(Message):
+        """The selected job changed (None when the filter leaves no rows)."""
+
+        def __init__(self, table: JobTable, job_id: int | None) -> None:
+            super().__init__()
+            self.table = table
+            self.job_id = job_id
+
+        @property
+        def control(self) -> JobTable:
+            """The table, so handlers can use @on(JobTable.CursorMoved, '#id')."""
+            return self.table
+
+    def __init__(
+            self,
+            model: RunModel,
+            *,
+            id: str | None = None,  # pylint: disable=redefined-builtin
+            classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.model = model
+        self._filter = "all"
+        self._visible: list[int] = model.visible("all")
+        self._visible_filter = "all"
+        self._visible_version = model.states_version
+        self._cursor = 0
+        self._last_selected: int | None = self.selected_job_id
+        self._last_second: int | None = None
+        self._id_width = max(1, len(str(max(model.order, default=0))))
+        self._layouts: dict[int, tuple[tuple[Column, ...], int]] = {}
+        self._styles: dict[str, Style] = {}
+        self._strips: LRUCache[tuple[int, int, int, int, int], Strip] = LRUCache(256)
+        self._header: tuple[int, Strip] | None = None
+        self.virtual_size = Size(0, len(self._visible) + 1)
+
+    # --- public API
+
+    @property
+    def filter(self) -> str:
+        """The FILTERS key in force ("all", "running", "failed", "done")."""
+        return self._filter
+
+    @filter.setter
+    def filter(self, name: str) -> None:
+        if name not in FILTERS:
+            raise ValueError(f"unknown filter {name!r}; expected one of {', '.join(FILTERS)}")
+        if name != self._filter:
+            self._filter = name
+            self._recompute_visible()
+
+    def cycle_filter(self) -> str:
+        """Switch to the next filter (all -> running -> failed -> done -> all); return it."""
+        names = list(FILTERS)
+        self.filter = names[(names.index(self._filter) + 1) % len(names)]
+        return self._filter
+
+    @property
+    def visible_ids(self) -> list[int]:
+        """Job ids passing the filter, in list order (do not mutate)."""
+        return self._visible
+
+    @property
+    def cursor_row(self) -> int:
+        """Index of the cursor within `visible_ids`."""
+        return self._cursor
+
+    @cursor_row.setter
+    def cursor_row(self, index: int) -> None:
+        self._move_cursor(index)
+
+    @property
+    def selected_job_id(self) -> int | None:
+        """The job under the cursor, None when no job passes the filter."""
+        if not self._visible:
+            return None
+        return self._visible[min(self._cursor, len(self._visible) - 1)]
+
+    def select_job(self, job_id: int) -> bool:
+        """Put the cursor on `job_id` if it passes the filter; return whether it does."""
+        try:
+            index = self._visible.index(job_id)
+        except ValueError:
+            return False
+        self._move_cursor(index)
+        return True
+
+    def refresh_from_model(self) -> None:
+        """Repaint what changed since the last call: everything when the visible list changed,
+        else only on-screen rows the model marked dirty (and running rows when the elapsed
+        second ticked). Cheap when nothing changed, whatever the number of jobs."""
+        dirty = self.model.take_dirty()
+        second = int(self.model.clock())
+        ticked = second != self._last_second
+        self._last_second = second
+        if self._needs_recompute():
+            if self._recompute_visible():
+                return
+        if not dirty and not ticked:
+            return
+        rows = self.model.rows
+        first, count = self._page()
+        for index in range(first, min(first + count, len(self._visible))):
+            job_id = self._visible[index]
+            row = rows[job_id]
+            if job_id in dirty or (ticked and row.started is not None and row.ended is None):
+                self._refresh_index(index)
+
+    # --- Line API
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if y == 0:
+            return self._header_strip(width)
+        index = self.scroll_offset.y + y - 1
+        if not 0 <= index < len(self._visible):
+            return Strip.blank(width, self.rich_style)
+        row = self.model.rows[self._visible[index]]
+        elapsed = row.elapsed(self.model.clock())
+        cursor = 0 if index != self._cursor else (2 if self.has_focus else 1)
+        key = (row.job_id, row.version, width, cursor, -1 if elapsed is None else int(elapsed))
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._render_row(row, width, cursor, elapsed)
+            self._strips[key] = strip
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._clear_render_caches()
+
+    def _clear_render_caches(self) -> None:
+        self._styles.clear()
+        self._strips.clear()
+        self._header = None
+
+    def on_resize(self) -> None:
+        """Keep about two screens of rendered lines and the cursor in view."""
+        self._strips.maxsize = max(64, 2 * self.size.height)
+        self._scroll_cursor_into_view()
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a data line selects it (the mouse is optional)."""
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
+            return
+        index = self.scroll_offset.y + offset.y - 1
+        if index < len(self._visible):
+            self._move_cursor(index)
+
+    # --- actions
+
+    def action_cursor_up(self) -> None:
+        """Move the cursor one job up."""
+        self._move_cursor(self._cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        """Move the cursor one job down."""
+        self._move_cursor(self._cursor + 1)
+
+    def action_page_up(self) -> None:
+        """Move the cursor one screen up."""
+        self._move_cursor(self._cursor - self._page()[1])
+
+    def action_page_down(self) -> None:
+        """Move the cursor one screen down."""
+        self._move_cursor(self._cursor + self._page()[1])
+
+    def action_cursor_home(self) -> None:
+        """Move the cursor to the first job."""
+        self._move_cursor(0)
+
+    def action_cursor_end(self) -> None:
+        """Move the cursor to the last job."""
+        self._move_cursor(len(self._visible) - 1)
+
+    # --- internals
+
+    def _page(self) -> tuple[int, int]:
+        """(first visible index on screen, number of data lines on screen)."""
+        height = self.scrollable_content_region.height - 1
+        return self.scroll_offset.y, max(1, height)
+
+    def _needs_recompute(self) -> bool:
+        if self._visible_filter != self._filter:
+            return True
+        if FILTERS[self._filter] is None:
+            return False  # "all" never changes with states
+        return self._visible_version != self.model.states_version
+
+    def _recompute_visible(self) -> bool:
+        """Refilter, keep the selected job under the cursor if it still passes; return whether
+        the list changed (and so everything was repainted)."""
+        selected = self.selected_job_id
+        visible = self.model.visible(self._filter)
+        self._visible_version = self.model.states_version
+        self._visible_filter = self._filter
+        if visible == self._visible:
+            return False
+        self._visible = visible
+        index = self._cursor
+        if selected is not None:
+            try:
+                index = visible.index(selected)
+            except ValueError:
+                pass
+        self._cursor = max(0, min(index, len(visible) - 1))
+        self.virtual_size = Size(0, len(visible) + 1)
+        self.refresh()
+        self._scroll_cursor_into_view()
+        self._post_if_moved()
+        return True
+
+    def _move_cursor(self, index: int) -> None:
+        index = max(0, min(index, len(self._visible) - 1))
+        if index == self._cursor:
+            return
+        old, self._cursor = self._cursor, index
+        self._refresh_index(old)
+        self._refresh_index(index)
+        self._scroll_cursor_into_view()
+        self._post_if_moved()
+
+    def _post_if_moved(self) -> None:
+        selected = self.selected_job_id
+        if selected != self._last_selected:
+            self._last_selected = selected
+            self.post_message(self.CursorMoved(self, selected))
+
+    def _scroll_cursor_into_view(self) -> None:
+        if not self.is_mounted or not self.size:
+            return
+        first, count = self._page()
+        if self._cursor < first:
+            self.scroll_to(y=self._cursor, animate=False, force=True)
+        elif self._cursor >= first + count:
+            self.scroll_to(y=self._cursor - count + 1, animate=False, force=True)
+
+    def _refresh_index(self, index: int) -> None:
+        """Repaint the line of visible[index] if it is on screen."""
+        first, count = self._page()
+        if first <= index < first + count:
+            self.refresh(Region(0, index - first + 1, self.size.width, 1))
+
+    def _columns_at(self, width: int) -> tuple[tuple[Column, ...], int]:
+        layout = self._layouts.get(width)
+        if layout is None:
+            layout = self._layouts[width] = layout_columns(width, self._id_width)
+        return layout
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            if name == "base":
+                style = self.rich_style
+            else:
+                # The full component style: alpha backgrounds blended over the table's own.
+                style = self.get_component_rich_style(name)
+                if name == "job-table--cursor" and self.app.no_color:
+                    style += Style(reverse=True)  # a colourless terminal still shows the cursor
+            self._styles[name] = style
+        return style
+
+    def _header_strip(self, width: int) -> Strip:
+        if self._header is not None and self._header[0] == width:
+            return self._header[1]
+        columns, _spark = self._columns_at(width)
+        style = self._style("job-table--header")
+        text = " ".join(fit(column.label, column.width, right=column.right) for column in columns)
+        strip = Strip([Segment(fit(text, width), style)], width)
+        self._header = (width, strip)
+        return strip
+
+    def _render_row(self, row: JobRow, width: int, cursor: int, elapsed: float | None) -> Strip:
+        """One job's line; every cell is plain text in a Segment (names are never markup)."""
+        columns, spark = self._columns_at(width)
+        base = self._style("job-table--cursor" if cursor else "base")
+        state_style = base if cursor else self._style(STATE_CLASSES[row.state])
+        spark_style = base if cursor else self._style("job-table--spark")
+        active = row.state.active
+        segments: list[Segment] = []
+        for position, column in enumerate(columns):
+            if position:
+                segments.append(Segment(" ", base))
+            cell_width = column.width
+            key = column.key
+            if key == "id":
+                segments.append(Segment(fit(str(row.job_id), cell_width, right=True), base))
+            elif key == "name":
+                segments.append(Segment(fit(printable(row.name), cell_width, ellipsis=True), base))
+            elif key == "state":
+                segments.append(Segment(fit(row.state.value, cell_width), state_style))
+            elif key == "node":
+                where = row.node or ""
+                if row.pid is not None:
+                    where = f"{where}:{row.pid}" if where else str(row.pid)
+                segments.append(
+                    Segment(fit(printable(where) or "-", cell_width, ellipsis=True), base))
+            elif key == "elapsed":
+                text = "-" if elapsed is None else format_elapsed(elapsed)
+                segments.append(Segment(fit(text, cell_width, right=True), base))
+            elif key == "progress":
+                text = "-" if row.progress is None else f"{min(max(row.progress, 0), 1):.0%}"
+                segments.append(Segment(fit(text, cell_width, right=True), base))
+            elif key in ("cpu", "rss"):
+                if key == "cpu":
+                    history, floor = list(row.cpu_hist), 1.0
+                    value = format_cores(row.cpu) if active else "-"
+                    value_width = CPU_VALUE_WIDTH
+                else:
+                    history, floor = list(row.rss_hist), 0.0
+                    value = compact_bytes(row.rss) if active else "-"
+                    value_width = BYTES_VALUE_WIDTH
+                if spark:
+                    segments.append(Segment(sparkline(history, spark, floor=floor), spark_style))
+                    segments.append(Segment(" ", base))
+                segments.append(Segment(fit(value, value_width, right=True), base))
+            elif key == "output":
+                text = compact_bytes(row.output_bytes) if row.output_bytes else "-"
+                segments.append(Segment(fit(text, cell_width, right=True), base))
+        strip = Strip(segments)
+        return strip.adjust_cell_length(width, base)

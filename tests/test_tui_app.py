@@ -1,0 +1,226 @@
+"""The TUI driven by Textual's pilot against real subprocess jobs.
+
+Every key of the run screen is pressed for real and its effect checked where it matters: in the
+process table (state T for a paused job, gone for a killed one) and in how many jobs run."""
+
+# pylint: disable=missing-function-docstring
+from __future__ import annotations
+
+import asyncio
+
+from orch_tui.core.events import JobState
+from orch_tui.tui.app import OrchApp
+from orch_tui.tui.screens.calibration import CalibrationScreen
+from orch_tui.tui.screens.detail import DetailScreen
+from orch_tui.tui.screens.finished import FinishedScreen
+from orch_tui.tui.screens.help import HelpScreen
+from orch_tui.tui.screens.modals import ConfirmKill, QuitModal
+from orch_tui.tui.screens.run import RunScreen
+from orch_tui.tui.widgets.job_table import JobTable
+from tests.helpers import alive, kill_quietly, process_state, screen_text
+
+
+async def until(pilot, predicate, timeout=15.0):
+    """Let the app run until `predicate()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+
+
+def select(app, job_id):
+    """Put the table's cursor on `job_id` and give the table focus."""
+    table = app.screen.query_one(JobTable)
+    table.focus()
+    table.cursor_row = table.visible_ids.index(job_id)
+    assert table.selected_job_id == job_id
+
+
+def running_ids(app):
+    return [i for i, row in app.model.rows.items() if row.state is JobState.RUNNING]
+
+
+async def test_yes_calibrates_shows_the_result_then_runs_to_the_finished_screen(workspace):
+    ws = workspace(3, worker_args=["--seconds", "1.2"])
+    app = OrchApp(ws.config, yes=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, CalibrationScreen))
+        await until(pilot, lambda: app.model.calibrated is not None)
+        await pilot.pause(0.3)
+        result = screen_text(app)
+        assert "cpu" in result and "memory" in result and "disk" in result
+        assert "binds" in result or "caps it" in result
+        assert f"limit {app.controller.limit}" in result
+        await pilot.press("plus")
+        assert app.controller.limit == app.model.decision.limit + 1
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, (RunScreen, FinishedScreen)))
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
+        await pilot.pause(0.2)
+        summary = screen_text(app)
+        assert "succeeded 3" in summary
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_space_pauses_at_the_os_level_and_resumes(workspace):
+    ws = workspace(2, worker_args=["--seconds", "4"])
+    app = OrchApp(ws.config, yes=True, max_procs=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 2)
+        select(app, 2)
+        pid = app.model.rows[2].pid
+        await pilot.press("space")
+        await until(pilot, lambda: process_state(pid) == "T")
+        assert app.model.rows[2].state is JobState.PAUSED
+        assert app.model.rows[1].state is JobState.RUNNING
+        await pilot.press("space")
+        await until(pilot, lambda: process_state(pid) in ("R", "S"))
+        app.controller.shutdown()
+        await until(pilot, lambda: app.run_task.done())
+
+
+async def test_k_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
+    pidfile = tmp_path / "pids"
+    ws = workspace(
+        1, worker_args=["--seconds", "60", "--grandchildren", "1", "--pidfile",
+                        str(pidfile)])
+    app = OrchApp(ws.config, yes=True, max_procs=1)
+    pids = []
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+            pids = [int(p) for p in pidfile.read_text().split()]
+            select(app, 1)
+            await pilot.press("k")
+            assert isinstance(app.screen, ConfirmKill)
+            await pilot.press("n")
+            assert app.model.rows[1].state is JobState.RUNNING
+            await pilot.press("k")
+            await pilot.press("y")
+            await until(pilot, lambda: app.model.rows[1].state is JobState.KILLED)
+            await until(pilot, lambda: not any(alive(p) for p in pids), timeout=3)
+            await until(pilot, lambda: isinstance(app.screen, FinishedScreen))
+            await pilot.press("q")
+        assert app.return_code == 1
+    finally:
+        kill_quietly(pids)
+
+
+async def test_r_requeues_a_killed_job_and_it_runs_again(workspace):
+    ws = workspace(2, worker_args=["--seconds", "1.5"])
+    app = OrchApp(ws.config, yes=True, max_procs=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.model.rows[1].state is JobState.RUNNING)
+        app.controller.kill(1)
+        await until(pilot, lambda: app.model.rows[1].state is JobState.KILLED)
+        select(app, 1)
+        await pilot.press("r")
+        assert app.model.rows[1].state is JobState.QUEUED
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
+        assert app.model.rows[1].state is JobState.SUCCEEDED
+        assert app.model.rows[1].attempt == 2
+
+
+async def test_plus_and_minus_change_how_many_run_at_once(workspace):
+    ws = workspace(6, worker_args=["--seconds", "3"])
+    app = OrchApp(ws.config, yes=True, max_procs=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.orchestrator.active_count() == 1)
+        app.screen.query_one(JobTable).focus()
+        await pilot.press("plus", "plus")
+        assert app.controller.limit == 3
+        await until(pilot, lambda: app.orchestrator.active_count() == 3, timeout=3)
+        await pilot.press("minus", "minus")
+        assert app.controller.limit == 1
+        app.controller.shutdown()
+        await until(pilot, lambda: app.run_task.done())
+
+
+async def test_capital_p_pauses_and_resumes_everything(workspace):
+    ws = workspace(4, worker_args=["--seconds", "3"])
+    app = OrchApp(ws.config, yes=True, max_procs=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 2)
+        app.screen.query_one(JobTable).focus()
+        pids = [app.model.rows[i].pid for i in running_ids(app)]
+        await pilot.press("P")
+        await until(pilot, lambda: all(process_state(p) == "T" for p in pids))
+        assert app.controller.paused_all
+        notice = screen_text(app)
+        assert "PAUSED" in notice
+        await pilot.press("P")
+        await until(pilot, lambda: all(process_state(p) in ("R", "S") for p in pids))
+        app.controller.shutdown()
+        await until(pilot, lambda: app.run_task.done())
+
+
+async def test_enter_opens_the_detail_with_command_and_live_log(workspace):
+    ws = workspace(["[red]x.mp4"], worker_args=["--seconds", "2"])
+    app = OrchApp(ws.config, yes=True, max_procs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.model.rows[1].state is JobState.RUNNING)
+        app.model.rows[1].log_path.write_text("hello [bold]log[/bold]\n", encoding="utf-8")
+        select(app, 1)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.pause(0.6)
+        info = screen_text(app)
+        assert "[red]x.mp4" in info and "command:" in info
+        log_lines = app.screen.query_one("#detail-log").lines
+        assert any("[bold]log[/bold]" in line for line in log_lines)
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunScreen)
+        app.controller.shutdown()
+        await until(pilot, lambda: app.run_task.done())
+
+
+async def test_f_cycles_the_filter_and_question_mark_opens_help(workspace):
+    ws = workspace(3, worker_args=["--seconds", "0.8", "--exit", "1"])
+    app = OrchApp(ws.config, yes=True, max_procs=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        app.screen.query_one(JobTable).focus()
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        table = app.screen.query_one(JobTable)
+        await pilot.press("f")
+        assert table.filter == "running"
+        await pilot.press("f")
+        assert table.filter == "failed"
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+
+
+async def test_q_wait_lets_running_jobs_finish_and_launches_nothing_more(workspace):
+    ws = workspace(4, worker_args=["--seconds", "1.5"])
+    app = OrchApp(ws.config, yes=True, max_procs=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 2)
+        app.screen.query_one(JobTable).focus()
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitModal)
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunScreen)
+        await pilot.press("q", "w")
+        await until(pilot, lambda: app.run_task.done(), timeout=15)
+    states = [row.state for row in app.model.rows.values()]
+    assert states.count(JobState.SUCCEEDED) == 2 and states.count(JobState.QUEUED) == 2
+    assert app.return_code == 1
+
+
+async def test_q_then_q_kills_running_jobs_and_quits(workspace):
+    ws = workspace(2, worker_args=["--seconds", "60"])
+    app = OrchApp(ws.config, yes=True, max_procs=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 2)
+        pids = [app.model.rows[i].pid for i in running_ids(app)]
+        app.screen.query_one(JobTable).focus()
+        await pilot.press("q", "q")
+        await until(pilot, lambda: app.run_task.done(), timeout=15)
+    assert all(not alive(p) for p in pids)
+    assert [row.state for row in app.model.rows.values()] == [JobState.KILLED] * 2
