@@ -7,6 +7,7 @@ import io
 from orch_tui.core import events as ev
 from orch_tui.core.events import EventBus, JobState
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
+from orch_tui.core.textutil import format_bytes
 from orch_tui.headless import HeadlessReporter
 
 GB = 1024**3
@@ -96,3 +97,10 @@ async def test_bus_delivers_to_every_subscriber_and_listener_in_order():
     assert [e async for e in first] == events
     assert [e async for e in second] == events
     assert heard == events
+
+
+def test_format_bytes_never_uses_exponents():
+    assert format_bytes(1536) == "1.50 KiB"
+    assert format_bytes(1023 * 1024) == "1023 KiB"
+    assert format_bytes(150 * 1024**3) == "150 GiB"
+    assert format_bytes(12) == "12 B"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 
 def format_bytes(value: float) -> str:
-    """Binary units, three significant figures: 1536 -> '1.50 KiB'."""
+    """Binary units, about three significant figures: 1536 -> '1.50 KiB', 1023 KiB -> '1023 KiB'
+    (never the exponent notation '.3g' would give)."""
     size = float(value)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(size) < 1024 or unit == "TiB":
             if unit == "B":
                 return f"{int(size)} B"
-            return f"{size:.3g} {unit}" if abs(size) >= 100 else f"{size:.2f} {unit}"
+            return f"{size:.0f} {unit}" if abs(size) >= 100 else f"{size:.2f} {unit}"
         size /= 1024
     return f"{size:.2f} TiB"  # pragma: no cover - the loop always returns
 

@@ -132,6 +132,8 @@ class RunModel:
             row.rss_hist.clear()
             if self.first_launch is None:
                 self.first_launch = event.time
+        if event.state is JobState.SUCCEEDED:
+            row.progress = 1.0
         if event.state.finished:
             row.ended = event.time
             if event.state is not JobState.SKIPPED:

@@ -23,10 +23,11 @@ class RunScreen(Screen[None]):
     """The screen an operator lives in while the jobs run."""
 
     BINDINGS = [
-        Binding("space", "toggle_pause", "Pause/resume"),
+        # Short labels and a compact footer: every key must fit in 80 columns.
+        Binding("space", "toggle_pause", "Pause", key_display="␣"),
         Binding("k", "kill", "Kill"),
         Binding("r", "requeue", "Requeue"),
-        Binding("P", "toggle_pause_all", "Pause all"),
+        Binding("P", "toggle_pause_all", "All"),
         Binding("plus", "limit(1)", "+1"),
         Binding("minus", "limit(-1)", "-1"),
         Binding("enter", "detail", "Detail"),
@@ -50,7 +51,7 @@ class RunScreen(Screen[None]):
                 yield ResourceGauge(self.model, "disk", id="gauge-disk")
         yield JobTable(self.model, id="jobs")
         yield Static(id="notice")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         """Focus the table (so single-letter keys reach the screen) and start the redraw timer."""
