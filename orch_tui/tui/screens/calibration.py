@@ -98,7 +98,7 @@ class CalibrationScreen(Screen[None]):
             last = samples[-1]
             left = max(0.0, last.window - last.elapsed)
             self.query_one("#calibration-countdown", Static).update(
-                Text(f"stabilization window: {left:4.1f}s of {last.window:g}s left" if model.
+                Text(f"stabilization window: {left:.1f}s of {last.window:g}s left" if model.
                      calibrated is None else "window over"))
             self.query_one("#calibration-cpu", Sparkline).data = [s.cpu_cores for s in samples]
             self.query_one("#calibration-rss", Sparkline).data = [s.rss_bytes for s in samples]
@@ -127,6 +127,8 @@ class CalibrationScreen(Screen[None]):
         limit_line = Text.assemble(("limit ", "bold"), (str(self.controller.limit), "bold"),
                                    f"  ({binds}; {model.limit_reason})   ")
         limit_line.append(f"continuing in {left:.0f}s: enter now, +/- to adjust", style="italic")
+        self.query_one("#calibration-title", Static).update(Text("Calibration result",
+                                                                 style="bold"))
         result = Table.grid()
         result.add_row(Text(f"Result ({how})", style="bold"))
         result.add_row(constraints_table(model))

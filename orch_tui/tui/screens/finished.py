@@ -20,7 +20,8 @@ class FinishedScreen(Screen[None]):
     """Summary; enter on a failure opens its detail; q exits with the run's exit code."""
 
     BINDINGS = [
-        Binding("enter", "detail", "Detail"),
+        # priority: the focused failure list would otherwise take enter and hide this hint.
+        Binding("enter", "detail", "Detail", priority=True),
         Binding("q", "quit_app", "Quit"),
     ]
 
@@ -86,11 +87,6 @@ class FinishedScreen(Screen[None]):
                 option = widget.get_option_at_index(index)
                 if option.id is not None:
                     self.app.push_screen(DetailScreen(self.model, self.controller, int(option.id)))
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        """Enter on the list itself also opens the detail."""
-        event.stop()
-        self.action_detail()
 
     def action_quit_app(self) -> None:
         """Leave with the run's exit code."""

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -18,7 +18,7 @@ KEYS = [
     ("+ / -", "raise / lower the process limit"),
     ("enter", "job detail: command, exit code, live log, samples"),
     ("f", "cycle the filter: all, running, failed, done"),
-    ("up/down, pgup/pgdn, home/end", "move in the table"),
+    ("arrows, pgup/pgdn", "move in the table (home/end: first/last)"),
     ("q, ctrl+c", "quit: wait for running jobs, kill them, or cancel"),
     ("?", "this help"),
 ]
@@ -35,7 +35,6 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, what in KEYS:
             table.add_row(Text(key), Text(what))
-        with Vertical(classes="dialog"):
-            yield Static(Text("Keys", style="bold"))
+        with VerticalScroll(classes="dialog help"):
+            yield Static(Text("Keys (escape closes)", style="bold"))
             yield Static(table, id="help-text")
-            yield Static(Text("escape closes", style="italic"))
