@@ -1,0 +1,433 @@
+"""The real program in a real terminal: `python -m orch_tui` in a tmux pane.
+
+Textual's pilot proves the screens; this proves what only a terminal shows: that the app draws
+in 80x24 with TERM=xterm-256color, TERM=screen and NO_COLOR, that keys typed on a tty reach it,
+that it survives SIGWINCH, that a dead terminal (SIGHUP) leaves the run going headless to the
+end, and that jobs never hold the terminal. Every wait polls the screen, a file or /proc."""
+
+# pylint: disable=missing-function-docstring
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Workspace, alive, kill_quietly, process_state, write_workspace
+from tests.tmux import Terminal, orch_command, read_int, wait_until
+
+COLOR = {"TERM": "xterm-256color"}
+NAMES = ("clip01.bin", "clip02.bin", "clip03.bin", "clip04.bin")
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    """An 80x24 tmux terminal of its own; the server is killed whatever the test's outcome."""
+    term = Terminal(tmp_path)
+    try:
+        yield term
+    finally:
+        term.close()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[int]]:
+    """Pids to SIGKILL at the end if a failing test left them behind."""
+    pids: list[int] = []
+    try:
+        yield pids
+    finally:
+        kill_quietly(pids)
+
+
+def job_pids(pidfile: Path,
+             count: int,
+             timeout: float = 10.0,
+             detail: Callable[[], str] | None = None) -> dict[str, int]:
+    """Wait until `count` workers wrote their pid (tests/workers/job.py --pidfile); map each
+    input name (from the worker's command line) to its pid."""
+
+    def read() -> list[int]:
+        try:
+            text = pidfile.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return []
+        return [int(line.split()[0]) for line in text.splitlines() if line.strip()]
+
+    pids = wait_until(lambda: len(read()) >= count and read(), timeout,
+                      f"{count} worker pid(s) in {pidfile}", detail)
+    names = {}
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        inputs = [arg.decode() for arg in argv if b"/in/" in arg]
+        if inputs:
+            names[Path(inputs[0]).name] = pid
+    return names
+
+
+def row_of(screen: str, name: str) -> str:
+    """The table line showing input `name`."""
+    for line in screen.splitlines():
+        if f" {name} " in line:
+            return line
+    raise AssertionError(f"{name} not in the table:\n{screen}")
+
+
+def run_screen(*states: tuple[str, str], names: tuple[str, ...] = ()):
+    """A screen predicate for a whole run screen (it is drawn in several frames): the progress
+    line, the table header, a row for each of `names`, each (name, state) of `states` and the
+    footer on the last line."""
+
+    def check(screen: str) -> bool:
+        lines = screen.rstrip("\n").splitlines()
+        if not lines or "/" not in lines[0] or "limit" not in lines[0]:
+            return False
+        if not any(line.startswith("# input") for line in lines):
+            return False
+        if "Pause" not in lines[-1] or "Quit" not in lines[-1]:
+            return False
+        rows = [line for line in lines if re.match(r"\d+ ", line)]
+        if not all(any(f" {name} " in row for row in rows) for name in names):
+            return False
+        return all(
+            any(f" {name} " in row and f" {state} " in row for row in rows)
+            for name, state in states)
+
+    return check
+
+
+def hues(styled: str) -> set[str]:
+    """The non-grey colours in SGR sequences (256-colour indexes and 24-bit triples)."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", styled):
+        codes = params.split(";")
+        i = 0
+        while i < len(codes):
+            if codes[i] in ("38", "48") and i + 2 < len(codes) and codes[i + 1] == "5":
+                index = int(codes[i + 2])
+                if not _grey_index(index):
+                    found.add(f"{codes[i]};5;{index}")
+                i += 3
+            elif codes[i] in ("38", "48") and i + 4 < len(codes) and codes[i + 1] == "2":
+                red, green, blue = codes[i + 2:i + 5]
+                if not red == green == blue:
+                    found.add(f"{codes[i]};2;{red};{green};{blue}")
+                i += 5
+            else:
+                if codes[i] and (30 <= int(codes[i]) <= 36 or 40 <= int(codes[i]) <= 46
+                                 or 90 <= int(codes[i]) <= 96 or 100 <= int(codes[i]) <= 106):
+                    if int(codes[i]) % 10 != 0:
+                        found.add(codes[i])
+                i += 1
+    return found
+
+
+def _grey_index(index: int) -> bool:
+    """Whether a 256-colour index is black, white or a grey."""
+    if index in (0, 7, 8, 15) or index >= 232:
+        return True
+    if 16 <= index <= 231:
+        red, rest = divmod(index - 16, 36)
+        green, blue = divmod(rest, 6)
+        return red == green == blue
+    return False
+
+
+def make_workspace(tmp_path: Path, count: int, seconds: float) -> tuple[Workspace, Path]:
+    """`count` jobs of `seconds` each whose workers append their pid to a pidfile."""
+    pidfile = tmp_path / "workers.pid"
+    ws = write_workspace(tmp_path / "ws",
+                         count,
+                         worker_args=["--seconds",
+                                      str(seconds), "--pidfile",
+                                      str(pidfile)])
+    return ws, pidfile
+
+
+def start_run(terminal: Terminal,
+              ws: Workspace,
+              env: dict[str, str],
+              *,
+              max_procs: int = 2) -> Path:
+    """`orch-tui config.yaml --yes --max-procs N` in the pane; the file its exit code goes to."""
+    rc_file = terminal.workdir / "rc"
+    command = orch_command(["config.yaml", "--yes", "--max-procs",
+                            str(max_procs)],
+                           env=env,
+                           rc_file=rc_file)
+    terminal.start(command, cwd=ws.root)
+    return rc_file
+
+
+def exit_code(rc_file: Path, timeout: float = 10.0) -> int:
+    """The exit code the pane's shell wrote once the program ended."""
+    wait_until(lambda: read_int(rc_file) is not None, timeout, "the program to exit")
+    code = read_int(rc_file)
+    assert code is not None
+    return code
+
+
+@pytest.mark.parametrize("env", [
+    pytest.param(COLOR, id="xterm-256color"),
+    pytest.param({"TERM": "screen"}, id="screen"),
+    pytest.param({
+        "TERM": "xterm-256color",
+        "NO_COLOR": "1"
+    }, id="no-color"),
+])
+def test_run_screen_fits_80x24_then_finishes_and_q_exits_0(tmp_path, terminal, env):
+    ws, _pidfile = make_workspace(tmp_path, 3, 2)
+    rc_file = start_run(terminal, ws, env)
+
+    screen = terminal.wait_for(run_screen(("clip01.bin", "running"), names=NAMES[:3]),
+                               what="the run screen with job 1 running")
+    lines = screen.splitlines()
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines), screen
+    # The header: a progress bar with done/total, the limit and why.
+    assert re.search(r"\b[0-3]/3\b", lines[0]) and "limit 2" in lines[0], screen
+    assert "CPU" in screen and "MEM" in screen and "DISK" in screen, screen
+    # The table: its header, every job with its full name and state.
+    header = next(line for line in lines if line.startswith("# input"))
+    for column in ("state", "elapsed", "prog", "cpu", "rss", "out"):
+        assert column in header.split(), header
+    for name in ("clip01.bin", "clip02.bin", "clip03.bin"):
+        assert re.search(r"(running|queued|succeeded)", row_of(screen, name)), screen
+    assert "queued" in row_of(screen, "clip03.bin"), screen
+    # The footer, on the last line, shows every run key including the ones that matter most.
+    footer = lines[-1]
+    for label in ("Pause", "Kill", "Requeue", "All", "Detail", "Filter", "Help", "Quit"):
+        assert label in footer, f"{label!r} not in the footer: {footer!r}"
+    if "NO_COLOR" in env:
+        # No colour, but the selected row must still stand out: reverse video on job 1's line.
+        styled = terminal.styled_screen().splitlines()
+        row = next(line for line in styled if "clip01.bin" in line)
+        assert re.search(r"\x1b\[(?:[0-9]+;)*7(?:;[0-9]+)*m", row), repr(row)
+        # Textual renders NO_COLOR in shades of grey: no hue anywhere on the screen.
+        assert not hues("\n".join(styled)), hues("\n".join(styled))
+
+    screen = terminal.wait_for(
+        lambda s: "Finished: exit code 0" in s and "No failures." in s and "Quit" in s,
+        timeout=15,
+        what="the finished screen")
+    assert re.search(r"succeeded\s+3", screen), screen
+    terminal.send("q")
+    assert exit_code(rc_file) == 0
+    outputs = sorted(path.name for path in ws.output_dir.iterdir() if path.is_file())
+    assert outputs == ["clip01_out.bin", "clip02_out.bin", "clip03_out.bin"]
+
+
+def test_space_pauses_and_resumes_then_quit_modal_escape_and_q_q_kills(tmp_path, terminal, cleanup):
+    ws, pidfile = make_workspace(tmp_path, 3, 12)
+    rc_file = start_run(terminal, ws, COLOR)
+    pids = job_pids(pidfile, 2)
+    cleanup.extend(pids.values())
+    first = pids["clip01.bin"]
+    terminal.wait_for(run_screen(("clip01.bin", "running"), ("clip02.bin", "running")),
+                      what="jobs 1 and 2 running")
+
+    # The cursor starts on job 1: space stops its process, space again lets it go on.
+    terminal.send("Space")
+    terminal.wait_for(run_screen(("clip01.bin", "paused")), what="job 1 paused")
+    wait_until(lambda: process_state(first) == "T", 5, f"pid {first} in state T")
+    assert process_state(pids["clip02.bin"]) in ("S", "R"), "space must pause only job 1"
+    terminal.send("Space")
+    terminal.wait_for(run_screen(("clip01.bin", "running")), what="job 1 running again")
+    wait_until(lambda: process_state(first) in ("S", "R"), 5, f"pid {first} running again")
+
+    # q asks; escape changes nothing.
+    terminal.send("q")
+    terminal.wait_for("Quit orch-tui?")
+    terminal.send("Escape")
+    terminal.wait_for(lambda s: "Quit orch-tui?" not in s and run_screen(("clip01.bin", "running"))
+                      (s),
+                      what="the run screen back")
+    assert all(alive(pid) for pid in pids.values())
+    assert read_int(rc_file) is None, "escape must not quit"
+
+    # q q: kill the running jobs and quit.
+    terminal.send("q")
+    terminal.wait_for("Quit orch-tui?")
+    terminal.send("q")
+    assert exit_code(rc_file) == 1  # killed jobs make the run a failure
+    for pid in pids.values():
+        wait_until(lambda pid=pid: not alive(pid), 5, f"worker {pid} gone")
+    assert len(pidfile.read_text(encoding="ascii").splitlines()) == 2, "job 3 must not start"
+    assert not any(path.is_file() for path in ws.output_dir.iterdir()), "no partial output kept"
+
+
+def test_k_asks_n_keeps_the_job_y_kills_it(tmp_path, terminal, cleanup):
+    ws, pidfile = make_workspace(tmp_path, 2, 12)
+    rc_file = start_run(terminal, ws, COLOR)
+    pids = job_pids(pidfile, 2)
+    cleanup.extend(pids.values())
+    terminal.wait_for(run_screen(("clip01.bin", "running")), what="job 1 running")
+
+    terminal.send("k")
+    terminal.wait_for("Kill job #1 clip01.bin?")
+    terminal.send("n")
+    terminal.wait_for(lambda s: "Kill job" not in s and run_screen(("clip01.bin", "running"))(s),
+                      what="the dialog gone")
+    assert alive(pids["clip01.bin"])
+
+    terminal.send("k")
+    terminal.wait_for("Kill job #1 clip01.bin?")
+    terminal.send("y")
+    terminal.wait_for(run_screen(("clip01.bin", "killed"), ("clip02.bin", "running")),
+                      what="job 1 killed")
+    wait_until(lambda: not alive(pids["clip01.bin"]), 5, "job 1's process gone")
+    assert alive(pids["clip02.bin"]), "k must kill only the selected job"
+
+    terminal.send("q")
+    terminal.wait_for("Quit orch-tui?")
+    terminal.send("k")
+    assert exit_code(rc_file) == 1
+    wait_until(lambda: not alive(pids["clip02.bin"]), 5, "job 2's process gone")
+
+
+def test_resize_to_120x40_and_back_redraws_and_adds_the_node_column(tmp_path, terminal, cleanup):
+    ws, pidfile = make_workspace(tmp_path, 3, 12)
+    rc_file = start_run(terminal, ws, COLOR)
+    cleanup.extend(job_pids(pidfile, 2).values())
+    screen = terminal.wait_for(run_screen(("clip02.bin", "running"), names=NAMES[:3]),
+                               what="job 2 running")
+    assert "node/pid" not in screen, "80 columns have no room for node/pid"
+
+    terminal.resize(120, 40)
+    screen = terminal.wait_for(
+        lambda s: "node/pid" in s and len(s.splitlines()) == 40 and run_screen(names=NAMES[:3])(s),
+        what="the whole table with its node/pid column at 120x40")
+    lines = screen.splitlines()
+    assert any(len(line) > 80 for line in lines), "the app must use the wider terminal"
+    assert all(len(line) <= 120 for line in lines)
+    # node/pid shows where each job runs: host:pid (the pid may be cut on a long host name).
+    assert re.search(r"running\s+\S+:\d*", row_of(screen, "clip01.bin")), screen
+
+    terminal.resize(80, 24)
+    screen = terminal.wait_for(
+        lambda s: "node/pid" not in s and len(s.splitlines()) == 24 and run_screen(
+            ("clip01.bin", "running"), names=NAMES[:3])(s),
+        what="the 80-column table again")
+    lines = screen.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "Kill" in lines[-1], screen
+    assert read_int(rc_file) is None, "the app must survive the resizes"
+
+    terminal.send("q")
+    terminal.wait_for("Quit orch-tui?")
+    terminal.send("k")
+    assert exit_code(rc_file) == 1
+
+
+def program_report(pid: int, ws: Workspace, pidfile: Path, reaped: Path) -> str:
+    """What to show when the program misbehaves after SIGHUP: its state, where it sleeps, its
+    fds, run.log and who exited with what."""
+    parts = [f"program {pid}: state {process_state(pid)}"]
+    for name in ("wchan", "stack"):
+        try:
+            parts.append(f"{name}: " + Path(f"/proc/{pid}/{name}").read_text(encoding="ascii"))
+        except OSError as exc:
+            parts.append(f"{name}: {exc}")
+    try:
+        parts.append("fds: " + ", ".join(f"{fd}->{os.readlink(f'/proc/{pid}/fd/{fd}')}"
+                                         for fd in os.listdir(f"/proc/{pid}/fd")))
+    except OSError as exc:
+        parts.append(f"fds: {exc}")
+    for label, path in (("run.log", ws.output_dir / ".orch-tui" / "run.log"), ("workers", pidfile),
+                        ("reaped (pid exit)", reaped)):
+        text = path.read_text(encoding="utf-8") if path.exists() else "(none)"
+        parts.append(f"--- {label}:\n{text}")
+    return "\n".join(parts)
+
+
+def test_sighup_leaves_the_run_going_headless_to_the_end(tmp_path, cleanup):
+    ws, pidfile = make_workspace(tmp_path, 4, 3)
+    terminal = Terminal(tmp_path)
+    try:
+        program_pid = tmp_path / "orch.pid"
+        command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
+                               env=COLOR,
+                               pid_file=program_pid)
+        terminal.start(command, cwd=ws.root, reap=True)
+        pid = wait_until(lambda: read_int(program_pid), 10, "the program's pid")
+        cleanup.append(pid)
+        terminal.wait_for(run_screen(("clip02.bin", "running")), what="job 2 running")
+        started = job_pids(pidfile, 2)
+        cleanup.extend(started.values())
+        assert set(started) == {"clip01.bin", "clip02.bin"}
+
+        def diagnose() -> str:
+            return program_report(pid, ws, pidfile, terminal.reaped)
+
+        terminal.kill_server()  # the pane's terminal is gone: the kernel sends SIGHUP
+        wait_until(lambda: terminal.tmux("has-session", check=False).returncode != 0, 5,
+                   "the tmux server gone")
+        assert alive(pid), "the program must survive its terminal\n" + diagnose()
+        # Jobs 3 and 4 start after the hangup: the run goes on, it is not just draining.
+        cleanup.extend(job_pids(pidfile, 4, timeout=10, detail=diagnose).values())
+        code = terminal.exit_status(pid, timeout=15, detail=diagnose)
+    finally:
+        terminal.close()
+
+    log = (ws.output_dir / ".orch-tui" / "run.log").read_text(encoding="utf-8")
+    assert "terminal is gone" in log, log
+    final = log.strip().splitlines()[-1]
+    assert final.startswith("done: 4 succeeded, 0 failed, 0 killed"), log
+    assert final.endswith("(exit 0)"), log
+    assert code == 0, f"exit code {code}; run.log:\n{log}"
+    for source in ws.inputs:
+        output = ws.output_dir / source.name.replace(".bin", "_out.bin")
+        assert output.read_bytes() == source.read_bytes(), f"{output} incomplete"
+    assert sorted(p.name for p in ws.output_dir.iterdir() if p.is_file()) == [
+        "clip01_out.bin", "clip02_out.bin", "clip03_out.bin", "clip04_out.bin"
+    ]
+    assert len(pidfile.read_text(encoding="ascii").splitlines()) == 4, "each job ran once"
+
+
+def test_jobs_never_hold_the_terminal(tmp_path, terminal, cleanup):
+    ws, pidfile = make_workspace(tmp_path, 2, 12)
+    rc_file = start_run(terminal, ws, COLOR)
+    pids = job_pids(pidfile, 2)
+    cleanup.extend(pids.values())
+    terminal.wait_for(run_screen(("clip02.bin", "running")), what="job 2 running")
+    pane_tty = terminal.tmux("display-message", "-p", "-t", "t", "#{pane_tty}").stdout.strip()
+    assert pane_tty.startswith("/dev/pts/")
+
+    logs = ws.output_dir / ".orch-tui" / "logs"
+    for name, pid in pids.items():
+        fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert fds[0] == os.devnull, (name, fds)
+        for fd in (1, 2):
+            assert Path(fds[fd]).parent == logs, (name, fds)
+        assert not any(
+            target.startswith("/dev/pts") or target == "/dev/tty"
+            for target in fds.values()), (name, fds)
+        # No controlling terminal at all (tty_nr, field 7 of /proc/PID/stat, is 0).
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        assert stat[4] == "0", (name, stat)
+
+    terminal.send("q")
+    terminal.wait_for("Quit orch-tui?")
+    terminal.send("k")
+    assert exit_code(rc_file) == 1
+
+
+def test_no_config_argument_opens_the_picker_on_the_current_folder(tmp_path, terminal):
+    ws = write_workspace(tmp_path / "ws", 1)
+    rc_file = terminal.workdir / "rc"
+    terminal.start(orch_command([], env=COLOR, rc_file=rc_file), cwd=ws.root)
+
+    def listed(screen: str, pattern: str) -> bool:
+        return any(re.fullmatch(pattern, line.strip()) for line in screen.splitlines())
+
+    # The screen is drawn in several frames: wait for the whole of it.
+    screen = terminal.wait_for(lambda s: "Choose a config" in s and "Pick a config" in s and "Quit"
+                               in s and listed(s, r"\W*config\.yaml") and listed(s, r"\W*\+ in"),
+                               what="the picker listing config.yaml")
+    assert "inputs.txt" not in screen, "only folders and YAML files are listed"
+    assert len(screen.splitlines()) <= 24 and "Quit" in screen.splitlines()[-1], screen
+    terminal.send("q")
+    assert exit_code(rc_file) == 0
