@@ -16,10 +16,8 @@ from typing import TextIO
 
 from orch_tui import __version__
 from orch_tui.core.errors import OrchError
-from orch_tui.core.events import EventBus
-from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan, load_plan, shell_quote
-from orch_tui.core.runner import LocalRunner
+from orch_tui.core.session import RunOptions, RunSession
 from orch_tui.core.textutil import printable
 from orch_tui.headless import HeadlessReporter
 
@@ -64,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite",
                         action="store_true",
                         help="run jobs whose output already exists (default: skip them)")
+    parser.add_argument("--fresh",
+                        action="store_true",
+                        help="ignore the journal: a new run (existing outputs still count as "
+                        "done unless --overwrite)")
+    parser.add_argument("--recalibrate",
+                        action="store_true",
+                        help="measure again instead of using the figures a previous run learned")
+    parser.add_argument("--joblog",
+                        metavar="FILE",
+                        help="also write GNU parallel's joblog format to FILE")
     parser.add_argument("--demo",
                         nargs="?",
                         const="orch-tui-demo",
@@ -115,25 +123,38 @@ def print_dry_run(plan: Plan, out: TextIO) -> None:
         out.write(printable(shell_quote(spec.display_argv)) + "\n")
 
 
-async def run_headless(plan: Plan,
-                       *,
-                       max_procs: int | None = None,
-                       overwrite: bool = False,
-                       stream: TextIO | None = None) -> int:
+def open_run_log(plan: Plan) -> TextIO:
+    """`<output_dir>/.orch-tui/run.log` for appending, never world-writable."""
+    fd = os.open(plan.state_dir / "run.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o664)
+    return open(fd, "a", encoding="utf-8", buffering=1)  # pylint: disable=consider-using-with
+
+
+def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions:
+    """The run options the command line asked for."""
+    return RunOptions(max_procs=args.max_procs,
+                      overwrite=args.overwrite,
+                      fresh=args.fresh,
+                      recalibrate=args.recalibrate,
+                      joblog=Path(args.joblog).absolute() if args.joblog else None,
+                      argv=tuple(sys.argv if argv is None else argv))
+
+
+async def run_headless(plan: Plan, options: RunOptions, *, stream: TextIO | None = None) -> int:
     """Run the plan with the headless reporter; signals stop it cleanly, SIGHUP does not."""
     loop = asyncio.get_running_loop()
-    bus = EventBus()
+    session = RunSession.open(plan, options)
     reporter = HeadlessReporter(stream)
     reporter.register_logs({spec.job_id: str(spec.log_path) for spec in plan.jobs})
-    bus.add_listener(reporter)
-    plan.state_dir.mkdir(parents=True, exist_ok=True)
-    runner = LocalRunner(plan.config.directories.output_dir)
-    orchestrator = Orchestrator(plan, runner, bus, max_procs=max_procs, overwrite=overwrite)
+    session.bus.add_listener(reporter)
+    orchestrator = session.start()
+    resume = session.describe_resume()
+    if resume:
+        reporter.write(resume)
     received: list[int] = []
 
     def on_stop(signum: int) -> None:
         if received:
-            runner.kill_all()  # a second Ctrl-C: no more grace
+            orchestrator.runner.kill_all()  # a second Ctrl-C: no more grace
         received.append(signum)
         reporter.write(f"orch-tui: {signal.Signals(signum).name}: stopping, "
                        "terminating running jobs")
@@ -141,9 +162,8 @@ async def run_headless(plan: Plan,
 
     def on_hangup() -> None:
         # The terminal is gone: keep running, keep a record in the state folder instead.
-        log = plan.state_dir / "run.log"
         try:
-            reporter.stream = open(log, "a", encoding="utf-8")  # pylint: disable=consider-using-with
+            reporter.stream = open_run_log(plan)
         except OSError:
             reporter.stream = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
         reporter.write("orch-tui: SIGHUP: terminal gone, run continues headless")
@@ -152,16 +172,19 @@ async def run_headless(plan: Plan,
         loop.add_signal_handler(signum, on_stop, signum)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
-        code = await orchestrator.run()
+        code = await session.run()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        session.close()
+        for error in session.errors():
+            print(f"orch-tui: warning: {printable(error)}", file=sys.stderr)
     if received:
         return 128 + received[0]
     return code
 
 
-async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
+async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] | None) -> int:
     """Run the Textual app on this loop with the core beside it.
 
     SIGHUP (the SSH connection dropped) closes the app but not the run: the core keeps going on
@@ -169,12 +192,12 @@ async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
     SIGINT from outside end the run as in headless mode."""
     # pylint: disable-next=import-outside-toplevel
     from orch_tui.tui.app import OrchApp
+    # Textual sizes the screen with shutil.get_terminal_size(), which prefers these variables
+    # to the terminal itself: exported, they would freeze the layout through every resize.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
     loop = asyncio.get_running_loop()
-    app = OrchApp(path,
-                  start_dir=Path.cwd(),
-                  yes=args.yes,
-                  max_procs=args.max_procs,
-                  overwrite=args.overwrite)
+    app = OrchApp(path, start_dir=Path.cwd(), yes=args.yes, options=options_from(args, argv))
     received: list[int] = []
 
     def on_hangup() -> None:
@@ -194,17 +217,21 @@ async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
         result = await app.run_async()
         task = app.run_task
         if task is not None and not task.done() and app.bus is not None and app.plan:
-            reporter = HeadlessReporter(
-                open(  # pylint: disable=consider-using-with
-                    app.plan.state_dir / "run.log",
-                    "a",
-                    encoding="utf-8"))
+            reporter = HeadlessReporter(open_run_log(app.plan))
+            reporter.register_logs({spec.job_id: str(spec.log_path) for spec in app.plan.jobs})
+            if app.model is not None:
+                reporter.catch_up(app.model.total, app.model.preflight, app.model.limit, {
+                    i: row.state
+                    for i, row in app.model.rows.items()
+                })
             app.bus.add_listener(reporter)
             reporter.write("orch-tui: the terminal is gone: the run continues headless")
             result = await task
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if app.run_session is not None:
+            app.run_session.close()
     if received:
         return 128 + received[0]
     if result is None:
@@ -224,13 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = _config_path(parser, args)
         if use_tui(args):
-            return asyncio.run(run_tui(path, args))
+            return asyncio.run(run_tui(path, args, argv))
         assert path is not None
         plan = load_plan(path)
         if args.dry_run:
             print_dry_run(plan, sys.stdout)
             return EXIT_OK
-        return asyncio.run(run_headless(plan, max_procs=args.max_procs, overwrite=args.overwrite))
+        return asyncio.run(run_headless(plan, options_from(args, argv)))
     except OrchError as exc:
         print(f"orch-tui: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -60,6 +60,14 @@ class HeadlessReporter:
         """Tell the reporter where each job's log is, for failure lines."""
         self._log_paths.update(paths)
 
+    def catch_up(self, total: int, preflight: ev.PreflightDone | None, limit: int,
+                 states: dict[int, JobState]) -> None:
+        """Start mid-run (the TUI's terminal went away): adopt what the run already knows."""
+        self._total, self._limit = total, limit
+        self._missing = preflight.missing if preflight else 0
+        self._states.update(states)
+        self._first_launch = self._clock()
+
     def write(self, line: str) -> None:
         """Print one line; a closed terminal (SIGHUP) must not stop the run."""
         try:

@@ -4,6 +4,7 @@ orchestrator on the test's loop, and process-table probes."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -186,3 +187,26 @@ def screen_text(app) -> str:
     """What a Textual app's terminal shows right now, as plain text (no styles)."""
     strips = app.screen._compositor.render_strips()  # pylint: disable=protected-access
     return "\n".join(strip.text for strip in strips)
+
+
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
+
+
+def _drop_dac_capabilities() -> None:
+    """preexec_fn: stay uid 0 but lose the capabilities that let root ignore permission bits.
+
+    setuid(nobody) is not an option when the interpreter lives where nobody cannot reach it (a
+    pyenv under /root, mode 0700); without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH in the
+    bounding set, the exec'd interpreter is held to the file modes like any user (access(2)
+    included), while everything owned by root and readable by its owner stays readable."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+
+
+def unprivileged() -> Callable[[], None] | None:
+    """The preexec_fn that makes permission bits bite (None when we are not root anyway)."""
+    return _drop_dac_capabilities if os.geteuid() == 0 else None

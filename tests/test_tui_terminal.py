@@ -22,8 +22,8 @@ COLOR = {"TERM": "xterm-256color"}
 NAMES = ("clip01.bin", "clip02.bin", "clip03.bin", "clip04.bin")
 
 
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Terminal]:
+@pytest.fixture(name="terminal")
+def terminal_fixture(tmp_path: Path) -> Iterator[Terminal]:
     """An 80x24 tmux terminal of its own; the server is killed whatever the test's outcome."""
     term = Terminal(tmp_path)
     try:
@@ -32,8 +32,8 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         term.close()
 
 
-@pytest.fixture
-def cleanup() -> Iterator[list[int]]:
+@pytest.fixture(name="cleanup")
+def cleanup_fixture() -> Iterator[list[int]]:
     """Pids to SIGKILL at the end if a failing test left them behind."""
     pids: list[int] = []
     try:
@@ -102,27 +102,26 @@ def run_screen(*states: tuple[str, str], names: tuple[str, ...] = ()):
 
 
 def hues(styled: str) -> set[str]:
-    """The non-grey colours in SGR sequences (256-colour indexes and 24-bit triples)."""
+    """The non-grey colours set by SGR sequences: 256-colour indexes, 24-bit triples and the
+    basic red...cyan (30-36, 40-46, 90-96, 100-106)."""
     found = set()
     for params in re.findall(r"\x1b\[([0-9;]*)m", styled):
-        codes = params.split(";")
+        codes = [int(code) for code in params.split(";") if code]
         i = 0
         while i < len(codes):
-            if codes[i] in ("38", "48") and i + 2 < len(codes) and codes[i + 1] == "5":
-                index = int(codes[i + 2])
-                if not _grey_index(index):
-                    found.add(f"{codes[i]};5;{index}")
+            code = codes[i]
+            if code in (38, 48) and codes[i + 1:i + 2] == [5]:
+                if not _grey_index(codes[i + 2]):
+                    found.add(f"{code};5;{codes[i + 2]}")
                 i += 3
-            elif codes[i] in ("38", "48") and i + 4 < len(codes) and codes[i + 1] == "2":
+            elif code in (38, 48) and codes[i + 1:i + 2] == [2]:
                 red, green, blue = codes[i + 2:i + 5]
                 if not red == green == blue:
-                    found.add(f"{codes[i]};2;{red};{green};{blue}")
+                    found.add(f"{code};2;{red};{green};{blue}")
                 i += 5
             else:
-                if codes[i] and (30 <= int(codes[i]) <= 36 or 40 <= int(codes[i]) <= 46
-                                 or 90 <= int(codes[i]) <= 96 or 100 <= int(codes[i]) <= 106):
-                    if int(codes[i]) % 10 != 0:
-                        found.add(codes[i])
+                if code % 10 in range(1, 7) and code // 10 in (3, 4, 9, 10):
+                    found.add(str(code))
                 i += 1
     return found
 
@@ -326,11 +325,12 @@ def program_report(pid: int, ws: Workspace, pidfile: Path, reaped: Path) -> str:
     """What to show when the program misbehaves after SIGHUP: its state, where it sleeps, its
     fds, run.log and who exited with what."""
     parts = [f"program {pid}: state {process_state(pid)}"]
-    for name in ("wchan", "stack"):
-        try:
-            parts.append(f"{name}: " + Path(f"/proc/{pid}/{name}").read_text(encoding="ascii"))
-        except OSError as exc:
-            parts.append(f"{name}: {exc}")
+    try:
+        for task in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+            wchan = Path(f"/proc/{pid}/task/{task}/wchan").read_text(encoding="ascii")
+            parts.append(f"thread {task}: state {process_state(int(task))}, in {wchan or '-'}")
+    except OSError as exc:
+        parts.append(f"threads: {exc}")
     try:
         parts.append("fds: " + ", ".join(f"{fd}->{os.readlink(f'/proc/{pid}/fd/{fd}')}"
                                          for fd in os.listdir(f"/proc/{pid}/fd")))
@@ -343,34 +343,31 @@ def program_report(pid: int, ws: Workspace, pidfile: Path, reaped: Path) -> str:
     return "\n".join(parts)
 
 
-def test_sighup_leaves_the_run_going_headless_to_the_end(tmp_path, cleanup):
+def test_sighup_leaves_the_run_going_headless_to_the_end(tmp_path, terminal, cleanup):
     ws, pidfile = make_workspace(tmp_path, 4, 3)
-    terminal = Terminal(tmp_path)
-    try:
-        program_pid = tmp_path / "orch.pid"
-        command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
-                               env=COLOR,
-                               pid_file=program_pid)
-        terminal.start(command, cwd=ws.root, reap=True)
-        pid = wait_until(lambda: read_int(program_pid), 10, "the program's pid")
-        cleanup.append(pid)
-        terminal.wait_for(run_screen(("clip02.bin", "running")), what="job 2 running")
-        started = job_pids(pidfile, 2)
-        cleanup.extend(started.values())
-        assert set(started) == {"clip01.bin", "clip02.bin"}
+    program_pid = tmp_path / "orch.pid"
+    command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
+                           env=COLOR,
+                           pid_file=program_pid)
+    # Under the subreaper: once tmux is gone the program is its orphan, so its exit code is seen.
+    terminal.start(command, cwd=ws.root, reap=True)
+    pid = wait_until(lambda: read_int(program_pid), 10, "the program's pid")
+    cleanup.append(pid)
+    terminal.wait_for(run_screen(("clip02.bin", "running")), what="job 2 running")
+    started = job_pids(pidfile, 2)
+    cleanup.extend(started.values())
+    assert set(started) == {"clip01.bin", "clip02.bin"}
 
-        def diagnose() -> str:
-            return program_report(pid, ws, pidfile, terminal.reaped)
+    def diagnose() -> str:
+        return program_report(pid, ws, pidfile, terminal.reaped)
 
-        terminal.kill_server()  # the pane's terminal is gone: the kernel sends SIGHUP
-        wait_until(lambda: terminal.tmux("has-session", check=False).returncode != 0, 5,
-                   "the tmux server gone")
-        assert alive(pid), "the program must survive its terminal\n" + diagnose()
-        # Jobs 3 and 4 start after the hangup: the run goes on, it is not just draining.
-        cleanup.extend(job_pids(pidfile, 4, timeout=10, detail=diagnose).values())
-        code = terminal.exit_status(pid, timeout=15, detail=diagnose)
-    finally:
-        terminal.close()
+    terminal.kill_server()  # the pane's terminal is gone: the kernel sends SIGHUP (and SIGCONT)
+    wait_until(lambda: terminal.tmux("has-session", check=False).returncode != 0, 5,
+               "the tmux server gone")
+    assert alive(pid), "the program must survive its terminal\n" + diagnose()
+    # Jobs 3 and 4 start after the hangup: the run goes on, it is not just draining.
+    cleanup.extend(job_pids(pidfile, 4, timeout=10, detail=diagnose).values())
+    code = terminal.exit_status(pid, timeout=15, detail=diagnose)
 
     log = (ws.output_dir / ".orch-tui" / "run.log").read_text(encoding="utf-8")
     assert "terminal is gone" in log, log

@@ -146,22 +146,15 @@ class Terminal:
     def exit_status(self, pid: int, timeout: float, detail: Callable[[], str] | None = None) -> int:
         """The exit code of `pid`, an orphan reaped by the subreaper (-N for signal N)."""
 
-        def find() -> int | None:
+        def find() -> str | None:
             try:
                 lines = self.reaped.read_text(encoding="ascii").splitlines()
             except FileNotFoundError:
                 return None
-            for line in lines:
-                reaped, code = line.split()
-                if int(reaped) == pid:
-                    return int(code)
-            return None
+            return next((line for line in lines if line.split()[0] == str(pid)), None)
 
-        found = wait_until(lambda: find() is not None, timeout, f"pid {pid} to exit", detail)
-        assert found
-        code = find()
-        assert code is not None
-        return code
+        line = wait_until(find, timeout, f"pid {pid} to exit", detail)
+        return int(line.split()[1])
 
     def close(self) -> None:
         """Kill the server and stop the subreaper: nothing of this test survives it."""

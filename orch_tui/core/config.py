@@ -412,6 +412,8 @@ def _compose(path: Path, text: str) -> Node | None:
     except yaml.YAMLError as exc:
         message = " ".join(str(exc).split())
         raise ConfigError(f"invalid YAML: {printable(message)}", path=path) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ConfigError("invalid YAML: nested too deeply", path=path) from None
 
 
 def load_config(path: str | Path) -> Config:

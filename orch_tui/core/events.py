@@ -79,6 +79,8 @@ class JobStateChanged(Event):
     exit_code: int | None = None
     signal: int | None = None
     reason: str = ""
+    peak_rss: int = 0
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ def _read_text(path: Path) -> str:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
             raise _error("input list is a directory, not a file", path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block here forever
+            raise _error("input list is not a regular file", path)
         data = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         raise _error("input list not found", path) from None

@@ -26,6 +26,10 @@ from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacit
 HISTORY = 120
 #: Calibration samples at least this often, whatever the configured sample interval.
 CALIBRATION_INTERVAL = 0.25
+#: Seconds to wait, with nothing of ours running, for memory or disk to come back before giving up
+#: (disk rarely frees itself; memory held by other programs often does).
+MEMORY_PATIENCE = 300.0
+DISK_PATIENCE = 10.0
 
 
 class StopReason(enum.Enum):
@@ -82,13 +86,17 @@ class Orchestrator:
                  bus: ev.EventBus,
                  *,
                  max_procs: int | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False,
+                 done_before: frozenset[int] = frozenset(),
+                 profile: ProcessProfile | None = None) -> None:
         self.plan = plan
         self.runner = runner
         self.bus = bus
         self._config = plan.config
         self._max_procs = max_procs
         self._overwrite = overwrite
+        self._done_before = done_before
+        self._seed_profile = profile
         self._loop = asyncio.get_running_loop()
         self.jobs: dict[int, Job] = {spec.job_id: Job(spec) for spec in plan.jobs}
         self._queue: collections.deque[int] = collections.deque()
@@ -107,6 +115,7 @@ class Orchestrator:
         self._interrupted = False
         self._consecutive_failures = 0
         self._pressure = {"memory": "ok", "disk": "ok"}
+        self._starved_since: float | None = None
         self._stats: NodeStats | None = None
         self._disk_reserve = 0
         self._memory_reserve = 0
@@ -139,7 +148,9 @@ class Orchestrator:
                                pid=job.pid,
                                exit_code=job.exit_code,
                                signal=job.signal,
-                               reason=reason))
+                               reason=reason,
+                               peak_rss=job.peak_rss,
+                               cpu_seconds=job.cpu_seconds))
 
     def _notice(self, level: str, message: str) -> None:
         self.bus.publish(ev.Notice(time=self._now(), level=level, message=message))
@@ -168,13 +179,14 @@ class Orchestrator:
             if self._queue and not self.stopping:
                 if self._max_procs is not None:
                     self._set_limit(self._max_procs, "--max-procs")
+                elif self._seed_profile is not None:
+                    self._use_profile(self._seed_profile)
                 else:
                     await self._calibrate()
                 await self._drain()
         finally:
             sampler.cancel()
-            if self._active():
-                self.runner.kill_all()
+            self.runner.close()
         return self._finish()
 
     def _prepare(self) -> None:
@@ -190,6 +202,9 @@ class Orchestrator:
             if job.spec.job_id in self.plan.existing and not self._overwrite:
                 skipped += 1
                 self._set_state(job, JobState.SKIPPED, "output exists")
+            elif job.spec.job_id in self._done_before:
+                skipped += 1
+                self._set_state(job, JobState.SKIPPED, "done in a previous run")
             else:
                 self._queue.append(job.spec.job_id)
         self._runnable = len(self._queue)
@@ -293,6 +308,18 @@ class Orchestrator:
                                        whole_life=whole_life))
             return
 
+    def _use_profile(self, profile: ProcessProfile) -> None:
+        """Start from the figures a previous run learned instead of measuring again."""
+        typical = self._typical_remaining()
+        self._learner.seed(profile, profile.output_bytes / typical if typical else 1.0)
+        decision = self._decide(profile)
+        self._set_limit(decision.limit, "learned in a previous run", decision)
+        self.bus.publish(
+            ev.CalibrationFinished(time=self._now(),
+                                   profile=profile,
+                                   decision=decision,
+                                   whole_life=False))
+
     def _capacity(self) -> SystemCapacity:
         """The machine as if none of our jobs were running: their memory and partial outputs
         count as available, because the rule divides it among them."""
@@ -349,6 +376,10 @@ class Orchestrator:
         job.done = self._loop.create_future()
         if job.spec.temp_output_path is not None:
             _unlink(job.spec.temp_output_path)
+        if not os.path.exists(job.spec.input_path):
+            job.pid = None
+            self._finish_job(job, JobState.MISSING, "input vanished before its job started")
+            return False
         try:
             job.pid = self.runner.start(job.spec, self._on_exit)
         except SpawnError as exc:
@@ -545,6 +576,28 @@ class Orchestrator:
                     self._resume(oldest)
         disk_level = "low" if stats.free_disk < self._disk_reserve else "ok"
         self._set_pressure("disk", disk_level, stats.free_disk, self._disk_reserve)
+        self._halt_if_starved(level != "ok", disk_level != "ok")
+
+    def _halt_if_starved(self, memory_low: bool, disk_low: bool) -> None:
+        """Nothing running and nothing allowed to start: give the operator (or other programs)
+        DISK_PATIENCE / MEMORY_PATIENCE seconds to free some, then stop instead of waiting
+        forever; the jobs left are reported as not run."""
+        if self._active_ids or not self._queue or self.halted or self.stopping:
+            self._starved_since = None
+            return
+        if not (memory_low or disk_low):
+            self._starved_since = None
+            return
+        now = self._now()
+        if self._starved_since is None:
+            self._starved_since = now
+        patience = DISK_PATIENCE if disk_low else MEMORY_PATIENCE
+        if now - self._starved_since >= patience:
+            self.halted = True
+            what = "free disk" if disk_low else "available memory"
+            self._notice(
+                "error", f"{what} below its reserve and nothing running: stopping with "
+                f"{len(self._queue)} jobs not run; free some and run the same command again")
 
     def _set_pressure(self, resource: str, level: str, available: int, reserve: int) -> None:
         if self._pressure[resource] == level:
@@ -657,9 +710,11 @@ class Orchestrator:
 
 
 def _unlink(path: os.PathLike[str] | str) -> None:
+    """Remove a temporary output if it is there; a name the filesystem refuses (too long) or a
+    vanished folder is not the run's problem: the job itself will fail and say why."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except OSError:
         pass
 
 

@@ -25,6 +25,7 @@ import psutil
 
 from orch_tui.core import procfs
 from orch_tui.core.errors import SpawnError
+from orch_tui.core.guardian import Guardian
 from orch_tui.core.plan import JobSpec
 
 
@@ -122,6 +123,9 @@ class Runner(abc.ABC):
     def kill_all(self) -> None:
         """SIGKILL every job's tree at once (last resort on shutdown)."""
 
+    def close(self) -> None:
+        """Release what the runner holds once the run is over (default: nothing)."""
+
 
 @dataclass(slots=True)
 class _Child:
@@ -135,8 +139,13 @@ class _Child:
 class LocalRunner(Runner):
     """Runs jobs as children of this process, each in its own session and process group."""
 
-    def __init__(self, output_dir: Path, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self,
+                 output_dir: Path,
+                 *,
+                 loop: asyncio.AbstractEventLoop | None = None,
+                 guardian: bool = True) -> None:
         self.node = socket.gethostname()
+        self._guardian = Guardian() if guardian else None
         self._output_dir = output_dir
         self._loop = loop or asyncio.get_running_loop()
         self._children: dict[int, _Child] = {}
@@ -151,7 +160,8 @@ class LocalRunner(Runner):
 
     def start(self, spec: JobSpec, on_exit: ExitCallback) -> int:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        # 0o664 under the operator's umask: a log is never world-writable, even with umask 0.
+        log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o664)
         try:
             actions = [
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -170,6 +180,8 @@ class LocalRunner(Runner):
                 raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}") from exc
         finally:
             os.close(log_fd)
+        if self._guardian is not None:
+            self._guardian.watch(pid)
         pidfd = os.pidfd_open(pid)
         self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit)
         self._loop.add_reader(pidfd, self._reap, spec.job_id)
@@ -181,6 +193,8 @@ class LocalRunner(Runner):
         # The leader is a zombie until reaped, so its pid (== the group id) cannot be reused yet:
         # killing the group now safely takes down background leftovers, leaving no orphan.
         self._signal_group(child.pid, signal.SIGKILL)
+        if self._guardian is not None:
+            self._guardian.release(child.pid)  # before the reap: the pgid cannot be reused yet
         _, status, usage = os.wait4(child.pid, 0)
         os.close(child.pidfd)
         if child.kill_handle is not None:
@@ -254,6 +268,13 @@ class LocalRunner(Runner):
 
     def running(self) -> frozenset[int]:
         return frozenset(self._children)
+
+    def close(self) -> None:
+        """The run is over: kill whatever is left, dismiss the guardian."""
+        self.kill_all()
+        if self._guardian is not None:
+            self._guardian.close()
+            self._guardian = None
 
     def pid_of(self, job_id: int) -> int | None:
         """The main process id of a running job (tests and diagnostics only)."""

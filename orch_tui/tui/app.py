@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from textual.app import App
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 
 from orch_tui.core import events as ev
@@ -22,8 +24,10 @@ from orch_tui.core.errors import OrchError
 from orch_tui.core.events import EventBus
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan, load_plan
-from orch_tui.core.runner import LocalRunner
+from orch_tui.core.session import RunOptions, RunSession
+from orch_tui.tui.driver import HangupSafeDriver
 from orch_tui.tui.model import RunModel
+from orch_tui.tui.screens.config import ConfigScreen
 
 #: Events a screen must react to at once; samples and state changes are read from the model.
 PUSHED = (ev.CalibrationStarted, ev.CalibrationFinished, ev.RunFinished, ev.Notice,
@@ -90,16 +94,16 @@ class OrchApp(App[int]):
                  *,
                  start_dir: Path | None = None,
                  yes: bool = False,
+                 options: RunOptions | None = None,
                  max_procs: int | None = None,
-                 overwrite: bool = False,
                  clock: Callable[[], float] | None = None,
                  session: Session | None = None) -> None:
         super().__init__()
         self.config_path = config_path
         self.start_dir = start_dir or Path.cwd()
         self.yes = yes
-        self.max_procs = max_procs
-        self.overwrite = overwrite
+        self.options = options or RunOptions(max_procs=max_procs)
+        self.run_session: RunSession | None = None
         self.clock = clock or time.monotonic
         self.session = session
         self.model: RunModel | None = session.model if session else None
@@ -110,10 +114,15 @@ class OrchApp(App[int]):
         self.run_task: asyncio.Task[int] | None = None
         self.quit_when_finished = False
 
+    def get_driver_class(self) -> type[Driver]:
+        """On Linux terminals, the driver that survives a hangup (see tui/driver.py)."""
+        driver = super().get_driver_class()
+        if issubclass(driver, LinuxDriver) and driver is LinuxDriver:
+            return HangupSafeDriver
+        return driver
+
     def on_mount(self) -> None:
         """Open the first screen: the session's, the run (with --yes) or the config screen."""
-        # pylint: disable=import-outside-toplevel
-        from orch_tui.tui.screens.config import ConfigScreen
         if self.session is not None:
             self._show(self.session.screen)
             return
@@ -136,20 +145,29 @@ class OrchApp(App[int]):
 
     def start_run(self, plan: Plan) -> None:
         """Create the core on this loop and show calibration (or the run with --max-procs)."""
-        self.plan = plan
+        try:
+            session = RunSession.open(plan, self.options)
+        except OrchError as exc:
+            # Another orchestrator holds the folder, or the journal is unusable: say so and
+            # stay on (or open) the config screen.
+            self.notify(str(exc), title="cannot start", severity="error", timeout=15)
+            if len(self.screen_stack) <= 1:
+                self.push_screen(ConfigScreen(self.config_path, start_dir=self.start_dir))
+            return
+        self.run_session, self.plan = session, plan
         self.model = RunModel.from_plan(plan, clock=self.clock)
-        self.bus = EventBus()
+        self.bus = session.bus
         self.bus.add_listener(self._fold_event)
-        plan.state_dir.mkdir(parents=True, exist_ok=True)
-        runner = LocalRunner(plan.config.directories.output_dir)
-        self.orchestrator = Orchestrator(plan,
-                                         runner,
-                                         self.bus,
-                                         max_procs=self.max_procs,
-                                         overwrite=self.overwrite)
+        self.orchestrator = session.start()
         self.controller = self.orchestrator
-        self.run_task = asyncio.create_task(self.orchestrator.run(), name="orch-tui run")
-        self._show("calibration" if self.max_procs is None else "run")
+        self.run_task = asyncio.create_task(session.run(), name="orch-tui run")
+        # Journal flushed and lock released as soon as the run ends, whatever the UI does.
+        self.run_task.add_done_callback(lambda _task: session.close())
+        resume = session.describe_resume()
+        if resume:
+            self.notify(resume, timeout=8)
+        calibrate = self.options.max_procs is None and not session.seeded
+        self._show("calibration" if calibrate else "run")
 
     def _fold_event(self, event: ev.Event) -> None:
         """Bus listener: every event into the model, the rare ones on to the screens."""

@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--no-output", action="store_true")
     parser.add_argument("--ratio", type=float, default=1.0, help="output bytes / input bytes")
     parser.add_argument("--pidfile", help="append this process's pid and children pids here")
+    parser.add_argument("--record", help="append the input's file name here (counts runs)")
     args = parser.parse_args()
 
     if args.ignore_term:
@@ -41,6 +42,9 @@ def main() -> int:
         if args.setsid_grandchild:
             code = "import os, time; os.setsid(); time.sleep(600)"
         kids.append(subprocess.Popen([sys.executable, "-c", code]))  # pylint: disable=consider-using-with
+    if args.record:
+        with open(args.record, "a", encoding="utf-8") as handle:
+            handle.write(os.path.basename(args.input) + "\n")
     if args.pidfile:
         with open(args.pidfile, "a", encoding="utf-8") as handle:
             handle.write(" ".join(str(p) for p in [os.getpid()] + [k.pid for k in kids]) + "\n")

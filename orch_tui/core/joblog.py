@@ -1,0 +1,141 @@
+"""GNU parallel's `--joblog` file, written line for line as parallel writes it.
+
+Operators already have scripts (and `parallel --resume-failed`) that read this format, so it is
+matched exactly (checked against GNU parallel 20221122): a tab-separated header, then one line
+per job that ran, `Starttime` as epoch seconds `%.3f`, `JobRuntime` as `%10.3f` truncated to the
+millisecond, Host ":" for the local machine. Exitval 0 with Signal 0 means success and nothing
+else does: a job the orchestrator itself ended (timeout, kill, interrupt) gets Exitval -1 as
+parallel gives its own kills, and so does one that exited 0 but was still judged failed (no
+output). Like parallel with --retries, only a job's last attempt is logged.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from orch_tui.core import events as ev
+from orch_tui.core.errors import OrchError
+from orch_tui.core.events import JobState
+from orch_tui.core.orchestrator import StopReason
+from orch_tui.core.plan import JobSpec, Plan, shell_quote
+
+FIELDS = ("Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal",
+          "Command")
+HEADER = "\t".join(FIELDS) + "\n"
+#: Exitval for a job ended by the orchestrator rather than by itself (GNU parallel's value).
+KILLED_EXITVAL = -1
+
+
+def exitval(event: ev.JobStateChanged) -> int:
+    """The Exitval column for a job's final state."""
+    code = event.exit_code or 0
+    ended_by_us = event.state is JobState.KILLED or (
+        event.state is JobState.FAILED and event.reason.startswith(StopReason.TIMEOUT.value))
+    if ended_by_us and not code:
+        return KILLED_EXITVAL  # parallel keeps its -1 unless the job exited non-zero itself
+    if event.state is JobState.FAILED and not code and not event.signal:
+        return KILLED_EXITVAL  # exit 0 yet failed: must not read as success
+    return code
+
+
+def format_line(spec: JobSpec, start_wall: float, runtime: float, event: ev.JobStateChanged) -> str:
+    """One joblog line (with its newline) for a job that reached a final state."""
+    runtime = int(max(0.0, runtime) * 1000) / 1000
+    # parallel turns newlines into NULs so that one job stays one line.
+    command = shell_quote(spec.display_argv).replace("\n", "\0")
+    fields = (str(spec.index), ":", f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
+              str(exitval(event)), str(event.signal or 0), command)
+    return "\t".join(fields) + "\n"
+
+
+class JoblogWriter:
+    """Bus listener appending one line per finished job (write + flush, no fsync)."""
+
+    def __init__(self, path: Path, plan: Plan) -> None:
+        """Open `path` for appending; the header is written only when the file is new or empty
+        (an existing joblog is continued, as `parallel --resume` does). OrchError if it cannot
+        be opened."""
+        self.path = Path(path)
+        self.error: OrchError | None = None
+        self._specs = {spec.job_id: spec for spec in plan.jobs}
+        # job_id -> (attempt, wall-clock start, loop-clock start) of the attempt in progress.
+        self._starts: dict[int, tuple[int, float, float]] = {}
+        # A FAILED line held back for one event: a retry re-queues the job right after it.
+        self._held: tuple[int, str] | None = None
+        try:
+            # pylint: disable-next=consider-using-with
+            self._file = open(self.path, "a", encoding="utf-8", errors="surrogateescape")
+            if self._file.tell() == 0:
+                self._write(HEADER)
+            elif not _ends_with_newline(self.path):
+                self._write("\n")  # a line cut short by a crash must not swallow ours
+        except OSError as exc:
+            raise OrchError(f"cannot write the joblog {self.path}: {exc.strerror or exc}") from exc
+        if self.error is not None:
+            self._file.close()
+            raise self.error
+        self._closed = False
+
+    def __call__(self, event: ev.Event) -> None:
+        """RUNNING remembers the start; a final state writes the job's line."""
+        if self._closed:
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            retried = (isinstance(event, ev.JobStateChanged) and event.job_id == held[0]
+                       and event.state is JobState.QUEUED)
+            if not retried:
+                self._write(held[1])
+        if not isinstance(event, ev.JobStateChanged):
+            return
+        job_id, state = event.job_id, event.state
+        if state is JobState.RUNNING:
+            start = self._starts.get(job_id)
+            if start is None or start[0] != event.attempt:  # not a resume after a pause
+                self._starts[job_id] = (event.attempt, time.time(), event.time)
+            return
+        if not state.finished:
+            return
+        start = self._starts.pop(job_id, None)
+        spec = self._specs.get(job_id)
+        if start is None or spec is None:
+            return  # skipped, or killed while queued: it never ran, parallel logs nothing
+        line = format_line(spec, start[1], event.time - start[2], event)
+        if state is JobState.FAILED:
+            self._held = (job_id, line)
+        else:
+            self._write(line)
+
+    def close(self) -> None:
+        """Write any held line and close the file; idempotent, never raises (see `error`)."""
+        if self._closed:
+            return
+        if self._held is not None:
+            self._write(self._held[1])
+            self._held = None
+        self._closed = True
+        try:
+            self._file.close()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _write(self, text: str) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        if self.error is None:
+            self.error = OrchError(f"cannot write the joblog {self.path}: {exc.strerror or exc}")
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"

@@ -1,0 +1,131 @@
+"""Everything one run owns, set up the same way for the TUI and the headless command line:
+the folder lock, the journal (resume and learned figures), the joblog, the runner and the
+orchestrator, all wired to one event bus."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orch_tui.core.events import EventBus
+from orch_tui.core.joblog import JoblogWriter
+from orch_tui.core.journal import Journal
+from orch_tui.core.lock import RunLock
+from orch_tui.core.orchestrator import Orchestrator
+from orch_tui.core.plan import Plan
+from orch_tui.core.runner import LocalRunner
+
+#: Journal states that mean "this input's work is done".
+DONE_STATES = frozenset({"succeeded", "skipped"})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the operator asked for on the command line."""
+
+    max_procs: int | None = None
+    overwrite: bool = False
+    fresh: bool = False
+    recalibrate: bool = False
+    joblog: Path | None = None
+    argv: Sequence[str] = ()
+
+
+def done_before(plan: Plan, journal: Journal) -> frozenset[int]:
+    """Jobs a previous run finished whose completion the outputs alone cannot show: commands
+    without {output_file} (with one, an existing output already counts as done)."""
+    previous = journal.previous_jobs()
+    done = set()
+    for spec in plan.jobs:
+        record = previous.get(str(spec.input_path))
+        if record is not None and record.state in DONE_STATES and spec.temp_output_path is None:
+            done.add(spec.job_id)
+    return frozenset(done)
+
+
+class RunSession:
+    """Open with `RunSession.open(plan, options)` (it raises LockError/JournalError before
+    anything runs), then `await run()`; `close()` always."""
+
+    def __init__(self, plan: Plan, options: RunOptions, bus: EventBus, lock: RunLock,
+                 journal: Journal) -> None:
+        self.plan = plan
+        self.options = options
+        self.bus = bus
+        self.lock = lock
+        self.journal = journal
+        self.joblog: JoblogWriter | None = None
+        self.orchestrator: Orchestrator | None = None
+        self.resumed = 0
+        self.seeded = False
+        self._closed = False
+        self._joblog_error: Exception | None = None
+
+    @classmethod
+    def open(cls, plan: Plan, options: RunOptions, bus: EventBus | None = None) -> RunSession:
+        """Lock the output folder and open the journal; nothing runs yet."""
+        lock = RunLock(plan.state_dir)
+        lock.acquire()
+        try:
+            journal = Journal.open(plan.state_dir)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(plan, options, bus or EventBus(), lock, journal)
+
+    def start(self) -> Orchestrator:
+        """Build the runner and orchestrator on the running loop (call from async code)."""
+        options = self.options
+        skip = frozenset() if options.fresh or options.overwrite else done_before(
+            self.plan, self.journal)
+        profile = None
+        if not (options.fresh or options.recalibrate) and options.max_procs is None:
+            profile = self.journal.last_profile()
+        self.resumed, self.seeded = len(skip), profile is not None
+        self.journal.start_run(self.plan, list(options.argv))
+        self.bus.add_listener(self.journal.listener)
+        if options.joblog is not None:
+            self.joblog = JoblogWriter(options.joblog, self.plan)
+            self.bus.add_listener(self.joblog)
+        runner = LocalRunner(self.plan.config.directories.output_dir)
+        self.orchestrator = Orchestrator(self.plan,
+                                         runner,
+                                         self.bus,
+                                         max_procs=options.max_procs,
+                                         overwrite=options.overwrite,
+                                         done_before=skip,
+                                         profile=profile)
+        return self.orchestrator
+
+    def describe_resume(self) -> str | None:
+        """One line on what the journal contributed (after start), or None for nothing."""
+        parts = []
+        if self.resumed:
+            parts.append(f"{self.resumed} jobs done in a previous run are skipped")
+        if self.seeded:
+            parts.append("figures learned in a previous run replace calibration "
+                         "(--recalibrate measures again)")
+        return "resume: " + "; ".join(parts) if parts else None
+
+    async def run(self) -> int:
+        """Start (if not yet) and run to the end; returns the run's exit code."""
+        orchestrator = self.orchestrator or self.start()
+        return await orchestrator.run()
+
+    def errors(self) -> list[str]:
+        """Journal or joblog write failures (closing never raises, so the lock is always
+        released; the operator is told afterwards)."""
+        found = [self.journal.error, self._joblog_error]
+        return [str(error) for error in found if error is not None]
+
+    def close(self) -> None:
+        """Flush the journal and joblog, release the lock (safe to call twice)."""
+        if self.joblog is not None:
+            self.joblog.close()
+            self._joblog_error = self.joblog.error
+            self.joblog = None
+        if not self._closed:
+            self._closed = True
+            self.journal.close()
+            self.lock.release()

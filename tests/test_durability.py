@@ -1,0 +1,223 @@
+"""Nothing lost, nothing redone: interruptions of every kind, then the same command again."""
+
+# pylint: disable=missing-function-docstring
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from tests.helpers import WORKER, alive, kill_quietly
+
+CMD = [sys.executable, "-m", "orch_tui"]
+
+
+def start(ws, *extra, umask=None):
+    """The real CLI, headless, in the background."""
+
+    def preexec():
+        if umask is not None:
+            os.umask(umask)
+
+    return subprocess.Popen(  # pylint: disable=consider-using-with
+        [*CMD, str(ws.config), "--headless", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=preexec if umask is not None else None)
+
+
+def wait_lines(path, count, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").split()
+            if len(lines) >= count:
+                return lines
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {count} lines")
+
+
+def runs_per_input(record):
+    return Counter(record.read_text(encoding="utf-8").split())
+
+
+def test_kill_9_leaves_no_job_running_and_the_next_run_finishes_the_rest(workspace, tmp_path):
+    pidfile, record = tmp_path / "pids", tmp_path / "record"
+    ws = workspace(4,
+                   worker_args=[
+                       "--seconds", "1", "--grandchildren", "1", "--pidfile",
+                       str(pidfile), "--record",
+                       str(record)
+                   ])
+    first = start(ws, "--max-procs", "2")
+    pids = []
+    try:
+        # Let jobs 1-2 finish and 3-4 start, then kill the orchestrator without warning.
+        wait_lines(record, 4, timeout=20)
+        time.sleep(0.3)
+        pids = [int(p) for p in pidfile.read_text().split()]
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=5)
+        deadline = time.monotonic() + 3
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(p) for p in pids), "the guardian kills every job's group"
+        temps = list(ws.output_dir.glob(".*.orch-tmp*"))
+        assert temps, "the interrupted jobs left temporary outputs behind"
+        second = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
+                                capture_output=True,
+                                text=True,
+                                timeout=60,
+                                check=False)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "2 skipped" in second.stdout
+        counts = runs_per_input(record)
+        # Jobs 1-2 finished before the kill: never redone; 3-4 were running: run again.
+        assert counts == {"clip01.bin": 1, "clip02.bin": 1, "clip03.bin": 2, "clip04.bin": 2}
+        assert not list(ws.output_dir.glob(".*.orch-tmp*"))
+        assert len(list(ws.output_dir.glob("*_out.bin"))) == 4
+    finally:
+        first.kill()
+        kill_quietly(pids)
+
+
+def test_sigterm_then_the_same_command_redoes_nothing_done(workspace, tmp_path):
+    record = tmp_path / "record"
+    ws = workspace(3, worker_args=["--seconds", "1.5", "--record", str(record)])
+    first = start(ws, "--max-procs", "1")
+    wait_lines(record, 2, timeout=20)  # job 1 done, job 2 running
+    first.send_signal(signal.SIGTERM)
+    out, _ = first.communicate(timeout=15)
+    assert first.returncode == 143 and "1 killed" in out
+    second = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "1"],
+                            capture_output=True,
+                            text=True,
+                            timeout=60,
+                            check=False)
+    assert second.returncode == 0
+    assert runs_per_input(record) == {"clip01.bin": 1, "clip02.bin": 2, "clip03.bin": 1}
+
+
+def test_a_second_orchestrator_on_the_same_folder_is_refused_naming_the_first(workspace):
+    ws = workspace(2, worker_args=["--seconds", "5"])
+    first = start(ws, "--max-procs", "1")
+    try:
+        lock = ws.output_dir / ".orch-tui" / "lock"
+        deadline = time.monotonic() + 10
+        while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run([*CMD, str(ws.config), "--headless"],
+                                capture_output=True,
+                                text=True,
+                                timeout=30,
+                                check=False)
+        assert second.returncode == 2
+        assert f"pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        # Stale-lock safe: once the holder is gone (even by kill -9) the folder is free.
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=5)
+        third = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
+                               capture_output=True,
+                               text=True,
+                               timeout=60,
+                               check=False)
+        assert third.returncode == 0, third.stderr
+    finally:
+        first.kill()
+
+
+def test_commands_without_an_output_file_are_remembered_by_the_journal(workspace, tmp_path):
+    record = tmp_path / "record"
+    ws = workspace(3, flags=[str(WORKER), "--record", str(record), "{input_file}"])
+    assert subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
+                          capture_output=True,
+                          timeout=60,
+                          check=False).returncode == 0
+    again = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
+                           capture_output=True,
+                           text=True,
+                           timeout=60,
+                           check=False)
+    assert again.returncode == 0
+    assert "3 jobs done in a previous run are skipped" in again.stdout
+    assert sum(runs_per_input(record).values()) == 3
+    fresh = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2", "--fresh"],
+                           capture_output=True,
+                           text=True,
+                           timeout=60,
+                           check=False)
+    assert fresh.returncode == 0
+    assert sum(runs_per_input(record).values()) == 6
+
+
+def test_learned_figures_seed_the_next_run_and_recalibrate_ignores_them(workspace):
+    ws = workspace(2, worker_args=["--seconds", "0.8"])
+    first = subprocess.run([*CMD, str(ws.config), "--headless"],
+                           capture_output=True,
+                           text=True,
+                           timeout=60,
+                           check=False)
+    assert first.returncode == 0 and "calibrating:" in first.stdout
+    for path in ws.output_dir.glob("*_out.bin"):
+        path.unlink()
+    second = subprocess.run([*CMD, str(ws.config), "--headless"],
+                            capture_output=True,
+                            text=True,
+                            timeout=60,
+                            check=False)
+    assert second.returncode == 0
+    assert "calibrating:" not in second.stdout
+    assert "figures learned in a previous run" in second.stdout
+    for path in ws.output_dir.glob("*_out.bin"):
+        path.unlink()
+    third = subprocess.run([*CMD, str(ws.config), "--headless", "--recalibrate"],
+                           capture_output=True,
+                           text=True,
+                           timeout=60,
+                           check=False)
+    assert third.returncode == 0 and "calibrating:" in third.stdout
+
+
+def test_joblog_is_gnu_parallel_format(workspace, tmp_path):
+    ws = workspace(["a.bin", "b.bin"],
+                   flags=[
+                       "-c", "import sys; sys.exit(3 if sys.argv[1].endswith('b.bin') else 0)",
+                       "{input_file}"
+                   ])
+    joblog = tmp_path / "joblog.tsv"
+    result = subprocess.run(
+        [*CMD, str(ws.config), "--headless", "--max-procs", "1", "--joblog",
+         str(joblog)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False)
+    assert result.returncode == 1
+    lines = joblog.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t") == [
+        "Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command"
+    ]
+    rows = {row[0]: row for row in (line.split("\t") for line in lines[1:])}
+    assert set(rows) == {"1", "2"} and all(len(row) == 9 for row in rows.values())
+    assert rows["1"][6] == "0" and rows["2"][6] == "3" and rows["2"][7] == "0"
+    assert float(rows["1"][2]) > 1e9 and rows["2"][8].endswith("b.bin")
+
+
+def test_nothing_the_run_creates_is_world_writable_even_with_umask_0(workspace):
+    ws = workspace(2)
+    proc = start(ws, "--max-procs", "2", umask=0)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    state = ws.output_dir / ".orch-tui"
+    created = [p for p in state.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("journal") for p in created)
+    assert len(list((state / "logs").iterdir())) == 2
+    for path in created:
+        assert not path.stat().st_mode & stat.S_IWOTH, path
