@@ -188,8 +188,10 @@ def test_worker_cpu_share_sets_how_busy_it_is(tmp_path):
         assert proc.returncode == 0, err
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         used[share] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    assert used["1"] > 0.6
-    assert used["0.2"] < 0.5
+    # Relative, not absolute: on a loaded CI machine a full share may get well under 0.8 s of
+    # CPU, but it always gets several times what a 0.2 share asks for (5x when idle).
+    assert used["1"] > 2.5 * used["0.2"], used
+    assert used["0.2"] < 0.5, used
 
 
 def test_sigterm_ends_the_worker_and_its_children_promptly(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from orch_tui.core.events import JobState
+from orch_tui.core.session import RunOptions
 from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.calibration import CalibrationScreen
 from orch_tui.tui.screens.detail import DetailScreen
@@ -224,3 +225,32 @@ async def test_q_then_q_kills_running_jobs_and_quits(workspace):
         await until(pilot, lambda: app.run_task.done(), timeout=15)
     assert all(not alive(p) for p in pids)
     assert [row.state for row in app.model.rows.values()] == [JobState.KILLED] * 2
+
+
+async def test_finished_screen_names_the_journal_and_joblog(workspace, tmp_path):
+    ws = workspace(1)
+    joblog = tmp_path / "jobs.tsv"
+    app = OrchApp(ws.config, yes=True, options=RunOptions(max_procs=1, joblog=joblog))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert "journal.sqlite3" in text and str(joblog) in text
+        await pilot.press("q")
+    assert joblog.read_text(encoding="utf-8").startswith("Seq\tHost")
+    assert (ws.output_dir / ".orch-tui" / "journal.sqlite3").exists()
+
+
+async def test_a_second_app_on_the_same_folder_is_told_who_holds_it(workspace):
+    ws = workspace(1, worker_args=["--seconds", "3"])
+    first = OrchApp(ws.config, yes=True, max_procs=1)
+    async with first.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: first.run_task is not None)
+        second = OrchApp(ws.config, yes=True, max_procs=1)
+        async with second.run_test(size=(80, 24)) as pilot2:
+            await pilot2.pause(0.3)
+            assert second.run_task is None
+            messages = [n.message for n in second._notifications]  # pylint: disable=protected-access
+            assert any("another orch-tui" in m for m in messages)
+        first.controller.shutdown()
+        await until(pilot, lambda: first.run_task.done())

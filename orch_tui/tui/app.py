@@ -156,6 +156,7 @@ class OrchApp(App[int]):
             return
         self.run_session, self.plan = session, plan
         self.model = RunModel.from_plan(plan, clock=self.clock)
+        self.model.joblog_path = self.options.joblog
         self.bus = session.bus
         self.bus.add_listener(self._fold_event)
         self.orchestrator = session.start()

@@ -92,6 +92,7 @@ class RunModel:
         self.notices: collections.deque[ev.Notice] = collections.deque(maxlen=50)
         self.finished: ev.RunFinished | None = None
         self.first_launch: float | None = None
+        self.joblog_path: Path | None = None  # shown on the finished screen when --joblog
         self.finished_here = 0
         self.counts: collections.Counter[JobState] = collections.Counter(row.state for row in rows)
 

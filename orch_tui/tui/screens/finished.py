@@ -73,8 +73,11 @@ class FinishedScreen(Screen[None]):
             state_dir = first.log_path.parent.parent
             text.append("logs: ", style="bold")
             text.append(str(first.log_path.parent) + "\n")
-            text.append("state: ", style="bold")
-            text.append(str(state_dir))
+            text.append("journal: ", style="bold")
+            text.append(str(state_dir / "journal.sqlite3"))
+        if model.joblog_path is not None:
+            text.append("\njoblog: ", style="bold")
+            text.append(str(model.joblog_path))
         return text
 
     def action_detail(self) -> None:
