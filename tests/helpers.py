@@ -8,6 +8,7 @@ import ctypes
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,23 @@ from orch_tui.core.plan import Plan
 from orch_tui.core.runner import LocalRunner
 
 WORKER = Path(__file__).parent / "workers" / "job.py"
+CMD = [sys.executable, "-m", "orch_tui"]
+
+
+def run_cli(*args: str,
+            cwd: Path | None = None,
+            timeout: float = 60.0,
+            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m orch_tui ARGS` to completion, as an operator's shell would run it (stdin from
+    /dev/null, output captured as text, the exit code left for the test to check)."""
+    return subprocess.run([*CMD, *args],
+                          cwd=cwd,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout,
+                          stdin=subprocess.DEVNULL,
+                          preexec_fn=preexec_fn,
+                          check=False)
 
 
 @dataclass

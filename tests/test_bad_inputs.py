@@ -12,7 +12,6 @@ reaching the command as exactly one argument and exactly once.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -25,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from tests.helpers import WORKER, unprivileged
 
-CMD = [sys.executable, "-m", "orch_tui"]
 ERROR_PREFIX = "orch-tui: error: "
 TIMEOUT = 30
 
@@ -50,15 +49,11 @@ def require_permission_denied(path: Path, mode: int) -> None:
 
 
 def run_cli(args: list[str], cwd: Path, drop_root: bool = False) -> subprocess.CompletedProcess:
-    """`python -m orch_tui ARGS` to completion; stdin is /dev/null, output captured."""
-    return subprocess.run([*CMD, *args],
-                          cwd=cwd,
-                          capture_output=True,
-                          text=True,
-                          timeout=TIMEOUT,
-                          stdin=subprocess.DEVNULL,
-                          preexec_fn=unprivileged() if drop_root else None,
-                          check=False)
+    """The real CLI in `cwd`; with drop_root, without root's permission bypass."""
+    return helpers.run_cli(*args,
+                           cwd=cwd,
+                           timeout=TIMEOUT,
+                           preexec_fn=unprivileged() if drop_root else None)
 
 
 # --- the workspace and its snapshot

@@ -11,20 +11,7 @@ import time
 
 import pytest
 
-from tests.helpers import alive, kill_quietly
-
-CMD = [sys.executable, "-m", "orch_tui"]
-
-
-def run_cli(*args: str, cwd=None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `python -m orch_tui ARGS` to completion, capturing text output."""
-    return subprocess.run([*CMD, *args],
-                          cwd=cwd,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout,
-                          stdin=subprocess.DEVNULL,
-                          check=False)
+from tests.helpers import CMD, alive, kill_quietly, run_cli
 
 
 def test_version():

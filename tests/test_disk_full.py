@@ -13,7 +13,6 @@ intact and the exit code must be 1.
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import pytest
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.templates import is_temp_output
+from tests import helpers
 from tests.helpers import Workspace, start_run
 
-CMD = [sys.executable, "-m", "orch_tui"]
 MIB = 1024 * 1024
 INPUT_SIZE = 3 * MIB // 2
 JOBS = 6
@@ -79,13 +78,7 @@ def disk_workspace(workspace, small_disk, **resources) -> Workspace:
 def run_cli(ws: Workspace, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """The real command, headless, to completion."""
     try:
-        return subprocess.run([*CMD, str(ws.config), "--headless", *args],
-                              cwd=ws.root,
-                              capture_output=True,
-                              text=True,
-                              timeout=timeout,
-                              stdin=subprocess.DEVNULL,
-                              check=False)
+        return helpers.run_cli(str(ws.config), "--headless", *args, cwd=ws.root, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"orch-tui did not end within {timeout}s; output so far:\n"
                              f"{exc.stdout!r}") from None

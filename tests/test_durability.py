@@ -7,13 +7,10 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections import Counter
 
-from tests.helpers import WORKER, alive, kill_quietly
-
-CMD = [sys.executable, "-m", "orch_tui"]
+from tests.helpers import CMD, WORKER, alive, kill_quietly, run_cli
 
 
 def start(ws, *extra, umask=None):
@@ -70,11 +67,7 @@ def test_kill_9_leaves_no_job_running_and_the_next_run_finishes_the_rest(workspa
         assert not any(alive(p) for p in pids), "the guardian kills every job's group"
         temps = list(ws.output_dir.glob(".*.orch-tmp*"))
         assert temps, "the interrupted jobs left temporary outputs behind"
-        second = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
-                                capture_output=True,
-                                text=True,
-                                timeout=60,
-                                check=False)
+        second = run_cli(str(ws.config), "--headless", "--max-procs", "2", timeout=60)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "2 skipped" in second.stdout
         counts = runs_per_input(record)
@@ -95,11 +88,7 @@ def test_sigterm_then_the_same_command_redoes_nothing_done(workspace, tmp_path):
     first.send_signal(signal.SIGTERM)
     out, _ = first.communicate(timeout=15)
     assert first.returncode == 143 and "1 killed" in out
-    second = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "1"],
-                            capture_output=True,
-                            text=True,
-                            timeout=60,
-                            check=False)
+    second = run_cli(str(ws.config), "--headless", "--max-procs", "1", timeout=60)
     assert second.returncode == 0
     assert runs_per_input(record) == {"clip01.bin": 1, "clip02.bin": 2, "clip03.bin": 1}
 
@@ -112,22 +101,14 @@ def test_a_second_orchestrator_on_the_same_folder_is_refused_naming_the_first(wo
         deadline = time.monotonic() + 10
         while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        second = subprocess.run([*CMD, str(ws.config), "--headless"],
-                                capture_output=True,
-                                text=True,
-                                timeout=30,
-                                check=False)
+        second = run_cli(str(ws.config), "--headless", timeout=30)
         assert second.returncode == 2
         assert f"pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
         # Stale-lock safe: once the holder is gone (even by kill -9) the folder is free.
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=5)
-        third = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
-                               capture_output=True,
-                               text=True,
-                               timeout=60,
-                               check=False)
+        third = run_cli(str(ws.config), "--headless", "--max-procs", "2", timeout=60)
         assert third.returncode == 0, third.stderr
     finally:
         first.kill()
@@ -136,52 +117,29 @@ def test_a_second_orchestrator_on_the_same_folder_is_refused_naming_the_first(wo
 def test_commands_without_an_output_file_are_remembered_by_the_journal(workspace, tmp_path):
     record = tmp_path / "record"
     ws = workspace(3, flags=[str(WORKER), "--record", str(record), "{input_file}"])
-    assert subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
-                          capture_output=True,
-                          timeout=60,
-                          check=False).returncode == 0
-    again = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
-                           capture_output=True,
-                           text=True,
-                           timeout=60,
-                           check=False)
+    assert run_cli(str(ws.config), "--headless", "--max-procs", "2", timeout=60).returncode == 0
+    again = run_cli(str(ws.config), "--headless", "--max-procs", "2", timeout=60)
     assert again.returncode == 0
     assert "3 jobs done in a previous run are skipped" in again.stdout
     assert sum(runs_per_input(record).values()) == 3
-    fresh = subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2", "--fresh"],
-                           capture_output=True,
-                           text=True,
-                           timeout=60,
-                           check=False)
+    fresh = run_cli(str(ws.config), "--headless", "--max-procs", "2", "--fresh", timeout=60)
     assert fresh.returncode == 0
     assert sum(runs_per_input(record).values()) == 6
 
 
 def test_learned_figures_seed_the_next_run_and_recalibrate_ignores_them(workspace):
     ws = workspace(2, worker_args=["--seconds", "0.8"])
-    first = subprocess.run([*CMD, str(ws.config), "--headless"],
-                           capture_output=True,
-                           text=True,
-                           timeout=60,
-                           check=False)
+    first = run_cli(str(ws.config), "--headless", timeout=60)
     assert first.returncode == 0 and "calibrating:" in first.stdout
     for path in ws.output_dir.glob("*_out.bin"):
         path.unlink()
-    second = subprocess.run([*CMD, str(ws.config), "--headless"],
-                            capture_output=True,
-                            text=True,
-                            timeout=60,
-                            check=False)
+    second = run_cli(str(ws.config), "--headless", timeout=60)
     assert second.returncode == 0
     assert "calibrating:" not in second.stdout
     assert "figures learned in a previous run" in second.stdout
     for path in ws.output_dir.glob("*_out.bin"):
         path.unlink()
-    third = subprocess.run([*CMD, str(ws.config), "--headless", "--recalibrate"],
-                           capture_output=True,
-                           text=True,
-                           timeout=60,
-                           check=False)
+    third = run_cli(str(ws.config), "--headless", "--recalibrate", timeout=60)
     assert third.returncode == 0 and "calibrating:" in third.stdout
 
 
@@ -192,13 +150,13 @@ def test_joblog_is_gnu_parallel_format(workspace, tmp_path):
                        "{input_file}"
                    ])
     joblog = tmp_path / "joblog.tsv"
-    result = subprocess.run(
-        [*CMD, str(ws.config), "--headless", "--max-procs", "1", "--joblog",
-         str(joblog)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False)
+    result = run_cli(str(ws.config),
+                     "--headless",
+                     "--max-procs",
+                     "1",
+                     "--joblog",
+                     str(joblog),
+                     timeout=60)
     assert result.returncode == 1
     lines = joblog.read_text(encoding="utf-8").splitlines()
     assert lines[0].split("\t") == [
