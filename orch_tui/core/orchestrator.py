@@ -100,6 +100,10 @@ class Orchestrator:
         self._loop = asyncio.get_running_loop()
         self.jobs: dict[int, Job] = {spec.job_id: Job(spec) for spec in plan.jobs}
         self._queue: collections.deque[int] = collections.deque()
+        # Input bytes of the queued jobs, kept with the queue so the typical input and the
+        # projected disk use cost O(1) per job end and per sweep, not a pass over every job.
+        self._queued_bytes = 0
+        self._mean_input = typical_input_size([spec.input_size for spec in plan.jobs])
         # Insertion-ordered set of jobs holding a process: launch checks stay O(1) per job.
         self._active_ids: dict[int, None] = {}
         self._runnable = 0
@@ -206,7 +210,7 @@ class Orchestrator:
                 skipped += 1
                 self._set_state(job, JobState.SKIPPED, "done in a previous run")
             else:
-                self._queue.append(job.spec.job_id)
+                self._enqueue(job.spec.job_id)
         self._runnable = len(self._queue)
         self.bus.publish(
             ev.PreflightDone(time=self._now(),
@@ -245,7 +249,7 @@ class Orchestrator:
     def _launch_ready(self) -> None:
         active = len(self._active_ids)
         while self._queue and active < self.limit and self._may_launch():
-            job = self.jobs[self._queue.popleft()]
+            job = self._dequeue()
             if self._start(job):
                 active += 1
 
@@ -271,7 +275,7 @@ class Orchestrator:
         job is measured instead; the measured job is never run twice and keeps running after."""
         window = self._config.resources.stabilization_seconds
         while self._queue and not self.stopping and not self.halted:
-            job = self.jobs[self._queue.popleft()]
+            job = self._dequeue()
             if not self._start(job):
                 continue
             meter = CalibrationMeter(job.spec.input_size)
@@ -284,8 +288,7 @@ class Orchestrator:
             except TimeoutError:
                 pass
             self._calibrating = None
-            typical = typical_input_size([self.jobs[i].spec.input_size
-                                          for i in self._queue] + [job.spec.input_size])
+            typical = (self._queued_bytes + job.spec.input_size) // (len(self._queue) + 1)
             if job.state.active:
                 profile, whole_life = meter.profile(typical), False
                 ratio = meter.output_ratio()
@@ -355,8 +358,19 @@ class Orchestrator:
             self.decision = decision
 
     def _typical_remaining(self) -> int:
-        sizes = [self.jobs[i].spec.input_size for i in self._queue]
-        return typical_input_size(sizes or [job.spec.input_size for job in self.jobs.values()])
+        """Mean input size of the queued jobs (of all jobs once the queue is empty)."""
+        if not self._queue:
+            return self._mean_input
+        return self._queued_bytes // len(self._queue)
+
+    def _enqueue(self, job_id: int) -> None:
+        self._queue.append(job_id)
+        self._queued_bytes += self.jobs[job_id].spec.input_size
+
+    def _dequeue(self) -> Job:
+        job = self.jobs[self._queue.popleft()]
+        self._queued_bytes -= job.spec.input_size
+        return job
 
     # --- starting and ending jobs
 
@@ -473,7 +487,7 @@ class Orchestrator:
         retries = self._config.jobs.retries
         if self.stopping or job.attempt > retries:
             return
-        self._queue.append(job.spec.job_id)
+        self._enqueue(job.spec.job_id)
         self._set_state(job, JobState.QUEUED, f"retry {job.attempt}/{retries} after: {job.reason}")
 
     # --- monitoring
@@ -548,13 +562,10 @@ class Orchestrator:
         """Bytes the outputs still to be written will take: queued jobs in full, running jobs'
         remainder, at the learned output/input ratio."""
         ratio = self._learner.ratio()
-        total = 0
-        for job in self.jobs.values():
-            if job.state is JobState.QUEUED:
-                total += int(ratio * job.spec.input_size)
-            elif job.state.active:
-                written = job.last.output_bytes if job.last else 0
-                total += max(0, int(ratio * job.spec.input_size) - written)
+        total = int(ratio * self._queued_bytes)
+        for job in self._active():
+            written = job.last.output_bytes if job.last else 0
+            total += max(0, int(ratio * job.spec.input_size) - written)
         return total
 
     def _apply_pressure(self, stats: NodeStats) -> None:
@@ -657,6 +668,7 @@ class Orchestrator:
             return True
         if job.state is JobState.QUEUED:
             self._queue.remove(job_id)
+            self._queued_bytes -= job.spec.input_size
             self._finish_job(job, JobState.KILLED, StopReason.OPERATOR.value)
             return True
         return False
@@ -666,7 +678,7 @@ class Orchestrator:
         job = self.jobs[job_id]
         if job.state not in (JobState.FAILED, JobState.KILLED):
             return False
-        self._queue.append(job_id)
+        self._enqueue(job_id)
         self._set_state(job, JobState.QUEUED, "requeued")
         self._wake.set()
         return True
