@@ -18,6 +18,7 @@ from orch_tui import __version__
 from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import Plan, load_plan, shell_quote
 from orch_tui.core.session import RunOptions, RunSession
+from orch_tui.core.statedir import StateDir
 from orch_tui.core.textutil import printable
 from orch_tui.headless import HeadlessReporter
 
@@ -123,9 +124,13 @@ def print_dry_run(plan: Plan, out: TextIO) -> None:
         out.write(printable(shell_quote(spec.display_argv)) + "\n")
 
 
-def open_run_log(plan: Plan) -> TextIO:
-    """`<output_dir>/.orch-tui/run.log` for appending, never world-writable."""
-    fd = os.open(plan.state_dir / "run.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o664)
+def open_run_log(state: StateDir) -> TextIO:
+    """`<output_dir>/.orch-tui/run.log` for appending: private, never through a planted link;
+    /dev/null when even that fails (a full disk must not stop the run)."""
+    try:
+        fd = state.open_file("run.log", os.O_WRONLY | os.O_APPEND)
+    except (OSError, OrchError):
+        return open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
     return open(fd, "a", encoding="utf-8", buffering=1)  # pylint: disable=consider-using-with
 
 
@@ -143,10 +148,16 @@ async def run_headless(plan: Plan, options: RunOptions, *, stream: TextIO | None
     """Run the plan with the headless reporter; signals stop it cleanly, SIGHUP does not."""
     loop = asyncio.get_running_loop()
     session = RunSession.open(plan, options)
-    reporter = HeadlessReporter(stream)
+    if session.journal.notice:
+        print(f"orch-tui: warning: {printable(session.journal.notice)}", file=sys.stderr)
+    reporter = HeadlessReporter(stream, fallback=lambda: open_run_log(session.state))
     reporter.register_logs({spec.job_id: str(spec.log_path) for spec in plan.jobs})
     session.bus.add_listener(reporter)
-    orchestrator = session.start()
+    try:
+        orchestrator = session.start()
+    except BaseException:
+        session.close()
+        raise
     resume = session.describe_resume()
     if resume:
         reporter.write(resume)
@@ -162,10 +173,7 @@ async def run_headless(plan: Plan, options: RunOptions, *, stream: TextIO | None
 
     def on_hangup() -> None:
         # The terminal is gone: keep running, keep a record in the state folder instead.
-        try:
-            reporter.stream = open_run_log(plan)
-        except OSError:
-            reporter.stream = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+        reporter.stream = open_run_log(session.state)
         reporter.write("orch-tui: SIGHUP: terminal gone, run continues headless")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -217,7 +225,8 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
         result = await app.run_async()
         task = app.run_task
         if task is not None and not task.done() and app.bus is not None and app.plan:
-            reporter = HeadlessReporter(open_run_log(app.plan))
+            assert app.run_session is not None
+            reporter = HeadlessReporter(open_run_log(app.run_session.state))
             reporter.register_logs({spec.job_id: str(spec.log_path) for spec in app.plan.jobs})
             if app.model is not None:
                 reporter.catch_up(app.model.total, app.model.preflight, app.model.limit, {
@@ -244,8 +253,25 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
     return result
 
 
+def guard_standard_fds() -> None:
+    """Started with stdin, stdout or stderr closed (`>&-`), the next file opened (a log, the
+    journal) would get that number and receive whatever is printed: fill each gap with
+    /dev/null, so the headless reporter's writes go nowhere and it switches to run.log."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd == 1:
+                sys.stdout = None  # type: ignore[assignment]  # the reporter uses run.log
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m orch_tui`."""
+    guard_standard_fds()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -263,3 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_SIGINT
+    except OSError as exc:
+        # A last resort: every expected failure has its own message; this keeps the promise
+        # of one line and no traceback for the unexpected ones (EMFILE at start, ...).
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"orch-tui: error: {printable(where)}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE

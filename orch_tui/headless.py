@@ -7,6 +7,7 @@ each failure with its log, and a final summary.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -16,6 +17,21 @@ from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.textutil import format_bytes, format_duration, printable
+
+
+def _silence(stream: TextIO) -> None:
+    """A broken stdout must not raise again when the interpreter flushes it at exit."""
+    if stream is sys.stdout:
+        # stdout's descriptor now leads nowhere: the exit-time flush succeeds silently.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    try:
+        stream.flush()
+        if stream is not sys.stdout:
+            stream.close()
+    except (OSError, ValueError):
+        pass
 
 
 def describe_decision(decision: ScalingDecision) -> str:
@@ -43,8 +59,16 @@ class HeadlessReporter:
                  stream: TextIO | None = None,
                  *,
                  progress_every: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream = stream if stream is not None else sys.stdout
+                 clock: Callable[[], float] = time.monotonic,
+                 fallback: Callable[[], TextIO] | None = None) -> None:
+        """`fallback` opens where lines go once `stream` cannot take them (stdout closed, a
+        broken pipe): the run goes on and keeps its record in run.log."""
+        self._fallback = fallback
+        stream = stream if stream is not None else sys.stdout
+        if stream is None and fallback is not None:
+            stream, self._fallback = fallback(), None
+        self.stream: TextIO = stream if stream is not None else open(  # pylint: disable=consider-using-with
+            os.devnull, "w", encoding="utf-8")
         self.progress_every = progress_every
         self._clock = clock
         self._states: dict[int, JobState] = {}
@@ -69,12 +93,17 @@ class HeadlessReporter:
         self._first_launch = self._clock()
 
     def write(self, line: str) -> None:
-        """Print one line; a closed terminal (SIGHUP) must not stop the run."""
+        """Print one line; a closed terminal (SIGHUP), a closed stdout or a broken pipe must
+        not stop the run: the line and the ones after it go to the fallback (run.log)."""
         try:
             self.stream.write(line + "\n")
             self.stream.flush()
         except (OSError, ValueError):
-            pass
+            if self._fallback is None:
+                return
+            broken, self.stream, self._fallback = self.stream, self._fallback(), None
+            _silence(broken)
+            self.write(line)
 
     def __call__(self, event: ev.Event) -> None:
         handler = getattr(self, "_on_" + type(event).__name__, None)
@@ -115,9 +144,10 @@ class HeadlessReporter:
         now = self._clock()
         if event.state is JobState.RUNNING and self._first_launch is None:
             self._first_launch = now
-        if event.state in (JobState.FAILED, JobState.KILLED):
+        if event.state in (JobState.FAILED, JobState.KILLED, JobState.MISSING):
             log = self._log_paths.get(event.job_id)
-            where = f" (log: {printable(log)})" if log else ""
+            where = f" (log: {printable(log)})" if log and event.state is not JobState.MISSING \
+                else ""
             self.write(f"{event.state.value.upper()} #{event.job_id} {printable(event.name)}: "
                        f"{printable(event.reason)}{where}")
         if event.state.finished and event.state is not JobState.SKIPPED:

@@ -721,13 +721,11 @@ ODD: list[Odd] = [
         1,
         "1 succeeded, 0 failed, 0 killed, 0 skipped, 1 missing", ("a.bin", ),
         preflight="1 missing"),
-    # A name the file system accepts whose temporary output name (".NAME_out.orch-tmp.bin",
-    # 264 bytes) it does not: that job fails, the others run.
-    Odd("name-too-long-for-the-temporary-output", ("a.bin", "L" * 246 + ".bin"),
-        ("in/a.bin", "in/" + "L" * 246 + ".bin"),
-        1,
-        "1 succeeded, 1 failed, 0 killed, 0 skipped, 0 missing", ("a.bin", ),
-        fails=("L" * 246 + ".bin", )),
+    # The longest output name a file system accepts (254 bytes): the temporary output has the
+    # same name in a private folder, so it runs like any other.
+    Odd("longest-legal-output-name", ("a.bin", "L" * 246 + ".bin"),
+        ("in/a.bin", "in/" + "L" * 246 + ".bin"), 0,
+        "2 succeeded, 0 failed, 0 killed, 0 skipped, 0 missing", ("a.bin", "L" * 246 + ".bin")),
 ] + [
     Odd(f"name-{label}", (name, ),
         (f"in/{name}", ), 0, "1 succeeded, 0 failed, 0 killed, 0 skipped, 0 missing", (name, ))
@@ -796,9 +794,11 @@ def test_odd_inputs_are_reported_and_each_runs_once_as_one_argument(tmp_path: Pa
     after.pop(".")
     assert_unchanged(before, after)
     ran = [tuple(json.loads(line)) for line in record.read_text(encoding="utf-8").splitlines()]
-    expected_runs = [(str(indir / name),
-                      str(out / f".{Path(_output_name(name)).stem}.orch-tmp"
-                          f"{Path(name).suffix}")) for name in case.runs]
+    # Each job wrote its output under the final name in this run's private temporary folder.
+    temp_dirs = {Path(run[1]).parent for run in ran}
+    assert len(temp_dirs) <= 1 and all(d.parent == out / ".orch-tui" / "tmp" for d in temp_dirs)
+    expected_runs = [(str(indir / name), str(temp_dir / _output_name(name))) for name in case.runs
+                     for temp_dir in temp_dirs]
     failed = {str(indir / name) for name in case.fails}
     assert sorted(run for run in ran if run[0] not in failed) == sorted(expected_runs), \
         "each input ran once, as one argument each"

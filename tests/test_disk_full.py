@@ -13,14 +13,13 @@ intact and the exit code must be 1.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
-from orch_tui.core.templates import is_temp_output
 from tests import helpers
 from tests.helpers import Workspace, start_run
 
@@ -31,35 +30,9 @@ TMPFS_SIZE = "4m"
 
 
 @pytest.fixture(name="small_disk")
-def fixture_small_disk() -> Iterator[Callable[[Path], Path]]:
-    """`small_disk(folder)` mounts a 4 MiB tmpfs on `folder`; every mount is undone after."""
-    mounted: list[Path] = []
-
-    def mount(folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            result = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs",
-                 str(folder)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"cannot mount a small tmpfs to fill up: {exc}")
-        if result.returncode != 0:
-            pytest.skip("cannot mount a small tmpfs to fill up (needs root or CAP_SYS_ADMIN): "
-                        f"{result.stderr.strip()}")
-        mounted.append(folder)
-        return folder
-
-    try:
-        yield mount
-    finally:
-        for folder in reversed(mounted):
-            if subprocess.run(["umount", str(folder)], capture_output=True,
-                              check=False).returncode != 0:
-                subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+def fixture_small_disk(tmpfs) -> Callable[[Path], Path]:
+    """`small_disk(folder)` mounts a 4 MiB tmpfs on `folder`."""
+    return lambda folder: tmpfs(folder, size=TMPFS_SIZE)
 
 
 def disk_workspace(workspace, small_disk, **resources) -> Workspace:
@@ -87,9 +60,9 @@ def run_cli(ws: Workspace, *args: str, timeout: float = 60) -> subprocess.Comple
 def assert_outputs_intact(ws: Workspace) -> list[str]:
     """Every output present is a byte-exact copy of its input; no temporary output is left.
     Returns the names of the outputs."""
-    leftovers = [p.name for p in ws.output_dir.iterdir() if is_temp_output(p)]
-    assert leftovers == [], "temporary outputs must be removed"
-    assert not list(ws.output_dir.glob(".*.orch-tmp*"))
+    temp = ws.output_dir / ".orch-tui" / "tmp"
+    leftovers = [str(p) for p in temp.rglob("*")] if temp.exists() else []
+    assert leftovers == [], "temporary outputs (and their run folders) must be removed"
     names = []
     for source in ws.inputs:
         output = ws.output_dir / f"{source.stem}_out{source.suffix}"

@@ -65,7 +65,7 @@ def test_kill_9_leaves_no_job_running_and_the_next_run_finishes_the_rest(workspa
         while any(alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(alive(p) for p in pids), "the guardian kills every job's group"
-        temps = list(ws.output_dir.glob(".*.orch-tmp*"))
+        temps = list(ws.output_dir.glob(".orch-tui/tmp/*/*"))
         assert temps, "the interrupted jobs left temporary outputs behind"
         second = run_cli(str(ws.config), "--headless", "--max-procs", "2", timeout=60)
         assert second.returncode == 0, second.stdout + second.stderr
@@ -73,7 +73,7 @@ def test_kill_9_leaves_no_job_running_and_the_next_run_finishes_the_rest(workspa
         counts = runs_per_input(record)
         # Jobs 1-2 finished before the kill: never redone; 3-4 were running: run again.
         assert counts == {"clip01.bin": 1, "clip02.bin": 1, "clip03.bin": 2, "clip04.bin": 2}
-        assert not list(ws.output_dir.glob(".*.orch-tmp*"))
+        assert not list(ws.output_dir.glob(".orch-tui/tmp/*")), "the dead run's folder went"
         assert len(list(ws.output_dir.glob("*_out.bin"))) == 4
     finally:
         first.kill()

@@ -76,9 +76,11 @@ def test_seed_example_expansion() -> None:
     assert shell_quote(
         job.display_argv[1:]) == ("-i /data/video1.mp4 /path/to/output/video1_720p.mp4")
     assert job.output_path == Path("/path/to/output/video1_720p.mp4")
-    assert job.temp_output_path == Path("/path/to/output/.video1_720p.orch-tmp.mp4")
-    assert job.argv == ("/usr/bin/ffmpeg", "-i", "/data/video1.mp4",
-                        "/path/to/output/.video1_720p.orch-tmp.mp4")
+    # The temporary output keeps the final name, in this run's own private folder.
+    temp = Path(f"/path/to/output/.orch-tui/tmp/{plan.run_token}/video1_720p.mp4")
+    assert len(plan.run_token) == 16 and plan.run_temp_dir == temp.parent
+    assert job.temp_output_path == temp
+    assert job.argv == ("/usr/bin/ffmpeg", "-i", "/data/video1.mp4", str(temp))
     assert job.log_path == Path("/path/to/output/.orch-tui/logs/00001-video1.log")
     assert job.name == "video1.mp4"
     assert (job.job_id, job.index, job.input_size) == (1, 1, 100)
@@ -217,9 +219,19 @@ def test_safe_log_stem(stem: str, expected: str) -> None:
 
 
 def test_long_unicode_names_get_short_distinct_logs() -> None:
-    plan = build_plan(seed_config(), listed("/d/" + "é" * 300 + ".mp4", "/d/" + "é" * 299 + ".mp4"))
+    # 240-byte names (the longest whose output name, with _720p, still fits 255 bytes).
+    plan = build_plan(seed_config(), listed("/d/" + "é" * 120 + ".mp4", "/d/" + "é" * 119 + ".mp4"))
     names = [job.log_path.name for job in plan.jobs]
     assert names == ["00001-" + "_" * 60 + ".log", "00002-" + "_" * 60 + ".log"]
+
+
+def test_an_output_name_longer_than_name_max_is_a_preflight_error_naming_the_input() -> None:
+    long_input = "/d/" + "x" * 250 + ".mp4"  # 254 bytes: a legal input name
+    with pytest.raises(ConfigError) as caught:
+        build_plan(seed_config(), listed("/d/ok.mp4", long_input))
+    message = str(caught.value)
+    assert "line 2" in message and long_input in message and "259 bytes" in message
+    assert caught.value.key == "directories.output_suffix"
 
 
 def test_job_numbers_are_zero_padded_beyond_nine() -> None:
@@ -247,12 +259,6 @@ def test_jobspec_is_frozen() -> None:
     assert isinstance(job, JobSpec)
     with pytest.raises(AttributeError):
         job.index = 5  # type: ignore[misc]
-
-
-def test_overlong_output_names_do_not_break_planning() -> None:
-    plan = build_plan(seed_config(), listed("/d/" + "n" * 250 + ".mp4"))
-    assert plan.jobs[0].output_path.name == "n" * 250 + "_720p.mp4"
-    assert plan.existing == frozenset()
 
 
 def test_collision_message_escapes_control_characters() -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from orch_tui.core.templates import (PLACEHOLDERS, TemplateError, check_suffix, check_template,
-                                     expand, is_temp_output, output_path, printable,
-                                     temp_output_path)
+                                     expand, output_path, printable)
 
 VALUES = {
     "input_file": "/data/video1.mp4",
@@ -140,30 +139,6 @@ def test_template_error_is_a_value_error() -> None:
 ])
 def test_output_path_follows_the_seed_naming(source: str, suffix: str, expected: str) -> None:
     assert output_path(Path(source), Path("/path/to/output"), suffix) == Path(expected)
-
-
-@pytest.mark.parametrize("final, temp", [
-    ("/o/video1_720p.mp4", "/o/.video1_720p.orch-tmp.mp4"),
-    ("/o/name", "/o/.name.orch-tmp"),
-    ("/o/a.tar.gz", "/o/.a.tar.orch-tmp.gz"),
-    ("/o/my video.mkv", "/o/.my video.orch-tmp.mkv"),
-])
-def test_temp_output_path(final: str, temp: str) -> None:
-    assert temp_output_path(Path(final)) == Path(temp)
-    assert is_temp_output(Path(temp))
-    assert not is_temp_output(Path(final))
-
-
-@pytest.mark.parametrize("name", [
-    "video.mp4",
-    ".hidden.mp4",
-    "video.orch-tmp.mp4",
-    ".orch-tmp",
-    "orch-tmp",
-    ".video.orch-tmp.mp4.part",
-])
-def test_is_temp_output_rejects_other_names(name: str) -> None:
-    assert not is_temp_output(Path("/o") / name)
 
 
 @pytest.mark.parametrize("suffix", ["", "_720p", "-small", ".v2", " copy", "_日本"])

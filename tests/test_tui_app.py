@@ -254,3 +254,17 @@ async def test_a_second_app_on_the_same_folder_is_told_who_holds_it(workspace):
             assert any("another orch-tui" in m for m in messages)
         first.controller.shutdown()
         await until(pilot, lambda: first.run_task.done())
+
+
+async def test_an_input_that_vanishes_mid_run_is_named_on_the_finished_screen(workspace):
+    ws = workspace(2, worker_args=["--seconds", "1"])
+    app = OrchApp(ws.config, yes=True, max_procs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 1)
+        ws.inputs[1].unlink()
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert "#2 clip02.bin  missing  input vanished before its job started" in text
+        await pilot.press("q")
+    assert app.return_code == 1

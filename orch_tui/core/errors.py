@@ -61,9 +61,17 @@ class ConfigError(OrchError):
 
 
 class SpawnError(OrchError):
-    """A job's command could not be started at all (not found, not executable)."""
+    """A job's command could not be started at all (not found, not executable).
+
+    `systemic` marks a cause that is not the job's (a full or read-only filesystem, no
+    descriptors or memory left): the scheduler stops launching and keeps the job queued
+    instead of failing it and every job after it."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, systemic: bool = False) -> None:
+        super().__init__(message)
+        self.systemic = systemic
 
 
 class LockError(OrchError):

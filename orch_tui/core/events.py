@@ -215,6 +215,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
         self._listeners: list[Callable[[Event], None]] = []
+        self._first: list[Callable[[Event], None]] = []
 
     def subscribe(self) -> Subscription:
         """A new async iterator that receives every event published from now on."""
@@ -227,17 +228,26 @@ class EventBus:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
 
-    def add_listener(self, listener: Callable[[Event], None]) -> None:
-        """Call `listener(event)` synchronously for each event (it must not block)."""
-        self._listeners.append(listener)
+    def add_listener(self, listener: Callable[[Event], None], *, first: bool = False) -> None:
+        """Call `listener(event)` synchronously for each event (it must not block).
+
+        `first` puts it before every other listener and subscriber: the journal records a
+        job's final state before anyone is told of it."""
+        if first:
+            self._first.append(listener)
+        else:
+            self._listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[Event], None]) -> None:
         """Detach a listener (idempotent)."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        for listeners in (self._first, self._listeners):
+            if listener in listeners:
+                listeners.remove(listener)
 
     def publish(self, event: Event) -> None:
-        """Deliver `event` to every subscriber and listener, in order; never blocks."""
+        """Deliver `event` to the first listeners, then every subscriber and listener, in order."""
+        for listener in self._first:
+            listener(event)
         for subscription in self._subscriptions:
             subscription._put(event)  # pylint: disable=protected-access
         for listener in list(self._listeners):

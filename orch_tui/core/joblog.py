@@ -11,8 +11,12 @@ output). Like parallel with --retries, only a job's last attempt is logged.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import time
 from pathlib import Path
+from typing import TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.errors import OrchError
@@ -63,17 +67,17 @@ class JoblogWriter:
         self._starts: dict[int, tuple[int, float, float]] = {}
         # A FAILED line held back for one event: a retry re-queues the job right after it.
         self._held: tuple[int, str] | None = None
+        self._created = False
+        self._file = self._open()
         try:
-            # pylint: disable-next=consider-using-with
-            self._file = open(self.path, "a", encoding="utf-8", errors="surrogateescape")
-            if self._file.tell() == 0:
+            if os.fstat(self._file.fileno()).st_size == 0:
                 self._write(HEADER)
-            elif not _ends_with_newline(self.path):
+            elif not _ends_with_newline(self._file.fileno()):
                 self._write("\n")  # a line cut short by a crash must not swallow ours
         except OSError as exc:
-            raise OrchError(f"cannot write the joblog {self.path}: {exc.strerror or exc}") from exc
+            self._fail(exc)
         if self.error is not None:
-            self._file.close()
+            self.discard()
             raise self.error
         self._closed = False
 
@@ -108,6 +112,40 @@ class JoblogWriter:
         else:
             self._write(line)
 
+    def _open(self) -> TextIO:
+        """Append to the joblog, never through a symlink planted at its name (O_NOFOLLOW), never
+        world-writable; OrchError (exit 2) when it cannot be opened, before any run state is
+        touched."""
+        flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            try:
+                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o664)
+                self._created = True
+            except FileExistsError:
+                fd = os.open(self.path, flags)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.ELOOP:
+                reason = "it is a symlink; refusing to write through it"
+            raise OrchError(f"cannot write the joblog {self.path}: {reason}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OrchError(f"cannot write the joblog {self.path}: not a plain file")
+        return open(fd, "a", encoding="utf-8", errors="surrogateescape")
+
+    def discard(self) -> None:
+        """The run never started: close, and remove the joblog if this run created it."""
+        self._closed = True
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        if self._created:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
     def close(self) -> None:
         """Write any held line and close the file; idempotent, never raises (see `error`)."""
         if self._closed:
@@ -135,7 +173,6 @@ class JoblogWriter:
             self.error = OrchError(f"cannot write the joblog {self.path}: {exc.strerror or exc}")
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(-1, 2)
-        return handle.read(1) == b"\n"
+def _ends_with_newline(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"

@@ -21,6 +21,7 @@ from orch_tui.core.events import JobState
 from orch_tui.core.plan import JobSpec, Plan
 from orch_tui.core.runner import ExitStatus, NodeStats, ProcessSample, Runner
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity, compute_limit
+from orch_tui.core.statedir import RunTemp, StateDir
 
 #: Samples kept per job for sparklines and the detail view.
 HISTORY = 120
@@ -88,7 +89,8 @@ class Orchestrator:
                  max_procs: int | None = None,
                  overwrite: bool = False,
                  done_before: frozenset[int] = frozenset(),
-                 profile: ProcessProfile | None = None) -> None:
+                 profile: ProcessProfile | None = None,
+                 state: StateDir | None = None) -> None:
         self.plan = plan
         self.runner = runner
         self.bus = bus
@@ -97,6 +99,9 @@ class Orchestrator:
         self._overwrite = overwrite
         self._done_before = done_before
         self._seed_profile = profile
+        self._state = state
+        self._own_state = state is None
+        self._temp: RunTemp | None = None
         self._loop = asyncio.get_running_loop()
         self.jobs: dict[int, Job] = {spec.job_id: Job(spec) for spec in plan.jobs}
         self._queue: collections.deque[int] = collections.deque()
@@ -120,6 +125,7 @@ class Orchestrator:
         self._consecutive_failures = 0
         self._pressure = {"memory": "ok", "disk": "ok"}
         self._starved_since: float | None = None
+        self._sweep_failed = False
         self._stats: NodeStats | None = None
         self._disk_reserve = 0
         self._memory_reserve = 0
@@ -177,9 +183,9 @@ class Orchestrator:
 
     async def run(self) -> int:
         """Run every job to a final state; return 0 when all succeeded or were already done."""
-        self._prepare()
         sampler = asyncio.create_task(self._sample_loop(), name="orch-tui sampler")
         try:
+            self._prepare()
             if self._queue and not self.stopping:
                 if self._max_procs is not None:
                     self._set_limit(self._max_procs, "--max-procs")
@@ -191,18 +197,26 @@ class Orchestrator:
         finally:
             sampler.cancel()
             self.runner.close()
+            if self._state is not None:
+                self._state.release_run_temp()  # what killed jobs left half-written goes too
+                if self._own_state:
+                    self._state.close()
         return self._finish()
 
     def _prepare(self) -> None:
-        """Create the output folders, drop stale temporary outputs, mark skips, queue the rest."""
-        state_dir = self.plan.state_dir
-        (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        """Open the private state folder, drop the temporary outputs of dead runs, make this
+        run's own, mark skips, queue the rest."""
+        if self._state is None:
+            self._state = StateDir.open(self._config.directories.output_dir)
+        for name in self._state.remove_dead_runs():
+            self._notice(
+                "info", f"removed the temporary outputs of an interrupted run ({name}): "
+                "its jobs run again")
+        if any(spec.temp_output_path is not None for spec in self.plan.jobs):
+            self._temp = self._state.make_run_temp(self.plan.run_token)
         inputs = self.plan.inputs
         skipped = 0
         for job in self.jobs.values():
-            temp = job.spec.temp_output_path
-            if temp is not None:
-                _unlink(temp)
             if job.spec.job_id in self.plan.existing and not self._overwrite:
                 skipped += 1
                 self._set_state(job, JobState.SKIPPED, "output exists")
@@ -388,8 +402,13 @@ class Orchestrator:
         job.started = self._now()
         job.ended = None
         job.done = self._loop.create_future()
-        if job.spec.temp_output_path is not None:
-            _unlink(job.spec.temp_output_path)
+        assert self._state is not None
+        if not self._state.intact():
+            self._hold(job)
+            self.stop_launching(f"the state folder {self._state.path} was removed or replaced "
+                                "during the run: no more launches; running jobs finish")
+            return False
+        self._unlink_temp(job.spec)
         if not os.path.exists(job.spec.input_path):
             job.pid = None
             self._finish_job(job, JobState.MISSING, "input vanished before its job started")
@@ -398,6 +417,12 @@ class Orchestrator:
             job.pid = self.runner.start(job.spec, self._on_exit)
         except SpawnError as exc:
             job.pid = None
+            if exc.systemic:
+                self._hold(job)
+                self.stop_launching(f"job {job.spec.job_id} ({job.spec.name}): {exc}: no more "
+                                    "launches; running jobs finish; fix it and run the same "
+                                    "command again")
+                return False
             job.exit_code = 127
             self._finish_job(job, JobState.FAILED, str(exc))
             return False
@@ -445,22 +470,57 @@ class Orchestrator:
             self._finish_job(job, JobState.FAILED, status.describe())
             return
         if spec.temp_output_path is not None:
-            try:
-                os.replace(spec.temp_output_path, spec.output_path)
-            except FileNotFoundError:
-                self._finish_job(job, JobState.FAILED, "no output: exit 0 but nothing written")
-                return
-            except OSError as exc:
-                self._finish_job(job, JobState.FAILED, f"cannot rename output: {exc.strerror}")
+            problem = self._publish_output(spec)
+            if problem:
+                self._finish_job(job, JobState.FAILED, problem)
                 return
         self._finish_job(job, JobState.SUCCEEDED, "")
+
+    def _publish_output(self, spec: JobSpec) -> str:
+        """Rename the job's output from this run's own temporary folder to its final name (never
+        anything from elsewhere); returns why not, or ''."""
+        temp, state = self._temp, self._state
+        assert temp is not None and state is not None and spec.temp_output_path is not None
+        name = spec.temp_output_path.name
+        if not temp.is_regular(name):
+            if os.path.lexists(spec.temp_output_path):
+                return "output is not a plain file (a symlink or folder?): not kept"
+            return "no output: exit 0 but nothing written"
+        try:
+            os.replace(name, spec.output_path.name, src_dir_fd=temp.fd, dst_dir_fd=state.out_fd)
+        except OSError as exc:
+            return f"cannot rename output: {exc.strerror}"
+        return ""
+
+    def _unlink_temp(self, spec: JobSpec) -> None:
+        if spec.temp_output_path is not None and self._temp is not None:
+            self._temp.unlink(spec.temp_output_path.name)
+
+    def _hold(self, job: Job) -> None:
+        """Put a job that could not start through no fault of its own back at the head of the
+        queue, as if it had never been taken."""
+        job.attempt -= 1
+        job.started = None
+        self._queue.appendleft(job.spec.job_id)
+        self._queued_bytes += job.spec.input_size
+        if job.done is not None and not job.done.done():
+            job.done.set_result(None)
+
+    def stop_launching(self, message: str) -> None:
+        """Something every job needs is broken (a full filesystem, the journal, the state
+        folder): launch nothing more, let running jobs finish, tell the operator once."""
+        if self.halted:
+            return
+        self.halted = True
+        self._notice("error", message)
+        self._wake.set()
 
     def _finish_job(self, job: Job, state: JobState, reason: str) -> None:
         spec = job.spec
         if job.ended is None:
             job.ended = self._now()
-        if state is not JobState.SUCCEEDED and spec.temp_output_path is not None:
-            _unlink(spec.temp_output_path)
+        if state is not JobState.SUCCEEDED:
+            self._unlink_temp(spec)
         self._set_state(job, state, reason)
         if job.done is not None and not job.done.done():
             job.done.set_result(None)
@@ -497,7 +557,14 @@ class Orchestrator:
         while True:
             calibrating = self._calibrating is not None
             await asyncio.sleep(min(interval, CALIBRATION_INTERVAL) if calibrating else interval)
-            self.sweep()
+            try:
+                self.sweep()
+            except OSError as exc:
+                # Out of descriptors (thousands of jobs at `ulimit -n`): the run goes on
+                # unmeasured for a moment rather than stopping; said once.
+                if not self._sweep_failed:
+                    self._sweep_failed = True
+                    self._notice("warning", f"cannot sample the jobs: {exc.strerror or exc}")
 
     def sweep(self) -> None:
         """Sample every running job and the machine once; apply memory and disk pressure."""
@@ -719,15 +786,6 @@ class Orchestrator:
     def active_count(self) -> int:
         """How many jobs hold a process (running or paused)."""
         return len(self._active_ids)
-
-
-def _unlink(path: os.PathLike[str] | str) -> None:
-    """Remove a temporary output if it is there; a name the filesystem refuses (too long) or a
-    vanished folder is not the run's problem: the job itself will fail and say why."""
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _size(path: os.PathLike[str] | str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,15 +18,20 @@ from orch_tui.core import templates
 from orch_tui.core.config import Config, load_config
 from orch_tui.core.errors import ConfigError
 from orch_tui.core.inputs import InputEntry, InputList, read_input_list
+from orch_tui.core.statedir import LOGS_DIR_NAME, STATE_DIR_NAME, TMP_DIR_NAME
 
-STATE_DIR_NAME = ".orch-tui"
+#: The longest file name (bytes) Linux filesystems accept.
+NAME_MAX = 255
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_LOG_STEM = 60
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job: what runs (`argv`, writing to the temp name) and what to show (`display_argv`)."""
+    """One job: what runs (`argv`, writing to the temp name) and what to show (`display_argv`).
+
+    The temporary output has the final output's own name (never longer, same extension for
+    ffmpeg's muxer choice) inside this run's private folder `.orch-tui/tmp/<run token>/`."""
     job_id: int
     index: int
     input_path: Path
@@ -49,11 +55,17 @@ class Plan:
     inputs: InputList
     jobs: tuple[JobSpec, ...]
     existing: frozenset[int]
+    run_token: str = ""
 
     @property
     def state_dir(self) -> Path:
         """`<output_dir>/.orch-tui`: logs, journal and lock live next to the outputs."""
         return self.config.directories.output_dir / STATE_DIR_NAME
+
+    @property
+    def run_temp_dir(self) -> Path:
+        """This run's private folder of temporary outputs."""
+        return self.state_dir / TMP_DIR_NAME / self.run_token
 
 
 def safe_log_stem(stem: str) -> str:
@@ -74,52 +86,66 @@ def _where(config: Config, *keys: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+def _refuse(config: Config, key: str, message: str) -> ConfigError:
+    """A located error at `key` (or the nearest section that exists in the file)."""
+    line, column = _where(config, key, "directories")
+    return ConfigError(templates.printable(message),
+                       path=config.path,
+                       line=line,
+                       column=column,
+                       key=key)
+
+
 def _check_outputs(config: Config, inputs: InputList, outputs: list[tuple[InputEntry,
                                                                           Path]]) -> None:
-    """Refuse two inputs writing one output, and any output that would replace an input."""
-    line, column = _where(config, "directories.output_suffix", "directories.output_dir",
-                          "directories")
+    """Refuse two inputs writing one output, an output name no filesystem accepts, and any
+    output that would replace an input."""
     seen: dict[Path, InputEntry] = {}
     for entry, output in outputs:
         other = seen.get(output)
         if other is not None:
-            raise ConfigError(templates.printable(
+            raise _refuse(
+                config, "directories.output_suffix",
                 f"{inputs.path} line {other.line} ({other.path}) and line {entry.line} "
-                f"({entry.path}) would both write {output}; rename one input or list only one"),
-                              path=config.path,
-                              line=line,
-                              column=column,
-                              key="directories.output_suffix")
+                f"({entry.path}) would both write {output}; rename one input or list only one")
         seen[output] = entry
+        size = len(os.fsencode(output.name))
+        if size > NAME_MAX:
+            raise _refuse(
+                config, "directories.output_suffix",
+                f"{inputs.path} line {entry.line} ({entry.path}): the output name {output.name} "
+                f"is {size} bytes, longer than the {NAME_MAX} a file name may have; shorten the "
+                "input name or output_suffix")
     listed = {os.path.realpath(entry.path): entry for entry in inputs.entries}
     for entry, output in outputs:
         victim = listed.get(os.path.realpath(output))
         if victim is not None:
-            line, column = _where(config, "directories.output_dir", "directories")
-            raise ConfigError(templates.printable(
+            raise _refuse(
+                config, "directories.output_dir",
                 f"the output for line {entry.line} ({entry.path}) would overwrite the input on "
                 f"line {victim.line} ({victim.path}); choose another output_dir or set "
-                "output_suffix"),
-                              path=config.path,
-                              line=line,
-                              column=column,
-                              key="directories.output_dir")
+                "output_suffix")
 
 
-def build_plan(config: Config, inputs: InputList) -> Plan:
-    """One JobSpec per valid unique input, numbered 1..N in list order; creates nothing."""
+def build_plan(config: Config, inputs: InputList, *, run_token: str | None = None) -> Plan:
+    """One JobSpec per valid unique input, numbered 1..N in list order; creates nothing.
+
+    `run_token` names this run's temporary folder (a fresh random one by default: every plan
+    is one run, and two runs never share temporary names)."""
+    token = run_token or secrets.token_hex(8)
     binary = str(config.binary.path)
     flags = config.binary.flags
     used = frozenset().union(*(templates.check_template(flag) for flag in flags))
     output_dir = config.directories.output_dir
     suffix = config.directories.output_suffix
-    log_dir = output_dir / STATE_DIR_NAME / "logs"
+    log_dir = output_dir / STATE_DIR_NAME / LOGS_DIR_NAME
+    temp_dir = output_dir / STATE_DIR_NAME / TMP_DIR_NAME / token
     outputs = [(entry, templates.output_path(entry.path, output_dir, suffix))
                for entry in inputs.valid]
     _check_outputs(config, inputs, outputs)
     jobs = []
     for index, (entry, output) in enumerate(outputs, start=1):
-        temp = templates.temp_output_path(output) if "output_file" in used else None
+        temp = temp_dir / output.name if "output_file" in used else None
         values = {
             "input_file": str(entry.path),
             "input_name": entry.path.name,
@@ -145,7 +171,7 @@ def build_plan(config: Config, inputs: InputList) -> Plan:
                     display_argv=(binary, ) + display,
                     log_path=log_dir / f"{index:05d}-{safe_log_stem(entry.path.stem)}.log"))
     existing = frozenset(job.job_id for job in jobs if os.path.exists(job.output_path))
-    return Plan(config=config, inputs=inputs, jobs=tuple(jobs), existing=existing)
+    return Plan(config=config, inputs=inputs, jobs=tuple(jobs), existing=existing, run_token=token)
 
 
 def load_plan(path: str | Path) -> Plan:

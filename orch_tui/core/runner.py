@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import errno
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Callable
@@ -24,9 +26,12 @@ from pathlib import Path
 import psutil
 
 from orch_tui.core import procfs
-from orch_tui.core.errors import SpawnError
+from orch_tui.core.containment import (MARKER_VARIABLE, Containment, append_note, left_behind_note,
+                                       select_containment)
+from orch_tui.core.errors import OrchError, SpawnError
 from orch_tui.core.guardian import Guardian
 from orch_tui.core.plan import JobSpec
+from orch_tui.core.statedir import StateDir, UnsafeFileError, is_systemic
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +148,32 @@ class LocalRunner(Runner):
                  output_dir: Path,
                  *,
                  loop: asyncio.AbstractEventLoop | None = None,
-                 guardian: bool = True) -> None:
+                 guardian: bool = True,
+                 state: StateDir | None = None,
+                 run_token: str | None = None,
+                 containment: Containment | None = None) -> None:
         self.node = socket.gethostname()
-        self._guardian = Guardian() if guardian else None
+        self.run_token = run_token or secrets.token_hex(8)
+        # Logs are created relative to the checked, private state folder (never through a
+        # planted symlink); a runner built without a session opens that folder itself.
+        self._own_state = state is None
+        self._state = state if state is not None else StateDir.open(output_dir)
+        # Every process a job starts stays findable and killable (containment.py): chosen before
+        # the guardian, which must know it too.
+        self._containment = containment or select_containment(self.run_token)
+        # One environment for every job, plus its ORCH_TUI_JOB marker: built once, not per spawn.
+        self._environ = dict(os.environb)
+        try:
+            self._guardian = Guardian() if guardian else None
+        except OSError as exc:
+            self._containment.close()  # its run group must not outlive a runner never used
+            if self._own_state:
+                self._state.close()
+            raise OrchError(f"cannot start the guardian process: {exc.strerror}") from None
+        if self._guardian is not None:
+            self._containment.ignore_child(self._guardian.pid)
+            for line in self._containment.guardian_lines():
+                self._guardian.contain(line)
         self._output_dir = output_dir
         self._loop = loop or asyncio.get_running_loop()
         self._children: dict[int, _Child] = {}
@@ -159,43 +187,71 @@ class LocalRunner(Runner):
     # --- starting and reaping
 
     def start(self, spec: JobSpec, on_exit: ExitCallback) -> int:
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # 0o664 under the operator's umask: a log is never world-writable, even with umask 0.
-        log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o664)
+        log_fd = self._open_log(spec)
         try:
             actions = [
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, log_fd, 1),
                 (os.POSIX_SPAWN_DUP2, log_fd, 2),
             ]
+            environ = self._environ.copy()
+            environ[MARKER_VARIABLE.encode()] = self._containment.marker(spec.job_id).encode()
             try:
-                pid = os.posix_spawn(spec.argv[0],
-                                     list(spec.argv),
-                                     os.environ,
-                                     file_actions=actions,
-                                     setsid=True)
+                with self._containment.spawning(spec.job_id):
+                    pid = os.posix_spawn(spec.argv[0],
+                                         list(spec.argv),
+                                         environ,
+                                         file_actions=actions,
+                                         setsid=True)
             except OSError as exc:
-                os.write(log_fd,
-                         f"orch-tui: cannot execute {spec.argv[0]}: {exc.strerror}\n".encode())
-                raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}") from exc
+                _write_quietly(log_fd, f"orch-tui: cannot execute {spec.argv[0]}: {exc.strerror}\n")
+                raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}",
+                                 systemic=exc.errno in _SPAWN_SYSTEMIC) from exc
         finally:
             os.close(log_fd)
+        self._containment.started(spec.job_id, pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            # Out of descriptors: a child we cannot watch must not run unwatched.
+            self._signal_group(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self._containment.kill(spec.job_id)
+            self._containment.finished(spec.job_id)
+            raise SpawnError(f"cannot watch the job: {exc.strerror}", systemic=True) from None
         if self._guardian is not None:
-            self._guardian.watch(pid)
-        pidfd = os.pidfd_open(pid)
+            self._guardian.watch(pid, self._containment.guardian_key(spec.job_id), spec.log_path)
         self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit)
         self._loop.add_reader(pidfd, self._reap, spec.job_id)
         return pid
 
+    def _open_log(self, spec: JobSpec) -> int:
+        """The job's log, 0o600 in the private logs folder, never through a planted link.
+
+        A full, read-only or exhausted filesystem is systemic (stop launching, the job is not
+        charged with it); a planted link or a foreign file fails this job alone."""
+        try:
+            return self._state.open_log(spec.log_path.name)
+        except UnsafeFileError as exc:
+            raise SpawnError(f"cannot create its log: {exc}") from None
+        except OSError as exc:
+            raise SpawnError(f"cannot create its log {spec.log_path}: {exc.strerror or exc}",
+                             systemic=is_systemic(exc)) from None
+
     def _reap(self, job_id: int) -> None:
         child = self._children.pop(job_id)
         self._loop.remove_reader(child.pidfd)
+        # Whatever it left running (in its group or not) dies with it, and its log says so.
+        left = self._containment.kill_leftovers(job_id)
+        if left:
+            append_note(child.spec.log_path, left_behind_note(left))
         # The leader is a zombie until reaped, so its pid (== the group id) cannot be reused yet:
         # killing the group now safely takes down background leftovers, leaving no orphan.
         self._signal_group(child.pid, signal.SIGKILL)
         if self._guardian is not None:
             self._guardian.release(child.pid)  # before the reap: the pgid cannot be reused yet
         _, status, usage = os.wait4(child.pid, 0)
+        self._containment.finished(job_id)
         os.close(child.pidfd)
         if child.kill_handle is not None:
             child.kill_handle.cancel()
@@ -217,16 +273,23 @@ class LocalRunner(Runner):
             pass
 
     def _signal_tree(self, child: _Child, sig: int) -> None:
-        """Signal the job's process group and any descendant that left it (setsid/setpgid)."""
+        """Signal the job's process group, any descendant that left it (setsid/setpgid) and
+        whatever its containment holds (daemons reparented away from its tree)."""
+        if sig == signal.SIGKILL:
+            self._containment.kill(child.spec.job_id)  # cgroup.kill: all at once
         self._signal_group(child.pid, sig)
         table = self._fresh_table()
         members = procfs.group_by_root(table, [child.pid]).get(child.pid, [])
-        for proc in members:
-            if proc.pgrp != child.pid:
-                try:
-                    os.kill(proc.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        pids = {proc.pid for proc in members if proc.pgrp != child.pid}
+        for pid in self._containment.members(table, [child.spec.job_id])[child.spec.job_id]:
+            stat = table.get(pid) or procfs.read_stat(pid)
+            if stat is not None and stat.pgrp != child.pid:  # the group had it already
+                pids.add(pid)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def _fresh_table(self) -> dict[int, procfs.ProcStat]:
         """The process table, rescanned unless a sweep just read it (pause-all signals many jobs
@@ -270,11 +333,16 @@ class LocalRunner(Runner):
         return frozenset(self._children)
 
     def close(self) -> None:
-        """The run is over: kill whatever is left, dismiss the guardian."""
+        """The run is over: kill whatever is left, remove its containment, dismiss the
+        guardian."""
         self.kill_all()
+        self._containment.close()
         if self._guardian is not None:
             self._guardian.close()
             self._guardian = None
+        if self._own_state:
+            self._state.close()
+            self._own_state = False
 
     def pid_of(self, job_id: int) -> int | None:
         """The main process id of a running job (tests and diagnostics only)."""
@@ -290,6 +358,12 @@ class LocalRunner(Runner):
         self._last_table, self._table_time = table, self._loop.time()
         roots = {child.pid: job_id for job_id, child in self._children.items()}
         groups = procfs.group_by_root(table, roots)
+        # A daemon that left the tree is still the job's: its CPU and memory count.
+        extra = self._containment.members(table, roots.values())
+        for root, members in groups.items():
+            seen = {p.pid for p in members}
+            members.extend(table[pid] for pid in extra[roots[root]] - seen if pid in table)
+        self._containment.tidy(table)
         now = self._loop.time()
         cores = self._cpu.update((p for members in groups.values() for p in members), now)
         samples: dict[int, ProcessSample] = {}
@@ -324,6 +398,18 @@ class LocalRunner(Runner):
                          available_memory=memory.available,
                          free_disk=free,
                          disk_total=total)
+
+
+#: posix_spawn failures of the machine (no memory, no process slots, no descriptors), not of
+#: the job's command.
+_SPAWN_SYSTEMIC = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
+
+
+def _write_quietly(fd: int, text: str) -> None:
+    try:
+        os.write(fd, text.encode())
+    except OSError:
+        pass  # the log's filesystem is full: the job's failure still says why
 
 
 def _size(path: Path | None) -> int:

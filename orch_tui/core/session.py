@@ -1,6 +1,10 @@
 """Everything one run owns, set up the same way for the TUI and the headless command line:
-the folder lock, the journal (resume and learned figures), the joblog, the runner and the
-orchestrator, all wired to one event bus."""
+the private state folder, the folder lock, the journal (resume and learned figures), the
+joblog, the runner and the orchestrator, all wired to one event bus.
+
+Opening checks everything that could refuse the run, in an order that writes nothing for a
+usage error: the joblog first (a path that cannot be opened touches no state folder), then the
+state folder, the lock and the journal."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from orch_tui.core.lock import RunLock
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
 from orch_tui.core.runner import LocalRunner
+from orch_tui.core.statedir import StateDir
 
 #: Journal states that mean "this input's work is done".
 DONE_STATES = frozenset({"succeeded", "skipped"})
@@ -48,14 +53,15 @@ class RunSession:
     """Open with `RunSession.open(plan, options)` (it raises LockError/JournalError before
     anything runs), then `await run()`; `close()` always."""
 
-    def __init__(self, plan: Plan, options: RunOptions, bus: EventBus, lock: RunLock,
-                 journal: Journal) -> None:
+    def __init__(self, plan: Plan, options: RunOptions, bus: EventBus, state: StateDir,
+                 lock: RunLock, journal: Journal, joblog: JoblogWriter | None) -> None:
         self.plan = plan
         self.options = options
         self.bus = bus
+        self.state = state
         self.lock = lock
         self.journal = journal
-        self.joblog: JoblogWriter | None = None
+        self.joblog = joblog
         self.orchestrator: Orchestrator | None = None
         self.resumed = 0
         self.seeded = False
@@ -64,15 +70,25 @@ class RunSession:
 
     @classmethod
     def open(cls, plan: Plan, options: RunOptions, bus: EventBus | None = None) -> RunSession:
-        """Lock the output folder and open the journal; nothing runs yet."""
-        lock = RunLock(plan.state_dir)
-        lock.acquire()
+        """Open the joblog, lock the output folder, open the private state folder, the lock
+        file and the journal, in that order (each raises an OrchError with one clear line, and
+        a refusal leaves nothing new behind); nothing runs yet."""
+        joblog = JoblogWriter(options.joblog, plan) if options.joblog is not None else None
+        output_dir = plan.config.directories.output_dir
+        lock, state = RunLock(output_dir), None
         try:
-            journal = Journal.open(plan.state_dir)
+            lock.acquire_folder()
+            state = StateDir.open(output_dir)
+            lock.acquire_file(state)
+            journal = Journal.open(plan.state_dir, move_damaged=options.fresh)
         except BaseException:
             lock.release()
+            if state is not None:
+                state.close()
+            if joblog is not None:
+                joblog.discard()
             raise
-        return cls(plan, options, bus or EventBus(), lock, journal)
+        return cls(plan, options, bus or EventBus(), state, lock, journal, joblog)
 
     def start(self) -> Orchestrator:
         """Build the runner and orchestrator on the running loop (call from async code)."""
@@ -83,19 +99,32 @@ class RunSession:
         if not (options.fresh or options.recalibrate) and options.max_procs is None:
             profile = self.journal.last_profile()
         self.resumed, self.seeded = len(skip), profile is not None
-        self.journal.start_run(self.plan, list(options.argv))
-        self.bus.add_listener(self.journal.listener)
-        if options.joblog is not None:
-            self.joblog = JoblogWriter(options.joblog, self.plan)
+        # The runner first: a containment that cannot be had refuses the run before the journal
+        # records a run that never started.
+        runner = LocalRunner(self.plan.config.directories.output_dir,
+                             state=self.state,
+                             run_token=self.plan.run_token)
+        try:
+            self.journal.start_run(self.plan, list(options.argv))
+        except BaseException:
+            runner.close()
+            raise
+        self.bus.add_listener(self.journal.listener, first=True)
+        if self.joblog is not None:
             self.bus.add_listener(self.joblog)
-        runner = LocalRunner(self.plan.config.directories.output_dir)
         self.orchestrator = Orchestrator(self.plan,
                                          runner,
                                          self.bus,
                                          max_procs=options.max_procs,
                                          overwrite=options.overwrite,
                                          done_before=skip,
-                                         profile=profile)
+                                         profile=profile,
+                                         state=self.state)
+        orchestrator = self.orchestrator
+        # Without the journal a later resume could redo finished work: launch nothing more.
+        self.journal.on_error = lambda line: orchestrator.stop_launching(
+            f"{line}: no more launches; running jobs finish; free the disk (or stop the program "
+            "holding the journal) and run the same command again")
         return self.orchestrator
 
     def describe_resume(self) -> str | None:
@@ -128,4 +157,5 @@ class RunSession:
         if not self._closed:
             self._closed = True
             self.journal.close()
+            self.state.close()
             self.lock.release()

@@ -17,9 +17,6 @@ from orch_tui.core.textutil import printable
 PLACEHOLDERS: tuple[str, ...] = ("input_file", "output_file", "input_name", "input_stem",
                                  "input_ext", "input_dir", "output_dir", "index")
 
-TEMP_MARKER = ".orch-tmp"
-"""Inserted into temporary output names so a crash never leaves a plausible-looking final file."""
-
 
 class TemplateError(ValueError):
     """A flag template or output suffix is malformed; the message says what to write instead."""
@@ -107,24 +104,6 @@ def expand(text: str, values: Mapping[str, str]) -> str:
 def output_path(input_path: Path, output_dir: Path, suffix: str) -> Path:
     """The spec's naming rule: `/data/video1.mp4` + `_720p` -> `<output_dir>/video1_720p.mp4`."""
     return output_dir / f"{input_path.stem}{suffix}{input_path.suffix}"
-
-
-def temp_output_path(final: Path) -> Path:
-    """Hidden sibling of `final` keeping its extension (ffmpeg picks the muxer from it):
-    `/o/video1_720p.mp4` -> `/o/.video1_720p.orch-tmp.mp4`; `/o/name` -> `/o/.name.orch-tmp`.
-
-    Same folder, so the final rename is atomic on one filesystem.
-    """
-    return final.with_name(f".{final.stem}{TEMP_MARKER}{final.suffix}")
-
-
-def is_temp_output(path: Path) -> bool:
-    """True for names made by `temp_output_path` (used to clean up after a crash)."""
-    name = Path(path).name
-    if not name.startswith(".") or len(name) <= len(TEMP_MARKER):
-        return False
-    plain = Path(name)
-    return plain.suffix == TEMP_MARKER or plain.stem.endswith(TEMP_MARKER)
 
 
 def check_suffix(suffix: str) -> None:

@@ -148,18 +148,22 @@ class OrchApp(App[int]):
         try:
             session = RunSession.open(plan, self.options)
         except OrchError as exc:
-            # Another orchestrator holds the folder, or the journal is unusable: say so and
-            # stay on (or open) the config screen.
-            self.notify(str(exc), title="cannot start", severity="error", timeout=15)
-            if len(self.screen_stack) <= 1:
-                self.push_screen(ConfigScreen(self.config_path, start_dir=self.start_dir))
+            self._cannot_start(exc)
             return
+        try:
+            orchestrator = session.start()
+        except OrchError as exc:
+            session.close()  # the journal went away between open and start (locked, ...)
+            self._cannot_start(exc)
+            return
+        if session.journal.notice:
+            self.notify(session.journal.notice, severity="warning", timeout=15)
         self.run_session, self.plan = session, plan
         self.model = RunModel.from_plan(plan, clock=self.clock)
         self.model.joblog_path = self.options.joblog
         self.bus = session.bus
         self.bus.add_listener(self._fold_event)
-        self.orchestrator = session.start()
+        self.orchestrator = orchestrator
         self.controller = self.orchestrator
         self.run_task = asyncio.create_task(session.run(), name="orch-tui run")
         # Journal flushed and lock released as soon as the run ends, whatever the UI does.
@@ -169,6 +173,13 @@ class OrchApp(App[int]):
             self.notify(resume, timeout=8)
         calibrate = self.options.max_procs is None and not session.seeded
         self._show("calibration" if calibrate else "run")
+
+    def _cannot_start(self, exc: OrchError) -> None:
+        """Another orchestrator holds the folder, or the state folder or journal is unusable:
+        say so and stay on (or open) the config screen."""
+        self.notify(str(exc), title="cannot start", severity="error", timeout=15)
+        if len(self.screen_stack) <= 1:
+            self.push_screen(ConfigScreen(self.config_path, start_dir=self.start_dir))
 
     def _fold_event(self, event: ev.Event) -> None:
         """Bus listener: every event into the model, the rare ones on to the screens."""

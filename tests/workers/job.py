@@ -13,6 +13,32 @@ import sys
 import time
 
 
+class _Daemon:  # pylint: disable=too-few-public-methods
+    """Stands in for a Popen in the pid list."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+def start_daemon() -> int:
+    """The classic double fork: the grandchild leaves our session and, its parent gone, our
+    tree; it ignores SIGTERM like a stubborn daemon. Returns its pid."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            os.write(write_end, str(os.getpid()).encode())
+            os.close(write_end)
+            time.sleep(600)
+        os._exit(0)  # pylint: disable=protected-access
+    os.close(write_end)
+    os.waitpid(middle, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        return int(pipe.read())
+
+
 def main() -> int:
     """Do what the options say, in order: hold memory, spawn, read/burn, write, exit."""
     parser = argparse.ArgumentParser()
@@ -24,6 +50,9 @@ def main() -> int:
     parser.add_argument("--grandchildren", type=int, default=0)
     parser.add_argument("--setsid-grandchild", action="store_true")
     parser.add_argument("--ignore-term", action="store_true")
+    parser.add_argument("--daemon",
+                        action="store_true",
+                        help="double-fork a setsid daemon ignoring SIGTERM (sleeps 600 s)")
     parser.add_argument("--exit", type=int, default=0)
     parser.add_argument("--no-output", action="store_true")
     parser.add_argument("--ratio", type=float, default=1.0, help="output bytes / input bytes")
@@ -42,6 +71,8 @@ def main() -> int:
         if args.setsid_grandchild:
             code = "import os, time; os.setsid(); time.sleep(600)"
         kids.append(subprocess.Popen([sys.executable, "-c", code]))  # pylint: disable=consider-using-with
+    if args.daemon:
+        kids.append(_Daemon(start_daemon()))
     if args.record:
         with open(args.record, "a", encoding="utf-8") as handle:
             handle.write(os.path.basename(args.input) + "\n")

@@ -13,7 +13,8 @@ from orch_tui.core.events import JobState
 from orch_tui.core.textutil import format_duration
 from orch_tui.tui.model import RunModel
 
-BAD = (JobState.FAILED, JobState.KILLED)
+#: Listed by name: what failed, what was killed, and inputs that vanished mid-run.
+BAD = (JobState.FAILED, JobState.KILLED, JobState.MISSING)
 
 
 class FinishedScreen(Screen[None]):
@@ -36,9 +37,10 @@ class FinishedScreen(Screen[None]):
         for job_id in self.model.order:
             row = self.model.rows[job_id]
             if row.state in BAD:
+                # A missing input never ran: it has no log to point at.
+                log = "" if row.state is JobState.MISSING else str(row.log_path)
                 label = Text.assemble((f"#{row.job_id} ", "bold"), row.name, "  ",
-                                      (row.state.value, "red"), f"  {row.reason}  ",
-                                      (str(row.log_path), "dim"))
+                                      (row.state.value, "red"), f"  {row.reason}  ", (log, "dim"))
                 options.append(Option(label, id=str(job_id)))
         if options:
             yield OptionList(*options, id="failures")

@@ -1,0 +1,224 @@
+"""A job's escaped descendants never outlive it: a double-forked setsid daemon (ignoring SIGTERM)
+in each containment mode, for every way a job can end."""
+
+# pylint: disable=missing-function-docstring,redefined-outer-name
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from orch_tui.core import containment as ct
+from tests.helpers import CMD, kill_quietly, process_state, run_cli, start_run
+
+LEFT_ONE = "orch-tui: left 1 process behind; killed"
+GUARDIAN_ONE = "orch-tui: orchestrator gone; killed the job and 1 other process"
+
+
+def _cgroup_unavailable() -> str | None:
+    try:
+        probe = ct.CgroupContainment.create("probe" + secrets.token_hex(4))
+    except ct.ContainmentError as exc:
+        return str(exc)
+    probe.close()
+    return None
+
+
+@pytest.fixture(params=["cgroup", "subreaper"])
+def mode(request, monkeypatch):
+    """The containment forced through ORCH_TUI_CONTAINMENT (inherited by the CLI)."""
+    if request.param == "cgroup":
+        reason = _cgroup_unavailable()
+        if reason:
+            pytest.skip(f"no usable cgroup v2 with cgroup.kill here: {reason}")
+    monkeypatch.setenv(ct.MODE_VARIABLE, request.param)
+    return request.param
+
+
+def wait_until(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout} s")
+        time.sleep(0.02)
+
+
+def written(pidfile: Path) -> bool:
+    return pidfile.exists() and len(pidfile.read_text(encoding="utf-8").split()) >= 2
+
+
+def job_pids(pidfile: Path) -> tuple[int, int]:
+    """(main, daemon) once the worker has written them."""
+    wait_until(lambda: written(pidfile), what="the daemon's pid")
+    main, daemon = (int(p) for p in pidfile.read_text(encoding="utf-8").split()[:2])
+    return main, daemon
+
+
+def ppid_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def gone(pid: int) -> bool:
+    """Gone, or a zombie that is not ours to reap (init's business)."""
+    state = process_state(pid)
+    return state is None or (state == "Z" and ppid_of(pid) != os.getpid())
+
+
+def our_zombies() -> set[int]:
+    found = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and process_state(int(name)) == "Z" and ppid_of(int(name)) == os.getpid():
+            found.add(int(name))
+    return found
+
+
+def contained_as(daemon: int, mode: str) -> Path:
+    """Check the daemon is held the way `mode` says; return the run's cgroup directory (which
+    must exist in cgroup mode only, and never after the run)."""
+    environ = Path(f"/proc/{daemon}/environ").read_bytes().split(b"\0")
+    markers = [e for e in environ if e.startswith(b"ORCH_TUI_JOB=")]
+    assert len(markers) == 1, "every job carries its marker"
+    token, job_id = markers[0].split(b"=", 1)[1].decode().split(":")
+    assert len(token) == 16 and job_id == "1"
+    line = next(line for line in Path(f"/proc/{daemon}/cgroup").read_text().splitlines()
+                if line.startswith("0::"))
+    mount, own = ct.find_cgroup2()
+    run_dir = mount / own.lstrip("/") / f"orch-tui-{token}"
+    if mode == "cgroup":
+        expected = f"{own.rstrip('/')}/orch-tui-{token}/job-1-"
+        assert line[3:].startswith(expected), f"really in its job's cgroup: {line}"
+        assert run_dir.is_dir()
+    else:
+        assert "orch-tui-" not in line and not run_dir.exists()
+    return run_dir
+
+
+def job_log(ws) -> str:
+    logs = list((ws.output_dir / ".orch-tui" / "logs").iterdir())
+    assert len(logs) == 1
+    return logs[0].read_text(encoding="utf-8", errors="replace")
+
+
+def start_cli(ws, *extra):
+    return subprocess.Popen(  # pylint: disable=consider-using-with
+        [*CMD, "--headless", str(ws.config), "--max-procs", "1", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True)
+
+
+def daemon_workspace(workspace, tmp_path, seconds):
+    return workspace(
+        1, worker_args=["--daemon", "--pidfile",
+                        str(tmp_path / "pids"), "--seconds",
+                        str(seconds)])
+
+
+def test_the_daemon_dies_when_its_job_exits_by_itself(mode, workspace, tmp_path):
+    ws = daemon_workspace(workspace, tmp_path, 3)
+    proc = start_cli(ws)
+    pids: list[int] = []
+    try:
+        pids = list(job_pids(tmp_path / "pids"))
+        run_dir = contained_as(pids[1], mode)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out + err
+        wait_until(lambda: gone(pids[1]), what="the daemon's end")
+        assert LEFT_ONE in job_log(ws)
+        assert not run_dir.exists()
+    finally:
+        proc.kill()
+        kill_quietly(pids)
+
+
+async def test_the_daemon_dies_when_the_operator_kills_its_job(mode, workspace, tmp_path):
+    ws = daemon_workspace(workspace, tmp_path, 600)
+    zombies_before = our_zombies()
+    run = await start_run(ws.plan(), max_procs=1)
+    pids: list[int] = []
+    try:
+        await run.wait_for(lambda: written(tmp_path / "pids"))
+        pids = list(job_pids(tmp_path / "pids"))
+        run_dir = contained_as(pids[1], mode)
+        assert run.orchestrator.kill(1)
+        assert await run.result() == 1
+        await run.wait_for(lambda: gone(pids[1]))
+        assert LEFT_ONE in job_log(ws)
+        assert not run_dir.exists()
+        assert not our_zombies() - zombies_before, "adopted processes are reaped"
+    finally:
+        kill_quietly(pids)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_daemon_dies_when_the_orchestrator_is_stopped(mode, signum, workspace, tmp_path):
+    ws = daemon_workspace(workspace, tmp_path, 600)
+    proc = start_cli(ws)
+    pids: list[int] = []
+    try:
+        pids = list(job_pids(tmp_path / "pids"))
+        run_dir = contained_as(pids[1], mode)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 128 + signum, out + err
+        wait_until(lambda: all(gone(p) for p in pids), what="the job's and daemon's end")
+        assert LEFT_ONE in job_log(ws)
+        assert not run_dir.exists()
+    finally:
+        proc.kill()
+        kill_quietly(pids)
+
+
+def test_the_daemon_dies_when_the_orchestrator_is_killed_9(mode, workspace, tmp_path):
+    ws = daemon_workspace(workspace, tmp_path, 600)
+    proc = start_cli(ws)
+    pids: list[int] = []
+    try:
+        pids = list(job_pids(tmp_path / "pids"))
+        run_dir = contained_as(pids[1], mode)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_until(lambda: all(gone(p) for p in pids), what="the guardian's kill")
+        wait_until(lambda: not run_dir.exists(), what="the run's cgroup removal")
+        wait_until(lambda: GUARDIAN_ONE in job_log(ws), what="the guardian's note")
+    finally:
+        proc.kill()
+        kill_quietly(pids)
+
+
+def test_forcing_cgroups_where_there_are_none_is_one_line_and_exit_2(workspace, tmp_path,
+                                                                     monkeypatch):
+    ws = workspace(1)
+    monkeypatch.setenv(ct.MODE_VARIABLE, "cgroup")
+    monkeypatch.setenv(ct.ROOT_VARIABLE, str(tmp_path / "no-cgroup-here"))
+    result = run_cli(str(ws.config), "--headless", "--max-procs", "1", timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ORCH_TUI_CONTAINMENT=cgroup" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_auto_falls_back_to_the_subreaper_and_a_bad_mode_is_refused(tmp_path):
+    fallback = ct.select_containment("t0", "auto", root=tmp_path / "none")
+    try:
+        assert fallback.mode == "subreaper"
+    finally:
+        fallback.close()
+    with pytest.raises(ct.ContainmentError) as caught:
+        ct.select_containment("t0", "cgroups")
+    assert caught.value.exit_code == 2 and "ORCH_TUI_CONTAINMENT" in str(caught.value)
+
+
+def test_the_note_is_grammatical():
+    assert ct.left_behind_note(1) == LEFT_ONE + "\n"
+    assert ct.left_behind_note(2) == "orch-tui: left 2 processes behind; killed\n"
