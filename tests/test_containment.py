@@ -4,17 +4,18 @@ in each containment mode, for every way a job can end."""
 # pylint: disable=missing-function-docstring,redefined-outer-name
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from orch_tui.core import containment as ct
 from tests.helpers import CMD, kill_quietly, process_state, run_cli, start_run
+from tests.tmux import wait_until
 
 LEFT_ONE = "orch-tui: left 1 process behind; killed"
 GUARDIAN_ONE = "orch-tui: orchestrator gone; killed the job and 1 other process"
@@ -38,14 +39,6 @@ def mode(request, monkeypatch):
             pytest.skip(f"no usable cgroup v2 with cgroup.kill here: {reason}")
     monkeypatch.setenv(ct.MODE_VARIABLE, request.param)
     return request.param
-
-
-def wait_until(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        time.sleep(0.02)
 
 
 def written(pidfile: Path) -> bool:
@@ -89,7 +82,8 @@ def contained_as(daemon: int, mode: str) -> Path:
     assert len(markers) == 1, "every job carries its marker"
     token, job_id = markers[0].split(b"=", 1)[1].decode().split(":")
     assert len(token) == 16 and job_id == "1"
-    line = next(line for line in Path(f"/proc/{daemon}/cgroup").read_text().splitlines()
+    line = next(line
+                for line in Path(f"/proc/{daemon}/cgroup").read_text(encoding="ascii").splitlines()
                 if line.startswith("0::"))
     mount, own = ct.find_cgroup2()
     run_dir = mount / own.lstrip("/") / f"orch-tui-{token}"
@@ -124,21 +118,28 @@ def daemon_workspace(workspace, tmp_path, seconds):
                         str(seconds)])
 
 
-def test_the_daemon_dies_when_its_job_exits_by_itself(mode, workspace, tmp_path):
-    ws = daemon_workspace(workspace, tmp_path, 3)
+@contextlib.contextmanager
+def daemon_run(mode, workspace, tmp_path, seconds):
+    """The real CLI running one job that left a setsid daemon: (process, workspace, [main pid,
+    daemon pid], the run's cgroup folder); nothing survives the test, whatever it asserts."""
+    ws = daemon_workspace(workspace, tmp_path, seconds)
     proc = start_cli(ws)
     pids: list[int] = []
     try:
-        pids = list(job_pids(tmp_path / "pids"))
-        run_dir = contained_as(pids[1], mode)
+        pids.extend(job_pids(tmp_path / "pids"))
+        yield proc, ws, pids, contained_as(pids[1], mode)
+    finally:
+        proc.kill()
+        kill_quietly(pids)
+
+
+def test_the_daemon_dies_when_its_job_exits_by_itself(mode, workspace, tmp_path):
+    with daemon_run(mode, workspace, tmp_path, 3) as (proc, ws, pids, run_dir):
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, out + err
         wait_until(lambda: gone(pids[1]), what="the daemon's end")
         assert LEFT_ONE in job_log(ws)
         assert not run_dir.exists()
-    finally:
-        proc.kill()
-        kill_quietly(pids)
 
 
 async def test_the_daemon_dies_when_the_operator_kills_its_job(mode, workspace, tmp_path):
@@ -162,38 +163,22 @@ async def test_the_daemon_dies_when_the_operator_kills_its_job(mode, workspace, 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_daemon_dies_when_the_orchestrator_is_stopped(mode, signum, workspace, tmp_path):
-    ws = daemon_workspace(workspace, tmp_path, 600)
-    proc = start_cli(ws)
-    pids: list[int] = []
-    try:
-        pids = list(job_pids(tmp_path / "pids"))
-        run_dir = contained_as(pids[1], mode)
+    with daemon_run(mode, workspace, tmp_path, 600) as (proc, ws, pids, run_dir):
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 128 + signum, out + err
         wait_until(lambda: all(gone(p) for p in pids), what="the job's and daemon's end")
         assert LEFT_ONE in job_log(ws)
         assert not run_dir.exists()
-    finally:
-        proc.kill()
-        kill_quietly(pids)
 
 
 def test_the_daemon_dies_when_the_orchestrator_is_killed_9(mode, workspace, tmp_path):
-    ws = daemon_workspace(workspace, tmp_path, 600)
-    proc = start_cli(ws)
-    pids: list[int] = []
-    try:
-        pids = list(job_pids(tmp_path / "pids"))
-        run_dir = contained_as(pids[1], mode)
+    with daemon_run(mode, workspace, tmp_path, 600) as (proc, ws, pids, run_dir):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         wait_until(lambda: all(gone(p) for p in pids), what="the guardian's kill")
         wait_until(lambda: not run_dir.exists(), what="the run's cgroup removal")
         wait_until(lambda: GUARDIAN_ONE in job_log(ws), what="the guardian's note")
-    finally:
-        proc.kill()
-        kill_quietly(pids)
 
 
 def test_forcing_cgroups_where_there_are_none_is_one_line_and_exit_2(workspace, tmp_path,

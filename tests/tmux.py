@@ -38,8 +38,8 @@ def clean_environment() -> dict[str, str]:
 
 
 def wait_until(predicate: Callable[[], T],
-               timeout: float,
-               what: str,
+               timeout: float = 15.0,
+               what: str = "condition",
                detail: Callable[[], str] | None = None) -> T:
     """Poll `predicate` until it returns something truthy; fail with `what` (and `detail()`)."""
     deadline = time.monotonic() + timeout

@@ -276,7 +276,13 @@ class CgroupContainment(Containment):
 
     def finished(self, job_id: int) -> None:
         group = self._groups.pop(job_id, None)
-        if group is not None and not _remove_tree(group):
+        if group is None:
+            return
+        try:
+            os.rmdir(group)  # a job's group has no child groups: no walk needed
+        except FileNotFoundError:
+            pass
+        except OSError:
             self._pending.append(group)  # killed members are still dying
 
     def tidy(self, table: Mapping[int, procfs.ProcStat] | None = None) -> None:

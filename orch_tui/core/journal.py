@@ -296,8 +296,8 @@ class Journal:
         state_dir = Path(state_dir)
         self.path = path = state_dir / JOURNAL_NAME
         try:
-            # 0o775 under the umask: never world-writable, even with umask 0 (as the logs).
-            state_dir.mkdir(mode=0o775, parents=True, exist_ok=True)
+            # Private, as statedir.py makes it for a run (this covers a journal opened alone).
+            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(
                 f"cannot create the journal folder {state_dir}: {exc.strerror or exc}") from exc
