@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from orch_tui.core import events as ev
-from orch_tui.core.events import JobState
+from orch_tui.core.events import JobState, LimitSource
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 
@@ -120,22 +120,26 @@ class HeadlessReporter:
                    f"{event.missing} missing, {event.duplicates} duplicate lines ignored")
 
     def _on_Notice(self, event: ev.Notice) -> None:  # pylint: disable=invalid-name
-        self.write(f"{event.level}: {printable(event.message)}")
+        self.write(f"{event.level.value}: {printable(event.message)}")
 
     def _on_CalibrationStarted(self, event: ev.CalibrationStarted) -> None:  # pylint: disable=invalid-name
         self.write(f"calibrating: measuring job {event.job_id} for {event.window:g}s")
 
     def _on_CalibrationFinished(self, event: ev.CalibrationFinished) -> None:  # pylint: disable=invalid-name
-        how = "whole-life figures (job ended inside the window)" if event.whole_life else "window"
+        if event.source is LimitSource.PREVIOUS_RUN:
+            self.write(f"figures learned in a previous run: {describe_decision(event.decision)}")
+            return
+        how = ("whole-life figures (job ended inside the window)"
+               if event.source is LimitSource.WHOLE_LIFE else "window")
         self.write(f"calibration ({how}): {describe_decision(event.decision)}")
 
     def _on_LimitChanged(self, event: ev.LimitChanged) -> None:  # pylint: disable=invalid-name
         self._limit = event.limit
-        if event.reason != "calibration":
+        if not event.source.measured:
             self.write(f"limit: {event.previous} -> {event.limit} ({event.reason})")
 
     def _on_ResourcePressure(self, event: ev.ResourcePressure) -> None:  # pylint: disable=invalid-name
-        self.write(f"{event.resource}: {event.message} "
+        self.write(f"{event.resource.value}: {event.message} "
                    f"(available {format_bytes(event.available)}, "
                    f"reserve {format_bytes(event.reserve)})")
 

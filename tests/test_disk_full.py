@@ -103,14 +103,17 @@ async def test_launching_stops_while_free_disk_is_below_its_reserve(workspace, s
     events = running.recorder.events
 
     assert code == 1
-    pressure = [e for e in events if isinstance(e, ev.ResourcePressure) and e.resource == "disk"]
-    assert pressure and pressure[0].level == "low", "a disk pressure event is published"
-    assert all(e.available < e.reserve for e in pressure if e.level == "low")
+    pressure = [
+        e for e in events if isinstance(e, ev.ResourcePressure) and e.resource is ev.Resource.DISK
+    ]
+    assert pressure and pressure[
+        0].level is ev.PressureLevel.LOW, "a disk pressure event is published"
+    assert all(e.available < e.reserve for e in pressure if e.level is ev.PressureLevel.LOW)
     # No launch while the disk is below its reserve: from each 'low' to the next 'ok'.
     low = False
     for event in events:
-        if isinstance(event, ev.ResourcePressure) and event.resource == "disk":
-            low = event.level != "ok"
+        if isinstance(event, ev.ResourcePressure) and event.resource is ev.Resource.DISK:
+            low = event.level is not ev.PressureLevel.OK
         elif isinstance(event, ev.JobStateChanged) and event.state is JobState.RUNNING:
             assert not low, f"job {event.job_id} launched while disk was below its reserve"
     jobs = running.orchestrator.jobs.values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import time
@@ -141,6 +142,33 @@ def test_learned_figures_seed_the_next_run_and_recalibrate_ignores_them(workspac
         path.unlink()
     third = run_cli(str(ws.config), "--headless", "--recalibrate", timeout=60)
     assert third.returncode == 0 and "calibrating:" in third.stdout
+
+
+def test_a_resumed_run_records_no_second_calibration_and_says_where_figures_came_from(workspace):
+    ws = workspace(3, worker_args=["--seconds", "0.8"])
+    first = run_cli(str(ws.config), "--headless", timeout=60)
+    assert first.returncode == 0 and "calibration (window):" in first.stdout
+    for path in ws.output_dir.glob("*_out.bin"):
+        path.unlink()
+    second = run_cli(str(ws.config), "--headless", timeout=60)
+    assert second.returncode == 0, second.stdout + second.stderr
+    # No window ran: headless must not say one did.
+    assert "calibration (window)" not in second.stdout
+    assert "calibration (whole-life" not in second.stdout
+    assert "figures learned in a previous run: " in second.stdout
+    journal = ws.output_dir / ".orch-tui" / "journal.sqlite3"
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        last_run = conn.execute("SELECT max(id) FROM runs").fetchone()[0]
+        sources = [
+            row[0] for row in conn.execute(
+                "SELECT source FROM calibrations WHERE run_id = ? ORDER BY id", (last_run, ))
+        ]
+    finally:
+        conn.close()
+    # Figures read from the journal are not written back; only what this run learned is.
+    learned_lines = second.stdout.count("(learned from ")
+    assert sources == ["learned"] * learned_lines, (sources, second.stdout)
 
 
 def test_joblog_is_gnu_parallel_format(workspace, tmp_path):

@@ -50,8 +50,13 @@ def test_reporter_prints_preflight_calibration_progress_failures_and_summary():
         ev.CalibrationFinished(time=0,
                                profile=ProcessProfile(1.0, GB, GB),
                                decision=decision,
-                               whole_life=False))
-    reporter(ev.LimitChanged(time=0, limit=25, previous=0, reason="calibration", decision=decision))
+                               source=ev.LimitSource.WINDOW))
+    reporter(
+        ev.LimitChanged(time=0,
+                        limit=25,
+                        previous=0,
+                        source=ev.LimitSource.WINDOW,
+                        decision=decision))
     for job_id in (1, 2, 3):
         reporter(_state(job_id, JobState.RUNNING))
     clock.now = 10.0
@@ -82,7 +87,7 @@ def test_reporter_survives_a_closed_stream():
     stream = io.StringIO()
     reporter = HeadlessReporter(stream)
     stream.close()
-    reporter(ev.Notice(time=0, level="info", message="still running"))
+    reporter(ev.Notice(time=0, level=ev.NoticeLevel.INFO, message="still running"))
 
 
 async def test_bus_delivers_to_every_subscriber_and_listener_in_order():
@@ -90,7 +95,7 @@ async def test_bus_delivers_to_every_subscriber_and_listener_in_order():
     first, second = bus.subscribe(), bus.subscribe()
     heard = []
     bus.add_listener(heard.append)
-    events = [ev.Notice(time=i, level="info", message=str(i)) for i in range(3)]
+    events = [ev.Notice(time=i, level=ev.NoticeLevel.INFO, message=str(i)) for i in range(3)]
     for event in events:
         bus.publish(event)
     bus.close()

@@ -12,7 +12,7 @@ import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.errors import OrchError
-from orch_tui.core.events import JobState
+from orch_tui.core.events import JobState, StopReason
 from orch_tui.core.joblog import HEADER, JoblogWriter
 from orch_tui.core.plan import Plan, load_plan, shell_quote
 from tests.helpers import write_workspace
@@ -101,7 +101,8 @@ def test_header_and_one_line_per_finished_job_in_parallels_format(plan, tmp_path
         # Ended by us: parallel writes -1 for the jobs it kills itself (--timeout).
         (JobState.FAILED, {
             "signal": 15,
-            "reason": "timeout after 1s (signal SIGTERM)"
+            "reason": "timeout after 1s (signal SIGTERM)",
+            "stop": StopReason.TIMEOUT
         }, ("-1", "15")),
         (JobState.KILLED, {
             "signal": 15,
@@ -124,7 +125,8 @@ def test_header_and_one_line_per_finished_job_in_parallels_format(plan, tmp_path
         # Exit 0 yet failed (no output): must not read as a success to --resume-failed.
         (JobState.FAILED, {
             "exit_code": 0,
-            "reason": "no output"
+            "reason": "no output",
+            "stop": StopReason.NO_OUTPUT
         }, ("-1", "0")),
     ])
 def test_exitval_and_signal_follow_parallel(plan, tmp_path, final, fields, expected):
@@ -147,7 +149,7 @@ def test_only_the_last_attempt_of_a_retried_job_is_logged(plan, tmp_path):
     feed(1, JobState.QUEUED, 2, reason="retry 2/2 after: exit 2")
     feed.run(1, JobState.FAILED, 0.5, attempt=3, exit_code=4)
     assert len(lines(path)) == 1  # the last failure waits for one event: is it retried too?
-    writer(ev.Notice(time=feed.clock, level="info", message="anything"))
+    writer(ev.Notice(time=feed.clock, level=ev.NoticeLevel.INFO, message="anything"))
     assert [LINE.match(line).group(4) for line in lines(path)[1:]] == ["4"]
     assert LINE.match(lines(path)[1]).group(3) == "     0.500"
     # A failure later requeued by the operator was final when it happened: it stays logged.

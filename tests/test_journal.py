@@ -298,17 +298,19 @@ def test_last_profile_round_trips_calibration_and_learned_figures(plan):
             ev.CalibrationFinished(time=1.0,
                                    profile=calibrated,
                                    decision=decision,
-                                   whole_life=False))
+                                   source=ev.LimitSource.WINDOW))
         journal.flush()
         assert journal.last_profile() == ProcessProfile(1.25, 300 * MB, 7 * MB, source="journal")
         # The operator's limit carries no figures; a learned limit does.
-        journal.listener(ev.LimitChanged(time=2.0, limit=3, previous=6, reason="set by operator"))
+        journal.listener(
+            ev.LimitChanged(time=2.0, limit=3, previous=6, source=ev.LimitSource.OPERATOR))
         learned = a_decision(0.5, 100 * MB, 2 * MB)
         journal.listener(
             ev.LimitChanged(time=3.0,
                             limit=learned.limit,
                             previous=decision.limit,
-                            reason="learned from 5 jobs",
+                            source=ev.LimitSource.LEARNED,
+                            observations=5,
                             decision=learned))
     with Journal.open(plan.state_dir) as journal:
         assert journal.last_profile() == ProcessProfile(0.5, 100 * MB, 2 * MB, source="journal")

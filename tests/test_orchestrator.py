@@ -55,7 +55,7 @@ async def test_calibration_measures_a_job_holding_200mb_and_burning_a_core(works
     await run.wait_for(lambda: run.recorder.of(ev.CalibrationFinished), timeout=15)
     finished = run.recorder.of(ev.CalibrationFinished)[0]
     profile = finished.profile
-    assert not finished.whole_life
+    assert finished.source is ev.LimitSource.WINDOW
     assert 0.6 <= profile.cpu_cores <= 1.3, profile
     assert 190 * MB <= profile.rss_bytes <= 320 * MB, profile
     # ratio 1.0 worker: written/read extrapolates to about the input size (4 MiB).
@@ -77,7 +77,7 @@ async def test_calibration_of_a_job_ending_inside_the_window_uses_whole_life(wor
     run = await start_run(ws.plan())
     assert await run.result() == 0
     finished = run.recorder.of(ev.CalibrationFinished)[0]
-    assert finished.whole_life
+    assert finished.source is ev.LimitSource.WHOLE_LIFE
     assert finished.profile.source == "whole-life"
 
 

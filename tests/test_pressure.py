@@ -58,7 +58,7 @@ async def test_critically_low_memory_stops_the_newest_job_until_headroom_returns
     runner.available = 9 * GB
     await run.wait_for(lambda: run.state(newest) is JobState.RUNNING, timeout=3)
     assert await run.result() == 0
-    levels = [(e.resource, e.level) for e in run.recorder.of(ev.ResourcePressure)]
+    levels = [(e.resource.value, e.level.value) for e in run.recorder.of(ev.ResourcePressure)]
     assert ("memory", "critical") in levels and levels[-1] == ("memory", "ok")
 
 
@@ -77,5 +77,5 @@ async def test_low_memory_or_disk_holds_launches_back(workspace):
     runner.free_disk = None
     assert await run.result() == 0
     pressure = run.recorder.of(ev.ResourcePressure)
-    assert pressure[0].resource == "disk" and pressure[0].level == "low"
-    assert pressure[-1].level == "ok"
+    assert pressure[0].resource is ev.Resource.DISK and pressure[0].level is ev.PressureLevel.LOW
+    assert pressure[-1].level is ev.PressureLevel.OK

@@ -199,10 +199,13 @@ def calibration_model(*, finished: bool) -> Script:
             ev.LimitChanged(time=999.0,
                             limit=limits.limit,
                             previous=1,
-                            reason="calibration",
+                            source=ev.LimitSource.WINDOW,
                             decision=limits))
         model.apply(
-            ev.CalibrationFinished(time=999.0, profile=profile, decision=limits, whole_life=False))
+            ev.CalibrationFinished(time=999.0,
+                                   profile=profile,
+                                   decision=limits,
+                                   source=ev.LimitSource.WINDOW))
         controller.limit = limits.limit
     return Script(model, controller)
 
@@ -216,7 +219,7 @@ def run_model(names: Sequence[str] = NAMES) -> Script:
         ev.LimitChanged(time=901.0,
                         limit=limits.limit,
                         previous=1,
-                        reason="calibration",
+                        source=ev.LimitSource.WINDOW,
                         decision=limits))
     change(model, 1, JobState.RUNNING, 900.0)
     change(model, 1, JobState.SUCCEEDED, 960.0, exit_code=0)
@@ -234,7 +237,7 @@ def run_model(names: Sequence[str] = NAMES) -> Script:
     system_sample(model, disk_danger=True)
     model.apply(
         ev.Notice(time=902.0,
-                  level="warning",
+                  level=ev.NoticeLevel.WARNING,
                   message="input missing: /data/in/clip13.mp4 (list line 15)"))
     return Script(model, FakeController(limit=limits.limit))
 

@@ -475,7 +475,11 @@ async def test_progress_line_fits_and_explains_the_limit() -> None:
         ProcessProfile(2.0, GIB, 10 * 1024**2),
         SystemCapacity(logical_cores=8, available_memory=64 * GIB, free_disk=500 * GIB))
     model.apply(
-        ev.LimitChanged(time=500.0, limit=3, previous=1, reason="calibration", decision=decision))
+        ev.LimitChanged(time=500.0,
+                        limit=3,
+                        previous=1,
+                        source=ev.LimitSource.WINDOW,
+                        decision=decision))
     app = HostApp(model, gauges=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

@@ -41,6 +41,92 @@ class JobState(enum.Enum):
         return self in (JobState.RUNNING, JobState.PAUSED)
 
 
+class StopReason(enum.Enum):
+    """Why a job ended other than by succeeding: a fact observers branch on (the joblog's
+    Exitval, the journal), never parsed out of the human `reason` text."""
+
+    EXIT = "exit"  # exited by itself with a non-zero status
+    SIGNAL = "signal"  # died of a signal nobody here sent
+    TIMEOUT = "timeout"  # jobs.timeout ran out: terminated by the orchestrator
+    OPERATOR = "killed by operator"  # the operator's kill (running, paused or queued)
+    INTERRUPTED = "interrupted"  # the whole run was stopped (SIGINT, SIGTERM, q then kill)
+    NO_OUTPUT = "no output"  # exit 0 but no usable output to rename
+    VANISHED = "input vanished"  # its input was gone when it was about to start
+    NOT_STARTED = "could not start"  # its command or its log could not be set up
+
+
+class PauseReason(enum.Enum):
+    """Who paused a job, so 'resume all' and memory relief resume only what they should."""
+
+    OPERATOR = "operator"
+    ALL = "pause all"
+    MEMORY = "memory critically low"
+
+
+class LimitSource(enum.Enum):
+    """Where the number of jobs allowed at once (and the figures behind it) came from."""
+
+    WINDOW = "window"  # calibration: measured over the stabilization window
+    WHOLE_LIFE = "whole life"  # calibration: the job ended inside the window
+    LEARNED = "learned"  # from the jobs that finished in this run
+    PREVIOUS_RUN = "previous run"  # figures a previous run learned, from the journal
+    OPERATOR = "operator"  # + / - or set limit
+    MAX_PROCS = "max procs"  # --max-procs: a fixed count, no calibration
+
+    @property
+    def measured(self) -> bool:
+        """True for a calibration run's own result (the window or a job's whole life)."""
+        return self in (LimitSource.WINDOW, LimitSource.WHOLE_LIFE)
+
+    @property
+    def label(self) -> str:
+        """Short words for a status line."""
+        return _LIMIT_LABELS[self]
+
+    @property
+    def explained(self) -> str:
+        """Where the per-process figures came from, in a sentence's words."""
+        return _LIMIT_EXPLAINED.get(self, self.label)
+
+
+_LIMIT_LABELS = {
+    LimitSource.WINDOW: "calibration",
+    LimitSource.WHOLE_LIFE: "calibration",
+    LimitSource.LEARNED: "learned",
+    LimitSource.PREVIOUS_RUN: "learned in a previous run",
+    LimitSource.OPERATOR: "set by operator",
+    LimitSource.MAX_PROCS: "--max-procs",
+}
+_LIMIT_EXPLAINED = {
+    LimitSource.WINDOW: "measured over the stabilization window",
+    LimitSource.WHOLE_LIFE: "whole-life figures: the job ended inside the window",
+    LimitSource.PREVIOUS_RUN: "figures learned in a previous run",
+}
+
+
+class Resource(enum.Enum):
+    """A resource whose headroom the core guards."""
+
+    MEMORY = "memory"
+    DISK = "disk"
+
+
+class PressureLevel(enum.Enum):
+    """How close a resource is to its reserve."""
+
+    OK = "ok"  # launching
+    LOW = "low"  # below the reserve: no new launches
+    CRITICAL = "critical"  # memory below half its reserve: the newest job is paused
+
+
+class NoticeLevel(enum.Enum):
+    """How loudly an observer should show a Notice."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
 FINISHED_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.SKIPPED, JobState.MISSING})
 OK_STATES = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
@@ -81,6 +167,7 @@ class JobStateChanged(Event):
     reason: str = ""
     peak_rss: int = 0
     cpu_seconds: float = 0.0
+    stop: StopReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +228,7 @@ class CalibrationFinished(Event):
 
     profile: ProcessProfile
     decision: ScalingDecision
-    whole_life: bool
+    source: LimitSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,26 +237,42 @@ class LimitChanged(Event):
 
     limit: int
     previous: int
-    reason: str
+    source: LimitSource
     decision: ScalingDecision | None = None
+    observations: int = 0  # finished jobs behind a LEARNED limit
+
+    @property
+    def reason(self) -> str:
+        """The source in words ('learned from 12 jobs')."""
+        if self.source is LimitSource.LEARNED:
+            return f"learned from {self.observations} jobs"
+        return self.source.label
 
 
 @dataclass(frozen=True, slots=True)
 class ResourcePressure(Event):
-    """Memory or disk crossed a threshold: 'ok', 'low' (no launches) or 'critical'."""
+    """Memory or disk crossed a threshold (see PressureLevel)."""
 
-    resource: str
-    level: str
+    resource: Resource
+    level: PressureLevel
     available: int
     reserve: int
-    message: str
+
+    @property
+    def message(self) -> str:
+        """What it means for the run, in words."""
+        if self.level is PressureLevel.OK:
+            return f"{self.resource.value} headroom is back: launching again"
+        if self.level is PressureLevel.LOW:
+            return f"{self.resource.value} below its reserve: no new launches"
+        return "memory critically low: pausing the newest job"
 
 
 @dataclass(frozen=True, slots=True)
 class Notice(Event):
     """A human-readable remark from the core (halt after failures, a paused launch, ...)."""
 
-    level: str
+    level: NoticeLevel
     message: str
 
 

@@ -20,8 +20,7 @@ from typing import TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.errors import OrchError
-from orch_tui.core.events import JobState
-from orch_tui.core.orchestrator import StopReason
+from orch_tui.core.events import JobState, StopReason
 from orch_tui.core.plan import JobSpec, Plan, shell_quote
 
 FIELDS = ("Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal",
@@ -34,8 +33,7 @@ KILLED_EXITVAL = -1
 def exitval(event: ev.JobStateChanged) -> int:
     """The Exitval column for a job's final state."""
     code = event.exit_code or 0
-    ended_by_us = event.state is JobState.KILLED or (
-        event.state is JobState.FAILED and event.reason.startswith(StopReason.TIMEOUT.value))
+    ended_by_us = event.state is JobState.KILLED or event.stop is StopReason.TIMEOUT
     if ended_by_us and not code:
         return KILLED_EXITVAL  # parallel keeps its -1 unless the job exited non-zero itself
     if event.state is JobState.FAILED and not code and not event.signal:

@@ -692,11 +692,13 @@ class Journal:
             self._sync = False
 
     def _on_calibration(self, event: ev.CalibrationFinished) -> None:
-        self.record_profile(event.profile, event.decision)
+        # Figures taken from a previous run are in the journal already: never stored twice.
+        if event.source.measured:
+            self.record_profile(event.profile, event.decision)
 
     def _on_limit(self, event: ev.LimitChanged) -> None:
         decision = event.decision
-        if decision is None or not event.reason.startswith("learned"):
+        if decision is None or event.source is not ev.LimitSource.LEARNED:
             return
         profile = ProcessProfile(cpu_cores=float(decision.cpu.per_process),
                                  rss_bytes=int(decision.memory.per_process),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import os
 from dataclasses import dataclass, field
 
@@ -17,7 +16,8 @@ from orch_tui.core import events as ev
 from orch_tui.core.calibration import (CalibrationMeter, ProfileLearner, typical_input_size,
                                        whole_life_profile)
 from orch_tui.core.errors import SpawnError
-from orch_tui.core.events import JobState
+from orch_tui.core.events import (JobState, LimitSource, NoticeLevel, PauseReason, PressureLevel,
+                                  Resource, StopReason)
 from orch_tui.core.plan import JobSpec, Plan
 from orch_tui.core.runner import ExitStatus, NodeStats, ProcessSample, Runner
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity, compute_limit
@@ -31,22 +31,6 @@ CALIBRATION_INTERVAL = 0.25
 #: (disk rarely frees itself; memory held by other programs often does).
 MEMORY_PATIENCE = 300.0
 DISK_PATIENCE = 10.0
-
-
-class StopReason(enum.Enum):
-    """Why the orchestrator itself is ending a job (None: it ended by itself)."""
-
-    OPERATOR = "killed by operator"
-    INTERRUPT = "interrupted"
-    TIMEOUT = "timeout"
-
-
-class PauseReason(enum.Enum):
-    """Who paused a job, so 'resume all' and memory relief resume only what they should."""
-
-    OPERATOR = "operator"
-    ALL = "pause all"
-    MEMORY = "memory critically low"
 
 
 @dataclass
@@ -123,7 +107,7 @@ class Orchestrator:
         self.stopping = False
         self._interrupted = False
         self._consecutive_failures = 0
-        self._pressure = {"memory": "ok", "disk": "ok"}
+        self._pressure = {resource: PressureLevel.OK for resource in Resource}
         self._starved_since: float | None = None
         self._sweep_failed = False
         self._stats: NodeStats | None = None
@@ -139,7 +123,11 @@ class Orchestrator:
     def _active(self) -> list[Job]:
         return [self.jobs[job_id] for job_id in self._active_ids]
 
-    def _set_state(self, job: Job, state: JobState, reason: str = "") -> None:
+    def _set_state(self,
+                   job: Job,
+                   state: JobState,
+                   reason: str = "",
+                   stop: StopReason | None = None) -> None:
         previous = job.state
         job.state = state
         job.reason = reason
@@ -160,12 +148,17 @@ class Orchestrator:
                                signal=job.signal,
                                reason=reason,
                                peak_rss=job.peak_rss,
-                               cpu_seconds=job.cpu_seconds))
+                               cpu_seconds=job.cpu_seconds,
+                               stop=stop))
 
-    def _notice(self, level: str, message: str) -> None:
+    def _notice(self, level: NoticeLevel, message: str) -> None:
         self.bus.publish(ev.Notice(time=self._now(), level=level, message=message))
 
-    def _set_limit(self, limit: int, reason: str, decision: ScalingDecision | None = None) -> None:
+    def _set_limit(self,
+                   limit: int,
+                   source: LimitSource,
+                   decision: ScalingDecision | None = None,
+                   observations: int = 0) -> None:
         limit = max(1, limit)
         previous, self.limit = self.limit, limit
         if decision is not None:
@@ -175,8 +168,9 @@ class Orchestrator:
                 ev.LimitChanged(time=self._now(),
                                 limit=limit,
                                 previous=previous,
-                                reason=reason,
-                                decision=decision))
+                                source=source,
+                                decision=decision,
+                                observations=observations))
         self._wake.set()
 
     # --- the run
@@ -188,7 +182,7 @@ class Orchestrator:
             self._prepare()
             if self._queue and not self.stopping:
                 if self._max_procs is not None:
-                    self._set_limit(self._max_procs, "--max-procs")
+                    self._set_limit(self._max_procs, LimitSource.MAX_PROCS)
                 elif self._seed_profile is not None:
                     self._use_profile(self._seed_profile)
                 else:
@@ -210,7 +204,7 @@ class Orchestrator:
             self._state = StateDir.open(self._config.directories.output_dir)
         for name in self._state.remove_dead_runs():
             self._notice(
-                "info", f"removed the temporary outputs of an interrupted run ({name}): "
+                NoticeLevel.INFO, f"removed the temporary outputs of an interrupted run ({name}): "
                 "its jobs run again")
         if any(spec.temp_output_path is not None for spec in self.plan.jobs):
             self._temp = self._state.make_run_temp(self.plan.run_token)
@@ -235,7 +229,8 @@ class Orchestrator:
                              duplicates=len(inputs.duplicates),
                              input_bytes=inputs.total_size))
         for entry in inputs.problems:
-            self._notice("warning", f"input {entry.problem}: {entry.path} (list line {entry.line})")
+            self._notice(NoticeLevel.WARNING,
+                         f"input {entry.problem}: {entry.path} (list line {entry.line})")
         stats = self.runner.stats()
         self._stats = stats
         fraction = self._config.resources
@@ -258,7 +253,7 @@ class Orchestrator:
 
     def _may_launch(self) -> bool:
         return (not self.paused_all and not self.halted and not self.stopping
-                and self._pressure["memory"] == "ok" and self._pressure["disk"] == "ok")
+                and all(level is PressureLevel.OK for level in self._pressure.values()))
 
     def _launch_ready(self) -> None:
         active = len(self._active_ids)
@@ -304,7 +299,7 @@ class Orchestrator:
             self._calibrating = None
             typical = (self._queued_bytes + job.spec.input_size) // (len(self._queue) + 1)
             if job.state.active:
-                profile, whole_life = meter.profile(typical), False
+                profile, source = meter.profile(typical), LimitSource.WINDOW
                 ratio = meter.output_ratio()
             elif job.state is JobState.SUCCEEDED:
                 output = _size(job.spec.output_path)
@@ -312,17 +307,17 @@ class Orchestrator:
                 profile = whole_life_profile(job.cpu_seconds, wall, job.peak_rss, output,
                                              job.spec.input_size, typical)
                 ratio = output / job.spec.input_size if job.spec.input_size else 1.0
-                whole_life = True
+                source = LimitSource.WHOLE_LIFE
             else:
                 continue
             self._learner.seed(profile, ratio)
             decision = self._decide(profile)
-            self._set_limit(decision.limit, "calibration", decision)
+            self._set_limit(decision.limit, source, decision)
             self.bus.publish(
                 ev.CalibrationFinished(time=self._now(),
                                        profile=profile,
                                        decision=decision,
-                                       whole_life=whole_life))
+                                       source=source))
             return
 
     def _use_profile(self, profile: ProcessProfile) -> None:
@@ -330,12 +325,12 @@ class Orchestrator:
         typical = self._typical_remaining()
         self._learner.seed(profile, profile.output_bytes / typical if typical else 1.0)
         decision = self._decide(profile)
-        self._set_limit(decision.limit, "learned in a previous run", decision)
+        self._set_limit(decision.limit, LimitSource.PREVIOUS_RUN, decision)
         self.bus.publish(
             ev.CalibrationFinished(time=self._now(),
                                    profile=profile,
                                    decision=decision,
-                                   whole_life=False))
+                                   source=LimitSource.PREVIOUS_RUN))
 
     def _capacity(self) -> SystemCapacity:
         """The machine as if none of our jobs were running: their memory and partial outputs
@@ -366,8 +361,8 @@ class Orchestrator:
             return
         decision = self._decide(profile)
         if decision.limit != self.limit:
-            self._set_limit(decision.limit, f"learned from {self._learner.observations} jobs",
-                            decision)
+            self._set_limit(decision.limit, LimitSource.LEARNED, decision,
+                            self._learner.observations)
         else:
             self.decision = decision
 
@@ -411,7 +406,8 @@ class Orchestrator:
         self._unlink_temp(job.spec)
         if not os.path.exists(job.spec.input_path):
             job.pid = None
-            self._finish_job(job, JobState.MISSING, "input vanished before its job started")
+            self._finish_job(job, JobState.MISSING, "input vanished before its job started",
+                             StopReason.VANISHED)
             return False
         try:
             job.pid = self.runner.start(job.spec, self._on_exit)
@@ -424,7 +420,7 @@ class Orchestrator:
                                     "command again")
                 return False
             job.exit_code = 127
-            self._finish_job(job, JobState.FAILED, str(exc))
+            self._finish_job(job, JobState.FAILED, str(exc), StopReason.NOT_STARTED)
             return False
         job.node = self.runner.node
         self._set_state(job, JobState.RUNNING, f"attempt {job.attempt}" if job.attempt > 1 else "")
@@ -459,20 +455,22 @@ class Orchestrator:
         job.cpu_seconds = max(job.cpu_seconds, status.cpu_seconds)
         job.peak_rss = max(job.peak_rss, status.max_rss_bytes)
         spec = job.spec
-        if job.stop in (StopReason.OPERATOR, StopReason.INTERRUPT):
-            self._finish_job(job, JobState.KILLED, job.stop.value)
+        if job.stop in (StopReason.OPERATOR, StopReason.INTERRUPTED):
+            self._finish_job(job, JobState.KILLED, job.stop.value, job.stop)
             return
         if job.stop is StopReason.TIMEOUT:
             self._finish_job(job, JobState.FAILED,
-                             f"timeout after {self._config.jobs.timeout:g}s ({status.describe()})")
+                             f"timeout after {self._config.jobs.timeout:g}s ({status.describe()})",
+                             StopReason.TIMEOUT)
             return
         if not status.ok:
-            self._finish_job(job, JobState.FAILED, status.describe())
+            stop = StopReason.SIGNAL if status.signal is not None else StopReason.EXIT
+            self._finish_job(job, JobState.FAILED, status.describe(), stop)
             return
         if spec.temp_output_path is not None:
             problem = self._publish_output(spec)
             if problem:
-                self._finish_job(job, JobState.FAILED, problem)
+                self._finish_job(job, JobState.FAILED, problem, StopReason.NO_OUTPUT)
                 return
         self._finish_job(job, JobState.SUCCEEDED, "")
 
@@ -512,16 +510,20 @@ class Orchestrator:
         if self.halted:
             return
         self.halted = True
-        self._notice("error", message)
+        self._notice(NoticeLevel.ERROR, message)
         self._wake.set()
 
-    def _finish_job(self, job: Job, state: JobState, reason: str) -> None:
+    def _finish_job(self,
+                    job: Job,
+                    state: JobState,
+                    reason: str,
+                    stop: StopReason | None = None) -> None:
         spec = job.spec
         if job.ended is None:
             job.ended = self._now()
         if state is not JobState.SUCCEEDED:
             self._unlink_temp(spec)
-        self._set_state(job, state, reason)
+        self._set_state(job, state, reason, stop)
         if job.done is not None and not job.done.done():
             job.done.set_result(None)
         if state is JobState.SUCCEEDED:
@@ -539,7 +541,8 @@ class Orchestrator:
             if halt and self._consecutive_failures >= halt and not self.halted:
                 self.halted = True
                 self._notice(
-                    "error", f"{self._consecutive_failures} jobs failed in a row: no more "
+                    NoticeLevel.ERROR,
+                    f"{self._consecutive_failures} jobs failed in a row: no more "
                     "launches (jobs.halt_after_failures); running jobs finish")
         self._wake.set()
 
@@ -564,7 +567,8 @@ class Orchestrator:
                 # unmeasured for a moment rather than stopping; said once.
                 if not self._sweep_failed:
                     self._sweep_failed = True
-                    self._notice("warning", f"cannot sample the jobs: {exc.strerror or exc}")
+                    self._notice(NoticeLevel.WARNING,
+                                 f"cannot sample the jobs: {exc.strerror or exc}")
 
     def sweep(self) -> None:
         """Sample every running job and the machine once; apply memory and disk pressure."""
@@ -640,21 +644,22 @@ class Orchestrator:
         (rather than let the OOM killer pick), resume it once headroom returns."""
         reserve = self._memory_reserve
         available = stats.available_memory
-        level = "critical" if available < reserve // 2 else "low" if available < reserve else "ok"
-        self._set_pressure("memory", level, available, reserve)
+        level = (PressureLevel.CRITICAL if available < reserve //
+                 2 else PressureLevel.LOW if available < reserve else PressureLevel.OK)
+        self._set_pressure(Resource.MEMORY, level, available, reserve)
         running = [j for j in self._active() if j.state is JobState.RUNNING]
-        if level == "critical" and len(running) > 1:
+        if level is PressureLevel.CRITICAL and len(running) > 1:
             newest = max(running, key=lambda j: j.started or 0.0)
             self._pause(newest, PauseReason.MEMORY)
-        elif level == "ok":
+        elif level is PressureLevel.OK:
             held = [j for j in self._active() if j.paused_by is PauseReason.MEMORY]
             if held:
                 oldest = min(held, key=lambda j: j.started or 0.0)
                 if available - oldest.peak_rss > reserve:
                     self._resume(oldest)
-        disk_level = "low" if stats.free_disk < self._disk_reserve else "ok"
-        self._set_pressure("disk", disk_level, stats.free_disk, self._disk_reserve)
-        self._halt_if_starved(level != "ok", disk_level != "ok")
+        disk_level = PressureLevel.LOW if stats.free_disk < self._disk_reserve else PressureLevel.OK
+        self._set_pressure(Resource.DISK, disk_level, stats.free_disk, self._disk_reserve)
+        self._halt_if_starved(level is not PressureLevel.OK, disk_level is not PressureLevel.OK)
 
     def _halt_if_starved(self, memory_low: bool, disk_low: bool) -> None:
         """Nothing running and nothing allowed to start: give the operator (or other programs)
@@ -674,25 +679,20 @@ class Orchestrator:
             self.halted = True
             what = "free disk" if disk_low else "available memory"
             self._notice(
-                "error", f"{what} below its reserve and nothing running: stopping with "
+                NoticeLevel.ERROR, f"{what} below its reserve and nothing running: stopping with "
                 f"{len(self._queue)} jobs not run; free some and run the same command again")
 
-    def _set_pressure(self, resource: str, level: str, available: int, reserve: int) -> None:
-        if self._pressure[resource] == level:
+    def _set_pressure(self, resource: Resource, level: PressureLevel, available: int,
+                      reserve: int) -> None:
+        if self._pressure[resource] is level:
             return
         self._pressure[resource] = level
-        messages = {
-            "ok": f"{resource} headroom is back: launching again",
-            "low": f"{resource} below its reserve: no new launches",
-            "critical": "memory critically low: pausing the newest job",
-        }
         self.bus.publish(
             ev.ResourcePressure(time=self._now(),
                                 resource=resource,
                                 level=level,
                                 available=available,
-                                reserve=reserve,
-                                message=messages[level]))
+                                reserve=reserve))
 
     # --- commands
 
@@ -736,7 +736,7 @@ class Orchestrator:
         if job.state is JobState.QUEUED:
             self._queue.remove(job_id)
             self._queued_bytes -= job.spec.input_size
-            self._finish_job(job, JobState.KILLED, StopReason.OPERATOR.value)
+            self._finish_job(job, JobState.KILLED, StopReason.OPERATOR.value, StopReason.OPERATOR)
             return True
         return False
 
@@ -755,7 +755,7 @@ class Orchestrator:
         self.paused_all = True
         for job in self._active():
             self._pause(job, PauseReason.ALL)
-        self._notice("info", "paused: no launches, running jobs stopped")
+        self._notice(NoticeLevel.INFO, "paused: no launches, running jobs stopped")
         self._wake.set()
 
     def resume_all(self) -> None:
@@ -764,14 +764,14 @@ class Orchestrator:
         for job in self._active():
             if job.paused_by is not PauseReason.MEMORY:
                 self._resume(job)
-        self._notice("info", "resumed: launching again")
+        self._notice(NoticeLevel.INFO, "resumed: launching again")
         self._wake.set()
 
     def set_limit(self, limit: int) -> None:
         """The operator's limit: it wins over learning from now on. Lowering it never kills a
         job; fewer start as running ones finish."""
         self._manual_limit = True
-        self._set_limit(limit, "set by operator")
+        self._set_limit(limit, LimitSource.OPERATOR)
 
     def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
         """Stop launching; with `kill`, end every active job (SIGTERM, SIGKILL after grace)."""
@@ -779,7 +779,7 @@ class Orchestrator:
         self._interrupted = self._interrupted or interrupted
         if kill:
             for job in self._active():
-                job.stop = StopReason.INTERRUPT
+                job.stop = StopReason.INTERRUPTED
                 self.runner.terminate(job.spec.job_id, self._config.jobs.kill_grace)
         self._wake.set()
 

@@ -88,7 +88,7 @@ class RunModel:
         self.calibration_started: float | None = None
         self.calibration: list[ev.CalibrationProgress] = []
         self.calibrated: ev.CalibrationFinished | None = None
-        self.pressure: dict[str, ev.ResourcePressure] = {}
+        self.pressure: dict[ev.Resource, ev.ResourcePressure] = {}
         self.notices: collections.deque[ev.Notice] = collections.deque(maxlen=50)
         self.finished: ev.RunFinished | None = None
         self.first_launch: float | None = None

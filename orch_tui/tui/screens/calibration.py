@@ -112,8 +112,7 @@ class CalibrationScreen(Screen[None]):
     def _show_result(self) -> None:
         model = self.model
         assert model.calibrated is not None
-        how = ("whole-life figures: the job ended inside the window"
-               if model.calibrated.whole_life else "measured over the stabilization window")
+        how = model.calibrated.source.explained
         now = model.clock()
         if self._continue_at is None:
             self._continue_at = now + AUTO_CONTINUE

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from orch_tui.core import events as ev
-from orch_tui.core.events import JobState
+from orch_tui.core.events import JobState, PressureLevel
 from orch_tui.tui.model import RunModel
 from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge
 from orch_tui.tui.widgets.job_table import JobTable
@@ -74,7 +74,7 @@ class RunScreen(Screen[None]):
         if self.controller.paused_all:
             text.append("PAUSED: no launches, all jobs stopped (P resumes)  ", style="bold")
         for pressure in model.pressure.values():
-            if pressure.level != "ok":
+            if pressure.level is not PressureLevel.OK:
                 text.append(pressure.message + "  ")
         if not text and model.notices:
             text.append(model.notices[-1].message)
