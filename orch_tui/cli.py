@@ -266,7 +266,7 @@ def guard_standard_fds() -> None:
                 os.dup2(null, fd)
                 os.close(null)
             if fd == 1:
-                sys.stdout = None  # type: ignore[assignment]  # the reporter uses run.log
+                sys.stdout = None  # the reporter uses run.log
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, cast
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -220,7 +221,7 @@ class _Document:
             raise self.error(f"expected {what}, got {_describe(node)}{_type_hint(node)}", key, node)
         if "\0" in node.value:
             raise self.error("must not contain a NUL character", key, node)
-        return node.value
+        return str(node.value)
 
     def number(self, node: Node, key: str, spec: _Number) -> float | int:
         """A YAML int/float (never bool or string), finite, within the spec's range."""
@@ -428,8 +429,10 @@ def load_config(path: str | Path) -> Config:
     top = doc.mapping(root, "", _TOP_KEYS, ("binary", "directories"))
     binary = doc.binary(top["binary"])
     directories = doc.directories(top["directories"])
-    resources = ResourcesConfig(**doc.numbers(top.get("resources"), "resources", _RESOURCES))
-    jobs = JobsConfig(**doc.numbers(top.get("jobs"), "jobs", _JOBS))
+    # numbers() checked each value against its field's own spec (int, float or None).
+    resources = ResourcesConfig(
+        **cast(dict[str, Any], doc.numbers(top.get("resources"), "resources", _RESOURCES)))
+    jobs = JobsConfig(**cast(dict[str, Any], doc.numbers(top.get("jobs"), "jobs", _JOBS)))
     return Config(path=config_path,
                   binary=binary,
                   directories=directories,

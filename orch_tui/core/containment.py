@@ -476,7 +476,7 @@ class SubreaperContainment(Containment):
         mains = set(self._mains.values())
         try:
             tasks = os.listdir(f"/proc/{self._me}/task")
-            kids = set()
+            kids: set[int] = set()
             for tid in tasks:
                 kids.update(int(p) for p in _read(f"/proc/{self._me}/task/{tid}/children").split())
         except OSError:

@@ -554,8 +554,10 @@ class Journal:
         """The newest per-process figures stored (calibrated or learned), or None."""
 
         def read(conn: sqlite3.Connection) -> _Row | None:
-            return conn.execute("SELECT cpu_cores, rss_bytes, output_bytes FROM calibrations "
-                                "ORDER BY id DESC LIMIT 1").fetchone()
+            row: _Row | None = conn.execute(
+                "SELECT cpu_cores, rss_bytes, output_bytes FROM calibrations "
+                "ORDER BY id DESC LIMIT 1").fetchone()
+            return row
 
         row = self._call(read)
         if row is None:

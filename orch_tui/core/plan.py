@@ -19,6 +19,7 @@ from orch_tui.core.config import Config, load_config
 from orch_tui.core.errors import ConfigError
 from orch_tui.core.inputs import InputEntry, InputList, read_input_list
 from orch_tui.core.statedir import LOGS_DIR_NAME, STATE_DIR_NAME, TMP_DIR_NAME
+from orch_tui.core.textutil import printable
 
 #: The longest file name (bytes) Linux filesystems accept.
 NAME_MAX = 255
@@ -89,11 +90,7 @@ def _where(config: Config, *keys: str) -> tuple[int | None, int | None]:
 def _refuse(config: Config, key: str, message: str) -> ConfigError:
     """A located error at `key` (or the nearest section that exists in the file)."""
     line, column = _where(config, key, "directories")
-    return ConfigError(templates.printable(message),
-                       path=config.path,
-                       line=line,
-                       column=column,
-                       key=key)
+    return ConfigError(printable(message), path=config.path, line=line, column=column, key=key)
 
 
 def _check_outputs(config: Config, inputs: InputList, outputs: list[tuple[InputEntry,

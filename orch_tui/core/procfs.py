@@ -135,9 +135,9 @@ def group_by_root(table: Mapping[int, ProcStat], roots: Iterable[int]) -> dict[i
             if pid in seen:
                 continue
             seen.add(pid)
-            stat = table.get(pid)
-            if stat is not None:
-                members.append(stat)
+            found = table.get(pid)
+            if found is not None:
+                members.append(found)
             pending.extend(reversed(children.get(pid, ())))
         groups[root] = members
     return groups

@@ -181,7 +181,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def learn_profile(peaks_rss: Sequence[int],
                   cpu_cores: Sequence[float],
-                  output_bytes: Sequence[int],
+                  output_bytes: Sequence[float],
                   *,
                   q: float = 90) -> ProcessProfile:
     """A profile from finished jobs: the q-th percentile of each figure, taken independently.

@@ -213,7 +213,7 @@ class StateDir:
     def remove_dead_runs(self) -> list[str]:
         """Delete the temporary folders of runs that are provably dead (their flock is free);
         a live run's folder, or anything not a folder, is left alone. Returns what went."""
-        removed = []
+        removed: list[str] = []
         try:
             names = os.listdir(self.tmp_fd)
         except OSError:

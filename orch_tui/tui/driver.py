@@ -45,7 +45,10 @@ class HangupSafeDriver(LinuxDriver):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._file = _HangupTolerantFile(self._file)  # type: ignore[assignment]
+        file = self._file
+        assert file is not None  # LinuxDriver opens the terminal in its constructor
+        # A duck-typed stand-in (write, flush, fileno) for the TextIOWrapper the base declares.
+        self._file = _HangupTolerantFile(file)  # type: ignore[assignment]
 
     def _sigcont_application(self, *args: Any) -> None:
         try:
