@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config",
                         dest="config_flag",
                         metavar="CONFIG",
-                        help="the YAML config file (the seed's spelling)")
+                        help="the YAML config file (the original spelling)")
     parser.add_argument(
         "--headless",
         action="store_true",
@@ -56,10 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run",
                         action="store_true",
                         help="print each expanded command, shell-quoted, one a line; run nothing")
-    parser.add_argument("--max-procs",
+    parser.add_argument("-j",
+                        "--jobs",
+                        "--max-procs",
+                        dest="max_procs",
                         type=_positive_int,
                         metavar="N",
-                        help="run N jobs at once and skip calibration")
+                        help="run exactly N jobs at once: no calibration, no learning "
+                        "(resources.max_processes, by contrast, only caps the calibrated limit); "
+                        "--max-procs is the older name")
     parser.add_argument("--overwrite",
                         action="store_true",
                         help="run jobs whose output already exists (default: skip them)")

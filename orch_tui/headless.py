@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
@@ -79,6 +79,17 @@ class HeadlessReporter:
         self._last_progress = float("-inf")
         self._limit = 0
         self._log_paths: dict[int, str] = {}
+        # One dispatch idiom for every observer: a table from event type to handler.
+        self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
+            ev.PreflightDone: self._on_preflight_done,
+            ev.Notice: self._on_notice,
+            ev.CalibrationStarted: self._on_calibration_started,
+            ev.CalibrationFinished: self._on_calibration_finished,
+            ev.LimitChanged: self._on_limit_changed,
+            ev.ResourcePressure: self._on_resource_pressure,
+            ev.JobStateChanged: self._on_job_state_changed,
+            ev.RunFinished: self._on_run_finished,
+        }
 
     def register_logs(self, paths: dict[int, str]) -> None:
         """Tell the reporter where each job's log is, for failure lines."""
@@ -106,26 +117,26 @@ class HeadlessReporter:
             self.write(line)
 
     def __call__(self, event: ev.Event) -> None:
-        handler = getattr(self, "_on_" + type(event).__name__, None)
+        handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
 
-    # --- event handlers (named after the event classes) -------------------------------------
+    # --- event handlers (see the table in __init__) ------------------------------------------
 
-    def _on_PreflightDone(self, event: ev.PreflightDone) -> None:  # pylint: disable=invalid-name
+    def _on_preflight_done(self, event: ev.PreflightDone) -> None:
         self._total = event.total
         self._missing = event.missing
         self.write(f"preflight: {event.total} inputs ({format_bytes(event.input_bytes)}): "
                    f"{event.runnable} to run, {event.skipped} already done, "
                    f"{event.missing} missing, {event.duplicates} duplicate lines ignored")
 
-    def _on_Notice(self, event: ev.Notice) -> None:  # pylint: disable=invalid-name
+    def _on_notice(self, event: ev.Notice) -> None:
         self.write(f"{event.level.value}: {printable(event.message)}")
 
-    def _on_CalibrationStarted(self, event: ev.CalibrationStarted) -> None:  # pylint: disable=invalid-name
+    def _on_calibration_started(self, event: ev.CalibrationStarted) -> None:
         self.write(f"calibrating: measuring job {event.job_id} for {event.window:g}s")
 
-    def _on_CalibrationFinished(self, event: ev.CalibrationFinished) -> None:  # pylint: disable=invalid-name
+    def _on_calibration_finished(self, event: ev.CalibrationFinished) -> None:
         if event.source is LimitSource.PREVIOUS_RUN:
             self.write(f"figures learned in a previous run: {describe_decision(event.decision)}")
             return
@@ -133,17 +144,17 @@ class HeadlessReporter:
                if event.source is LimitSource.WHOLE_LIFE else "window")
         self.write(f"calibration ({how}): {describe_decision(event.decision)}")
 
-    def _on_LimitChanged(self, event: ev.LimitChanged) -> None:  # pylint: disable=invalid-name
+    def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self._limit = event.limit
         if not event.source.measured:
             self.write(f"limit: {event.previous} -> {event.limit} ({event.reason})")
 
-    def _on_ResourcePressure(self, event: ev.ResourcePressure) -> None:  # pylint: disable=invalid-name
+    def _on_resource_pressure(self, event: ev.ResourcePressure) -> None:
         self.write(f"{event.resource.value}: {event.message} "
                    f"(available {format_bytes(event.available)}, "
                    f"reserve {format_bytes(event.reserve)})")
 
-    def _on_JobStateChanged(self, event: ev.JobStateChanged) -> None:  # pylint: disable=invalid-name
+    def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
         self._states[event.job_id] = event.state
         now = self._clock()
         if event.state is JobState.RUNNING and self._first_launch is None:
@@ -159,7 +170,7 @@ class HeadlessReporter:
             if now - self._last_progress >= self.progress_every:
                 self.progress(now)
 
-    def _on_RunFinished(self, event: ev.RunFinished) -> None:  # pylint: disable=invalid-name
+    def _on_run_finished(self, event: ev.RunFinished) -> None:
         counts = event.counts
         names = ("succeeded", "failed", "killed", "skipped", "missing")
         summary = ", ".join(f"{counts.get(name, 0)} {name}" for name in names)

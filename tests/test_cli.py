@@ -38,6 +38,21 @@ def test_not_a_terminal_means_headless(workspace):
     assert "done: 1 succeeded" in result.stdout
 
 
+@pytest.mark.parametrize("flag", ["--jobs", "-j", "--max-procs"])
+def test_jobs_sets_a_fixed_count_under_every_spelling(workspace, flag):
+    ws = workspace(3)
+    result = run_cli(str(ws.config), "--headless", flag, "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "limit: 0 -> 2 (--jobs)" in result.stdout and "calibrating" not in result.stdout
+
+
+def test_help_tells_jobs_from_max_processes():
+    text = " ".join(run_cli("--help").stdout.split())
+    assert "-j N, --jobs N, --max-procs N" in text
+    assert "resources.max_processes, by contrast, only caps the calibrated limit" in text
+    assert "seed" not in text
+
+
 def test_failures_give_exit_1_and_name_the_log(workspace):
     ws = workspace(2, worker_args=["--exit", "4"])
     result = run_cli(str(ws.config), "--max-procs", "2")

@@ -10,10 +10,12 @@ import shutil
 import tempfile
 import textwrap
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from orch_tui.core import config as config_module
 from orch_tui.core.config import (BinaryConfig, Config, DirectoriesConfig, JobsConfig,
                                   ResourcesConfig, load_config)
 from orch_tui.core.errors import ConfigError
@@ -170,6 +172,13 @@ def test_defaults_match_the_contract() -> None:
                                       retries=0,
                                       kill_grace=5.0,
                                       halt_after_failures=10)
+
+
+def test_each_numeric_setting_has_a_spec_and_takes_its_default_from_the_dataclass() -> None:
+    # The validation specs carry no defaults of their own: the dataclass fields are the one source.
+    sections = [(config_module._RESOURCES, ResourcesConfig), (config_module._JOBS, JobsConfig)]
+    for specs, section in sections:
+        assert [spec.name for spec in specs] == [field.name for field in fields(section)]
 
 
 def test_output_suffix_is_optional(folder: Path) -> None:

@@ -15,8 +15,7 @@ import psutil
 import pytest
 import yaml
 
-from orch_tui.demo.workspace import (DEMO_DEFAULT_DIR, MARKER, WORKER, input_names,
-                                     write_demo_workspace, yaml_quote)
+from orch_tui.demo.workspace import MARKER, WORKER, input_names, write_demo_workspace, yaml_quote
 
 MIB = 1024 * 1024
 
@@ -287,7 +286,7 @@ def test_workspace_refuses_a_foreign_non_empty_folder(tmp_path):
 
 
 def test_workspace_reuses_a_previous_demo_and_clears_its_outputs(tmp_path):
-    directory = tmp_path / DEMO_DEFAULT_DIR
+    directory = tmp_path / "orch-tui-demo"
     write_demo_workspace(directory, count=4)
     state = directory / "output" / ".orch-tui"
     state.mkdir(parents=True)

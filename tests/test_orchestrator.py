@@ -287,7 +287,7 @@ async def test_pause_all_stops_everything_and_resume_all_continues(workspace):
     run = await start_run(ws.plan(), max_procs=2)
     await run.wait_for(lambda: run.orchestrator.active_count() == 2)
     run.orchestrator.pause_all()
-    pids = [run.runner.pid_of(i) for i in run.runner.running()]
+    pids = [run.runner.pid_of(i) for i, job in run.orchestrator.jobs.items() if job.state.active]
     await run.wait_for(lambda: all(process_state(p) == "T" for p in pids), timeout=2)
     await asyncio.sleep(0.3)
     assert run.orchestrator.active_count() == 2

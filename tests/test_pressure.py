@@ -41,19 +41,24 @@ async def _start(plan, runner: LocalRunner, **kwargs) -> Running:
     return Running(orchestrator, recorder, asyncio.create_task(orchestrator.run()))
 
 
+def active_ids(run: Running) -> list[int]:
+    """Jobs that hold a process, as the scheduler knows them."""
+    return [job_id for job_id, job in run.orchestrator.jobs.items() if job.state.active]
+
+
 async def test_critically_low_memory_stops_the_newest_job_until_headroom_returns(workspace):
     ws = workspace(3, worker_args=["--seconds", "2.5"])
     plan = ws.plan()
     runner = SqueezedRunner(plan.config.directories.output_dir)
     run = await _start(plan, runner, max_procs=3)
     await run.wait_for(lambda: run.orchestrator.active_count() == 3)
-    newest = max(run.runner.running())
+    newest = max(active_ids(run))
     runner.available = int(0.5 * GB)  # reserve is 20 % of 10 GiB = 2 GiB; half of it is critical
     await run.wait_for(lambda: run.state(newest) is JobState.PAUSED, timeout=3)
     assert run.orchestrator.jobs[newest].paused_by.value == "memory critically low"
     pid = run.runner.pid_of(newest)
     await run.wait_for(lambda: process_state(pid) == "T", timeout=2)
-    older = [j for j in run.runner.running() if j != newest]
+    older = [j for j in active_ids(run) if j != newest]
     assert all(run.state(j) is JobState.RUNNING for j in older)
     runner.available = 9 * GB
     await run.wait_for(lambda: run.state(newest) is JobState.RUNNING, timeout=3)

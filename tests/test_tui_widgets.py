@@ -14,10 +14,10 @@ from textual.strip import Strip
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
+from orch_tui.core.textutil import format_bytes, format_duration
 from orch_tui.tui.model import JobRow, RunModel
 from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar
-from orch_tui.tui.widgets.job_table import (JobTable, compact_bytes, format_elapsed, layout_columns,
-                                            sparkline)
+from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
 
 NOW = 1000.0
 GIB = 1024**3
@@ -405,9 +405,9 @@ def test_formatting_helpers() -> None:
     assert sparkline([0.0, 0.5, 1.0], 4, floor=1.0) == " ▁▅█"
     assert sparkline([], 3) == "   "
     assert sparkline([5.0] * 40, 8) == "█" * 8
-    assert [compact_bytes(v) for v in (0, 512, 1536, 1000 * 1024, 5 * GIB)
+    assert [format_bytes(v, compact=True) for v in (0, 512, 1536, 1000 * 1024, 5 * GIB)
             ] == ["0B", "512B", "1.50K", "1000K", "5.00G"]
-    assert [format_elapsed(v)
+    assert [format_duration(v, stopwatch=True)
             for v in (5.9, 65, 3600, 36000 + 61)] == ["0:05", "1:05", "1:00:00", "10:01:01"]
 
 

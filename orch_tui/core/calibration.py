@@ -1,6 +1,6 @@
 """Turning samples of real jobs into a per-process profile: the seed's calibration run, continued.
 
-`CalibrationMeter` watches the one calibration job through its stabilisation window; when the
+`CalibrationMeter` watches the one calibration job through its stabilization window; when the
 job ends inside the window it switches to whole-life figures. `ProfileLearner` keeps learning from
 every finished job afterwards so the limit follows what the jobs really use.
 """
@@ -37,7 +37,7 @@ def typical_input_size(sizes: Sequence[int]) -> int:
 
 @dataclass
 class CalibrationMeter:
-    """Accumulates one job's samples during the stabilisation window."""
+    """Accumulates one job's samples during the stabilization window."""
 
     input_size: int
     cpu: list[float] = field(default_factory=list)

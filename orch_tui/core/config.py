@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -33,6 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from orch_tui.core import templates
 from orch_tui.core.textutil import printable
 from orch_tui.core.errors import ConfigError
+from orch_tui.core.fsutil import TextFileWords, existing_ancestor, read_text_file
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
@@ -95,27 +96,27 @@ class Config:
 
 @dataclass(frozen=True)
 class _Number:
-    """One numeric setting: its default, whether it must be whole, and its allowed range."""
+    """One numeric setting: whether it must be whole and its allowed range. Its default is the
+    config dataclass field's own (`ResourcesConfig`, `JobsConfig`): one place to change it."""
     name: str
-    default: float | int | None
     integer: bool
     valid: Callable[[float], bool]
     rule: str
 
 
 _RESOURCES = (
-    _Number("cpu_fraction", 0.8, False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    _Number("memory_fraction", 0.8, False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    _Number("disk_fraction", 0.8, False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    _Number("stabilization_seconds", 5.0, False, lambda v: v >= 0, "must be >= 0"),
-    _Number("max_processes", None, True, lambda v: v >= 1, "must be >= 1"),
-    _Number("sample_interval", 1.0, False, lambda v: v > 0, "must be > 0"),
+    _Number("cpu_fraction", False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    _Number("memory_fraction", False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    _Number("disk_fraction", False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    _Number("stabilization_seconds", False, lambda v: v >= 0, "must be >= 0"),
+    _Number("max_processes", True, lambda v: v >= 1, "must be >= 1"),
+    _Number("sample_interval", False, lambda v: v > 0, "must be > 0"),
 )
 _JOBS = (
-    _Number("timeout", None, False, lambda v: v > 0, "must be > 0"),
-    _Number("retries", 0, True, lambda v: v >= 0, "must be >= 0"),
-    _Number("kill_grace", 5.0, False, lambda v: v >= 0, "must be >= 0"),
-    _Number("halt_after_failures", 10, True, lambda v: v >= 0, "must be >= 0 (0 disables)"),
+    _Number("timeout", False, lambda v: v > 0, "must be > 0"),
+    _Number("retries", True, lambda v: v >= 0, "must be >= 0"),
+    _Number("kill_grace", False, lambda v: v >= 0, "must be >= 0"),
+    _Number("halt_after_failures", True, lambda v: v >= 0, "must be >= 0 (0 disables)"),
 )
 _TOP_KEYS = ("binary", "directories", "resources", "jobs")
 _BINARY_KEYS = ("path", "flags")
@@ -240,9 +241,10 @@ class _Document:
         return int(value) if spec.integer else float(value)
 
     def numbers(self, node: Node | None, section: str,
-                specs: tuple[_Number, ...]) -> dict[str, float | int | None]:
-        """An optional section of numeric settings; missing or null keys take their default."""
-        values: dict[str, float | int | None] = {spec.name: spec.default for spec in specs}
+                specs: Sequence[_Number]) -> dict[str, float | int]:
+        """An optional section of numeric settings, by name; missing or null keys are left out,
+        so the config dataclass built from them supplies their default."""
+        values: dict[str, float | int] = {}
         if node is None or _is_null(node):
             return values
         given = self.mapping(node, section, tuple(spec.name for spec in specs), ())
@@ -343,9 +345,7 @@ class _Document:
             if not os.access(output_dir, os.W_OK | os.X_OK):
                 raise self.error(f"{output_dir} is not writable", key, node)
             return
-        ancestor = output_dir.parent
-        while not os.path.exists(ancestor) and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
+        ancestor = existing_ancestor(output_dir)  # output_dir itself does not exist
         if not os.path.isdir(ancestor):
             raise self.error(f"{output_dir} cannot be created: {ancestor} is not a directory", key,
                              node)
@@ -354,33 +354,19 @@ class _Document:
                              node)
 
 
+_CONFIG_FILE = TextFileWords(directory="is a directory, not a config file",
+                             not_regular="is not a regular file",
+                             not_found="config file not found",
+                             cannot_read="cannot read config file",
+                             bad_name="invalid config file name",
+                             not_utf8="not valid UTF-8")
+
+
 def _read_text(path: Path) -> str:
     """The config's text, or a ConfigError saying why it cannot be read as UTF-8."""
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise ConfigError("is a directory, not a config file", path=path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError("is not a regular file", path=path)
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError("config file not found", path=path) from None
-    except PermissionError:
-        raise ConfigError("cannot read config file: permission denied", path=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror}", path=path) from None
-    except ValueError:  # a NUL byte in the path
-        raise ConfigError("invalid config file name", path=path) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8",
-                          path=path,
-                          line=line,
-                          column=column) from None
-    return text.removeprefix("\ufeff")
+    return read_text_file(
+        path, _CONFIG_FILE,
+        lambda message, line, column: ConfigError(message, path=path, line=line, column=column))
 
 
 def _compose(path: Path, text: str) -> Node | None:
@@ -429,7 +415,8 @@ def load_config(path: str | Path) -> Config:
     top = doc.mapping(root, "", _TOP_KEYS, ("binary", "directories"))
     binary = doc.binary(top["binary"])
     directories = doc.directories(top["directories"])
-    # numbers() checked each value against its field's own spec (int, float or None).
+    # numbers() checked each value against its field's own spec (int or float); a setting not
+    # given is left to the dataclass default.
     resources = ResourcesConfig(
         **cast(dict[str, Any], doc.numbers(top.get("resources"), "resources", _RESOURCES)))
     jobs = JobsConfig(**cast(dict[str, Any], doc.numbers(top.get("jobs"), "jobs", _JOBS)))

@@ -1,6 +1,6 @@
 """Typed, immutable events: the only way the core tells observers what happened.
 
-The TUI and the headless reporter are both subscribers of one `EventBus`; neither reads the
+The TUI and the headless reporter are both listeners of one `EventBus`; neither reads the
 scheduler's internals, so a second runner (a Dask cluster) or a third observer (a web view) can be
 added without touching them. Events are frozen dataclasses with slots: cheap to create at sample
 rate and safe to hand to another thread.
@@ -8,9 +8,8 @@ rate and safe to hand to another thread.
 
 from __future__ import annotations
 
-import asyncio
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -71,7 +70,7 @@ class LimitSource(enum.Enum):
     LEARNED = "learned"  # from the jobs that finished in this run
     PREVIOUS_RUN = "previous run"  # figures a previous run learned, from the journal
     OPERATOR = "operator"  # + / - or set limit
-    MAX_PROCS = "max procs"  # --max-procs: a fixed count, no calibration
+    MAX_PROCS = "max procs"  # --jobs (--max-procs): a fixed count, no calibration
 
     @property
     def measured(self) -> bool:
@@ -95,7 +94,7 @@ _LIMIT_LABELS = {
     LimitSource.LEARNED: "learned",
     LimitSource.PREVIOUS_RUN: "learned in a previous run",
     LimitSource.OPERATOR: "set by operator",
-    LimitSource.MAX_PROCS: "--max-procs",
+    LimitSource.MAX_PROCS: "--jobs",
 }
 _LIMIT_EXPLAINED = {
     LimitSource.WINDOW: "measured over the stabilization window",
@@ -129,7 +128,6 @@ class NoticeLevel(enum.Enum):
 
 FINISHED_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.SKIPPED, JobState.MISSING})
-OK_STATES = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,56 +284,18 @@ class RunFinished(Event):
     interrupted: bool
 
 
-class Subscription:
-    """An async iterator over events for one subscriber; unbounded, so the core never blocks."""
-
-    def __init__(self, bus: EventBus) -> None:
-        self._bus = bus
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
-
-    def _put(self, event: Event | None) -> None:
-        self._queue.put_nowait(event)
-
-    def close(self) -> None:
-        """Stop receiving; the iterator ends after the events already queued."""
-        self._bus.unsubscribe(self)
-        self._queue.put_nowait(None)
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
-
-
 class EventBus:
-    """Fan-out of events to any number of async subscribers and plain callbacks."""
+    """Fan-out of events to any number of plain callbacks (listeners)."""
 
     def __init__(self) -> None:
-        self._subscriptions: list[Subscription] = []
         self._listeners: list[Callable[[Event], None]] = []
         self._first: list[Callable[[Event], None]] = []
-
-    def subscribe(self) -> Subscription:
-        """A new async iterator that receives every event published from now on."""
-        subscription = Subscription(self)
-        self._subscriptions.append(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        """Detach a subscription (idempotent)."""
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
 
     def add_listener(self, listener: Callable[[Event], None], *, first: bool = False) -> None:
         """Call `listener(event)` synchronously for each event (it must not block).
 
-        `first` puts it before every other listener and subscriber: the journal records a
-        job's final state before anyone is told of it."""
+        `first` puts it before every other listener: the journal records a job's final state
+        before anyone is told of it."""
         if first:
             self._first.append(listener)
         else:
@@ -348,15 +308,8 @@ class EventBus:
                 listeners.remove(listener)
 
     def publish(self, event: Event) -> None:
-        """Deliver `event` to the first listeners, then every subscriber and listener, in order."""
+        """Deliver `event` to the first listeners, then every other listener, in order."""
         for listener in self._first:
             listener(event)
-        for subscription in self._subscriptions:
-            subscription._put(event)  # pylint: disable=protected-access
         for listener in list(self._listeners):
             listener(event)
-
-    def close(self) -> None:
-        """End every subscription's iterator (after the events already queued)."""
-        for subscription in list(self._subscriptions):
-            subscription.close()

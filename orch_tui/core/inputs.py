@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orch_tui.core.errors import ConfigError
+from orch_tui.core.fsutil import TextFileWords, read_text_file
 
 KEY = "directories.input_file_list"
 _MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
@@ -65,35 +66,20 @@ def _error(message: str, path: Path, line: int | None = None) -> ConfigError:
     return ConfigError(message, path=path, line=line, key=KEY)
 
 
+_INPUT_LIST = TextFileWords(directory="input list is a directory, not a file",
+                            not_regular="input list is not a regular file",
+                            not_found="input list not found",
+                            cannot_read="cannot read input list",
+                            bad_name="invalid input list file name",
+                            not_utf8="input list is not valid UTF-8",
+                            binary="input list contains NUL bytes; it looks like a binary file, "
+                            "not a text list of paths")
+
+
 def _read_text(path: Path) -> str:
     """The list's text; binary files, bad encodings and unreadable files are ConfigErrors."""
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise _error("input list is a directory, not a file", path)
-        if not stat.S_ISREG(info.st_mode):  # a FIFO would block here forever
-            raise _error("input list is not a regular file", path)
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        raise _error("input list not found", path) from None
-    except PermissionError:
-        raise _error("cannot read input list: permission denied", path) from None
-    except OSError as exc:
-        raise _error(f"cannot read input list: {exc.strerror}", path) from None
-    except ValueError:  # a NUL byte in the path
-        raise _error("invalid input list file name", path) from None
-    nul = data.find(b"\0")
-    if nul != -1:
-        raise _error(
-            "input list contains NUL bytes; it looks like a binary file, not a text "
-            "list of paths", path,
-            data.count(b"\n", 0, nul) + 1)
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise _error(
-            f"input list is not valid UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8", path,
-            data.count(b"\n", 0, exc.start) + 1) from None
+    return read_text_file(path, _INPUT_LIST,
+                          lambda message, line, _column: _error(message, path, line))
 
 
 def _resolve(raw: str, folder: Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from orch_tui.core import events as ev
 from orch_tui.core.calibration import (CalibrationMeter, ProfileLearner, typical_input_size,
@@ -18,13 +18,12 @@ from orch_tui.core.calibration import (CalibrationMeter, ProfileLearner, typical
 from orch_tui.core.errors import SpawnError
 from orch_tui.core.events import (JobState, LimitSource, NoticeLevel, PauseReason, PressureLevel,
                                   Resource, StopReason)
+from orch_tui.core.fsutil import file_size
 from orch_tui.core.plan import JobSpec, Plan
 from orch_tui.core.runner import ExitStatus, NodeStats, ProcessSample, Runner
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity, compute_limit
 from orch_tui.core.statedir import RunTemp, StateDir
 
-#: Samples kept per job for sparklines and the detail view.
-HISTORY = 120
 #: Calibration samples at least this often, whatever the configured sample interval.
 CALIBRATION_INTERVAL = 0.25
 #: Seconds to wait, with nothing of ours running, for memory or disk to come back before giving up
@@ -50,10 +49,6 @@ class Job:
     peak_rss: int = 0
     cpu_seconds: float = 0.0
     last: ProcessSample | None = None
-    cpu_history: collections.deque[float] = field(
-        default_factory=lambda: collections.deque(maxlen=HISTORY))
-    rss_history: collections.deque[int] = field(
-        default_factory=lambda: collections.deque(maxlen=HISTORY))
     stop: StopReason | None = None
     paused_by: PauseReason | None = None
     deadline: float | None = None
@@ -278,7 +273,7 @@ class Orchestrator:
     # --- calibration
 
     async def _calibrate(self) -> None:
-        """Measure one real job through the stabilisation window and derive the limit.
+        """Measure one real job through the stabilization window and derive the limit.
 
         A job that fails inside the window tells nothing about a normal job, so the next queued
         job is measured instead; the measured job is never run twice and keeps running after."""
@@ -302,7 +297,7 @@ class Orchestrator:
                 profile, source = meter.profile(typical), LimitSource.WINDOW
                 ratio = meter.output_ratio()
             elif job.state is JobState.SUCCEEDED:
-                output = _size(job.spec.output_path)
+                output = file_size(job.spec.output_path)
                 wall = (job.ended or self._now()) - (job.started or self._now())
                 profile = whole_life_profile(job.cpu_seconds, wall, job.peak_rss, output,
                                              job.spec.input_size, typical)
@@ -392,8 +387,6 @@ class Orchestrator:
         job.last = None
         job.peak_rss = 0
         job.cpu_seconds = 0.0
-        job.cpu_history.clear()
-        job.rss_history.clear()
         job.started = self._now()
         job.ended = None
         job.done = self._loop.create_future()
@@ -530,7 +523,7 @@ class Orchestrator:
             self._consecutive_failures = 0
             wall = job.ended - (job.started or job.ended)
             if wall > 0 and self._calibrating is None:
-                ratio = (_size(spec.output_path) /
+                ratio = (file_size(spec.output_path) /
                          spec.input_size if spec.input_size and spec.temp_output_path else None)
                 self._learner.add(job.cpu_seconds / wall, job.peak_rss, ratio)
                 self._relearn()
@@ -598,8 +591,6 @@ class Orchestrator:
     def _record(self, job: Job, sample: ProcessSample, now: float) -> None:
         job.last = sample
         job.peak_rss = max(job.peak_rss, sample.rss_bytes)
-        job.cpu_history.append(sample.cpu_cores)
-        job.rss_history.append(sample.rss_bytes)
         size = job.spec.input_size
         fraction = None
         if sample.read_offset is not None and size > 0:
@@ -786,10 +777,3 @@ class Orchestrator:
     def active_count(self) -> int:
         """How many jobs hold a process (running or paused)."""
         return len(self._active_ids)
-
-
-def _size(path: os.PathLike[str] | str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0

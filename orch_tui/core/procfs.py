@@ -149,7 +149,7 @@ class CpuMeter:
     Keyed by (pid, starttime) so a recycled pid starts over instead of producing a negative or
     huge delta. ``update`` may be given a whole sweep or one job's processes at a time: entries
     are refreshed, never dropped for not being in that call; entries unseen for ``stale_after``
-    seconds are dropped, and ``forget_missing`` drops the gone ones exactly.
+    seconds are dropped.
     """
 
     def __init__(self, *, clk_tck: int = CLK_TCK, stale_after: float = 30.0) -> None:
@@ -180,11 +180,6 @@ class CpuMeter:
         for key in stale:
             del self._last[key]
         return cores
-
-    def forget_missing(self, alive: set[tuple[int, int]]) -> None:
-        """Drop every entry whose (pid, starttime) is not in ``alive`` (a full sweep's keys)."""
-        for key in [key for key in self._last if key not in alive]:
-            del self._last[key]
 
 
 class ReadOffsetTracker:

@@ -29,6 +29,7 @@ from orch_tui.core import procfs
 from orch_tui.core.containment import (MARKER_VARIABLE, Containment, append_note, left_behind_note,
                                        select_containment)
 from orch_tui.core.errors import OrchError, SpawnError
+from orch_tui.core.fsutil import existing_ancestor, file_size
 from orch_tui.core.guardian import Guardian
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.statedir import StateDir, UnsafeFileError, is_systemic
@@ -119,10 +120,6 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> NodeStats:
         """The node's cores, CPU use, memory and output-filesystem space now."""
-
-    @abc.abstractmethod
-    def running(self) -> frozenset[int]:
-        """Ids of jobs whose main process has not been reaped yet."""
 
     @abc.abstractmethod
     def kill_all(self) -> None:
@@ -329,9 +326,6 @@ class LocalRunner(Runner):
         for child in list(self._children.values()):
             self._signal_tree(child, signal.SIGKILL)
 
-    def running(self) -> frozenset[int]:
-        return frozenset(self._children)
-
     def close(self) -> None:
         """The run is over: kill whatever is left, remove its containment, dismiss the
         guardian."""
@@ -380,14 +374,14 @@ class LocalRunner(Runner):
                 rss_bytes=sum(p.rss_bytes for p in members),
                 processes=len(members),
                 read_offset=offset,
-                output_bytes=_size(spec.temp_output_path),
+                output_bytes=file_size(spec.temp_output_path),
             )
         return samples
 
     def stats(self) -> NodeStats:
         memory = psutil.virtual_memory()
         try:
-            disk = psutil.disk_usage(str(_existing_ancestor(self._output_dir)))
+            disk = psutil.disk_usage(str(existing_ancestor(self._output_dir)))
             free, total = disk.free, disk.total
         except OSError:
             free = total = 0
@@ -410,18 +404,3 @@ def _write_quietly(fd: int, text: str) -> None:
         os.write(fd, text.encode())
     except OSError:
         pass  # the log's filesystem is full: the job's failure still says why
-
-
-def _size(path: Path | None) -> int:
-    if path is None:
-        return 0
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
-def _existing_ancestor(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path

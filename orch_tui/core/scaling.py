@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from orch_tui.core.config import ResourcesConfig
+
 NEAR_ZERO_CPU = 0.02  # cores: below this a job is idle as far as scheduling cares
 NEAR_ZERO_RSS = 1024 * 1024  # bytes (1 MiB)
 NEAR_ZERO_OUTPUT = 64 * 1024  # bytes (64 KiB)
@@ -127,12 +129,14 @@ def _constraint(name: str, per_process: float, system: float, fraction: float) -
 def compute_limit(profile: ProcessProfile,
                   capacity: SystemCapacity,
                   *,
-                  cpu_fraction: float = 0.8,
-                  memory_fraction: float = 0.8,
-                  disk_fraction: float = 0.8,
-                  max_processes: int | None = None,
+                  cpu_fraction: float = ResourcesConfig.cpu_fraction,
+                  memory_fraction: float = ResourcesConfig.memory_fraction,
+                  disk_fraction: float = ResourcesConfig.disk_fraction,
+                  max_processes: int | None = ResourcesConfig.max_processes,
                   jobs: int | None = None) -> ScalingDecision:
     """Apply the seed's rule: the smallest of the three constraints, capped, at least 1.
+
+    The fractions and `max_processes` default to the config's own defaults (`ResourcesConfig`).
 
     Ties go to cpu, then memory, then disk, then max_processes, then jobs; a cap only binds when
     it is strictly lower than every binding constraint. When no constraint binds (the job is

@@ -13,7 +13,6 @@ import shutil
 import sys
 from pathlib import Path
 
-DEMO_DEFAULT_DIR = "orch-tui-demo"
 MARKER = ".orch-tui-demo"
 INPUTS_DIR = "inputs"
 OUTPUT_DIR = "output"

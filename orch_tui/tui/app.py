@@ -144,7 +144,7 @@ class OrchApp(App[int]):
     # --- the run
 
     def start_run(self, plan: Plan) -> None:
-        """Create the core on this loop and show calibration (or the run with --max-procs)."""
+        """Create the core on this loop and show calibration (or the run with --jobs)."""
         try:
             session = RunSession.open(plan, self.options)
         except OrchError as exc:

@@ -11,6 +11,7 @@ import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
@@ -95,6 +96,20 @@ class RunModel:
         self.joblog_path: Path | None = None  # shown on the finished screen when --joblog
         self.finished_here = 0
         self.counts: collections.Counter[JobState] = collections.Counter(row.state for row in rows)
+        # One dispatch idiom for every observer: a table from event type to handler.
+        self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
+            ev.PreflightDone: self._on_preflight_done,
+            ev.JobStateChanged: self._on_job_state_changed,
+            ev.JobSample: self._on_job_sample,
+            ev.SystemSample: self._on_system_sample,
+            ev.LimitChanged: self._on_limit_changed,
+            ev.CalibrationStarted: self._on_calibration_started,
+            ev.CalibrationProgress: self._on_calibration_progress,
+            ev.CalibrationFinished: self._on_calibration_finished,
+            ev.ResourcePressure: self._on_resource_pressure,
+            ev.Notice: self._on_notice,
+            ev.RunFinished: self._on_run_finished,
+        }
 
     @classmethod
     def from_plan(cls, plan: Plan, *, clock: Callable[[], float]) -> RunModel:
@@ -113,14 +128,14 @@ class RunModel:
 
     def apply(self, event: ev.Event) -> None:
         """Fold one core event into the model (called for every event, on the loop)."""
-        handler = getattr(self, "_on_" + type(event).__name__, None)
+        handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
 
-    def _on_PreflightDone(self, event: ev.PreflightDone) -> None:  # pylint: disable=invalid-name
+    def _on_preflight_done(self, event: ev.PreflightDone) -> None:
         self.preflight = event
 
-    def _on_JobStateChanged(self, event: ev.JobStateChanged) -> None:  # pylint: disable=invalid-name
+    def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
         row = self.rows.get(event.job_id)
         if row is None:
             return
@@ -149,7 +164,7 @@ class RunModel:
         self._touch(row)
         self.states_version += 1
 
-    def _on_JobSample(self, event: ev.JobSample) -> None:  # pylint: disable=invalid-name
+    def _on_job_sample(self, event: ev.JobSample) -> None:
         row = self.rows.get(event.job_id)
         if row is None:
             return
@@ -161,34 +176,34 @@ class RunModel:
         row.samples.append(event)
         self._touch(row)
 
-    def _on_SystemSample(self, event: ev.SystemSample) -> None:  # pylint: disable=invalid-name
+    def _on_system_sample(self, event: ev.SystemSample) -> None:
         self.system = event
 
-    def _on_LimitChanged(self, event: ev.LimitChanged) -> None:  # pylint: disable=invalid-name
+    def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self.limit, self.limit_reason = event.limit, event.reason
         if event.decision is not None:
             self.decision = event.decision
 
-    def _on_CalibrationStarted(self, event: ev.CalibrationStarted) -> None:  # pylint: disable=invalid-name
+    def _on_calibration_started(self, event: ev.CalibrationStarted) -> None:
         self.calibration_job = event.job_id
         self.calibration_window = event.window
         self.calibration_started = event.time
         self.calibration = []
 
-    def _on_CalibrationProgress(self, event: ev.CalibrationProgress) -> None:  # pylint: disable=invalid-name
+    def _on_calibration_progress(self, event: ev.CalibrationProgress) -> None:
         self.calibration.append(event)
 
-    def _on_CalibrationFinished(self, event: ev.CalibrationFinished) -> None:  # pylint: disable=invalid-name
+    def _on_calibration_finished(self, event: ev.CalibrationFinished) -> None:
         self.calibrated = event
         self.decision = event.decision
 
-    def _on_ResourcePressure(self, event: ev.ResourcePressure) -> None:  # pylint: disable=invalid-name
+    def _on_resource_pressure(self, event: ev.ResourcePressure) -> None:
         self.pressure[event.resource] = event
 
-    def _on_Notice(self, event: ev.Notice) -> None:  # pylint: disable=invalid-name
+    def _on_notice(self, event: ev.Notice) -> None:
         self.notices.append(event)
 
-    def _on_RunFinished(self, event: ev.RunFinished) -> None:  # pylint: disable=invalid-name
+    def _on_run_finished(self, event: ev.RunFinished) -> None:
         self.finished = event
 
     def _touch(self, row: JobRow) -> None:

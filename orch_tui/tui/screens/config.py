@@ -26,6 +26,7 @@ from textual.widgets import ContentSwitcher, DirectoryTree, Footer, Input, Stati
 
 from orch_tui.core.plan import load_plan
 from orch_tui.core.errors import ConfigError
+from orch_tui.core.fsutil import existing_ancestor
 from orch_tui.core.plan import Plan, shell_quote
 from orch_tui.core.textutil import format_bytes, printable
 
@@ -59,14 +60,6 @@ def _is_dir(path: Path) -> bool:
 def _show(path: Path | str) -> str:
     """A path as one printable line (a newline in a name must not forge a line)."""
     return printable(str(path))
-
-
-def _existing_ancestor(path: Path) -> Path:
-    """The nearest folder that exists, where a not-yet-created output folder would live."""
-    current = path
-    while not os.path.exists(current) and current != current.parent:
-        current = current.parent
-    return current
 
 
 def _row(label: str, *parts: str | tuple[str, str]) -> tuple[str, Text]:
@@ -117,7 +110,7 @@ def summary_rows(plan: Plan) -> list[tuple[str, Text]]:
 
     output_dir = config.directories.output_dir
     exists = os.path.isdir(output_dir)
-    where = _existing_ancestor(output_dir)
+    where = existing_ancestor(output_dir)
     try:
         free: str | tuple[str, str] = f"{format_bytes(shutil.disk_usage(where).free)} free"
     except OSError as exc:

@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from orch_tui.core.events import JobState
-from orch_tui.core.textutil import printable
+from orch_tui.core.textutil import format_bytes, format_duration, printable
 from orch_tui.tui.model import FILTERS, JobRow, RunModel
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -57,33 +57,11 @@ def sparkline(values: list[float], width: int, *, floor: float = 0.0) -> str:
     return chars.rjust(width)
 
 
-def compact_bytes(value: float) -> str:
-    """At most five cells, binary units without the 'iB': 1536 -> '1.50K', 5 GiB -> '5.00G'."""
-    size = float(max(value, 0))
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            if unit == "B":
-                return f"{int(size)}B"
-            if size >= 100:
-                return f"{size:.0f}{unit}"
-            return f"{size:.1f}{unit}" if size >= 10 else f"{size:.2f}{unit}"
-        size /= 1024
-    return f"{size:.0f}T"  # pragma: no cover - the loop always returns
-
-
 def format_cores(cores: float) -> str:
     """Cores in four cells: '0.92', '12.3', '123'."""
     if cores < 10:
         return f"{cores:.2f}"
     return f"{cores:.1f}" if cores < 100 else f"{cores:.0f}"
-
-
-def format_elapsed(seconds: float) -> str:
-    """'m:ss' under an hour, 'h:mm:ss' above; whole seconds, floored (like a stopwatch)."""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def fit(text: str, width: int, *, right: bool = False, ellipsis: bool = False) -> str:
@@ -528,7 +506,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
                 segments.append(
                     Segment(fit(printable(where) or "-", cell_width, ellipsis=True), base))
             elif key == "elapsed":
-                text = "-" if elapsed is None else format_elapsed(elapsed)
+                text = "-" if elapsed is None else format_duration(elapsed, stopwatch=True)
                 segments.append(Segment(fit(text, cell_width, right=True), base))
             elif key == "progress":
                 text = "-" if row.progress is None else f"{min(max(row.progress, 0), 1):.0%}"
@@ -540,14 +518,14 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
                     value_width = CPU_VALUE_WIDTH
                 else:
                     history, floor = list(row.rss_hist), 0.0
-                    value = compact_bytes(row.rss) if active else "-"
+                    value = format_bytes(row.rss, compact=True) if active else "-"
                     value_width = BYTES_VALUE_WIDTH
                 if spark:
                     segments.append(Segment(sparkline(history, spark, floor=floor), spark_style))
                     segments.append(Segment(" ", base))
                 segments.append(Segment(fit(value, value_width, right=True), base))
             elif key == "output":
-                text = compact_bytes(row.output_bytes) if row.output_bytes else "-"
+                text = format_bytes(row.output_bytes, compact=True) if row.output_bytes else "-"
                 segments.append(Segment(fit(text, cell_width, right=True), base))
         strip = Strip(segments)
         return strip.adjust_cell_length(width, base)
