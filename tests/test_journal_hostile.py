@@ -114,7 +114,10 @@ class SqliteShell:
             stderr=subprocess.DEVNULL,
             text=True)
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{begin};\nINSERT INTO meta(key, value) VALUES ('shell', 'x');\n")
+        # The shell waits out our own probes of the lock (.timeout): without it, a probe that
+        # holds the lock at the wrong instant makes its BEGIN fail and the test wait in vain.
+        self.proc.stdin.write(f".timeout 10000\n{begin};\n"
+                              "INSERT INTO meta(key, value) VALUES ('shell', 'x');\n")
         self.proc.stdin.flush()
         wait_until(self.holds_lock, 15.0, "the sqlite3 shell taking the write lock")
 

@@ -198,7 +198,9 @@ async def test_f_cycles_the_filter_and_question_mark_opens_help(workspace):
 
 
 async def test_q_wait_lets_running_jobs_finish_and_launches_nothing_more(workspace):
-    ws = workspace(4, worker_args=["--seconds", "1.5"])
+    # Long enough that the keys below always land while the first two still run, even on a
+    # loaded machine (at 1.5 s they once finished first).
+    ws = workspace(4, worker_args=["--seconds", "6"])
     app = OrchApp(ws.config, yes=True, max_procs=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 2)
@@ -208,7 +210,7 @@ async def test_q_wait_lets_running_jobs_finish_and_launches_nothing_more(workspa
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         await pilot.press("q", "w")
-        await until(pilot, lambda: app.run_task.done(), timeout=15)
+        await until(pilot, lambda: app.run_task.done(), timeout=30)
     states = [row.state for row in app.model.rows.values()]
     assert states.count(JobState.SUCCEEDED) == 2 and states.count(JobState.QUEUED) == 2
     assert app.return_code == 1

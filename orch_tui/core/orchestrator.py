@@ -10,51 +10,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from dataclasses import dataclass
 
 from orch_tui.core import events as ev
 from orch_tui.core.calibration import (CalibrationMeter, ProfileLearner, typical_input_size,
                                        whole_life_profile)
 from orch_tui.core.errors import SpawnError
-from orch_tui.core.events import (JobState, LimitSource, NoticeLevel, PauseReason, PressureLevel,
-                                  Resource, StopReason)
+from orch_tui.core.events import JobState, LimitSource, NoticeLevel, PauseReason, StopReason
 from orch_tui.core.fsutil import file_size
+from orch_tui.core.job import Job
+from orch_tui.core.jobqueue import JobQueue
 from orch_tui.core.plan import JobSpec, Plan
+from orch_tui.core.pressure import ActiveJob, PressureGuard
 from orch_tui.core.runner import ExitStatus, NodeStats, ProcessSample, Runner
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity, compute_limit
 from orch_tui.core.statedir import RunTemp, StateDir
 
 #: Calibration samples at least this often, whatever the configured sample interval.
 CALIBRATION_INTERVAL = 0.25
-#: Seconds to wait, with nothing of ours running, for memory or disk to come back before giving up
-#: (disk rarely frees itself; memory held by other programs often does).
-MEMORY_PATIENCE = 300.0
-DISK_PATIENCE = 10.0
-
-
-@dataclass
-class Job:
-    """The scheduler's mutable record of one job (observers see it only through events)."""
-
-    spec: JobSpec
-    state: JobState = JobState.QUEUED
-    attempt: int = 0
-    pid: int | None = None
-    node: str = ""
-    started: float | None = None
-    ended: float | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    reason: str = ""
-    peak_rss: int = 0
-    cpu_seconds: float = 0.0
-    last: ProcessSample | None = None
-    stop: StopReason | None = None
-    paused_by: PauseReason | None = None
-    deadline: float | None = None
-    timeout_left: float | None = None
-    timeout_handle: asyncio.TimerHandle | None = None
-    done: asyncio.Future[None] | None = None
 
 
 class Orchestrator:
@@ -83,10 +55,9 @@ class Orchestrator:
         self._temp: RunTemp | None = None
         self._loop = asyncio.get_running_loop()
         self.jobs: dict[int, Job] = {spec.job_id: Job(spec) for spec in plan.jobs}
-        self._queue: collections.deque[int] = collections.deque()
-        # Input bytes of the queued jobs, kept with the queue so the typical input and the
-        # projected disk use cost O(1) per job end and per sweep, not a pass over every job.
-        self._queued_bytes = 0
+        # Keeps the queued jobs' input bytes: the typical input and the projected disk use
+        # cost O(1) per job end and per sweep, not a pass over every job.
+        self._queue = JobQueue(lambda job_id: self.jobs[job_id].spec.input_size)
         self._mean_input = typical_input_size([spec.input_size for spec in plan.jobs])
         # Insertion-ordered set of jobs holding a process: launch checks stay O(1) per job.
         self._active_ids: dict[int, None] = {}
@@ -102,12 +73,9 @@ class Orchestrator:
         self.stopping = False
         self._interrupted = False
         self._consecutive_failures = 0
-        self._pressure = {resource: PressureLevel.OK for resource in Resource}
-        self._starved_since: float | None = None
+        self._guard = PressureGuard()
         self._sweep_failed = False
         self._stats: NodeStats | None = None
-        self._disk_reserve = 0
-        self._memory_reserve = 0
         self._started = self._loop.time()
 
     # --- helpers
@@ -130,21 +98,7 @@ class Orchestrator:
             self._active_ids[job.spec.job_id] = None
         else:
             self._active_ids.pop(job.spec.job_id, None)
-        self.bus.publish(
-            ev.JobStateChanged(time=self._now(),
-                               job_id=job.spec.job_id,
-                               name=job.spec.name,
-                               state=state,
-                               previous=previous,
-                               attempt=job.attempt,
-                               node=job.node,
-                               pid=job.pid,
-                               exit_code=job.exit_code,
-                               signal=job.signal,
-                               reason=reason,
-                               peak_rss=job.peak_rss,
-                               cpu_seconds=job.cpu_seconds,
-                               stop=stop))
+        self.bus.publish(job.changed(self._now(), previous, stop))
 
     def _notice(self, level: NoticeLevel, message: str) -> None:
         self.bus.publish(ev.Notice(time=self._now(), level=level, message=message))
@@ -229,8 +183,8 @@ class Orchestrator:
         stats = self.runner.stats()
         self._stats = stats
         fraction = self._config.resources
-        self._memory_reserve = int((1 - fraction.memory_fraction) * stats.total_memory)
-        self._disk_reserve = int((1 - fraction.disk_fraction) * stats.free_disk)
+        self._guard.memory_reserve = int((1 - fraction.memory_fraction) * stats.total_memory)
+        self._guard.disk_reserve = int((1 - fraction.disk_fraction) * stats.free_disk)
 
     def _finish(self) -> int:
         counts: dict[str, int] = collections.Counter(job.state.value for job in self.jobs.values())
@@ -248,7 +202,7 @@ class Orchestrator:
 
     def _may_launch(self) -> bool:
         return (not self.paused_all and not self.halted and not self.stopping
-                and all(level is PressureLevel.OK for level in self._pressure.values()))
+                and self._guard.may_launch())
 
     def _launch_ready(self) -> None:
         active = len(self._active_ids)
@@ -292,7 +246,7 @@ class Orchestrator:
             except TimeoutError:
                 pass
             self._calibrating = None
-            typical = (self._queued_bytes + job.spec.input_size) // (len(self._queue) + 1)
+            typical = (self._queue.bytes + job.spec.input_size) // (len(self._queue) + 1)
             if job.state.active:
                 profile, source = meter.profile(typical), LimitSource.WINDOW
                 ratio = meter.output_ratio()
@@ -363,33 +317,19 @@ class Orchestrator:
 
     def _typical_remaining(self) -> int:
         """Mean input size of the queued jobs (of all jobs once the queue is empty)."""
-        if not self._queue:
-            return self._mean_input
-        return self._queued_bytes // len(self._queue)
+        return self._queue.mean_size(self._mean_input)
 
     def _enqueue(self, job_id: int) -> None:
-        self._queue.append(job_id)
-        self._queued_bytes += self.jobs[job_id].spec.input_size
+        self._queue.push(job_id)
 
     def _dequeue(self) -> Job:
-        job = self.jobs[self._queue.popleft()]
-        self._queued_bytes -= job.spec.input_size
-        return job
+        return self.jobs[self._queue.pop()]
 
     # --- starting and ending jobs
 
     def _start(self, job: Job) -> bool:
         """Launch `job`; False when its command could not even be started (it has failed)."""
-        job.attempt += 1
-        job.stop = None
-        job.paused_by = None
-        job.exit_code = job.signal = None
-        job.last = None
-        job.peak_rss = 0
-        job.cpu_seconds = 0.0
-        job.started = self._now()
-        job.ended = None
-        job.done = self._loop.create_future()
+        job.begin_attempt(self._now(), self._loop.create_future())
         assert self._state is not None
         if not self._state.intact():
             self._hold(job)
@@ -492,8 +432,7 @@ class Orchestrator:
         queue, as if it had never been taken."""
         job.attempt -= 1
         job.started = None
-        self._queue.appendleft(job.spec.job_id)
-        self._queued_bytes += job.spec.input_size
+        self._queue.push_front(job.spec.job_id)
         if job.done is not None and not job.done.done():
             job.done.set_result(None)
 
@@ -580,10 +519,10 @@ class Orchestrator:
                             cpu_percent=stats.cpu_percent,
                             total_memory=stats.total_memory,
                             available_memory=stats.available_memory,
-                            memory_reserve=self._memory_reserve,
+                            memory_reserve=self._guard.memory_reserve,
                             free_disk=stats.free_disk,
                             disk_total=stats.disk_total,
-                            disk_reserve=self._disk_reserve,
+                            disk_reserve=self._guard.disk_reserve,
                             projected_disk_use=self.projected_disk_use()))
         self._apply_pressure(stats)
         self._wake.set()
@@ -624,66 +563,34 @@ class Orchestrator:
         """Bytes the outputs still to be written will take: queued jobs in full, running jobs'
         remainder, at the learned output/input ratio."""
         ratio = self._learner.ratio()
-        total = int(ratio * self._queued_bytes)
+        total = int(ratio * self._queue.bytes)
         for job in self._active():
             written = job.last.output_bytes if job.last else 0
             total += max(0, int(ratio * job.spec.input_size) - written)
         return total
 
     def _apply_pressure(self, stats: NodeStats) -> None:
-        """No launches below a reserve; SIGSTOP the newest job when memory is critically low
-        (rather than let the OOM killer pick), resume it once headroom returns."""
-        reserve = self._memory_reserve
-        available = stats.available_memory
-        level = (PressureLevel.CRITICAL if available < reserve //
-                 2 else PressureLevel.LOW if available < reserve else PressureLevel.OK)
-        self._set_pressure(Resource.MEMORY, level, available, reserve)
-        running = [j for j in self._active() if j.state is JobState.RUNNING]
-        if level is PressureLevel.CRITICAL and len(running) > 1:
-            newest = max(running, key=lambda j: j.started or 0.0)
-            self._pause(newest, PauseReason.MEMORY)
-        elif level is PressureLevel.OK:
-            held = [j for j in self._active() if j.paused_by is PauseReason.MEMORY]
-            if held:
-                oldest = min(held, key=lambda j: j.started or 0.0)
-                if available - oldest.peak_rss > reserve:
-                    self._resume(oldest)
-        disk_level = PressureLevel.LOW if stats.free_disk < self._disk_reserve else PressureLevel.OK
-        self._set_pressure(Resource.DISK, disk_level, stats.free_disk, self._disk_reserve)
-        self._halt_if_starved(level is not PressureLevel.OK, disk_level is not PressureLevel.OK)
-
-    def _halt_if_starved(self, memory_low: bool, disk_low: bool) -> None:
-        """Nothing running and nothing allowed to start: give the operator (or other programs)
-        DISK_PATIENCE / MEMORY_PATIENCE seconds to free some, then stop instead of waiting
-        forever; the jobs left are reported as not run."""
-        if self._active_ids or not self._queue or self.halted or self.stopping:
-            self._starved_since = None
-            return
-        if not (memory_low or disk_low):
-            self._starved_since = None
-            return
-        now = self._now()
-        if self._starved_since is None:
-            self._starved_since = now
-        patience = DISK_PATIENCE if disk_low else MEMORY_PATIENCE
-        if now - self._starved_since >= patience:
-            self.halted = True
-            what = "free disk" if disk_low else "available memory"
-            self._notice(
-                NoticeLevel.ERROR, f"{what} below its reserve and nothing running: stopping with "
-                f"{len(self._queue)} jobs not run; free some and run the same command again")
-
-    def _set_pressure(self, resource: Resource, level: PressureLevel, available: int,
-                      reserve: int) -> None:
-        if self._pressure[resource] is level:
-            return
-        self._pressure[resource] = level
-        self.bus.publish(
-            ev.ResourcePressure(time=self._now(),
-                                resource=resource,
-                                level=level,
-                                available=available,
-                                reserve=reserve))
+        """Let the pressure guard judge this sweep, and do what it says."""
+        active = [
+            ActiveJob(job.spec.job_id, job.started or 0.0, job.peak_rss, job.state
+                      is JobState.RUNNING, job.paused_by is PauseReason.MEMORY)
+            for job in self._active()
+        ]
+        actions = self._guard.assess(self._now(), stats.available_memory, stats.free_disk, active,
+                                     len(self._queue), not (self.halted or self.stopping))
+        for change in actions.changes:
+            self.bus.publish(
+                ev.ResourcePressure(time=self._now(),
+                                    resource=change.resource,
+                                    level=change.level,
+                                    available=change.available,
+                                    reserve=change.reserve))
+        if actions.pause is not None:
+            self._pause(self.jobs[actions.pause], PauseReason.MEMORY)
+        if actions.resume is not None:
+            self._resume(self.jobs[actions.resume])
+        if actions.give_up is not None:
+            self.stop_launching(actions.give_up)
 
     # --- commands
 
@@ -726,7 +633,6 @@ class Orchestrator:
             return True
         if job.state is JobState.QUEUED:
             self._queue.remove(job_id)
-            self._queued_bytes -= job.spec.input_size
             self._finish_job(job, JobState.KILLED, StopReason.OPERATOR.value, StopReason.OPERATOR)
             return True
         return False

@@ -1,0 +1,69 @@
+"""The scheduler's mutable record of one job, and the two things done to it in many places:
+starting a new attempt, and describing its state to observers as an event."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState, PauseReason, StopReason
+from orch_tui.core.plan import JobSpec
+from orch_tui.core.runner import ProcessSample
+
+
+@dataclass
+class Job:
+    """One job as the scheduler knows it (observers see it only through events)."""
+
+    spec: JobSpec
+    state: JobState = JobState.QUEUED
+    attempt: int = 0
+    pid: int | None = None
+    node: str = ""
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    peak_rss: int = 0
+    cpu_seconds: float = 0.0
+    last: ProcessSample | None = None
+    stop: StopReason | None = None
+    paused_by: PauseReason | None = None
+    deadline: float | None = None
+    timeout_left: float | None = None
+    timeout_handle: asyncio.TimerHandle | None = None
+    done: asyncio.Future[None] | None = None
+
+    def begin_attempt(self, now: float, done: asyncio.Future[None]) -> None:
+        """Forget everything the previous attempt measured or decided; count this one."""
+        self.attempt += 1
+        self.stop = None
+        self.paused_by = None
+        self.exit_code = self.signal = None
+        self.last = None
+        self.peak_rss = 0
+        self.cpu_seconds = 0.0
+        self.started = now
+        self.ended = None
+        self.done = done
+
+    def changed(self, now: float, previous: JobState | None,
+                stop: StopReason | None) -> ev.JobStateChanged:
+        """The event telling observers where the job stands now (its state and reason are
+        already set)."""
+        return ev.JobStateChanged(time=now,
+                                  job_id=self.spec.job_id,
+                                  name=self.spec.name,
+                                  state=self.state,
+                                  previous=previous,
+                                  attempt=self.attempt,
+                                  node=self.node,
+                                  pid=self.pid,
+                                  exit_code=self.exit_code,
+                                  signal=self.signal,
+                                  reason=self.reason,
+                                  peak_rss=self.peak_rss,
+                                  cpu_seconds=self.cpu_seconds,
+                                  stop=stop)
