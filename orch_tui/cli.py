@@ -24,6 +24,7 @@ from orch_tui.headless import HeadlessReporter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+EXIT_SIGPIPE = 128 + signal.SIGPIPE
 
 
 def _positive_int(text: str) -> int:
@@ -127,6 +128,24 @@ def print_dry_run(plan: Plan, out: TextIO) -> None:
             file=sys.stderr)
     for spec in plan.jobs:
         out.write(printable(shell_quote(spec.display_argv)) + "\n")
+
+
+def dry_run(plan: Plan) -> int:
+    """`--dry-run`: the commands on stdout. With stdout closed there is nothing to print to
+    (exit 0); into a pipe closed early (`| head -1`) it stops quietly with 141, as a program
+    killed by SIGPIPE would, instead of a traceback."""
+    out = sys.stdout
+    if out is None:
+        return EXIT_OK
+    try:
+        print_dry_run(plan, out)
+        out.flush()
+    except BrokenPipeError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, out.fileno())  # the exit-time flush must not fail again
+        os.close(null)
+        return EXIT_SIGPIPE
+    return EXIT_OK
 
 
 def open_run_log(state: StateDir) -> TextIO:
@@ -286,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         assert path is not None
         plan = load_plan(path)
         if args.dry_run:
-            print_dry_run(plan, sys.stdout)
-            return EXIT_OK
+            return dry_run(plan)
         return asyncio.run(run_headless(plan, options_from(args, argv)))
     except OrchError as exc:
         print(f"orch-tui: error: {printable(str(exc))}", file=sys.stderr)

@@ -325,6 +325,29 @@ def test_headless_with_stdout_closed_runs_to_the_end_and_keeps_run_log(workspace
     assert len(outputs_exact(ws)) == 3
 
 
+def test_dry_run_with_stdout_closed_or_into_a_broken_pipe_never_crashes(workspace):
+    ws = workspace(3000, size=10)
+    closed = subprocess.run([*CMD, str(ws.config), "--dry-run"],
+                            stdin=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE,
+                            text=True,
+                            preexec_fn=lambda: os.close(1),
+                            timeout=60,
+                            check=False)
+    assert (closed.returncode, closed.stderr) == (0, "")
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        [*CMD, str(ws.config), "--dry-run"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()  # `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err
+    assert b"clip01.bin" in first and not ws.output_dir.exists()
+
+
 def test_headless_into_a_broken_pipe_runs_to_the_end_and_keeps_run_log(workspace):
     ws = workspace(3, worker_args=["--seconds", "0.5"])
     proc = subprocess.Popen(  # pylint: disable=consider-using-with
