@@ -77,8 +77,10 @@ class PressureGuard:
         stopped launching for another reason (then starvation is not this guard's to judge)."""
         reserve = self.memory_reserve
         memory = PressureLevel.OK
-        if available_memory < reserve:
-            memory = PressureLevel.CRITICAL if available_memory < reserve // 2 else PressureLevel.LOW
+        if available_memory < reserve // 2:
+            memory = PressureLevel.CRITICAL
+        elif available_memory < reserve:
+            memory = PressureLevel.LOW
         disk = PressureLevel.LOW if free_disk < self.disk_reserve else PressureLevel.OK
         figures = (LevelChange(Resource.MEMORY, memory, available_memory, reserve),
                    LevelChange(Resource.DISK, disk, free_disk, self.disk_reserve))
