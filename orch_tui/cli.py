@@ -154,7 +154,8 @@ def open_run_log(state: StateDir) -> TextIO:
     try:
         fd = state.open_file("run.log", os.O_WRONLY | os.O_APPEND)
     except (OSError, OrchError):
-        return open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+        # pylint: disable-next=consider-using-with  # the reporter owns and closes it
+        return open(os.devnull, "w", encoding="utf-8")
     return open(fd, "a", encoding="utf-8", buffering=1)  # pylint: disable=consider-using-with
 
 

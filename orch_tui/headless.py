@@ -67,8 +67,8 @@ class HeadlessReporter:
         stream = stream if stream is not None else sys.stdout
         if stream is None and fallback is not None:
             stream, self._fallback = fallback(), None
-        self.stream: TextIO = stream if stream is not None else open(  # pylint: disable=consider-using-with
-            os.devnull, "w", encoding="utf-8")
+        # pylint: disable-next=consider-using-with  # lives as long as the reporter
+        self.stream: TextIO = stream or open(os.devnull, "w", encoding="utf-8")
         self.progress_every = progress_every
         self._clock = clock
         self._states: dict[int, JobState] = {}

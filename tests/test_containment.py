@@ -1,6 +1,7 @@
 """A job's escaped descendants never outlive it: a double-forked setsid daemon (ignoring SIGTERM)
 in each containment mode, for every way a job can end."""
 
+# Test names say what each test checks; pytest fixtures are parameters named like themselves.
 # pylint: disable=missing-function-docstring,redefined-outer-name
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def job_log(ws) -> str:
 
 
 def start_cli(ws, *extra):
-    return subprocess.Popen(  # pylint: disable=consider-using-with
+    return subprocess.Popen(  # pylint: disable=consider-using-with  # the caller ends it
         [*CMD, "--headless", str(ws.config), "--max-procs", "1", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -109,7 +109,7 @@ def test_a_logs_folder_that_stops_being_writable_stops_launching(workspace, tmp_
         pytest.skip("runs as a user already: permission bits apply without dropping anything")
     record = tmp_path / "record"
     ws = workspace(4, worker_args=["--seconds", "1", "--record", str(record)])
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # ended in finally
         [*CMD, str(ws.config), "--headless", "--max-procs", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -43,15 +43,16 @@ def one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
     return lines[0]
 
 
-def run_with_stdout_closed(ws: Workspace) -> subprocess.CompletedProcess:
-    """`orch-tui --headless CONFIG >&-`: started with no stdout at all."""
-    return subprocess.run([*CMD, str(ws.config), "--headless", "--max-procs", "2"],
-                          stdin=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE,
-                          text=True,
-                          preexec_fn=lambda: os.close(1),
-                          timeout=60,
-                          check=False)
+def run_with_stdout_closed(ws: Workspace, *args: str) -> subprocess.CompletedProcess:
+    """`orch-tui CONFIG ARGS >&-` (headless, 2 at a time by default): no stdout at all."""
+    return subprocess.run(
+        [*CMD, str(ws.config), *(args or ("--headless", "--max-procs", "2"))],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+        timeout=60,
+        check=False)
 
 
 def victim(tmp_path: Path) -> Path:
@@ -121,7 +122,7 @@ def test_preflight_removes_only_the_temporary_outputs_of_dead_runs(workspace, tm
     outside.mkdir()
     (outside / "keep").write_bytes(VICTIM)
     (tmp / "planted").symlink_to(outside)
-    holder = subprocess.Popen(  # pylint: disable=consider-using-with
+    holder = subprocess.Popen(  # pylint: disable=consider-using-with  # ended in the test's finally
         [
             sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY);"
             "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
@@ -327,15 +328,9 @@ def test_headless_with_stdout_closed_runs_to_the_end_and_keeps_run_log(workspace
 
 def test_dry_run_with_stdout_closed_or_into_a_broken_pipe_never_crashes(workspace):
     ws = workspace(3000, size=10)
-    closed = subprocess.run([*CMD, str(ws.config), "--dry-run"],
-                            stdin=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE,
-                            text=True,
-                            preexec_fn=lambda: os.close(1),
-                            timeout=60,
-                            check=False)
+    closed = run_with_stdout_closed(ws, "--dry-run")
     assert (closed.returncode, closed.stderr) == (0, "")
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # ended in the test's finally
         [*CMD, str(ws.config), "--dry-run"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -350,7 +345,7 @@ def test_dry_run_with_stdout_closed_or_into_a_broken_pipe_never_crashes(workspac
 
 def test_headless_into_a_broken_pipe_runs_to_the_end_and_keeps_run_log(workspace):
     ws = workspace(3, worker_args=["--seconds", "0.5"])
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # ended in the test's finally
         [*CMD, str(ws.config), "--headless", "--max-procs", "1"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

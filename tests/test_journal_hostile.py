@@ -2,6 +2,7 @@
 `kill -9` right after a job is reported finished, symlinks and foreign files planted at its
 names. Real SQLite, real `sqlite3` shells, the real command line."""
 
+# Test names say what each test checks; a docstring per test would only repeat them.
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from orch_tui.core.events import EventBus, JobState
 from orch_tui.core.journal import (BUSY_SECONDS, JOURNAL_NAME, Journal, JournalDamaged,
                                    JournalError)
 from tests.helpers import CMD, WORKER, run_cli, write_workspace
+from tests.test_durability import start
 from tests.tmux import wait_until
 
 SQLITE3 = "/usr/bin/sqlite3"
@@ -107,7 +109,7 @@ class SqliteShell:
 
     def __init__(self, path: Path, begin: str) -> None:
         self.path = path
-        self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        self.proc = subprocess.Popen(  # pylint: disable=consider-using-with  # released by __exit__
             [SQLITE3, str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -311,12 +313,7 @@ def test_reads_that_fail_are_one_line_journal_errors_not_sqlite_errors(tmp_path)
 @needs_sqlite3
 def test_a_lock_taken_mid_run_stops_launches_and_the_rows_land_later(tmp_path):
     ws, record = command_ws(tmp_path, 3, seconds=1.0)
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [*CMD, "--headless", str(ws.config), "--max-procs", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True)
+    proc = start(ws, "--max-procs", "1")
     try:
         wait_until(lambda: runs(record)["clip01.bin"] == 1, 15.0, "the first job starting")
         assert proc.stdout is not None
@@ -446,12 +443,7 @@ def test_kill_9_right_after_a_job_is_reported_finished_never_reruns_it(tmp_path,
     SIGKILL the moment its progress line reports it; the resumed run must not run it again."""
     del attempt  # repeated: the old 0.5 s batching lost the row nearly every time
     ws, record = command_ws(tmp_path, 3, seconds=0.0)
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [*CMD, "--headless", str(ws.config), "--max-procs", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True)
+    proc = start(ws, "--max-procs", "1")
     reported = threading.Event()
     try:
         assert proc.stdout is not None

@@ -13,7 +13,7 @@ import sys
 import time
 
 
-class _Daemon:  # pylint: disable=too-few-public-methods
+class _Daemon:
     """Stands in for a Popen in the pid list."""
 
     def __init__(self, pid: int) -> None:
@@ -32,7 +32,7 @@ def start_daemon() -> int:
             os.write(write_end, str(os.getpid()).encode())
             os.close(write_end)
             time.sleep(600)
-        os._exit(0)  # pylint: disable=protected-access
+        os._exit(0)  # pylint: disable=protected-access  # a forked child skips the parent's cleanup
     os.close(write_end)
     os.waitpid(middle, 0)
     with os.fdopen(read_end, "rb") as pipe:
