@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from orch_tui.demo.workspace import MARKER, WORKER, input_names, write_demo_workspace, yaml_quote
+from tests.tmux import wait_until
 
 MIB = 1024 * 1024
 
@@ -159,7 +160,7 @@ def test_worker_rss_rises_to_the_requested_memory(tmp_path):
 
 def test_worker_threads_make_a_busy_process_tree_that_exits_together(tmp_path):
     source = make_input(tmp_path)
-    proc = start("--seconds", "1", "--threads", "2", "--memory-mb", "1", source, tmp_path / "o.mp4")
+    proc = start("--seconds", "4", "--threads", "2", "--memory-mb", "1", source, tmp_path / "o.mp4")
     process = psutil.Process(proc.pid)
     children: list[psutil.Process] = []
     deadline = time.monotonic() + 5
@@ -167,9 +168,15 @@ def test_worker_threads_make_a_busy_process_tree_that_exits_together(tmp_path):
         children = process.children(recursive=True)
         time.sleep(0.05)
     assert len(children) >= 1  # the tree holds 2+ processes
-    time.sleep(0.5)
-    busy = sum(sum(child.cpu_times()[:2]) for child in children)
-    assert busy > 0.2  # the child really burns a core
+
+    def busy() -> float:
+        try:
+            return sum(sum(child.cpu_times()[:2]) for child in children)
+        except psutil.NoSuchProcess:
+            return 0.0
+
+    # The child really burns a core: it gathers CPU time while the worker runs.
+    wait_until(lambda: busy() > 0.2, timeout=3.5, what="0.2 s of CPU in the worker's children")
     _, err = finish(proc)
     assert proc.returncode == 0, err
     _, alive = psutil.wait_procs(children, timeout=2)

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 from tests.helpers import CMD, WORKER, alive, kill_quietly, run_cli
+from tests.tmux import wait_until
 
 
 def start(ws, *extra, umask=None):
@@ -58,7 +59,11 @@ def test_kill_9_leaves_no_job_running_and_the_next_run_finishes_the_rest(workspa
     try:
         # Let jobs 1-2 finish and 3-4 start, then kill the orchestrator without warning.
         wait_lines(record, 4, timeout=20)
-        time.sleep(0.3)
+        # Jobs 3-4 have written their pids (and grandchildren's) and opened their outputs.
+        wait_until(lambda: len(pidfile.read_text().splitlines()) == 4 and len(
+            list(ws.output_dir.glob(".orch-tui/tmp/*/*"))) == 2,
+                   timeout=20,
+                   what="jobs 3-4 running with their temporary outputs")
         pids = [int(p) for p in pidfile.read_text().split()]
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=5)
