@@ -124,51 +124,67 @@ def _check_outputs(config: Config, inputs: InputList, outputs: list[tuple[InputE
                 "output_suffix")
 
 
-def build_plan(config: Config, inputs: InputList, *, run_token: str | None = None) -> Plan:
-    """One JobSpec per valid unique input, numbered 1..N in list order; creates nothing.
+@dataclass(frozen=True)
+class _Layout:
+    """What every job of one plan shares: the binary, its flags, and where files go."""
+    binary: str
+    flags: tuple[str, ...]
+    uses_output: bool
+    output_dir: Path
+    log_dir: Path
+    temp_dir: Path
 
-    `run_token` names this run's temporary folder (a fresh random one by default: every plan
-    is one run, and two runs never share temporary names)."""
-    token = run_token or secrets.token_hex(8)
-    binary = str(config.binary.path)
-    flags = config.binary.flags
-    used = frozenset().union(*(templates.check_template(flag) for flag in flags))
-    output_dir = config.directories.output_dir
-    suffix = config.directories.output_suffix
-    log_dir = output_dir / STATE_DIR_NAME / LOGS_DIR_NAME
-    temp_dir = output_dir / STATE_DIR_NAME / TMP_DIR_NAME / token
-    outputs = [(entry, templates.output_path(entry.path, output_dir, suffix))
-               for entry in inputs.valid]
-    _check_outputs(config, inputs, outputs)
-    jobs = []
-    for index, (entry, output) in enumerate(outputs, start=1):
-        temp = temp_dir / output.name if "output_file" in used else None
+    def spec(self, index: int, entry: InputEntry, output: Path) -> JobSpec:
+        """Job `index`: the argv it runs (temporary output) and the one it shows (final)."""
+        temp = self.temp_dir / output.name if self.uses_output else None
         values = {
             "input_file": str(entry.path),
             "input_name": entry.path.name,
             "input_stem": entry.path.stem,
             "input_ext": entry.path.suffix,
             "input_dir": str(entry.path.parent),
-            "output_dir": str(output_dir),
+            "output_dir": str(self.output_dir),
             "index": str(index),
             "output_file": str(output),
         }
-        display = tuple(templates.expand(flag, values) for flag in flags)
+        display = tuple(templates.expand(flag, values) for flag in self.flags)
         if temp is not None:
             values["output_file"] = str(temp)
-        argv = tuple(templates.expand(flag, values) for flag in flags)
-        jobs.append(
-            JobSpec(job_id=index,
-                    index=index,
-                    input_path=entry.path,
-                    input_size=entry.size or 0,
-                    output_path=output,
-                    temp_output_path=temp,
-                    argv=(binary, ) + argv,
-                    display_argv=(binary, ) + display,
-                    log_path=log_dir / f"{index:05d}-{safe_log_stem(entry.path.stem)}.log"))
+        argv = tuple(templates.expand(flag, values) for flag in self.flags)
+        return JobSpec(job_id=index,
+                       index=index,
+                       input_path=entry.path,
+                       input_size=entry.size or 0,
+                       output_path=output,
+                       temp_output_path=temp,
+                       argv=(self.binary, ) + argv,
+                       display_argv=(self.binary, ) + display,
+                       log_path=self.log_dir / f"{index:05d}-{safe_log_stem(entry.path.stem)}.log")
+
+
+def build_plan(config: Config, inputs: InputList, *, run_token: str | None = None) -> Plan:
+    """One JobSpec per valid unique input, numbered 1..N in list order; creates nothing.
+
+    `run_token` names this run's temporary folder (a fresh random one by default: every plan
+    is one run, and two runs never share temporary names)."""
+    token = run_token or secrets.token_hex(8)
+    flags = tuple(config.binary.flags)
+    used = frozenset[str]().union(*(templates.check_template(flag) for flag in flags))
+    output_dir = config.directories.output_dir
+    layout = _Layout(binary=str(config.binary.path),
+                     flags=flags,
+                     uses_output="output_file" in used,
+                     output_dir=output_dir,
+                     log_dir=output_dir / STATE_DIR_NAME / LOGS_DIR_NAME,
+                     temp_dir=output_dir / STATE_DIR_NAME / TMP_DIR_NAME / token)
+    suffix = config.directories.output_suffix
+    outputs = [(entry, templates.output_path(entry.path, output_dir, suffix))
+               for entry in inputs.valid]
+    _check_outputs(config, inputs, outputs)
+    jobs = tuple(
+        layout.spec(index, entry, output) for index, (entry, output) in enumerate(outputs, start=1))
     existing = frozenset(job.job_id for job in jobs if os.path.exists(job.output_path))
-    return Plan(config=config, inputs=inputs, jobs=tuple(jobs), existing=existing, run_token=token)
+    return Plan(config=config, inputs=inputs, jobs=jobs, existing=existing, run_token=token)
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -215,39 +215,53 @@ def transcode(args: argparse.Namespace, source: BinaryIO, target: BinaryIO, size
     return written
 
 
-def run(args: argparse.Namespace) -> int:
-    """The whole job; returns the exit status."""
-    name = os.path.basename(args.input)
-    say(f"demo worker (orch-tui stand-in for ffmpeg), pid {os.getpid()}, "
-        f"{args.threads} thread(s) at {args.cpu:g} core, {args.memory_mb:g} MiB")
+def usable_size(args: argparse.Namespace) -> int | None:
+    """The input's size; None once the input's failure is said in ffmpeg's words."""
     try:
-        if args.fail_pattern and args.fail_pattern in name:
-            return fail_like_ffmpeg(args.input)
+        if args.fail_pattern and args.fail_pattern in os.path.basename(args.input):
+            fail_like_ffmpeg(args.input)
+            return None
         size = os.path.getsize(args.input)
     except OSError as error:
         say(f"{args.input}: {error.strerror or error}")
-        return 1
+        return None
     if size == 0:
         say(f"{args.input}: Invalid data found when processing input")
+        return None
+    return size
+
+
+def encode(args: argparse.Namespace, size: int) -> int:
+    """Open both files and transcode; returns the exit status."""
+    with open(args.input, "rb") as source:
+        try:
+            target = open(args.output, "wb")  # pylint: disable=consider-using-with
+        except OSError as error:
+            say(f"{args.output}: {error.strerror or error}")
+            return 1
+        with target:
+            say(f"Output #0, demo, to '{args.output}':")
+            written = transcode(args, source, target, size)
+    say(f"video:{written // 1024}kB audio:0kB subtitle:0kB other streams:0kB "
+        "global headers:0kB muxing overhead: 0.000000%")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """The whole job; returns the exit status."""
+    say(f"demo worker (orch-tui stand-in for ffmpeg), pid {os.getpid()}, "
+        f"{args.threads} thread(s) at {args.cpu:g} core, {args.memory_mb:g} MiB")
+    size = usable_size(args)
+    if size is None:
         return 1
     stop, children = start_burners(args.threads - 1, args.cpu)
     try:
         memory = hold_memory(args.memory_mb)
         say(f"Input #0, demo, from '{args.input}':")
         say(f"  Duration: {clock(args.seconds)}, size: {size} bytes")
-        with open(args.input, "rb") as source:
-            try:
-                target = open(args.output, "wb")  # pylint: disable=consider-using-with
-            except OSError as error:
-                say(f"{args.output}: {error.strerror or error}")
-                return 1
-            with target:
-                say(f"Output #0, demo, to '{args.output}':")
-                written = transcode(args, source, target, size)
+        status = encode(args, size)
         del memory
-        say(f"video:{written // 1024}kB audio:0kB subtitle:0kB other streams:0kB "
-            "global headers:0kB muxing overhead: 0.000000%")
-        return 0
+        return status
     except OSError as error:
         say(f"{error.filename or args.input}: {error.strerror or error}")
         return 1
