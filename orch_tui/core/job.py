@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass
 
 from orch_tui.core import events as ev
+from orch_tui.core.clock import Timer
 from orch_tui.core.events import JobState, PauseReason, StopReason
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.runner import ProcessSample
@@ -33,7 +34,7 @@ class Job:
     paused_by: PauseReason | None = None
     deadline: float | None = None
     timeout_left: float | None = None
-    timeout_handle: asyncio.TimerHandle | None = None
+    timeout_handle: Timer | None = None
     done: asyncio.Future[None] | None = None
 
     def begin_attempt(self, now: float, done: asyncio.Future[None]) -> None:
