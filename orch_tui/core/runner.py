@@ -165,7 +165,7 @@ class LocalRunner(Runner):
         # planted symlink); a runner built without a session opens that folder itself.
         self._own_state = state is None
         self._state = state if state is not None else StateDir.open(output_dir)
-        # Every process a job starts stays findable and killable (containment.py): chosen before
+        # Every process a job starts stays findable and killable (core/containment/): chosen before
         # the guardian, which must know it too.
         self._containment = containment or select_containment(self.run_token)
         # One environment for every job, plus its ORCH_TUI_JOB marker: built once, not per spawn.
