@@ -24,6 +24,16 @@ from orch_tui.core.runner import NodeStats, ProcessSample, Runner
 CALIBRATION_INTERVAL = 0.25
 
 
+def projected_disk_use(ratio: float, queued_bytes: int, active: Sequence[Job]) -> int:
+    """Bytes the outputs still to be written will take: queued jobs in full, running jobs'
+    remainder, at the learned output/input `ratio`."""
+    total = int(ratio * queued_bytes)
+    for job in active:
+        written = job.last.output_bytes if job.last else 0
+        total += max(0, int(ratio * job.spec.input_size) - written)
+    return total
+
+
 class Monitor:
     """Samples, node figures and the pressure guard, for the scheduler."""
 
@@ -66,7 +76,7 @@ class Monitor:
                                   message=f"cannot sample the jobs: {exc.strerror or exc}"))
 
     def sweep(self, jobs: Mapping[int, Job], active: Sequence[Job], queued: int, launching: bool,
-              projected_disk_use: int) -> PressureActions:
+              disk_use: int) -> PressureActions:
         """Sample every running job and every node once; the guard's actions."""
         now = self._clock.now()
         samples = self._runner.sample()
@@ -88,7 +98,7 @@ class Monitor:
                                 free_disk=stats.free_disk,
                                 disk_total=stats.disk_total,
                                 disk_reserve=guard.disk_reserve,
-                                projected_disk_use=projected_disk_use))
+                                projected_disk_use=disk_use))
         total = cluster(self.nodes)
         held = [
             ActiveJob(job.spec.job_id, job.started or 0.0, job.peak_rss, job.state
