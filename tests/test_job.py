@@ -13,7 +13,7 @@ import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, PauseReason, StopReason
-from orch_tui.core.job import Job
+from orch_tui.core.job import Job, tally
 from orch_tui.core.jobqueue import JobQueue
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.runner import ProcessSample
@@ -99,3 +99,15 @@ def test_the_event_describes_the_job_as_it_stands():
                                        peak_rss=2048,
                                        cpu_seconds=1.5,
                                        stop=StopReason.EXIT)
+
+
+def test_tally_counts_final_states_and_missing_inputs_and_gives_the_exit_code():
+    jobs = [Job(spec(i)) for i in (1, 2, 3)]
+    jobs[0].state, jobs[1].state, jobs[2].state = (JobState.SUCCEEDED, JobState.SKIPPED,
+                                                   JobState.SUCCEEDED)
+    assert tally(jobs, 0) == ({"succeeded": 2, "skipped": 1, "missing": 0}, 0)
+    assert tally(jobs, 2) == ({"succeeded": 2, "skipped": 1, "missing": 2}, 1)
+    jobs[1].state = JobState.KILLED
+    assert tally(jobs, 0)[1] == 1
+    jobs[1].state = JobState.QUEUED  # never ran (a halt): not a success either
+    assert tally(jobs, 0) == ({"succeeded": 2, "queued": 1, "missing": 0}, 1)

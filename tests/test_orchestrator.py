@@ -1,4 +1,6 @@
-"""The scheduler against real subprocesses: calibration, control, atomic outputs, accounting."""
+"""The scheduler: against real subprocesses where the OS is the point (signals, process trees,
+pause state `T`, threads, atomic outputs, measuring), on the fake runner and clock for the
+scheduling itself (limits, calibration choices, retries, timeouts, halts, commands)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import stat
 import threading
 
 from orch_tui.core import events as ev
+from orch_tui.core.errors import SpawnError
 from orch_tui.core.events import JobState
+from orch_tui.core.procfs import read_stat
+from tests.fake_runner import Script, start_fake_run
 from tests.helpers import alive, kill_quietly, process_state, start_run
 
 MB = 1024 * 1024
@@ -72,25 +77,6 @@ async def test_calibration_measures_a_job_holding_200mb_and_burning_a_core(works
     assert run.recorder.states(cal_id).count(JobState.RUNNING) == 1
 
 
-async def test_calibration_of_a_job_ending_inside_the_window_uses_whole_life(workspace):
-    ws = workspace(2, worker_args=["--seconds", "0.2"], resources={"stabilization_seconds": 3})
-    run = await start_run(ws.plan())
-    assert await run.result() == 0
-    finished = run.recorder.of(ev.CalibrationFinished)[0]
-    assert finished.source is ev.LimitSource.WHOLE_LIFE
-    assert finished.profile.source == "whole-life"
-
-
-async def test_failed_calibration_job_moves_on_to_the_next(workspace):
-    ws = workspace(
-        ["bad.bin", "good.bin"],
-        flags=["-c", "import sys; sys.exit('bad' in sys.argv[1])", "{input_file}", "{output_file}"])
-    run = await start_run(ws.plan())
-    assert await run.result() == 1
-    assert run.recorder.states(1)[-1] is JobState.FAILED
-    assert run.recorder.of(ev.CalibrationStarted)[-1].job_id == 2
-
-
 async def test_pause_is_sigstop_at_the_os_level_and_resume_continues(workspace):
     ws = workspace(1, worker_args=["--seconds", "3", "--grandchildren", "1"])
     run = await start_run(ws.plan(), max_procs=1)
@@ -140,7 +126,15 @@ async def test_kill_reaches_a_grandchild_that_left_the_session(workspace, tmp_pa
     try:
         await run.wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
         pids = [int(p) for p in pidfile.read_text().split()]
-        await asyncio.sleep(0.3)  # let the grandchild call setsid()
+        assert len(pids) == 2, "the worker and its grandchild"
+        grandchild = pids[1]
+
+        def left_the_session() -> bool:
+            stat = read_stat(grandchild)
+            assert stat is not None, "the grandchild died before it called setsid()"
+            return stat.session == grandchild
+
+        await run.wait_for(left_the_session)  # fails loudly if it never leaves: nothing tested
         run.orchestrator.kill(1)
         assert await run.result() == 1
         await run.wait_for(lambda: not any(alive(p) for p in pids), timeout=2)
@@ -190,98 +184,6 @@ async def test_output_appears_only_on_success_under_its_final_name(workspace):
     assert spec.output_path.exists() and not spec.temp_output_path.exists()
 
 
-async def test_failed_job_leaves_no_output_and_exit_code_is_1(workspace):
-    ws = workspace(2, worker_args=["--exit", "3"])
-    run = await start_run(ws.plan(), max_procs=2)
-    assert await run.result() == 1
-    for job in run.orchestrator.jobs.values():
-        assert job.state is JobState.FAILED and job.exit_code == 3
-        assert job.reason == "exit 3"
-        assert not job.spec.output_path.exists() and not job.spec.temp_output_path.exists()
-
-
-async def test_exit_zero_without_output_is_a_failure(workspace):
-    ws = workspace(1, worker_args=["--no-output"])
-    run = await start_run(ws.plan(), max_procs=1)
-    assert await run.result() == 1
-    assert run.orchestrator.jobs[1].reason.startswith("no output")
-
-
-async def test_existing_outputs_are_skipped_unless_overwrite(workspace):
-    ws = workspace(2)
-    ws.output_dir.mkdir()
-    (ws.output_dir / "clip01_out.bin").write_bytes(b"old")
-    run = await start_run(ws.plan(), max_procs=2)
-    assert await run.result() == 0
-    assert run.recorder.states(1) == [JobState.SKIPPED]
-    assert (ws.output_dir / "clip01_out.bin").read_bytes() == b"old"
-    run = await start_run(ws.plan(), max_procs=2, overwrite=True)
-    assert await run.result() == 0
-    assert (ws.output_dir / "clip01_out.bin").read_bytes() == ws.inputs[0].read_bytes()
-
-
-async def test_missing_inputs_are_reported_and_the_rest_runs(workspace):
-    ws = workspace(2)
-    with open(ws.root / "inputs.txt", "a", encoding="utf-8") as handle:
-        handle.write("in/nope.bin\nin\n")
-    run = await start_run(ws.plan(), max_procs=2)
-    assert await run.result() == 1
-    final = run.recorder.final()
-    assert final.counts["succeeded"] == 2 and final.counts["missing"] == 2
-    notices = " ".join(n.message for n in run.recorder.of(ev.Notice))
-    assert "nope.bin" in notices and "directory" in notices
-
-
-async def test_retries_run_a_failing_job_again(workspace):
-    ws = workspace(1, worker_args=["--exit", "1"], jobs={"retries": 2})
-    run = await start_run(ws.plan(), max_procs=1)
-    assert await run.result() == 1
-    states = run.recorder.states(1)
-    assert states.count(JobState.RUNNING) == 3
-    assert run.orchestrator.jobs[1].attempt == 3
-
-
-async def test_timeout_fails_the_job(workspace):
-    ws = workspace(1, worker_args=["--seconds", "30"], jobs={"timeout": 0.5})
-    run = await start_run(ws.plan(), max_procs=1)
-    assert await run.result(timeout=10) == 1
-    assert run.orchestrator.jobs[1].reason.startswith("timeout after 0.5s")
-
-
-async def test_halt_after_consecutive_failures_stops_launching(workspace):
-    ws = workspace(10, worker_args=["--exit", "1"], jobs={"halt_after_failures": 3})
-    run = await start_run(ws.plan(), max_procs=1)
-    assert await run.result() == 1
-    final = run.recorder.final()
-    assert final.counts["failed"] == 3 and final.counts["queued"] == 7
-    assert any("in a row" in n.message for n in run.recorder.of(ev.Notice))
-
-
-async def test_requeue_runs_a_killed_job_again(workspace):
-    ws = workspace(2, worker_args=["--seconds", "1"])
-    run = await start_run(ws.plan(), max_procs=1)
-    await run.wait_for(lambda: run.state(1) is JobState.RUNNING)
-    run.orchestrator.kill(1)
-    await run.wait_for(lambda: run.state(1) is JobState.KILLED)
-    assert run.orchestrator.requeue(1)
-    assert not run.orchestrator.requeue(2)  # queued or running: nothing to requeue
-    assert await run.result() == 0
-    assert run.recorder.states(1) == [
-        JobState.RUNNING, JobState.KILLED, JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED
-    ]
-
-
-async def test_raising_the_limit_starts_more_jobs_at_once(workspace):
-    ws = workspace(6, worker_args=["--seconds", "2"])
-    run = await start_run(ws.plan(), max_procs=1)
-    await run.wait_for(lambda: run.orchestrator.active_count() == 1)
-    run.orchestrator.set_limit(3)
-    await run.wait_for(lambda: run.orchestrator.active_count() == 3, timeout=2)
-    run.orchestrator.set_limit(1)
-    assert await run.result() == 0
-    assert [e.limit for e in run.recorder.of(ev.LimitChanged)] == [1, 3, 1]
-
-
 async def test_pause_all_stops_everything_and_resume_all_continues(workspace):
     ws = workspace(4, worker_args=["--seconds", "1.5"])
     run = await start_run(ws.plan(), max_procs=2)
@@ -289,7 +191,6 @@ async def test_pause_all_stops_everything_and_resume_all_continues(workspace):
     run.orchestrator.pause_all()
     pids = [run.runner.pid_of(i) for i, job in run.orchestrator.jobs.items() if job.state.active]
     await run.wait_for(lambda: all(process_state(p) == "T" for p in pids), timeout=2)
-    await asyncio.sleep(0.3)
     assert run.orchestrator.active_count() == 2
     assert sum(1 for j in run.orchestrator.jobs.values() if j.state is JobState.QUEUED) == 2
     run.orchestrator.resume_all()
@@ -324,3 +225,204 @@ async def test_samples_carry_node_pid_cpu_rss_read_and_output_progress(workspace
     assert outputs == sorted(outputs) and outputs[-1] > 0
     system = run.recorder.of(ev.SystemSample)
     assert system and system[-1].available_memory > 0 and system[-1].free_disk > 0
+
+
+# --- scheduling on the fake runner and clock: no processes, no waiting (tests/fake_runner.py)
+
+
+async def test_fake_concurrency_never_exceeds_the_limit_even_while_starts_are_in_flight(workspace):
+    ws = workspace(8)
+    run = await start_fake_run(ws.plan(), Script(seconds=3, start_seconds=0.5), max_procs=3)
+    peak = 0
+
+    def watch() -> bool:
+        nonlocal peak
+        peak = max(peak, run.orchestrator.active_count(), len(run.runner.running))
+        return run.task.done()
+
+    await run.wait_for(watch)
+    assert await run.result() == 0
+    assert peak == 3 and run.runner.peak == 3
+
+
+async def test_calibration_of_a_job_ending_inside_the_window_uses_whole_life(workspace):
+    ws = workspace(2, resources={"stabilization_seconds": 3})
+    run = await start_fake_run(ws.plan(), Script(seconds=0.2))
+    assert await run.result() == 0
+    finished = run.recorder.of(ev.CalibrationFinished)[0]
+    assert finished.source is ev.LimitSource.WHOLE_LIFE
+    assert finished.profile.source == "whole-life"
+
+
+async def test_calibration_window_measures_the_scripted_figures(workspace):
+    ws = workspace(3, size=4 * MB, resources={"stabilization_seconds": 2.0, "sample_interval": 1})
+    run = await start_fake_run(ws.plan(), Script(seconds=4, cpu_cores=1.0, rss_bytes=200 * MB))
+    assert await run.result() == 0
+    finished = run.recorder.of(ev.CalibrationFinished)[0]
+    assert finished.source is ev.LimitSource.WINDOW
+    assert finished.profile.cpu_cores == 1.0 and finished.profile.rss_bytes == 200 * MB
+    # Every 250 ms once calibrating; the sampler's first sleep (1 s, the normal interval) was
+    # already under way when the window opened.
+    progress = [round(e.elapsed, 2) for e in run.recorder.of(ev.CalibrationProgress)]
+    assert progress == [1.0, 1.25, 1.5, 1.75]
+
+
+async def test_failed_calibration_job_moves_on_to_the_next(workspace):
+    ws = workspace(["bad.bin", "good.bin"])
+    run = await start_fake_run(
+        ws.plan(), lambda spec, attempt: Script(seconds=0.1, exit_code=int("bad" in spec.name)))
+    assert await run.result() == 1
+    assert run.recorder.states(1)[-1] is JobState.FAILED
+    assert run.recorder.of(ev.CalibrationStarted)[-1].job_id == 2
+
+
+async def test_failed_job_leaves_no_output_and_exit_code_is_1(workspace):
+    ws = workspace(2)
+    run = await start_fake_run(ws.plan(), Script(exit_code=3), max_procs=2)
+    assert await run.result() == 1
+    for job in run.orchestrator.jobs.values():
+        assert job.state is JobState.FAILED and job.exit_code == 3
+        assert job.reason == "exit 3"
+        assert not job.spec.output_path.exists() and not job.spec.temp_output_path.exists()
+
+
+async def test_exit_zero_without_output_is_a_failure(workspace):
+    ws = workspace(1)
+    run = await start_fake_run(ws.plan(), Script(writes_output=False), max_procs=1)
+    assert await run.result() == 1
+    assert run.orchestrator.jobs[1].reason.startswith("no output")
+
+
+async def test_existing_outputs_are_skipped_unless_overwrite(workspace):
+    ws = workspace(2)
+    ws.output_dir.mkdir()
+    (ws.output_dir / "clip01_out.bin").write_bytes(b"old")
+    run = await start_fake_run(ws.plan(), max_procs=2)
+    assert await run.result() == 0
+    assert run.recorder.states(1) == [JobState.SKIPPED]
+    assert (ws.output_dir / "clip01_out.bin").read_bytes() == b"old"
+    run = await start_fake_run(ws.plan(), max_procs=2, overwrite=True)
+    assert await run.result() == 0
+    assert (ws.output_dir / "clip01_out.bin").read_bytes() == ws.inputs[0].read_bytes()
+
+
+async def test_missing_inputs_are_reported_and_the_rest_runs(workspace):
+    ws = workspace(2)
+    with open(ws.root / "inputs.txt", "a", encoding="utf-8") as handle:
+        handle.write("in/nope.bin\nin\n")
+    run = await start_fake_run(ws.plan(), max_procs=2)
+    assert await run.result() == 1
+    final = run.recorder.final()
+    assert final.counts["succeeded"] == 2 and final.counts["missing"] == 2
+    notices = " ".join(n.message for n in run.recorder.of(ev.Notice))
+    assert "nope.bin" in notices and "directory" in notices
+
+
+async def test_retries_run_a_failing_job_again(workspace):
+    ws = workspace(1, jobs={"retries": 2})
+    run = await start_fake_run(ws.plan(), Script(exit_code=1), max_procs=1)
+    assert await run.result() == 1
+    states = run.recorder.states(1)
+    assert states.count(JobState.RUNNING) == 3
+    assert run.orchestrator.jobs[1].attempt == 3
+
+
+async def test_timeout_fails_the_job(workspace):
+    ws = workspace(1, jobs={"timeout": 0.5})
+    run = await start_fake_run(ws.plan(), Script(seconds=30), max_procs=1)
+    assert await run.result(timeout=10) == 1
+    assert run.orchestrator.jobs[1].reason.startswith("timeout after 0.5s")
+    assert run.clock.now() - run.orchestrator.jobs[1].started == 0.5
+
+
+async def test_a_paused_job_does_not_time_out_until_it_has_run_its_time(workspace):
+    ws = workspace(1, jobs={"timeout": 10})
+    run = await start_fake_run(ws.plan(), Script(seconds=30), max_procs=1)
+    await run.wait_for(lambda: run.state(1) is JobState.RUNNING)
+    await run.clock.advance(4)
+    run.orchestrator.pause(1)
+    await run.clock.advance(100)
+    assert run.state(1) is JobState.PAUSED
+    run.orchestrator.resume(1)
+    assert await run.result() == 1
+    assert run.clock.now() - run.orchestrator.jobs[1].started == 4 + 100 + 6
+
+
+async def test_halt_after_consecutive_failures_stops_launching(workspace):
+    ws = workspace(10, jobs={"halt_after_failures": 3})
+    run = await start_fake_run(ws.plan(), Script(exit_code=1), max_procs=1)
+    assert await run.result() == 1
+    final = run.recorder.final()
+    assert final.counts["failed"] == 3 and final.counts["queued"] == 7
+    assert any("in a row" in n.message for n in run.recorder.of(ev.Notice))
+
+
+async def test_requeue_runs_a_killed_job_again(workspace):
+    ws = workspace(2)
+    run = await start_fake_run(ws.plan(), Script(seconds=1), max_procs=1)
+    await run.wait_for(lambda: run.state(1) is JobState.RUNNING)
+    run.orchestrator.kill(1)
+    await run.wait_for(lambda: run.state(1) is JobState.KILLED)
+    assert run.orchestrator.requeue(1)
+    assert not run.orchestrator.requeue(2)  # queued or running: nothing to requeue
+    assert await run.result() == 0
+    assert run.recorder.states(1) == [
+        JobState.RUNNING, JobState.KILLED, JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED
+    ]
+
+
+async def test_raising_the_limit_starts_more_jobs_at_once(workspace):
+    ws = workspace(6)
+    run = await start_fake_run(ws.plan(), Script(seconds=2), max_procs=1)
+    await run.wait_for(lambda: run.orchestrator.active_count() == 1)
+    run.orchestrator.set_limit(3)
+    await run.clock.settle()  # no time passes: the starts happen at once
+    assert run.orchestrator.active_count() == 3
+    run.orchestrator.set_limit(1)
+    assert await run.result() == 0
+    assert [e.limit for e in run.recorder.of(ev.LimitChanged)] == [1, 3, 1]
+
+
+async def test_pause_all_launches_nothing_until_resume_all(workspace):
+    ws = workspace(4)
+    run = await start_fake_run(ws.plan(), Script(seconds=1.5), max_procs=2)
+    await run.wait_for(lambda: run.orchestrator.active_count() == 2)
+    run.orchestrator.pause_all()
+    assert len(run.runner.paused) == 2
+    await run.clock.advance(60)
+    assert run.orchestrator.active_count() == 2
+    assert sum(1 for j in run.orchestrator.jobs.values() if j.state is JobState.QUEUED) == 2
+    run.orchestrator.resume_all()
+    assert await run.result() == 0
+
+
+async def test_a_start_that_fails_fails_the_job_and_a_systemic_one_stops_launching(workspace):
+    ws = workspace(4)
+
+    def scripts(spec, attempt):
+        if spec.job_id == 1:
+            return Script(start_error=SpawnError("cannot execute tool: Permission denied"))
+        if spec.job_id == 3:
+            return Script(start_error=SpawnError("cannot create its log", systemic=True))
+        return Script()
+
+    run = await start_fake_run(ws.plan(), scripts, max_procs=1)
+    assert await run.result() == 1
+    job = run.orchestrator.jobs[1]
+    assert job.state is JobState.FAILED and "cannot execute" in job.reason and job.exit_code == 127
+    assert run.state(2) is JobState.SUCCEEDED
+    # Not the job's fault: back at the head of the queue, not charged with an attempt.
+    assert run.state(3) is JobState.QUEUED and run.orchestrator.jobs[3].attempt == 0
+    assert run.state(4) is JobState.QUEUED and run.orchestrator.halted
+    assert any("no more launches" in n.message for n in run.recorder.of(ev.Notice))
+
+
+async def test_a_job_killed_while_it_is_starting_ends_killed(workspace):
+    ws = workspace(1)
+    run = await start_fake_run(ws.plan(), Script(seconds=30, start_seconds=5), max_procs=1)
+    await run.wait_for(lambda: run.runner.attempts.get(1) == 1)
+    assert run.orchestrator.active_count() == 0 and run.state(
+        1) is JobState.QUEUED, "its start is still in flight"
+    assert run.orchestrator.kill(1)
+    assert await run.result() == 1
+    assert run.recorder.states(1) == [JobState.RUNNING, JobState.KILLED]

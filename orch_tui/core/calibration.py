@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from orch_tui.core.events import JobState, LimitSource
+from orch_tui.core.fsutil import file_size
+from orch_tui.core.job import Job
 from orch_tui.core.scaling import ProcessProfile, learn_profile, percentile
 
 #: Below this read fraction the written/read extrapolation is too noisy to trust.
@@ -123,3 +126,19 @@ class ProfileLearner:
         return learn_profile(self.rss,
                              self.cpu, [r * typical_input for r in self.ratios or [1.0]],
                              q=self.quantile)
+
+
+def calibrated_profile(job: Job, meter: CalibrationMeter, typical_input: int,
+                       now: float) -> tuple[ProcessProfile, float, LimitSource] | None:
+    """What the calibration job says once its window is over: the window's figures while it
+    runs, its whole life when it succeeded inside the window, nothing when it failed (then the
+    next job is measured). Returns (profile, output ratio, source)."""
+    if job.state.active:
+        return meter.profile(typical_input), meter.output_ratio(), LimitSource.WINDOW
+    if job.state is not JobState.SUCCEEDED:
+        return None
+    size = job.spec.input_size
+    output = file_size(job.spec.output_path)
+    wall = (job.ended or now) - (job.started or now)
+    profile = whole_life_profile(job.cpu_seconds, wall, job.peak_rss, output, size, typical_input)
+    return profile, output / size if size else 1.0, LimitSource.WHOLE_LIFE

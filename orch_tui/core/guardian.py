@@ -5,7 +5,7 @@ PR_SET_PDEATHSIG would need a Python-level fork per job (preexec_fn) and only re
 child; the guardian costs one process per run and one short pipe write per job start and end.
 It holds the read end of a pipe whose only writer is the orchestrator: end of file means the
 orchestrator is gone, and every process group still registered gets SIGCONT and SIGKILL. It also
-knows the run's containment (see containment.py), so what left the groups dies too: in cgroup
+knows the run's containment (core/containment/), so what left the groups dies too: in cgroup
 mode one write to the run group's cgroup.kill, then the groups are removed; in the subreaper
 mode every process whose environment carries the run's ORCH_TUI_JOB marker, scanned for again
 until none is left (bounded). Each job's log then says what was killed besides the job.

@@ -4,9 +4,12 @@ starting a new attempt, and describing its state to observers as an event."""
 from __future__ import annotations
 
 import asyncio
+import collections
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orch_tui.core import events as ev
+from orch_tui.core.clock import Timer
 from orch_tui.core.events import JobState, PauseReason, StopReason
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.runner import ProcessSample
@@ -33,7 +36,7 @@ class Job:
     paused_by: PauseReason | None = None
     deadline: float | None = None
     timeout_left: float | None = None
-    timeout_handle: asyncio.TimerHandle | None = None
+    timeout_handle: Timer | None = None
     done: asyncio.Future[None] | None = None
 
     def begin_attempt(self, now: float, done: asyncio.Future[None]) -> None:
@@ -67,3 +70,16 @@ class Job:
                                   peak_rss=self.peak_rss,
                                   cpu_seconds=self.cpu_seconds,
                                   stop=stop)
+
+
+def tally(jobs: Iterable[Job], missing: int) -> tuple[dict[str, int], int]:
+    """Jobs per final state (inputs missing from the start count as missing) and the run's exit
+    code: 1 when any failed, was killed, missing or never finished."""
+    counts: dict[str, int] = collections.Counter()
+    unfinished = 0
+    for job in jobs:
+        counts[job.state.value] += 1
+        unfinished += not job.state.finished
+    counts["missing"] += missing
+    bad = sum(counts[s.value] for s in (JobState.FAILED, JobState.KILLED, JobState.MISSING))
+    return dict(counts), 1 if bad or unfinished else 0

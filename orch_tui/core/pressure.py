@@ -56,6 +56,12 @@ class PressureActions:
     give_up: str | None = None  # why nothing can ever start again (stop launching)
 
 
+def _age(job: ActiveJob) -> tuple[float, int]:
+    """Newer is started later; of jobs started in the same instant, the one taken later from
+    the queue (the higher id)."""
+    return job.started, job.job_id
+
+
 @dataclass
 class PressureGuard:
     """Levels per resource, the starvation timer, and the rules above."""
@@ -91,11 +97,11 @@ class PressureGuard:
         pause = resume = None
         running = [job for job in active if job.running]
         if memory is PressureLevel.CRITICAL and len(running) > 1:
-            pause = max(running, key=lambda job: job.started).job_id
+            pause = max(running, key=_age).job_id
         elif memory is PressureLevel.OK:
             held = [job for job in active if job.held_for_memory]
             if held:
-                oldest = min(held, key=lambda job: job.started)
+                oldest = min(held, key=_age)
                 if available_memory - oldest.peak_rss > reserve:
                     resume = oldest.job_id
         give_up = self._starving(now, memory is not PressureLevel.OK, disk is not PressureLevel.OK,

@@ -86,17 +86,27 @@ class NodeStats:
     disk_total: int
 
 
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Where a job now runs: its node and its main process there."""
+
+    node: str
+    pid: int
+
+
 ExitCallback = Callable[[int, ExitStatus], None]
 
 
 class Runner(abc.ABC):
-    """Starts, signals and samples jobs; the scheduler's only way to touch a process."""
+    """Starts, signals and samples jobs; the scheduler's only way to touch a process.
 
-    node: str
+    Nothing here assumes one machine: starting may take a round trip (a cluster scheduler), so
+    it is awaited, and node figures come per node."""
 
     @abc.abstractmethod
-    def start(self, spec: JobSpec, on_exit: ExitCallback) -> int:
-        """Start `spec`; return its pid. `on_exit(job_id, status)` runs on the loop when it ends.
+    async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
+        """Start `spec`; return once it runs, with its node and pid. `on_exit(job_id, status)`
+        runs on the loop when it ends.
 
         Raises SpawnError when the command cannot be started at all."""
 
@@ -118,8 +128,8 @@ class Runner(abc.ABC):
         """Figures for every running job, from one sweep."""
 
     @abc.abstractmethod
-    def stats(self) -> NodeStats:
-        """The node's cores, CPU use, memory and output-filesystem space now."""
+    def stats(self) -> dict[str, NodeStats]:
+        """Every node's cores, CPU use, memory and output-filesystem space now, by node name."""
 
     @abc.abstractmethod
     def kill_all(self) -> None:
@@ -155,7 +165,7 @@ class LocalRunner(Runner):
         # planted symlink); a runner built without a session opens that folder itself.
         self._own_state = state is None
         self._state = state if state is not None else StateDir.open(output_dir)
-        # Every process a job starts stays findable and killable (containment.py): chosen before
+        # Every process a job starts stays findable and killable (core/containment/): chosen before
         # the guardian, which must know it too.
         self._containment = containment or select_containment(self.run_token)
         # One environment for every job, plus its ORCH_TUI_JOB marker: built once, not per spawn.
@@ -183,7 +193,8 @@ class LocalRunner(Runner):
 
     # --- starting and reaping
 
-    def start(self, spec: JobSpec, on_exit: ExitCallback) -> int:
+    async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
+        # Nothing to wait for on this machine: posix_spawn returns once the child exists.
         log_fd = self._open_log(spec)
         try:
             actions = [
@@ -220,7 +231,7 @@ class LocalRunner(Runner):
             self._guardian.watch(pid, self._containment.guardian_key(spec.job_id), spec.log_path)
         self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit)
         self._loop.add_reader(pidfd, self._reap, spec.job_id)
-        return pid
+        return Started(self.node, pid)
 
     def _open_log(self, spec: JobSpec) -> int:
         """The job's log, 0o600 in the private logs folder, never through a planted link.
@@ -378,7 +389,11 @@ class LocalRunner(Runner):
             )
         return samples
 
-    def stats(self) -> NodeStats:
+    def stats(self) -> dict[str, NodeStats]:
+        return {self.node: self.node_stats()}
+
+    def node_stats(self) -> NodeStats:
+        """This machine's figures (its only node)."""
         memory = psutil.virtual_memory()
         try:
             disk = psutil.disk_usage(str(existing_ancestor(self._output_dir)))

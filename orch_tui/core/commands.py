@@ -1,0 +1,114 @@
+"""The operator's commands on a running scheduler: pause, resume, kill, requeue, pause all,
+resume all, set the limit, shut down.
+
+A mixin of `Orchestrator`, kept apart because it is the one way in from outside (the TUI, a
+signal handler, later a socket): each command is a plain call on the loop's thread that changes
+a job or a flag through the scheduler's parts and wakes the launch loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState, NoticeLevel, PauseReason, StopReason
+from orch_tui.core.job import Job
+from orch_tui.core.jobqueue import JobQueue
+from orch_tui.core.lifecycle import Lifecycle
+from orch_tui.core.limits import LimitPolicy
+
+
+class OperatorCommands:
+    """Pause, resume, kill, requeue, pause all, resume all, set limit, shutdown."""
+
+    # Owned by the Orchestrator; declared for the commands that use them.
+    jobs: dict[int, Job]
+    paused_all: bool
+    stopping: bool
+    _interrupted: bool
+    _life: Lifecycle
+    _queue: JobQueue
+    _policy: LimitPolicy
+    _wake: asyncio.Event
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    def _active(self) -> list[Job]:
+        raise NotImplementedError
+
+    def _notice(self, level: NoticeLevel, message: str) -> None:
+        raise NotImplementedError
+
+    def _publish_limit(self, change: ev.LimitChanged | None) -> None:
+        raise NotImplementedError
+
+    def pause(self, job_id: int) -> bool:
+        """SIGSTOP one running job's process tree; it keeps its slot."""
+        return self._life.pause(self.jobs[job_id], PauseReason.OPERATOR)
+
+    def resume(self, job_id: int) -> bool:
+        """SIGCONT one paused job's process tree."""
+        return self._life.resume(self.jobs[job_id])
+
+    def kill(self, job_id: int) -> bool:
+        """End a job: a running or paused one gets SIGTERM (SIGKILL after the grace period) and
+        ends `killed`; a queued one is taken off the queue as `killed` (it can be requeued)."""
+        job = self.jobs[job_id]
+        if job.state.active or job_id in self._life.launching:
+            if job.stop is None or job.stop is StopReason.TIMEOUT:
+                job.stop = StopReason.OPERATOR
+            self._life.terminate(job_id)
+            return True
+        if job.state is JobState.QUEUED:
+            self._queue.remove(job_id)
+            self._life.finish(job, JobState.KILLED, StopReason.OPERATOR.value, StopReason.OPERATOR)
+            return True
+        return False
+
+    def requeue(self, job_id: int) -> bool:
+        """Put a failed or killed job back at the end of the queue."""
+        job = self.jobs[job_id]
+        if job.state not in (JobState.FAILED, JobState.KILLED):
+            return False
+        self._queue.push(job_id)
+        self._life.set_state(job, JobState.QUEUED, "requeued")
+        self._wake.set()
+        return True
+
+    def pause_all(self) -> None:
+        """No more launches, and every running job stopped (a starting one once it runs)."""
+        self.paused_all = True
+        for job in self._active():
+            self._life.pause(job, PauseReason.ALL)
+        self._notice(NoticeLevel.INFO, "paused: no launches, running jobs stopped")
+        self._wake.set()
+
+    def resume_all(self) -> None:
+        """Undo pause all: continue every paused job (except those held for memory) and launch."""
+        self.paused_all = False
+        for job in self._active():
+            if job.paused_by is not PauseReason.MEMORY:
+                self._life.resume(job)
+        self._notice(NoticeLevel.INFO, "resumed: launching again")
+        self._wake.set()
+
+    def set_limit(self, limit: int) -> None:
+        """The operator's limit: it wins over learning from now on. Lowering it never kills a
+        job; fewer start as running ones finish."""
+        self._publish_limit(self._policy.operator(self._now(), limit))
+
+    def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
+        """Stop launching; with `kill`, end every active job (SIGTERM, SIGKILL after grace) and
+        every job still starting once it runs."""
+        self.stopping = True
+        self._interrupted = self._interrupted or interrupted
+        if kill:
+            for job_id in [*self._life.active, *self._life.launching]:
+                self.jobs[job_id].stop = StopReason.INTERRUPTED
+                self._life.terminate(job_id)
+        self._wake.set()
+
+    def active_count(self) -> int:
+        """How many jobs hold a process (running or paused); not those still starting."""
+        return len(self._life.active)

@@ -1,0 +1,291 @@
+"""A runner without processes and a clock without waiting, for the scheduler's own tests.
+
+`FakeRunner` implements the runner interface: each job follows a `Script` (how long it runs in
+fake seconds, how it ends, what its samples say, whether it can start at all), and the node's
+figures are plain attributes a test changes to make memory or disk scarce. `FakeClock` is the
+orchestrator's clock: nothing moves until the test advances it, and `run_until` jumps from one
+timer to the next, so a run of minutes takes milliseconds and never depends on the machine's
+load. Outputs are real files (a successful job writes its temporary output, as a real one
+would), so the scheduler's renaming and cleanup are the real code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import heapq
+import itertools
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from orch_tui.core import events as ev
+from orch_tui.core.errors import SpawnError
+from orch_tui.core.orchestrator import Orchestrator
+from orch_tui.core.plan import JobSpec, Plan
+from orch_tui.core.runner import ExitCallback, ExitStatus, NodeStats, ProcessSample, Runner, Started
+from tests.helpers import Recorder
+
+GB = 1024**3
+MB = 1024**2
+NODE = "fake-node"
+
+#: How many loop turns make "everything that can happen now has happened".
+_SETTLE_TURNS = 30
+
+
+class FakeTimer:
+    """A pending FakeClock call."""
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple) -> None:
+        self.when, self.callback, self.args = when, callback, args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run it."""
+        self.cancelled = True
+
+
+class FakeClock:
+    """Time that moves only when the test says so (the orchestrator's `Clock`)."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+        self._timers: list[tuple[float, int, FakeTimer]] = []
+        self._order = itertools.count()
+
+    def now(self) -> float:
+        """Fake seconds."""
+        return self.time
+
+    def call_later(self, seconds: float, callback: Callable[..., object], *args:
+                   object) -> FakeTimer:
+        """Run `callback(*args)` once the clock reaches now + `seconds`."""
+        timer = FakeTimer(self.time + max(0.0, seconds), callback, args)
+        heapq.heappush(self._timers, (timer.when, next(self._order), timer))
+        return timer
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait for `seconds` of fake time."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.call_later(seconds, lambda: done.done() or done.set_result(None))
+        await done
+
+    @staticmethod
+    async def settle() -> None:
+        """Let every ready callback and task run (no time passes)."""
+        for _ in range(_SETTLE_TURNS):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        """Let `seconds` of fake time pass, firing every timer due on the way, in order."""
+        end = self.time + seconds
+        await self.run_until(lambda: False, timeout=seconds, quiet=True)
+        self.time = max(self.time, end)
+        await self.settle()
+
+    async def run_until(self,
+                        predicate: Callable[[], bool],
+                        timeout: float = 3600.0,
+                        what: str = "condition",
+                        quiet: bool = False) -> None:
+        """Advance timer by timer until `predicate()` holds; fail after `timeout` fake seconds
+        (or when nothing is left to happen) unless `quiet`."""
+        deadline = self.time + timeout
+        while True:
+            await self.settle()
+            if predicate():
+                return
+            while self._timers and self._timers[0][2].cancelled:
+                heapq.heappop(self._timers)
+            if not self._timers or self._timers[0][0] > deadline:
+                if quiet:
+                    return
+                raise AssertionError(f"{what} not reached within {timeout:g} fake seconds")
+            when, _, timer = heapq.heappop(self._timers)
+            self.time = max(self.time, when)
+            timer.callback(*timer.args)
+
+
+@dataclass
+class Script:
+    """What one attempt of a job does."""
+
+    seconds: float = 1.0  # fake seconds of running (pauses do not count)
+    exit_code: int = 0
+    signal: int | None = None  # dies of this signal instead of exiting
+    cpu_cores: float = 1.0
+    rss_bytes: int = 50 * MB
+    output_ratio: float = 1.0  # output size over input size, written as it runs
+    writes_output: bool = True  # exit 0 with no output is a failure the scheduler must catch
+    ignore_term: bool = False  # only SIGKILL (after the grace period) ends it
+    start_error: SpawnError | None = None
+    start_seconds: float = 0.0  # fake seconds its start takes (a cluster's round trip)
+
+
+@dataclass
+class _Job:
+    spec: JobSpec
+    script: Script
+    on_exit: ExitCallback
+    pid: int
+    ran: float = 0.0  # fake seconds run before the current stretch
+    since: float | None = None  # start of the current running stretch (None: paused)
+    timer: FakeTimer | None = None
+    kill_timer: FakeTimer | None = None
+    terminated: bool = False
+
+
+@dataclass
+class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a test double's knobs
+    """Runs scripted jobs on one fake node; `scripts(spec, attempt)` says what each does."""
+
+    clock: FakeClock
+    scripts: Callable[[JobSpec, int], Script] = lambda spec, attempt: Script()
+    stats_of: NodeStats = field(default_factory=lambda: NodeStats(node=NODE,
+                                                                  logical_cores=8,
+                                                                  cpu_percent=10.0,
+                                                                  total_memory=10 * GB,
+                                                                  available_memory=9 * GB,
+                                                                  free_disk=100 * GB,
+                                                                  disk_total=200 * GB))
+    running: dict[int, _Job] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+    paused: set[int] = field(default_factory=set)
+    peak: int = 0  # the most jobs ever running at once
+    closed: bool = False
+    _pids: itertools.count = field(default_factory=lambda: itertools.count(4000))
+
+    def node(self, **figures: float) -> None:
+        """Change the node's figures (available_memory=..., free_disk=...)."""
+        self.stats_of = dataclasses.replace(self.stats_of, **figures)
+
+    async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
+        attempt = self.attempts[spec.job_id] = self.attempts.get(spec.job_id, 0) + 1
+        script = self.scripts(spec, attempt)
+        await asyncio.sleep(0)  # a real start takes at least a turn of the loop
+        if script.start_seconds:
+            await self.clock.sleep(script.start_seconds)
+        if script.start_error is not None:
+            raise script.start_error
+        job = _Job(spec, script, on_exit, next(self._pids), since=self.clock.now())
+        job.timer = self.clock.call_later(script.seconds, self._end, spec.job_id, None)
+        self.running[spec.job_id] = job
+        self.peak = max(self.peak, len(self.running))
+        return Started(NODE, job.pid)
+
+    def _ran(self, job: _Job) -> float:
+        return job.ran + (self.clock.now() - job.since if job.since is not None else 0.0)
+
+    def _end(self, job_id: int, sig: int | None) -> None:
+        job = self.running.pop(job_id, None)
+        if job is None:
+            return
+        for timer in (job.timer, job.kill_timer):
+            if timer is not None:
+                timer.cancel()
+        self.paused.discard(job_id)
+        script, spec = job.script, job.spec
+        sig = sig if sig is not None else script.signal
+        code = None if sig is not None else script.exit_code
+        if code == 0 and script.writes_output and spec.temp_output_path is not None:
+            spec.temp_output_path.write_bytes(
+                spec.input_path.read_bytes()[:int(script.output_ratio * spec.input_size)])
+        ran = self._ran(job)
+        job.on_exit(job_id, ExitStatus(code, sig, script.cpu_cores * ran, script.rss_bytes))
+
+    def pause(self, job_id: int) -> None:
+        job = self.running.get(job_id)
+        if job is None or job.since is None:
+            return
+        job.ran, job.since = self._ran(job), None
+        if job.timer is not None:
+            job.timer.cancel()
+        self.paused.add(job_id)
+
+    def resume(self, job_id: int) -> None:
+        job = self.running.get(job_id)
+        if job is None or job.since is not None:
+            return
+        job.since = self.clock.now()
+        job.timer = self.clock.call_later(job.script.seconds - job.ran, self._end, job_id, None)
+        self.paused.discard(job_id)
+
+    def terminate(self, job_id: int, grace: float) -> None:
+        job = self.running.get(job_id)
+        if job is None:
+            return
+        if not job.script.ignore_term:
+            self.clock.call_later(0, self._end, job_id, signal.SIGTERM)
+        elif job.kill_timer is None:
+            self.resume(job_id)  # SIGCONT comes with SIGTERM
+            job.kill_timer = self.clock.call_later(grace, self._end, job_id, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        for job_id in list(self.running):
+            self.clock.call_later(0, self._end, job_id, signal.SIGKILL)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def sample(self) -> dict[int, ProcessSample]:
+        samples = {}
+        for job_id, job in self.running.items():
+            spec, script = job.spec, job.script
+            done = min(1.0, self._ran(job) / script.seconds) if script.seconds > 0 else 1.0
+            samples[job_id] = ProcessSample(
+                job_id=job_id,
+                node=NODE,
+                pid=job.pid,
+                cpu_cores=script.cpu_cores if job.since is not None else 0.0,
+                rss_bytes=script.rss_bytes,
+                processes=1,
+                read_offset=int(done * spec.input_size),
+                output_bytes=int(done * script.output_ratio * spec.input_size))
+        return samples
+
+    def stats(self) -> dict[str, NodeStats]:
+        return {NODE: self.stats_of}
+
+
+@dataclass
+class FakeRun:
+    """An orchestrator on a fake runner and clock, with its recorder and task."""
+
+    orchestrator: Orchestrator
+    runner: FakeRunner
+    clock: FakeClock
+    recorder: Recorder
+    task: asyncio.Task
+
+    def state(self, job_id: int) -> ev.JobState:
+        """The scheduler's current state of a job."""
+        return self.orchestrator.jobs[job_id].state
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 600.0) -> None:
+        """Advance fake time until `predicate()` holds (fails after `timeout` fake seconds)."""
+        await self.clock.run_until(predicate, timeout)
+
+    async def result(self, timeout: float = 3600.0) -> int:
+        """Run to the end in fake time; the run's exit code."""
+        await self.clock.run_until(self.task.done, timeout, what="the end of the run")
+        return self.task.result()
+
+
+async def start_fake_run(plan: Plan,
+                         scripts: Callable[[JobSpec, int], Script] | Script | None = None,
+                         **kwargs) -> FakeRun:
+    """Start an orchestrator for `plan` on a fake runner; `scripts` is one Script for every job
+    or a function of (spec, attempt)."""
+    clock = FakeClock()
+    if isinstance(scripts, Script):
+        script = scripts
+        runner = FakeRunner(clock, lambda spec, attempt: script)
+    else:
+        runner = FakeRunner(clock, scripts) if scripts is not None else FakeRunner(clock)
+    bus = ev.EventBus()
+    recorder = Recorder()
+    bus.add_listener(recorder)
+    orchestrator = Orchestrator(plan, runner, bus, clock=clock, **kwargs)
+    task = asyncio.create_task(orchestrator.run())
+    return FakeRun(orchestrator, runner, clock, recorder, task)
