@@ -8,7 +8,6 @@ kill, requeue, pause all, set limit, shutdown) are plain method calls made on th
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 
 from orch_tui.core import events as ev
@@ -24,6 +23,7 @@ from orch_tui.core.pressure import ActiveJob, PressureGuard
 from orch_tui.core.runner import ExitStatus, NodeStats, ProcessSample, Runner
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity, compute_limit
 from orch_tui.core.statedir import RunTemp, StateDir
+from orch_tui.core.tally import Counts
 
 #: Calibration samples at least this often, whatever the configured sample interval.
 CALIBRATION_INTERVAL = 0.25
@@ -187,14 +187,12 @@ class Orchestrator:
         self._guard.disk_reserve = int((1 - fraction.disk_fraction) * stats.free_disk)
 
     def _finish(self) -> int:
-        counts: dict[str, int] = collections.Counter(job.state.value for job in self.jobs.values())
-        counts["missing"] += len(self.plan.inputs.problems)
-        bad = sum(counts[s.value] for s in (JobState.FAILED, JobState.KILLED, JobState.MISSING))
-        unfinished = sum(1 for job in self.jobs.values() if not job.state.finished)
-        code = 1 if bad or unfinished else 0
+        counts = Counts.of((job.state for job in self.jobs.values()),
+                           missing=len(self.plan.inputs.problems))
+        code = counts.exit_code
         self.bus.publish(
             ev.RunFinished(time=self._now(),
-                           counts=dict(counts),
+                           counts=counts.as_dict(),
                            wall_seconds=self._now() - self._started,
                            exit_code=code,
                            interrupted=self._interrupted))

@@ -81,27 +81,37 @@ class ProgressLine(Widget):
     def texts(self, width: int) -> tuple[Text, Text]:
         """(bar, figures) for `width` cells; split so tests can read the figures alone."""
         model = self.model
-        done, total = model.done, model.total
+        counts = model.counts()
+        total = model.total
+        done = counts.ended
         fraction = done / total if total else 0.0
         eta = model.eta()
         eta_text = format_duration(eta) if eta is not None else "--"
         long_why, short_why = self._why()
+        # Killed and paused jobs are counts of their own (never inside failed and running);
+        # each is named only when there is one, so the usual line keeps its width.
+        killed, paused = counts.killed, counts.paused
         variants = [
-            (f" {done}/{total} {fraction:.0%}", f"  failed {model.failed}",
-             f"  running {model.running}", f"  ETA {eta_text}", f"  limit {model.limit}{long_why}"),
-            (f" {done}/{total} {fraction:.0%}", f"  failed {model.failed}",
-             f"  running {model.running}", f"  ETA {eta_text}",
-             f"  limit {model.limit}{short_why}"),
-            (f" {done}/{total}", f" fail {model.failed}", f" run {model.running}",
-             f" eta {eta_text}", f" lim {model.limit}{short_why}"),
-            (f" {done}/{total}", f" F{model.failed}", f" R{model.running}", f" {eta_text}",
+            (f" {done}/{total} {fraction:.0%}",
+             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""),
+             f"  running {counts.running}" + (f"  paused {paused}" if paused else ""),
+             f"  ETA {eta_text}", f"  limit {model.limit}{long_why}"),
+            (f" {done}/{total} {fraction:.0%}",
+             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""),
+             f"  running {counts.running}" + (f"  paused {paused}" if paused else ""),
+             f"  ETA {eta_text}", f"  limit {model.limit}{short_why}"),
+            (f" {done}/{total}", f" fail {counts.failed}" + (f" kill {killed}" if killed else ""),
+             f" run {counts.running}" + (f" pause {paused}" if paused else ""), f" eta {eta_text}",
+             f" lim {model.limit}{short_why}"),
+            (f" {done}/{total}", f" F{counts.failed}" + (f" K{killed}" if killed else ""),
+             f" R{counts.running}" + (f" P{paused}" if paused else ""), f" {eta_text}",
              f" L{model.limit}"),
         ]
         joined = ["".join(parts) for parts in variants]
         chosen, bar_width = _fit_variants(width, "", joined)
         parts = variants[joined.index(chosen)]
-        failed_style = self.get_component_rich_style("progress-line--failed",
-                                                     partial=True) if model.failed else ""
+        failed_style = self.get_component_rich_style(
+            "progress-line--failed", partial=True) if counts.failed or killed else ""
         figures = Text.assemble(parts[0], (parts[1], failed_style), *parts[2:])
         bar_text = Text(draw_bar(bar_width + 1, fraction),
                         style=self.get_component_rich_style("progress-line--bar", partial=True))
