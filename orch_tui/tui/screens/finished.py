@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from orch_tui.core.controller import Controller
 from orch_tui.core.events import JobState
 from orch_tui.core.textutil import format_duration
 from orch_tui.tui.model import RunModel
@@ -26,7 +27,7 @@ class FinishedScreen(Screen[None]):
         Binding("q", "quit_app", "Quit"),
     ]
 
-    def __init__(self, model: RunModel, controller) -> None:
+    def __init__(self, model: RunModel, controller: Controller) -> None:
         super().__init__()
         self.model = model
         self.controller = controller
