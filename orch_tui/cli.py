@@ -239,8 +239,21 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
     host = RunHost(options_from(args, argv), config=path)
     app = OrchApp(host, path, start_dir=Path.cwd(), yes=args.yes)
     received: list[int] = []
+    reporters: list[HeadlessReporter] = []
+
+    def go_headless() -> None:
+        # The TUI stops listening; the headless reporter takes over from the run's snapshot.
+        app.detach()
+        if reporters or host.done:
+            return
+        assert host.state is not None
+        reporter = HeadlessReporter(open_run_log(host.state))
+        reporter.adopt(host.attach(reporter))
+        reporter.write("orch-tui: the terminal is gone: the run continues headless")
+        reporters.append(reporter)
 
     def on_hangup() -> None:
+        go_headless()
         app.exit()
 
     def on_stop(signum: int) -> None:
@@ -255,12 +268,7 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
         loop.add_signal_handler(signum, on_stop, signum)
     try:
         await app.run_async()
-        app.detach()
-        if not host.done:
-            assert host.state is not None
-            reporter = HeadlessReporter(open_run_log(host.state))
-            reporter.adopt(host.attach(reporter))
-            reporter.write("orch-tui: the terminal is gone: the run continues headless")
+        go_headless()  # the app is gone with the run still going: whatever the cause, same
         code = await host.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -15,7 +15,11 @@ from dataclasses import astuple, dataclass, fields
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 
-#: States that make the run's exit code 1: work that went wrong or never happened.
+#: The work of these inputs is done: succeeded here, or already done before.
+DONE_STATES = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
+#: Jobs holding a process: they count against the limit.
+ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.PAUSED})
+#: Ended without their work done: what the TUI's `failed` filter lists.
 BAD_STATES = frozenset({JobState.FAILED, JobState.KILLED, JobState.MISSING})
 
 
@@ -58,12 +62,12 @@ class Counts:
     @property
     def done(self) -> int:
         """Inputs whose work is done: succeeded here, or already done before."""
-        return self.succeeded + self.skipped
+        return sum(self[state] for state in DONE_STATES)
 
     @property
     def active(self) -> int:
         """Jobs holding a process (running or paused): what counts against the limit."""
-        return self.running + self.paused
+        return sum(self[state] for state in ACTIVE_STATES)
 
     @property
     def exit_code(self) -> int:

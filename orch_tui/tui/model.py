@@ -18,7 +18,7 @@ from orch_tui.core.events import JobState
 from orch_tui.core.plan import Plan
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.snapshot import JobView, RunSnapshot, job_views
-from orch_tui.core.tally import Counts, Tally
+from orch_tui.core.tally import ACTIVE_STATES, BAD_STATES, DONE_STATES, Counts, Tally
 
 #: Points kept per job for the table's sparklines.
 SPARK_POINTS = 32
@@ -83,11 +83,14 @@ def row_of(view: JobView) -> JobRow:
                   reason=view.reason)
 
 
+#: The table's filters, with the tally's definitions: `running` lists every job holding a
+#: process (paused ones too: they are what `space` resumes), `failed` every job that ended
+#: without its work done, `done` the jobs whose work is done.
 FILTERS: dict[str, frozenset[JobState] | None] = {
     "all": None,
-    "running": frozenset({JobState.RUNNING, JobState.PAUSED}),
-    "failed": frozenset({JobState.FAILED, JobState.KILLED, JobState.MISSING}),
-    "done": frozenset({JobState.SUCCEEDED, JobState.SKIPPED}),
+    "running": ACTIVE_STATES,
+    "failed": BAD_STATES,
+    "done": DONE_STATES,
 }
 
 
