@@ -87,7 +87,7 @@ async def test_space_pauses_at_the_os_level_and_resumes(workspace):
         await pilot.press("space")
         await until(pilot, lambda: process_state(pid) in ("R", "S"))
         app.controller.shutdown()
-        await until(pilot, lambda: app.host.done)
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_k_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
@@ -136,15 +136,15 @@ async def test_plus_and_minus_change_how_many_run_at_once(workspace):
     ws = workspace(6, worker_args=["--seconds", "3"])
     app = make_app(ws.config, max_procs=1)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.host.active_count() == 1)
+        await until(pilot, lambda: app.controller.active_count() == 1)
         app.screen.query_one(JobTable).focus()
         await pilot.press("plus", "plus")
         assert app.controller.limit == 3
-        await until(pilot, lambda: app.host.active_count() == 3, timeout=3)
+        await until(pilot, lambda: app.controller.active_count() == 3, timeout=3)
         await pilot.press("minus", "minus")
         assert app.controller.limit == 1
         app.controller.shutdown()
-        await until(pilot, lambda: app.host.done)
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_capital_p_pauses_and_resumes_everything(workspace):
@@ -162,7 +162,7 @@ async def test_capital_p_pauses_and_resumes_everything(workspace):
         await pilot.press("P")
         await until(pilot, lambda: all(process_state(p) in ("R", "S") for p in pids))
         app.controller.shutdown()
-        await until(pilot, lambda: app.host.done)
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_enter_opens_the_detail_with_command_and_live_log(workspace):
@@ -182,7 +182,7 @@ async def test_enter_opens_the_detail_with_command_and_live_log(workspace):
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         app.controller.shutdown()
-        await until(pilot, lambda: app.host.done)
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_f_cycles_the_filter_and_question_mark_opens_help(workspace):
@@ -217,7 +217,7 @@ async def test_q_wait_lets_running_jobs_finish_and_launches_nothing_more(workspa
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         await pilot.press("q", "w")
-        await until(pilot, lambda: app.host.done, timeout=30)
+        await until(pilot, lambda: app.controller.done, timeout=30)
     states = [row.state for row in app.model.rows.values()]
     assert states.count(JobState.SUCCEEDED) == 2 and states.count(JobState.QUEUED) == 2
     assert app.return_code == 1
@@ -231,7 +231,7 @@ async def test_q_then_q_kills_running_jobs_and_quits(workspace):
         pids = [app.model.rows[i].pid for i in running_ids(app)]
         app.screen.query_one(JobTable).focus()
         await pilot.press("q", "q")
-        await until(pilot, lambda: app.host.done, timeout=15)
+        await until(pilot, lambda: app.controller.done, timeout=15)
     assert all(not alive(p) for p in pids)
     assert [row.state for row in app.model.rows.values()] == [JobState.KILLED] * 2
 
@@ -254,15 +254,15 @@ async def test_a_second_app_on_the_same_folder_is_told_who_holds_it(workspace):
     ws = workspace(1, worker_args=["--seconds", "3"])
     first = make_app(ws.config, max_procs=1)
     async with first.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: first.host.started)
+        await until(pilot, lambda: first.controller.started)
         second = make_app(ws.config, max_procs=1)
         async with second.run_test(size=(80, 24)) as pilot2:
             await pilot2.pause(0.3)
-            assert not second.host.started
+            assert not second.controller.started
             messages = [n.message for n in second._notifications]  # pylint: disable=protected-access
             assert any("another orch-tui" in m for m in messages)
         first.controller.shutdown()
-        await until(pilot, lambda: first.host.done)
+        await until(pilot, lambda: first.controller.done)
 
 
 async def test_an_input_that_vanishes_mid_run_is_named_on_the_finished_screen(workspace):

@@ -304,7 +304,7 @@ def session_app(script: Script) -> OrchApp:
 
 async def played(pilot) -> None:
     """Wait until the fake host delivered its events, then redraw from them."""
-    controller = pilot.app.host
+    controller = pilot.app.controller
     while not controller.delivered:
         await pilot.pause()
     await pilot.pause()

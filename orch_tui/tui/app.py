@@ -16,7 +16,7 @@ from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 
 from orch_tui.core import events as ev
-from orch_tui.core.controller import Controller, RunControl
+from orch_tui.core.controller import RunControl
 from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import Plan, load_plan
 from orch_tui.core.snapshot import CalibrationStatus
@@ -41,14 +41,14 @@ class CoreEvent(Message):
 
 
 class OrchApp(App[int]):
-    """orch-tui's Textual application: a listener of the run `host` owns."""
+    """orch-tui's Textual application: a listener of the run its `controller` (the host) owns."""
 
     CSS_PATH = "app.tcss"
     TITLE = "orch-tui"
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self,
-                 host: RunControl,
+                 controller: RunControl,
                  config_path: Path | None = None,
                  *,
                  start_dir: Path | None = None,
@@ -56,8 +56,8 @@ class OrchApp(App[int]):
         """With a host already running (an attached TUI, a test's fake), the app opens on the
         run; otherwise on the config screen, and Enter asks the host to start."""
         super().__init__()
-        self.host = host
-        self.controller: Controller = host
+        # One handle on the run, for the app and its screens alike (no second one beside it).
+        self.controller = controller
         self.config_path = config_path
         self.start_dir = start_dir or Path.cwd()
         self.yes = yes
@@ -74,14 +74,14 @@ class OrchApp(App[int]):
 
     def on_mount(self) -> None:
         """Open the first screen: the running host's, the run (with --yes) or the config."""
-        if self.host.started:
+        if self.controller.started:
             self._listen()
             return
         if self.yes and self.config_path is not None:
             try:
                 plan = load_plan(self.config_path)
             except OrchError as exc:
-                self.host.config_checked(self.config_path, exc)  # shown on the config screen
+                self.controller.config_checked(self.config_path, exc)  # shown on the config screen
             else:
                 self.start_run(plan)
                 return
@@ -93,14 +93,14 @@ class OrchApp(App[int]):
 
     def on_config_screen_checked(self, message: ConfigScreen.Checked) -> None:
         """The host decides the exit code of a run that never started."""
-        self.host.config_checked(message.path, message.error)
+        self.controller.config_checked(message.path, message.error)
 
     # --- the run
 
     def start_run(self, plan: Plan) -> None:
         """Ask the host to start the run, then listen to it."""
         try:
-            launch = self.host.start(plan)
+            launch = self.controller.start(plan)
         except OrchError as exc:
             self._cannot_start(exc)
             return
@@ -112,9 +112,9 @@ class OrchApp(App[int]):
 
     def _listen(self) -> None:
         """The run's state into a fresh model, then events; open the screen that fits it."""
-        snapshot = self.host.attach(self._fold_event)
+        snapshot = self.controller.attach(self._fold_event)
         self._attached = True
-        self.model = RunModel.from_snapshot(snapshot, clock=self.host.clock)
+        self.model = RunModel.from_snapshot(snapshot, clock=self.controller.clock)
         if snapshot.finished is not None:
             self._show("finished")
         else:
@@ -123,7 +123,7 @@ class OrchApp(App[int]):
     def detach(self) -> None:
         """Stop listening to the run (the terminal is gone); the run goes on."""
         if self._attached:
-            self.host.detach(self._fold_event)
+            self.controller.detach(self._fold_event)
             self._attached = False
 
     def _cannot_start(self, exc: OrchError) -> None:
@@ -159,7 +159,7 @@ class OrchApp(App[int]):
         from orch_tui.tui.screens.calibration import CalibrationScreen
         from orch_tui.tui.screens.finished import FinishedScreen
         from orch_tui.tui.screens.run import RunScreen
-        assert self.model is not None and self.controller is not None
+        assert self.model is not None
         screens = {
             "calibration": CalibrationScreen,
             "run": RunScreen,
@@ -179,7 +179,7 @@ class OrchApp(App[int]):
         the operator changed their mind."""
         if how is None:
             return
-        if not self.host.started or (self.model is not None and self.model.finished):
+        if not self.controller.started or (self.model is not None and self.model.finished):
             code = self.model.finished.exit_code if self.model and self.model.finished else 0
             self.exit(code, return_code=code)
             return
