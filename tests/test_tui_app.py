@@ -18,6 +18,7 @@ from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.help import HelpScreen
 from orch_tui.tui.screens.modals import ConfirmKill, QuitModal
 from orch_tui.tui.screens.run import RunScreen
+from orch_tui.tui.widgets.gauges import ProgressLine
 from orch_tui.tui.widgets.job_table import JobTable
 from tests.helpers import alive, kill_quietly, process_state, screen_text
 
@@ -84,6 +85,9 @@ async def test_space_pauses_at_the_os_level_and_resumes(workspace):
         await until(pilot, lambda: process_state(pid) == "T")
         assert app.model.rows[2].state is JobState.PAUSED
         assert app.model.rows[1].state is JobState.RUNNING
+        # The progress line's counts are bound to the screen's: a paused job is not running.
+        line = app.screen.query_one(ProgressLine)
+        await until(pilot, lambda: (line.counts.running, line.counts.paused) == (1, 1))
         await pilot.press("space")
         await until(pilot, lambda: process_state(pid) in ("R", "S"))
         app.controller.shutdown()

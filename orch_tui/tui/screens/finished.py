@@ -11,11 +11,9 @@ from textual.widgets.option_list import Option
 
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import JobState
+from orch_tui.core.tally import BAD_STATES
 from orch_tui.core.textutil import format_duration
 from orch_tui.tui.model import RunModel
-
-#: Listed by name: what failed, what was killed, and inputs that vanished mid-run.
-BAD = (JobState.FAILED, JobState.KILLED, JobState.MISSING)
 
 
 class FinishedScreen(Screen[None]):
@@ -37,7 +35,7 @@ class FinishedScreen(Screen[None]):
         options = []
         for job_id in self.model.order:
             row = self.model.rows[job_id]
-            if row.state in BAD:
+            if row.state in BAD_STATES:  # failed, killed, vanished mid-run
                 # A missing input never ran: it has no log to point at.
                 log = "" if row.state is JobState.MISSING else str(row.log_path)
                 label = Text.assemble((f"#{row.job_id} ", "bold"), row.name, "  ",
