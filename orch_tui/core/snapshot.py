@@ -15,7 +15,7 @@ from typing import Any
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
-from orch_tui.core.plan import Plan, shell_quote
+from orch_tui.core.plan import JobSpec, Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.tally import Counts, Tally
 
@@ -81,16 +81,19 @@ class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field 
                      finished_here=self.finished_here)
 
 
+def job_view(spec: JobSpec) -> JobView:
+    """The view of a job nothing has happened to yet."""
+    return JobView(job_id=spec.job_id,
+                   name=spec.name,
+                   input_size=spec.input_size,
+                   command=shell_quote(spec.display_argv),
+                   log_path=spec.log_path,
+                   output_path=spec.output_path)
+
+
 def job_views(plan: Plan) -> list[JobView]:
     """One queued view per job of the plan."""
-    return [
-        JobView(job_id=spec.job_id,
-                name=spec.name,
-                input_size=spec.input_size,
-                command=shell_quote(spec.display_argv),
-                log_path=spec.log_path,
-                output_path=spec.output_path) for spec in plan.jobs
-    ]
+    return [job_view(spec) for spec in plan.jobs]
 
 
 class RunRecord:
@@ -102,8 +105,11 @@ class RunRecord:
                  calibrate: bool = True,
                  joblog: Path | None = None,
                  paused_all: Callable[[], bool] = lambda: False) -> None:
-        self.jobs = {view.job_id: view for view in job_views(plan)}
-        self.tally = Tally({job_id: JobState.QUEUED for job_id in self.jobs})
+        # Views only for jobs something happened to: a queued job's is made from its spec when
+        # a snapshot is taken, so 100,000 waiting jobs cost the record nothing per job.
+        self._specs = {spec.job_id: spec for spec in plan.jobs}
+        self.jobs: dict[int, JobView] = {}
+        self.tally = Tally({job_id: JobState.QUEUED for job_id in self._specs})
         self.joblog = joblog
         self._paused_all = paused_all
         self._fields: dict[str, Any] = {
@@ -142,9 +148,10 @@ class RunRecord:
         self._fields.update(values)
 
     def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
-        view = self.jobs.get(event.job_id)
-        if view is None:
+        spec = self._specs.get(event.job_id)
+        if spec is None:
             return
+        view = self.jobs.get(event.job_id) or job_view(spec)
         started, ended = view.started, view.ended
         if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
             started, ended = event.time, None
@@ -171,7 +178,9 @@ class RunRecord:
 
     def snapshot(self) -> RunSnapshot:
         """The state now, frozen."""
-        return RunSnapshot(jobs=tuple(self.jobs.values()),
+        jobs = self.jobs
+        views = tuple(jobs.get(job_id) or job_view(spec) for job_id, spec in self._specs.items())
+        return RunSnapshot(jobs=views,
                            counts=self.tally.counts(),
                            first_launch=self.tally.first_launch,
                            finished_here=self.tally.finished_here,
