@@ -16,8 +16,9 @@ from typing import TextIO
 
 from orch_tui import __version__
 from orch_tui.core.errors import OrchError
+from orch_tui.core.host import RunHost
 from orch_tui.core.plan import Plan, load_plan, shell_quote
-from orch_tui.core.session import RunOptions, RunSession
+from orch_tui.core.session import RunOptions
 from orch_tui.core.statedir import StateDir
 from orch_tui.core.textutil import printable
 from orch_tui.headless import HeadlessReporter
@@ -169,48 +170,53 @@ def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions
                       argv=tuple(sys.argv if argv is None else argv))
 
 
+def headless_reporter(host: RunHost, stream: TextIO | None) -> HeadlessReporter:
+    """A reporter writing to `stream`, to run.log once that cannot take lines."""
+
+    def fallback() -> TextIO:
+        assert host.state is not None
+        return open_run_log(host.state)
+
+    return HeadlessReporter(stream, fallback=fallback)
+
+
 async def run_headless(plan: Plan, options: RunOptions, *, stream: TextIO | None = None) -> int:
     """Run the plan with the headless reporter; signals stop it cleanly, SIGHUP does not."""
     loop = asyncio.get_running_loop()
-    session = RunSession.open(plan, options)
-    if session.journal.notice:
-        print(f"orch-tui: warning: {printable(session.journal.notice)}", file=sys.stderr)
-    reporter = HeadlessReporter(stream, fallback=lambda: open_run_log(session.state))
-    reporter.register_logs({spec.job_id: str(spec.log_path) for spec in plan.jobs})
-    session.bus.add_listener(reporter)
-    try:
-        orchestrator = session.start()
-    except BaseException:
-        session.close()
-        raise
-    resume = session.describe_resume()
-    if resume:
-        reporter.write(resume)
+    host = RunHost(options)
+    launch = host.start(plan)
+    if launch.notice:
+        print(f"orch-tui: warning: {printable(launch.notice)}", file=sys.stderr)
+    reporter = headless_reporter(host, stream)
+    reporter.adopt(host.attach(reporter))
+    if launch.resume:
+        reporter.write(launch.resume)
     received: list[int] = []
 
     def on_stop(signum: int) -> None:
         if received:
-            orchestrator.runner.kill_all()  # a second Ctrl-C: no more grace
+            host.kill_all_now()  # a second Ctrl-C: no more grace
         received.append(signum)
         reporter.write(f"orch-tui: {signal.Signals(signum).name}: stopping, "
                        "terminating running jobs")
-        orchestrator.shutdown(kill=True)
+        host.shutdown(kill=True)
 
     def on_hangup() -> None:
         # The terminal is gone: keep running, keep a record in the state folder instead.
-        reporter.stream = open_run_log(session.state)
+        assert host.state is not None
+        reporter.stream = open_run_log(host.state)
         reporter.write("orch-tui: SIGHUP: terminal gone, run continues headless")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_stop, signum)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
-        code = await session.run()
+        code = await host.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        session.close()
-        for error in session.errors():
+        host.close()
+        for error in host.errors():
             print(f"orch-tui: warning: {printable(error)}", file=sys.stderr)
     if received:
         return 128 + received[0]
@@ -218,11 +224,11 @@ async def run_headless(plan: Plan, options: RunOptions, *, stream: TextIO | None
 
 
 async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] | None) -> int:
-    """Run the Textual app on this loop with the core beside it.
+    """Run the Textual app on this loop, attached to a run host.
 
-    SIGHUP (the SSH connection dropped) closes the app but not the run: the core keeps going on
-    this loop to the end of the queue, reporting to <output_dir>/.orch-tui/run.log. SIGTERM and
-    SIGINT from outside end the run as in headless mode."""
+    SIGHUP (the SSH connection dropped) closes the app but not the run: the app's listener is
+    detached and the headless reporter attached, writing to <output_dir>/.orch-tui/run.log
+    until the end of the queue. SIGTERM and SIGINT from outside end the run as in headless."""
     # pylint: disable-next=import-outside-toplevel
     from orch_tui.tui.app import OrchApp
     # Textual sizes the screen with shutil.get_terminal_size(), which prefers these variables
@@ -230,15 +236,29 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
     loop = asyncio.get_running_loop()
-    app = OrchApp(path, start_dir=Path.cwd(), yes=args.yes, options=options_from(args, argv))
+    host = RunHost(options_from(args, argv), config=path)
+    app = OrchApp(host, path, start_dir=Path.cwd(), yes=args.yes)
     received: list[int] = []
+    reporters: list[HeadlessReporter] = []
+
+    def go_headless() -> None:
+        # The TUI stops listening; the headless reporter takes over from the run's snapshot.
+        app.detach()
+        if reporters or host.done:
+            return
+        assert host.state is not None
+        reporter = HeadlessReporter(open_run_log(host.state))
+        reporter.adopt(host.attach(reporter))
+        reporter.write("orch-tui: the terminal is gone: the run continues headless")
+        reporters.append(reporter)
 
     def on_hangup() -> None:
+        go_headless()
         app.exit()
 
     def on_stop(signum: int) -> None:
         received.append(signum)
-        if app.controller is not None:
+        if host.started:
             app.request_quit("kill")
         else:
             app.exit()
@@ -247,35 +267,16 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_stop, signum)
     try:
-        result = await app.run_async()
-        task = app.run_task
-        if task is not None and not task.done() and app.bus is not None and app.plan:
-            assert app.run_session is not None
-            reporter = HeadlessReporter(open_run_log(app.run_session.state))
-            reporter.register_logs({spec.job_id: str(spec.log_path) for spec in app.plan.jobs})
-            if app.model is not None:
-                reporter.catch_up(app.model.total, app.model.preflight, app.model.limit, {
-                    i: row.state
-                    for i, row in app.model.rows.items()
-                })
-            app.bus.add_listener(reporter)
-            reporter.write("orch-tui: the terminal is gone: the run continues headless")
-            result = await task
+        await app.run_async()
+        go_headless()  # the app is gone with the run still going: whatever the cause, same
+        code = await host.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        if app.run_session is not None:
-            app.run_session.close()
+        host.close()
     if received:
         return 128 + received[0]
-    if result is None:
-        if app.plan is None and path is not None:
-            try:
-                load_plan(path)
-            except OrchError:
-                return EXIT_USAGE
-        return EXIT_OK
-    return result
+    return code
 
 
 def guard_standard_fds() -> None:

@@ -16,6 +16,8 @@ from typing import Any, TextIO
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
 from orch_tui.core.scaling import ScalingDecision
+from orch_tui.core.snapshot import RunSnapshot
+from orch_tui.core.tally import Tally, eta
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 
 
@@ -71,11 +73,8 @@ class HeadlessReporter:
         self.stream: TextIO = stream or open(os.devnull, "w", encoding="utf-8")
         self.progress_every = progress_every
         self._clock = clock
-        self._states: dict[int, JobState] = {}
+        self._tally = Tally()
         self._total = 0
-        self._missing = 0
-        self._finished_here = 0
-        self._first_launch: float | None = None
         self._last_progress = float("-inf")
         self._limit = 0
         self._log_paths: dict[int, str] = {}
@@ -95,13 +94,11 @@ class HeadlessReporter:
         """Tell the reporter where each job's log is, for failure lines."""
         self._log_paths.update(paths)
 
-    def catch_up(self, total: int, preflight: ev.PreflightDone | None, limit: int,
-                 states: dict[int, JobState]) -> None:
-        """Start mid-run (the TUI's terminal went away): adopt what the run already knows."""
-        self._total, self._limit = total, limit
-        self._missing = preflight.missing if preflight else 0
-        self._states.update(states)
-        self._first_launch = self._clock()
+    def adopt(self, snapshot: RunSnapshot) -> None:
+        """Attached midway (the TUI's terminal went away): go on from the run's state."""
+        self._tally = snapshot.tally()
+        self._total, self._limit = snapshot.counts.total, snapshot.limit
+        self.register_logs({job.job_id: str(job.log_path) for job in snapshot.jobs})
 
     def write(self, line: str) -> None:
         """Print one line; a closed terminal (SIGHUP), a closed stdout or a broken pipe must
@@ -125,7 +122,7 @@ class HeadlessReporter:
 
     def _on_preflight_done(self, event: ev.PreflightDone) -> None:
         self._total = event.total
-        self._missing = event.missing
+        self._tally.apply(event)
         self.write(f"preflight: {event.total} inputs ({format_bytes(event.input_bytes)}): "
                    f"{event.runnable} to run, {event.skipped} already done, "
                    f"{event.missing} missing, {event.duplicates} duplicate lines ignored")
@@ -155,10 +152,8 @@ class HeadlessReporter:
                    f"reserve {format_bytes(event.reserve)})")
 
     def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
-        self._states[event.job_id] = event.state
+        self._tally.change(event)
         now = self._clock()
-        if event.state is JobState.RUNNING and self._first_launch is None:
-            self._first_launch = now
         if event.state in (JobState.FAILED, JobState.KILLED, JobState.MISSING):
             log = self._log_paths.get(event.job_id)
             where = f" (log: {printable(log)})" if log and event.state is not JobState.MISSING \
@@ -166,7 +161,6 @@ class HeadlessReporter:
             self.write(f"{event.state.value.upper()} #{event.job_id} {printable(event.name)}: "
                        f"{printable(event.reason)}{where}")
         if event.state.finished and event.state is not JobState.SKIPPED:
-            self._finished_here += 1
             if now - self._last_progress >= self.progress_every:
                 self.progress(now)
 
@@ -184,17 +178,19 @@ class HeadlessReporter:
     # --- progress
 
     def progress(self, now: float | None = None) -> None:
-        """Print `[done/total] running N failed N ETA h:mm:ss`."""
+        """Print `[ended/total] running N (limit N)  failed N  ETA h:mm:ss` (killed and paused
+        jobs named when there are any: they are never inside failed and running)."""
         now = self._clock() if now is None else now
         self._last_progress = now
-        states = list(self._states.values())
-        done = sum(1 for s in states if s.finished) + self._missing
-        running = sum(1 for s in states if s.active)
-        failed = sum(1 for s in states if s in (JobState.FAILED, JobState.KILLED))
-        remaining = self._total - done
-        eta = "--:--"
-        if self._first_launch is not None and self._finished_here:
-            rate = self._finished_here / max(now - self._first_launch, 1e-6)
-            eta = format_duration(remaining / rate)
-        self.write(f"[{done:>{len(str(self._total))}}/{self._total}] running {running} "
-                   f"(limit {self._limit})  failed {failed}  ETA {eta}")
+        counts, tally = self._tally.counts(), self._tally
+        ended = counts.ended
+        running = f"running {counts.running}"
+        if counts.paused:
+            running += f", paused {counts.paused}"
+        failed = f"failed {counts.failed}"
+        if counts.killed:
+            failed += f", killed {counts.killed}"
+        seconds = eta(self._total - ended, tally.finished_here, tally.first_launch, now)
+        eta_text = "--:--" if seconds is None else format_duration(seconds)
+        self.write(f"[{ended:>{len(str(self._total))}}/{self._total}] {running} "
+                   f"(limit {self._limit})  {failed}  ETA {eta_text}")

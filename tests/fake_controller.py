@@ -1,23 +1,101 @@
-"""A stand-in for the Orchestrator that only records what the screens ask of it.
+"""A stand-in for the run host that only records what the screens ask of it.
 
-Snapshot and replay tests hand the TUI a hand-built RunModel and this controller through
-`Session`, so no core, no subprocess and no clock can make a screenshot drift.
+Snapshot and replay tests hand the TUI this controller: attaching gives a snapshot of hand-made
+jobs (all queued), then the scripted events are delivered on the loop's next turn, as a live
+host would deliver them. No core, no subprocess and no clock can make a screenshot drift.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-class FakeController:
-    """Implements the TUI's `Controller` protocol; every command is appended to `calls`."""
+from orch_tui.core import events as ev
+from orch_tui.core.controller import Launch, Listener
+from orch_tui.core.errors import OrchError
+from orch_tui.core.plan import Plan
+from orch_tui.core.snapshot import CalibrationStatus, JobView, RunSnapshot
+from orch_tui.core.tally import Counts
 
-    def __init__(self, limit: int = 4, *, paused_all: bool = False) -> None:
-        self.limit = limit
-        self.paused_all = paused_all
+
+class FakeController:  # pylint: disable=too-many-instance-attributes  # a recorder of everything
+    """Implements `RunControl` (core/controller.py); every command is appended to `calls`."""
+
+    def __init__(self,
+                 jobs: Sequence[JobView] = (),
+                 events: Sequence[ev.Event] = (),
+                 *,
+                 limit: int = 4,
+                 paused_all: bool = False,
+                 calibration: CalibrationStatus = CalibrationStatus.SKIPPED,
+                 clock: Callable[[], float] = lambda: 0.0,
+                 started: bool = True) -> None:
+        """`started=False`: no run yet (the app opens on the config screen)."""
+        self.jobs = tuple(jobs)
+        self.events = list(events)
+        self._limit = limit
+        self._paused_all = paused_all
+        self.calibration = calibration
+        self._clock = clock
         self.calls: list[tuple[str, object]] = []
+        self.listeners: list[Listener] = []
+        self.delivered = False
+        self._started = started
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The frozen clock of the test."""
+        return self._clock
+
+    @property
+    def started(self) -> bool:
+        """As constructed: a run under way, or none yet."""
+        return self._started
+
+    def start(self, plan: Plan) -> Launch:
+        """Record the request; the fake then plays its script."""
+        self._record("start", plan)
+        self._started = True
+        return Launch()
+
+    def config_checked(self, path: Path, error: OrchError | None) -> None:
+        """Record a validation."""
+        self._record("config_checked", (path, error))
+
+    def attach(self, listener: Listener) -> RunSnapshot:
+        """The hand-made jobs, then the scripted events on the loop's next turn."""
+        self.listeners.append(listener)
+        asyncio.get_running_loop().call_soon(self._deliver, listener)
+        return RunSnapshot(jobs=self.jobs,
+                           counts=Counts.of(job.state for job in self.jobs),
+                           calibration=self.calibration,
+                           limit=self._limit,
+                           paused_all=self._paused_all)
+
+    def _deliver(self, listener: Listener) -> None:
+        for event in self.events:
+            listener(event)
+        self.delivered = True
+
+    def detach(self, listener: Listener) -> None:
+        """Record the detach."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
 
     def _record(self, name: str, arg: object = None) -> bool:
         self.calls.append((name, arg))
         return True
+
+    @property
+    def limit(self) -> int:
+        """The limit the screens set last."""
+        return self._limit
+
+    @property
+    def paused_all(self) -> bool:
+        """As pause_all/resume_all left it."""
+        return self._paused_all
 
     def pause(self, job_id: int) -> bool:
         """Record a pause."""
@@ -37,17 +115,17 @@ class FakeController:
 
     def pause_all(self) -> None:
         """Record pause-all and reflect it like the core does."""
-        self.paused_all = True
+        self._paused_all = True
         self._record("pause_all")
 
     def resume_all(self) -> None:
         """Record resume-all and reflect it like the core does."""
-        self.paused_all = False
+        self._paused_all = False
         self._record("resume_all")
 
     def set_limit(self, limit: int) -> None:
         """Record the operator's limit and keep it, as the screens read it back."""
-        self.limit = limit
+        self._limit = limit
         self._record("set_limit", limit)
 
     def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:

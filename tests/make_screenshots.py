@@ -25,6 +25,8 @@ from textual.pilot import Pilot
 from textual.widgets import Log
 
 from orch_tui.core.events import JobState
+from orch_tui.core.host import RunHost
+from orch_tui.core.session import RunOptions
 from orch_tui.demo.workspace import write_demo_workspace
 from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.calibration import CalibrationScreen
@@ -101,8 +103,8 @@ class Shooter:
         await self.until(lambda: isinstance(app.screen, RunScreen), "the run screen")
         # Mid-run: a failure and some successes, and jobs running long enough for sparklines.
         await self.until(
-            lambda: app.model is not None and app.model.failed >= 1 and len(self.sampled(4)) >= 2,
-            "a mid-run moment", 90.0)
+            lambda: app.model is not None and app.model.counts().failed >= 1 and len(self.sampled(
+                4)) >= 2, "a mid-run moment", 90.0)
         await self.shoot("04-run.svg")
 
         # The job with the most samples that is not about to end, so its detail shows it running.
@@ -145,16 +147,16 @@ async def make_screenshots(out: Path,
     """Write the demo workspace, run it under the TUI headless and save the screenshots."""
     out.mkdir(parents=True, exist_ok=True)
     config = write_demo_workspace(workspace, count=count, seconds=seconds)
-    app = OrchApp(config, start_dir=workspace)
+    host = RunHost(RunOptions(), config=config)
+    app = OrchApp(host, config, start_dir=workspace)
     async with app.run_test(size=SIZE) as pilot:
         shooter = Shooter(app, pilot, out, verbose=verbose)
         try:
             await shooter.run()
         finally:
-            if app.run_task is not None and not app.run_task.done():
-                assert app.orchestrator is not None
-                app.orchestrator.shutdown(kill=True, interrupted=True)
-                await asyncio.wait_for(asyncio.shield(app.run_task), 30)
+            if not host.done:
+                host.shutdown(kill=True, interrupted=True)
+                await asyncio.wait_for(host.wait(), 30)
     return shooter.saved
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import EventBus, JobState
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
+from orch_tui.core.snapshot import JobView, RunSnapshot
+from orch_tui.core.tally import Counts
 from orch_tui.core.textutil import format_bytes
 from orch_tui.headless import HeadlessReporter
 
@@ -107,3 +110,32 @@ def test_format_bytes_never_uses_exponents():
     assert format_bytes(1023 * 1024) == "1023 KiB"
     assert format_bytes(150 * 1024**3) == "150 GiB"
     assert format_bytes(12) == "12 B"
+
+
+def test_a_reporter_attached_midway_goes_on_from_the_snapshot():
+    # What a hangup does: the TUI detaches, this reporter attaches and gets the run's state.
+    views = [
+        JobView(job_id=i,
+                name=f"{i}.mp4",
+                output_path=Path(f"/o/{i}.mp4"),
+                log_path=Path(f"/o/.orch-tui/logs/{i}.log"),
+                command="x",
+                input_size=1,
+                state=state) for i, state in enumerate(
+                    [JobState.SUCCEEDED, JobState.RUNNING, JobState.PAUSED, JobState.QUEUED], 1)
+    ]
+    counts = Counts.of((view.state for view in views), missing=1)
+    snapshot = RunSnapshot(jobs=tuple(views),
+                           counts=counts,
+                           first_launch=0.0,
+                           finished_here=1,
+                           limit=2)
+    out, clock = io.StringIO(), Clock()
+    reporter = HeadlessReporter(out, progress_every=0, clock=clock)
+    reporter.adopt(snapshot)
+    clock.now = 10.0
+    reporter(_state(2, JobState.FAILED, name="2.mp4", reason="exit 1"))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "FAILED #2 2.mp4: exit 1 (log: /o/.orch-tui/logs/2.log)"
+    # 3 of 5 ended (one missing), 2 finished here in 10 s: 2 left take 10 s more.
+    assert lines[1] == "[3/5] running 0, paused 1 (limit 2)  failed 1  ETA 0:00:10"

@@ -13,7 +13,8 @@ import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, PauseReason, StopReason
-from orch_tui.core.job import Job, tally
+from orch_tui.core.job import Job
+from orch_tui.core.tally import Counts
 from orch_tui.core.jobqueue import JobQueue
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.runner import ProcessSample
@@ -101,13 +102,18 @@ def test_the_event_describes_the_job_as_it_stands():
                                        stop=StopReason.EXIT)
 
 
-def test_tally_counts_final_states_and_missing_inputs_and_gives_the_exit_code():
+def test_the_tally_of_jobs_counts_final_states_and_missing_inputs_and_gives_the_exit_code():
     jobs = [Job(spec(i)) for i in (1, 2, 3)]
     jobs[0].state, jobs[1].state, jobs[2].state = (JobState.SUCCEEDED, JobState.SKIPPED,
                                                    JobState.SUCCEEDED)
-    assert tally(jobs, 0) == ({"succeeded": 2, "skipped": 1, "missing": 0}, 0)
-    assert tally(jobs, 2) == ({"succeeded": 2, "skipped": 1, "missing": 2}, 1)
+
+    def tally(missing: int) -> tuple[dict[str, int], int]:
+        counts = Counts.of((job.state for job in jobs), missing=missing)
+        return counts.as_dict(), counts.exit_code
+
+    assert tally(0) == ({"succeeded": 2, "skipped": 1, "missing": 0}, 0)
+    assert tally(2) == ({"succeeded": 2, "skipped": 1, "missing": 2}, 1)
     jobs[1].state = JobState.KILLED
-    assert tally(jobs, 0)[1] == 1
+    assert tally(0)[1] == 1
     jobs[1].state = JobState.QUEUED  # never ran (a halt): not a success either
-    assert tally(jobs, 0) == ({"succeeded": 2, "queued": 1, "missing": 0}, 1)
+    assert tally(0) == ({"succeeded": 2, "queued": 1, "missing": 0}, 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from orch_tui.core.events import JobState
+from orch_tui.core.host import RunHost
 from orch_tui.core.session import RunOptions
 from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.calibration import CalibrationScreen
@@ -17,6 +18,7 @@ from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.help import HelpScreen
 from orch_tui.tui.screens.modals import ConfirmKill, QuitModal
 from orch_tui.tui.screens.run import RunScreen
+from orch_tui.tui.widgets.gauges import ProgressLine
 from orch_tui.tui.widgets.job_table import JobTable
 from tests.helpers import alive, kill_quietly, process_state, screen_text
 
@@ -29,6 +31,12 @@ async def until(pilot, predicate, timeout=15.0):
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.05)
+
+
+def make_app(config, *, max_procs=None, options=None):
+    """The app on a run host of its own, as the command line builds them."""
+    host = RunHost(options or RunOptions(max_procs=max_procs), config=config)
+    return OrchApp(host, config, yes=True)
 
 
 def select(app, job_id):
@@ -45,7 +53,7 @@ def running_ids(app):
 
 async def test_yes_calibrates_shows_the_result_then_runs_to_the_finished_screen(workspace):
     ws = workspace(3, worker_args=["--seconds", "1.2"])
-    app = OrchApp(ws.config, yes=True)
+    app = make_app(ws.config)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, CalibrationScreen))
         await until(pilot, lambda: app.model.calibrated is not None)
@@ -68,7 +76,7 @@ async def test_yes_calibrates_shows_the_result_then_runs_to_the_finished_screen(
 
 async def test_space_pauses_at_the_os_level_and_resumes(workspace):
     ws = workspace(2, worker_args=["--seconds", "4"])
-    app = OrchApp(ws.config, yes=True, max_procs=2)
+    app = make_app(ws.config, max_procs=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 2)
         select(app, 2)
@@ -77,10 +85,13 @@ async def test_space_pauses_at_the_os_level_and_resumes(workspace):
         await until(pilot, lambda: process_state(pid) == "T")
         assert app.model.rows[2].state is JobState.PAUSED
         assert app.model.rows[1].state is JobState.RUNNING
+        # The progress line's counts are bound to the screen's: a paused job is not running.
+        line = app.screen.query_one(ProgressLine)
+        await until(pilot, lambda: (line.counts.running, line.counts.paused) == (1, 1))
         await pilot.press("space")
         await until(pilot, lambda: process_state(pid) in ("R", "S"))
         app.controller.shutdown()
-        await until(pilot, lambda: app.run_task.done())
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_k_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
@@ -88,7 +99,7 @@ async def test_k_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
     ws = workspace(
         1, worker_args=["--seconds", "60", "--grandchildren", "1", "--pidfile",
                         str(pidfile)])
-    app = OrchApp(ws.config, yes=True, max_procs=1)
+    app = make_app(ws.config, max_procs=1)
     pids = []
     try:
         async with app.run_test(size=(80, 24)) as pilot:
@@ -112,7 +123,7 @@ async def test_k_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
 
 async def test_r_requeues_a_killed_job_and_it_runs_again(workspace):
     ws = workspace(2, worker_args=["--seconds", "1.5"])
-    app = OrchApp(ws.config, yes=True, max_procs=1)
+    app = make_app(ws.config, max_procs=1)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.model.rows[1].state is JobState.RUNNING)
         app.controller.kill(1)
@@ -127,22 +138,22 @@ async def test_r_requeues_a_killed_job_and_it_runs_again(workspace):
 
 async def test_plus_and_minus_change_how_many_run_at_once(workspace):
     ws = workspace(6, worker_args=["--seconds", "3"])
-    app = OrchApp(ws.config, yes=True, max_procs=1)
+    app = make_app(ws.config, max_procs=1)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.orchestrator.active_count() == 1)
+        await until(pilot, lambda: app.controller.active_count() == 1)
         app.screen.query_one(JobTable).focus()
         await pilot.press("plus", "plus")
         assert app.controller.limit == 3
-        await until(pilot, lambda: app.orchestrator.active_count() == 3, timeout=3)
+        await until(pilot, lambda: app.controller.active_count() == 3, timeout=3)
         await pilot.press("minus", "minus")
         assert app.controller.limit == 1
         app.controller.shutdown()
-        await until(pilot, lambda: app.run_task.done())
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_capital_p_pauses_and_resumes_everything(workspace):
     ws = workspace(4, worker_args=["--seconds", "3"])
-    app = OrchApp(ws.config, yes=True, max_procs=2)
+    app = make_app(ws.config, max_procs=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 2)
         app.screen.query_one(JobTable).focus()
@@ -155,12 +166,12 @@ async def test_capital_p_pauses_and_resumes_everything(workspace):
         await pilot.press("P")
         await until(pilot, lambda: all(process_state(p) in ("R", "S") for p in pids))
         app.controller.shutdown()
-        await until(pilot, lambda: app.run_task.done())
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_enter_opens_the_detail_with_command_and_live_log(workspace):
     ws = workspace(["[red]x.mp4"], worker_args=["--seconds", "2"])
-    app = OrchApp(ws.config, yes=True, max_procs=1)
+    app = make_app(ws.config, max_procs=1)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.model.rows[1].state is JobState.RUNNING)
         app.model.rows[1].log_path.write_text("hello [bold]log[/bold]\n", encoding="utf-8")
@@ -175,12 +186,12 @@ async def test_enter_opens_the_detail_with_command_and_live_log(workspace):
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         app.controller.shutdown()
-        await until(pilot, lambda: app.run_task.done())
+        await until(pilot, lambda: app.controller.done)
 
 
 async def test_f_cycles_the_filter_and_question_mark_opens_help(workspace):
     ws = workspace(3, worker_args=["--seconds", "0.8", "--exit", "1"])
-    app = OrchApp(ws.config, yes=True, max_procs=1)
+    app = make_app(ws.config, max_procs=1)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunScreen))
         app.screen.query_one(JobTable).focus()
@@ -201,7 +212,7 @@ async def test_q_wait_lets_running_jobs_finish_and_launches_nothing_more(workspa
     # Long enough that the keys below always land while the first two still run, even on a
     # loaded machine (at 1.5 s they once finished first).
     ws = workspace(4, worker_args=["--seconds", "6"])
-    app = OrchApp(ws.config, yes=True, max_procs=2)
+    app = make_app(ws.config, max_procs=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 2)
         app.screen.query_one(JobTable).focus()
@@ -210,7 +221,7 @@ async def test_q_wait_lets_running_jobs_finish_and_launches_nothing_more(workspa
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         await pilot.press("q", "w")
-        await until(pilot, lambda: app.run_task.done(), timeout=30)
+        await until(pilot, lambda: app.controller.done, timeout=30)
     states = [row.state for row in app.model.rows.values()]
     assert states.count(JobState.SUCCEEDED) == 2 and states.count(JobState.QUEUED) == 2
     assert app.return_code == 1
@@ -218,13 +229,13 @@ async def test_q_wait_lets_running_jobs_finish_and_launches_nothing_more(workspa
 
 async def test_q_then_q_kills_running_jobs_and_quits(workspace):
     ws = workspace(2, worker_args=["--seconds", "60"])
-    app = OrchApp(ws.config, yes=True, max_procs=2)
+    app = make_app(ws.config, max_procs=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 2)
         pids = [app.model.rows[i].pid for i in running_ids(app)]
         app.screen.query_one(JobTable).focus()
         await pilot.press("q", "q")
-        await until(pilot, lambda: app.run_task.done(), timeout=15)
+        await until(pilot, lambda: app.controller.done, timeout=15)
     assert all(not alive(p) for p in pids)
     assert [row.state for row in app.model.rows.values()] == [JobState.KILLED] * 2
 
@@ -232,7 +243,7 @@ async def test_q_then_q_kills_running_jobs_and_quits(workspace):
 async def test_finished_screen_names_the_journal_and_joblog(workspace, tmp_path):
     ws = workspace(1)
     joblog = tmp_path / "jobs.tsv"
-    app = OrchApp(ws.config, yes=True, options=RunOptions(max_procs=1, joblog=joblog))
+    app = make_app(ws.config, options=RunOptions(max_procs=1, joblog=joblog))
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
         await pilot.pause(0.2)
@@ -245,22 +256,22 @@ async def test_finished_screen_names_the_journal_and_joblog(workspace, tmp_path)
 
 async def test_a_second_app_on_the_same_folder_is_told_who_holds_it(workspace):
     ws = workspace(1, worker_args=["--seconds", "3"])
-    first = OrchApp(ws.config, yes=True, max_procs=1)
+    first = make_app(ws.config, max_procs=1)
     async with first.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: first.run_task is not None)
-        second = OrchApp(ws.config, yes=True, max_procs=1)
+        await until(pilot, lambda: first.controller.started)
+        second = make_app(ws.config, max_procs=1)
         async with second.run_test(size=(80, 24)) as pilot2:
             await pilot2.pause(0.3)
-            assert second.run_task is None
+            assert not second.controller.started
             messages = [n.message for n in second._notifications]  # pylint: disable=protected-access
             assert any("another orch-tui" in m for m in messages)
         first.controller.shutdown()
-        await until(pilot, lambda: first.run_task.done())
+        await until(pilot, lambda: first.controller.done)
 
 
 async def test_an_input_that_vanishes_mid_run_is_named_on_the_finished_screen(workspace):
     ws = workspace(2, worker_args=["--seconds", "1"])
-    app = OrchApp(ws.config, yes=True, max_procs=1)
+    app = make_app(ws.config, max_procs=1)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 1)
         ws.inputs[1].unlink()

@@ -1,10 +1,12 @@
 """SVG snapshots of every screen at 80x24 and 120x40, fed only deterministic events.
 
-No core runs here: each test builds a RunModel by hand (fixed paths, fixed sizes), applies a fixed
-list of core events with fixed times, and hands it to OrchApp through a Session with a recording
-controller and a frozen clock. The config screen needs real files, so they are written under a
-fixed folder (SNAP_ROOT) recreated by each test; free disk space, the one figure the machine would
-leak into a screen, is pinned with monkeypatch.
+No core runs here: each test builds a RunModel by hand (fixed paths, fixed sizes) to script a
+fixed list of core events with fixed times, and hands the jobs and the events to OrchApp through
+a FakeController (the run host's stand-in) with a frozen clock. The config screen and the detail
+log need real files: they are written under pytest's tmp_path and shown as if under SNAP_ROOT (the
+screens' path display is mapped), so no machine-dependent folder leaks into an SVG and parallel
+runs never share a folder; free disk space, the one figure the machine would leak into a screen,
+is pinned with monkeypatch.
 
 Update with `pytest tests/test_tui_snapshots.py --snapshot-update`, then look at the SVGs.
 """
@@ -14,6 +16,7 @@ Update with `pytest tests/test_tui_snapshots.py --snapshot-update`, then look at
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import namedtuple
 from collections.abc import Sequence
@@ -25,12 +28,15 @@ from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.plan import safe_log_stem, shell_quote
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
-from orch_tui.tui.app import OrchApp, Session
+from orch_tui.core.snapshot import CalibrationStatus, JobView
+from orch_tui.tui.app import OrchApp
 from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.screens import config as config_screen
+from orch_tui.tui.screens import detail as detail_screen
 from orch_tui.tui.screens.detail import DetailScreen
 from tests.fake_controller import FakeController
 
-#: Everything a snapshot may show on disk lives here, so no tmp_path leaks into an SVG.
+#: Where every path a snapshot shows seems to be (files really live under tmp_path).
 SNAP_ROOT = Path("/tmp/orch-tui-snapshots")
 OUT = SNAP_ROOT / "out"
 LOGS = OUT / ".orch-tui" / "logs"
@@ -64,6 +70,25 @@ frame= 2451 fps= 54 q=28.0 size=   31232KiB time=00:01:37.96 bitrate=2611.7kbits
 Script = namedtuple("Script", "model controller")
 
 
+class ScriptModel(RunModel):
+    """A model that also keeps every event applied to it: the script the fake host plays."""
+
+    def __init__(self, rows: list[JobRow]) -> None:
+        super().__init__(rows, clock=fixed_clock)
+        self.jobs = tuple(
+            JobView(job_id=row.job_id,
+                    name=row.name,
+                    input_size=row.input_size,
+                    command=row.command,
+                    log_path=row.log_path,
+                    output_path=row.output_path) for row in rows)
+        self.events: list[ev.Event] = []
+
+    def apply(self, event: ev.Event) -> None:
+        self.events.append(event)
+        super().apply(event)
+
+
 def fixed_clock() -> float:
     return NOW
 
@@ -92,7 +117,7 @@ def make_rows(names: Sequence[str]) -> list[JobRow]:
 
 
 def new_model(names: Sequence[str]) -> RunModel:
-    model = RunModel(make_rows(names), clock=fixed_clock)
+    model = ScriptModel(make_rows(names))
     model.apply(
         ev.PreflightDone(time=900.0,
                          total=len(names) + 1,
@@ -192,7 +217,7 @@ def calibration_model(*, finished: bool) -> Script:
                                    rss_bytes=(60 + 8 * min(tick, 15)) * MIB,
                                    output_bytes=int(0.6 * MIB * tick),
                                    read_fraction=0.01 * tick))
-    controller = FakeController(limit=1)
+    limit = 1
     if finished:
         profile, limits = decision()
         model.apply(
@@ -206,8 +231,8 @@ def calibration_model(*, finished: bool) -> Script:
                                    profile=profile,
                                    decision=limits,
                                    source=ev.LimitSource.WINDOW))
-        controller.limit = limits.limit
-    return Script(model, controller)
+        limit = limits.limit
+    return Script(model, controller_for(model, limit, CalibrationStatus.PENDING))
 
 
 def run_model(names: Sequence[str] = NAMES) -> Script:
@@ -239,7 +264,7 @@ def run_model(names: Sequence[str] = NAMES) -> Script:
         ev.Notice(time=902.0,
                   level=ev.NoticeLevel.WARNING,
                   message="input missing: /data/in/clip13.mp4 (list line 15)"))
-    return Script(model, FakeController(limit=limits.limit))
+    return Script(model, controller_for(model, limits.limit))
 
 
 def finished_model(names: Sequence[str] = NAMES) -> Script:
@@ -258,21 +283,56 @@ def finished_model(names: Sequence[str] = NAMES) -> Script:
     counts = {"succeeded": len(names) - 3, "failed": 2, "killed": 1, "missing": 1}
     model.apply(
         ev.RunFinished(time=NOW, counts=counts, wall_seconds=312.4, exit_code=1, interrupted=False))
-    return Script(model, FakeController(limit=6))
+    return Script(model, controller_for(model, 6))
 
 
-def session_app(script: Script, screen: str) -> OrchApp:
-    return OrchApp(session=Session(script.model, script.controller, screen=screen),
-                   clock=fixed_clock)
+def controller_for(model: ScriptModel,
+                   limit: int,
+                   calibration: CalibrationStatus = CalibrationStatus.SKIPPED) -> FakeController:
+    """A fake host playing the model's script: its jobs (queued) on attach, then its events."""
+    return FakeController(model.jobs,
+                          model.events,
+                          limit=limit,
+                          calibration=calibration,
+                          clock=fixed_clock)
+
+
+def session_app(script: Script) -> OrchApp:
+    """The app attached to the script's fake host; it opens the screen the events lead to."""
+    return OrchApp(script.controller)
+
+
+async def played(pilot) -> None:
+    """Wait until the fake host delivered its events, then redraw from them."""
+    controller = pilot.app.controller
+    while not controller.delivered:
+        await pilot.pause()
+    await pilot.pause()
+    refresh = getattr(pilot.app.screen, "refresh_view", None)
+    if refresh is not None:
+        refresh()
+    await pilot.pause()
 
 
 # --- config files ----------------------------------------------------------------------------
 
 
-def fresh_dir(name: str) -> Path:
-    """SNAP_ROOT/name, emptied: the same absolute path on every run and every machine."""
-    folder = SNAP_ROOT / name
-    shutil.rmtree(folder, ignore_errors=True)
+@pytest.fixture
+def snap_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder under tmp_path that the config screen shows as SNAP_ROOT: the same text on
+    every run and every machine, with nothing written outside the test's own folder."""
+    shown = config_screen._show  # pylint: disable=protected-access
+
+    def as_snap_root(path: Path | str) -> str:
+        return shown(str(path).replace(str(tmp_path), str(SNAP_ROOT)))
+
+    monkeypatch.setattr(config_screen, "_show", as_snap_root)
+    return tmp_path
+
+
+def fresh_dir(root: Path, name: str) -> Path:
+    """root/name, created empty."""
+    folder = root / name
     folder.mkdir(parents=True)
     return folder
 
@@ -344,77 +404,89 @@ def colour_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @sizes
 @pytest.mark.usefixtures("fixed_disk")
-def test_config_summary(snap_compare, size):
-    config = write_config(fresh_dir("config-valid"))
-    assert snap_compare(OrchApp(config), terminal_size=size)
+def test_config_summary(snap_compare, size, snap_root):
+    config = write_config(fresh_dir(snap_root, "config-valid"))
+    assert snap_compare(OrchApp(FakeController(started=False), config), terminal_size=size)
 
 
 @sizes
 @pytest.mark.usefixtures("fixed_disk")
-def test_config_error_shows_the_yaml_with_the_bad_line_selected(snap_compare, size):
-    config = write_config(fresh_dir("config-error"), cpu_fraction="1.5")
-    assert snap_compare(OrchApp(config), terminal_size=size)
+def test_config_error_shows_the_yaml_with_the_bad_line_selected(snap_compare, size, snap_root):
+    config = write_config(fresh_dir(snap_root, "config-error"), cpu_fraction="1.5")
+    assert snap_compare(OrchApp(FakeController(started=False), config), terminal_size=size)
 
 
 @sizes
 def test_calibration_live(snap_compare, size):
-    app = session_app(calibration_model(finished=False), "calibration")
-    assert snap_compare(app, terminal_size=size)
+    app = session_app(calibration_model(finished=False))
+    assert snap_compare(app, terminal_size=size, run_before=played)
 
 
 @sizes
 def test_calibration_result(snap_compare, size):
-    app = session_app(calibration_model(finished=True), "calibration")
-    assert snap_compare(app, terminal_size=size)
+    app = session_app(calibration_model(finished=True))
+    assert snap_compare(app, terminal_size=size, run_before=played)
 
 
 @sizes
 def test_run_mixed_states_with_disk_in_danger(snap_compare, size):
-    assert snap_compare(session_app(run_model(), "run"), terminal_size=size)
+    assert snap_compare(session_app(run_model()), terminal_size=size, run_before=played)
 
 
 @sizes
-def test_detail_of_a_running_job_with_its_log(snap_compare, size):
+def test_detail_of_a_running_job_with_its_log(snap_compare, size, tmp_path, monkeypatch):
     script = run_model()
-    log = script.model.rows[3].log_path
-    shutil.rmtree(OUT, ignore_errors=True)
+    shown = script.model.rows[3].log_path
+    log = tmp_path / shown.relative_to(SNAP_ROOT)
     log.parent.mkdir(parents=True)
     log.write_text(DETAIL_LOG, encoding="utf-8")
+    # The screen shows the log under SNAP_ROOT and reads the one under tmp_path.
+    monkeypatch.setattr(detail_screen.os.path, "getsize",
+                        lambda path: os.stat(log if Path(path) == shown else path).st_size)
+    monkeypatch.setattr(
+        detail_screen,
+        "open",
+        lambda path, mode: open(log if Path(path) == shown else path, mode),  # pylint: disable=unspecified-encoding  # binary
+        raising=False)
 
     async def open_detail(pilot) -> None:
-        await pilot.app.push_screen(DetailScreen(script.model, script.controller, 3))
+        await played(pilot)
+        await pilot.app.push_screen(DetailScreen(pilot.app.model, script.controller, 3))
         await pilot.pause()
 
-    assert snap_compare(session_app(script, "run"), terminal_size=size, run_before=open_detail)
+    assert snap_compare(session_app(script), terminal_size=size, run_before=open_detail)
 
 
 @sizes
 def test_finished_with_failures(snap_compare, size):
-    assert snap_compare(session_app(finished_model(), "finished"), terminal_size=size)
+    assert snap_compare(session_app(finished_model()), terminal_size=size, run_before=played)
 
 
 @sizes
 def test_help_modal(snap_compare, size):
-    app = session_app(run_model(), "run")
-    assert snap_compare(app, terminal_size=size, press=["question_mark"])
+    app = session_app(run_model())
+    assert snap_compare(app, terminal_size=size, press=["question_mark"], run_before=played)
 
 
 @sizes
 def test_quit_modal(snap_compare, size):
-    assert snap_compare(session_app(run_model(), "run"), terminal_size=size, press=["q"])
+    assert snap_compare(session_app(run_model()),
+                        terminal_size=size,
+                        press=["q"],
+                        run_before=played)
 
 
 @sizes
 def test_kill_confirm_modal(snap_compare, size):
-    app = session_app(run_model(), "run")
+    app = session_app(run_model())
     # The cursor starts on job 1 (succeeded); job 3 is running.
-    assert snap_compare(app, terminal_size=size, press=["down", "down", "k"])
+    assert snap_compare(app, terminal_size=size, press=["down", "down", "k"], run_before=played)
 
 
 @sizes
 def test_markup_in_names_renders_literally_on_the_run_screen(snap_compare, size):
     script = run_model(NASTY + NAMES[3:])
-    assert snap_compare(session_app(script, "run"), terminal_size=size)
+    assert snap_compare(session_app(script), terminal_size=size, run_before=played)
 
 
 @sizes
@@ -422,4 +494,4 @@ def test_markup_in_names_renders_literally_on_the_finished_screen(snap_compare, 
     # Jobs 2, 7 and 11 end badly, so all three names are in the failure list.
     names = [NAMES[0], NASTY[0], *NAMES[2:6], NASTY[1], *NAMES[7:10], NASTY[2], NAMES[11]]
     script = finished_model(names)
-    assert snap_compare(session_app(script, "finished"), terminal_size=size)
+    assert snap_compare(session_app(script), terminal_size=size, run_before=played)

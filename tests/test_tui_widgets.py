@@ -16,7 +16,7 @@ from orch_tui.core.events import JobState
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.textutil import format_bytes, format_duration
 from orch_tui.tui.model import JobRow, RunModel
-from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar
+from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar, run_figures
 from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
 
 NOW = 1000.0
@@ -109,7 +109,7 @@ class HostApp(App[None]):
 
     def compose(self) -> ComposeResult:
         if self.gauges:
-            yield ProgressLine(self.model, id="progress")
+            yield ProgressLine(id="progress")
             for kind in ResourceGauge.KINDS:
                 yield ResourceGauge(self.model, kind, id=kind)
         yield CountingTable(self.model)
@@ -482,8 +482,11 @@ async def test_progress_line_fits_and_explains_the_limit() -> None:
                         decision=decision))
     app = HostApp(model, gauges=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
         line = app.query_one(ProgressLine)
+        figures = run_figures(model)  # what the run screen binds to the line
+        for name in ("counts", "eta", "limit", "limit_why"):
+            setattr(line, name, figures[name])
+        await pilot.pause()
         text = line.render().plain
         assert len(text) <= 80
         assert "6/40" in text and "failed 1" in text and "running 4" in text

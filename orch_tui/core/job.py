@@ -4,8 +4,6 @@ starting a new attempt, and describing its state to observers as an event."""
 from __future__ import annotations
 
 import asyncio
-import collections
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orch_tui.core import events as ev
@@ -70,16 +68,3 @@ class Job:
                                   peak_rss=self.peak_rss,
                                   cpu_seconds=self.cpu_seconds,
                                   stop=stop)
-
-
-def tally(jobs: Iterable[Job], missing: int) -> tuple[dict[str, int], int]:
-    """Jobs per final state (inputs missing from the start count as missing) and the run's exit
-    code: 1 when any failed, was killed, missing or never finished."""
-    counts: dict[str, int] = collections.Counter()
-    unfinished = 0
-    for job in jobs:
-        counts[job.state.value] += 1
-        unfinished += not job.state.finished
-    counts["missing"] += missing
-    bad = sum(counts[s.value] for s in (JobState.FAILED, JobState.KILLED, JobState.MISSING))
-    return dict(counts), 1 if bad or unfinished else 0

@@ -16,7 +16,7 @@ from orch_tui.core.clock import Clock, LoopClock, wait_at_most
 from orch_tui.core.commands import OperatorCommands
 from orch_tui.core.events import JobState, LimitSource, NoticeLevel, PauseReason
 from orch_tui.core.fsutil import file_size
-from orch_tui.core.job import Job, tally
+from orch_tui.core.job import Job
 from orch_tui.core.jobqueue import JobQueue
 from orch_tui.core.limits import LimitPolicy, capacity, cluster
 from orch_tui.core.lifecycle import Lifecycle
@@ -25,6 +25,7 @@ from orch_tui.core.plan import Plan
 from orch_tui.core.runner import Runner
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity
 from orch_tui.core.statedir import StateDir
+from orch_tui.core.tally import Counts
 
 
 class Orchestrator(OperatorCommands):  # pylint: disable=too-many-instance-attributes  # the run's state, in one place
@@ -158,10 +159,12 @@ class Orchestrator(OperatorCommands):  # pylint: disable=too-many-instance-attri
         self._monitor.prepare()
 
     def _finish(self) -> int:
-        counts, code = tally(self.jobs.values(), len(self.plan.inputs.problems))
+        counts = Counts.of((job.state for job in self.jobs.values()),
+                           missing=len(self.plan.inputs.problems))
+        code = counts.exit_code
         self.bus.publish(
             ev.RunFinished(time=self._now(),
-                           counts=counts,
+                           counts=counts.as_dict(),
                            wall_seconds=self._now() - self._started,
                            exit_code=code,
                            interrupted=self._interrupted))

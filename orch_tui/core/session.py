@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orch_tui.core import tally
 from orch_tui.core.events import EventBus
 from orch_tui.core.joblog import JoblogWriter
 from orch_tui.core.journal import Journal
@@ -21,8 +22,8 @@ from orch_tui.core.plan import Plan
 from orch_tui.core.runner import LocalRunner
 from orch_tui.core.statedir import StateDir
 
-#: Journal states that mean "this input's work is done".
-DONE_STATES = frozenset({"succeeded", "skipped"})
+#: Journal states that mean "this input's work is done" (the tally's definition).
+DONE_STATES = frozenset(state.value for state in tally.DONE_STATES)
 
 
 @dataclass(frozen=True)

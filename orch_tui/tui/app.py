@@ -1,18 +1,14 @@
 """The full-screen app: config → calibration → run → finished, all observing one core.
 
-The orchestrator runs as a task on the app's own event loop. A bus listener folds every event
-into the `RunModel` (cheap, synchronous) and forwards only the rare, discrete ones as Textual
-messages; screens redraw from the model on timers. Commands go straight to the controller.
+The app owns no run: a host (core/host.py, created by the command line) does, and the app is one
+of its listeners. Attaching gives a snapshot, folded into a fresh `RunModel`; then every event is
+folded in (cheap, synchronous) and only the rare, discrete ones are forwarded as Textual
+messages; screens redraw from the model on timers. Commands go to the host (`Controller`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from textual.app import App
 from textual.driver import Driver
@@ -20,11 +16,10 @@ from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 
 from orch_tui.core import events as ev
+from orch_tui.core.controller import RunControl
 from orch_tui.core.errors import OrchError
-from orch_tui.core.events import EventBus
-from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan, load_plan
-from orch_tui.core.session import RunOptions, RunSession
+from orch_tui.core.snapshot import CalibrationStatus
 from orch_tui.tui.driver import HangupSafeDriver
 from orch_tui.tui.model import RunModel
 from orch_tui.tui.screens.config import ConfigScreen
@@ -33,36 +28,8 @@ from orch_tui.tui.screens.config import ConfigScreen
 PUSHED = (ev.CalibrationStarted, ev.CalibrationFinished, ev.RunFinished, ev.Notice,
           ev.ResourcePressure, ev.LimitChanged)
 
-
-class Controller(Protocol):
-    """What the screens may ask of the core (the Orchestrator implements it)."""
-
-    limit: int
-    paused_all: bool
-
-    def pause(self, job_id: int) -> bool:
-        """SIGSTOP one job."""
-
-    def resume(self, job_id: int) -> bool:
-        """SIGCONT one job."""
-
-    def kill(self, job_id: int) -> bool:
-        """Terminate one job."""
-
-    def requeue(self, job_id: int) -> bool:
-        """Run a failed or killed job again."""
-
-    def pause_all(self) -> None:
-        """No launches, every job stopped."""
-
-    def resume_all(self) -> None:
-        """Undo pause_all."""
-
-    def set_limit(self, limit: int) -> None:
-        """The operator's process limit."""
-
-    def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
-        """Stop launching; with kill, end every job."""
+#: Calibration states that open on the calibration screen.
+CALIBRATING = (CalibrationStatus.PENDING, CalibrationStatus.MEASURING)
 
 
 class CoreEvent(Message):
@@ -73,46 +40,30 @@ class CoreEvent(Message):
         self.event = event
 
 
-@dataclass
-class Session:
-    """A model and controller handed in directly (snapshot tests, replays): no config, no core."""
-
-    model: RunModel
-    controller: Controller
-    screen: str = "run"
-
-
 class OrchApp(App[int]):
-    """orch-tui's Textual application."""
+    """orch-tui's Textual application: a listener of the run its `controller` (the host) owns."""
 
     CSS_PATH = "app.tcss"
     TITLE = "orch-tui"
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self,
+                 controller: RunControl,
                  config_path: Path | None = None,
                  *,
                  start_dir: Path | None = None,
-                 yes: bool = False,
-                 options: RunOptions | None = None,
-                 max_procs: int | None = None,
-                 clock: Callable[[], float] | None = None,
-                 session: Session | None = None) -> None:
+                 yes: bool = False) -> None:
+        """With a host already running (an attached TUI, a test's fake), the app opens on the
+        run; otherwise on the config screen, and Enter asks the host to start."""
         super().__init__()
+        # One handle on the run, for the app and its screens alike (no second one beside it).
+        self.controller = controller
         self.config_path = config_path
         self.start_dir = start_dir or Path.cwd()
         self.yes = yes
-        self.options = options or RunOptions(max_procs=max_procs)
-        self.run_session: RunSession | None = None
-        self.clock = clock or time.monotonic
-        self.session = session
-        self.model: RunModel | None = session.model if session else None
-        self.controller: Controller | None = session.controller if session else None
-        self.orchestrator: Orchestrator | None = None
-        self.bus: EventBus | None = None
-        self.plan: Plan | None = None
-        self.run_task: asyncio.Task[int] | None = None
+        self.model: RunModel | None = None
         self.quit_when_finished = False
+        self._attached = False
 
     def get_driver_class(self) -> type[Driver]:
         """On Linux terminals, the driver that survives a hangup (see tui/driver.py)."""
@@ -122,57 +73,58 @@ class OrchApp(App[int]):
         return driver
 
     def on_mount(self) -> None:
-        """Open the first screen: the session's, the run (with --yes) or the config screen."""
-        if self.session is not None:
-            self._show(self.session.screen)
+        """Open the first screen: the running host's, the run (with --yes) or the config."""
+        if self.controller.started:
+            self._listen()
             return
         if self.yes and self.config_path is not None:
             try:
                 plan = load_plan(self.config_path)
-            except OrchError:
-                pass  # show the error on the config screen
+            except OrchError as exc:
+                self.controller.config_checked(self.config_path, exc)  # shown on the config screen
             else:
                 self.start_run(plan)
                 return
         self.push_screen(ConfigScreen(self.config_path, start_dir=self.start_dir))
 
-    def on_config_screen_start(self, message: Message) -> None:
+    def on_config_screen_start(self, message: ConfigScreen.Start) -> None:
         """The operator pressed enter on a valid config."""
-        plan = getattr(message, "plan")
-        self.start_run(plan)
+        self.start_run(message.plan)
+
+    def on_config_screen_checked(self, message: ConfigScreen.Checked) -> None:
+        """The host decides the exit code of a run that never started."""
+        self.controller.config_checked(message.path, message.error)
 
     # --- the run
 
     def start_run(self, plan: Plan) -> None:
-        """Create the core on this loop and show calibration (or the run with --jobs)."""
+        """Ask the host to start the run, then listen to it."""
         try:
-            session = RunSession.open(plan, self.options)
+            launch = self.controller.start(plan)
         except OrchError as exc:
             self._cannot_start(exc)
             return
-        try:
-            orchestrator = session.start()
-        except OrchError as exc:
-            session.close()  # the journal went away between open and start (locked, ...)
-            self._cannot_start(exc)
-            return
-        if session.journal.notice:
-            self.notify(session.journal.notice, severity="warning", timeout=15)
-        self.run_session, self.plan = session, plan
-        self.model = RunModel.from_plan(plan, clock=self.clock)
-        self.model.joblog_path = self.options.joblog
-        self.bus = session.bus
-        self.bus.add_listener(self._fold_event)
-        self.orchestrator = orchestrator
-        self.controller = self.orchestrator
-        self.run_task = asyncio.create_task(session.run(), name="orch-tui run")
-        # Journal flushed and lock released as soon as the run ends, whatever the UI does.
-        self.run_task.add_done_callback(lambda _task: session.close())
-        resume = session.describe_resume()
-        if resume:
-            self.notify(resume, timeout=8)
-        calibrate = self.options.max_procs is None and not session.seeded
-        self._show("calibration" if calibrate else "run")
+        if launch.notice:
+            self.notify(launch.notice, severity="warning", timeout=15)
+        if launch.resume:
+            self.notify(launch.resume, timeout=8)
+        self._listen()
+
+    def _listen(self) -> None:
+        """The run's state into a fresh model, then events; open the screen that fits it."""
+        snapshot = self.controller.attach(self._fold_event)
+        self._attached = True
+        self.model = RunModel.from_snapshot(snapshot, clock=self.controller.clock)
+        if snapshot.finished is not None:
+            self._show("finished")
+        else:
+            self._show("calibration" if snapshot.calibration in CALIBRATING else "run")
+
+    def detach(self) -> None:
+        """Stop listening to the run (the terminal is gone); the run goes on."""
+        if self._attached:
+            self.controller.detach(self._fold_event)
+            self._attached = False
 
     def _cannot_start(self, exc: OrchError) -> None:
         """Another orchestrator holds the folder, or the state folder or journal is unusable:
@@ -207,7 +159,7 @@ class OrchApp(App[int]):
         from orch_tui.tui.screens.calibration import CalibrationScreen
         from orch_tui.tui.screens.finished import FinishedScreen
         from orch_tui.tui.screens.run import RunScreen
-        assert self.model is not None and self.controller is not None
+        assert self.model is not None
         screens = {
             "calibration": CalibrationScreen,
             "run": RunScreen,
@@ -227,7 +179,7 @@ class OrchApp(App[int]):
         the operator changed their mind."""
         if how is None:
             return
-        if self.controller is None or (self.model is not None and self.model.finished):
+        if not self.controller.started or (self.model is not None and self.model.finished):
             code = self.model.finished.exit_code if self.model and self.model.finished else 0
             self.exit(code, return_code=code)
             return

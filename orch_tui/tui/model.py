@@ -15,8 +15,10 @@ from typing import Any
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
-from orch_tui.core.plan import Plan, shell_quote
+from orch_tui.core.plan import Plan
 from orch_tui.core.scaling import ScalingDecision
+from orch_tui.core.snapshot import JobView, RunSnapshot, job_views
+from orch_tui.core.tally import ACTIVE_STATES, BAD_STATES, DONE_STATES, Counts, Tally
 
 #: Points kept per job for the table's sparklines.
 SPARK_POINTS = 32
@@ -62,11 +64,33 @@ class JobRow:
         return (self.ended if self.ended is not None else now) - self.started
 
 
+def row_of(view: JobView) -> JobRow:
+    """A row showing one job of a snapshot."""
+    return JobRow(job_id=view.job_id,
+                  name=view.name,
+                  input_size=view.input_size,
+                  command=view.command,
+                  log_path=view.log_path,
+                  output_path=view.output_path,
+                  state=view.state,
+                  attempt=view.attempt,
+                  node=view.node,
+                  pid=view.pid,
+                  started=view.started,
+                  ended=view.ended,
+                  exit_code=view.exit_code,
+                  signal=view.signal,
+                  reason=view.reason)
+
+
+#: The table's filters, with the tally's definitions: `running` lists every job holding a
+#: process (paused ones too: they are what `space` resumes), `failed` every job that ended
+#: without its work done, `done` the jobs whose work is done.
 FILTERS: dict[str, frozenset[JobState] | None] = {
     "all": None,
-    "running": frozenset({JobState.RUNNING, JobState.PAUSED}),
-    "failed": frozenset({JobState.FAILED, JobState.KILLED, JobState.MISSING}),
-    "done": frozenset({JobState.SUCCEEDED, JobState.SKIPPED}),
+    "running": ACTIVE_STATES,
+    "failed": BAD_STATES,
+    "done": DONE_STATES,
 }
 
 
@@ -92,10 +116,9 @@ class RunModel:
         self.pressure: dict[ev.Resource, ev.ResourcePressure] = {}
         self.notices: collections.deque[ev.Notice] = collections.deque(maxlen=50)
         self.finished: ev.RunFinished | None = None
-        self.first_launch: float | None = None
         self.joblog_path: Path | None = None  # shown on the finished screen when --joblog
-        self.finished_here = 0
-        self.counts: collections.Counter[JobState] = collections.Counter(row.state for row in rows)
+        # Counts and ETA come from the one tally every observer uses.
+        self.tally = Tally({row.job_id: row.state for row in rows})
         # One dispatch idiom for every observer: a table from event type to handler.
         self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.PreflightDone: self._on_preflight_done,
@@ -114,15 +137,22 @@ class RunModel:
     @classmethod
     def from_plan(cls, plan: Plan, *, clock: Callable[[], float]) -> RunModel:
         """One row per job of the plan, all queued."""
-        rows = [
-            JobRow(job_id=spec.job_id,
-                   name=spec.name,
-                   input_size=spec.input_size,
-                   command=shell_quote(spec.display_argv),
-                   log_path=spec.log_path,
-                   output_path=spec.output_path) for spec in plan.jobs
-        ]
-        return cls(rows, clock=clock)
+        return cls([row_of(view) for view in job_views(plan)], clock=clock)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: RunSnapshot, *, clock: Callable[[], float]) -> RunModel:
+        """The model of a run already under way (or just started): what attaching gives."""
+        model = cls([row_of(view) for view in snapshot.jobs], clock=clock)
+        model.tally = snapshot.tally()
+        model.preflight = snapshot.preflight
+        model.limit, model.limit_reason = snapshot.limit, snapshot.limit_reason
+        model.decision = snapshot.decision
+        model.calibration_job = snapshot.calibration_job
+        model.calibrated = snapshot.calibrated
+        model.pressure = {event.resource: event for event in snapshot.pressure}
+        model.finished = snapshot.finished
+        model.joblog_path = snapshot.joblog
+        return model
 
     # --- applying events
 
@@ -134,26 +164,22 @@ class RunModel:
 
     def _on_preflight_done(self, event: ev.PreflightDone) -> None:
         self.preflight = event
+        self.tally.apply(event)
 
     def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
         row = self.rows.get(event.job_id)
         if row is None:
             return
-        self.counts[row.state] -= 1
-        self.counts[event.state] += 1
+        self.tally.change(event)
         if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
             row.started, row.ended = event.time, None
             row.cpu, row.rss, row.progress, row.output_bytes = 0.0, 0, None, 0
             row.cpu_hist.clear()
             row.rss_hist.clear()
-            if self.first_launch is None:
-                self.first_launch = event.time
         if event.state is JobState.SUCCEEDED:
             row.progress = 1.0
         if event.state.finished:
             row.ended = event.time
-            if event.state is not JobState.SKIPPED:
-                self.finished_here += 1
         row.state = event.state
         row.attempt = event.attempt
         row.node = event.node
@@ -227,27 +253,12 @@ class RunModel:
     @property
     def total(self) -> int:
         """Inputs in the run, missing ones included."""
-        return len(self.rows) + (self.preflight.missing if self.preflight else 0)
+        return len(self.rows) + self.tally.missing
 
-    @property
-    def done(self) -> int:
-        """Jobs in a final state, missing inputs included."""
-        finished = sum(n for state, n in self.counts.items() if state.finished)
-        return finished + (self.preflight.missing if self.preflight else 0)
-
-    @property
-    def failed(self) -> int:
-        """Jobs that failed or were killed."""
-        return self.counts[JobState.FAILED] + self.counts[JobState.KILLED]
-
-    @property
-    def running(self) -> int:
-        """Jobs holding a process (running or paused)."""
-        return self.counts[JobState.RUNNING] + self.counts[JobState.PAUSED]
+    def counts(self) -> Counts:
+        """Jobs by state, with the definitions every observer shares (core/tally.py)."""
+        return self.tally.counts()
 
     def eta(self) -> float | None:
-        """Seconds until everything is done at the throughput so far (None before any finish)."""
-        if self.first_launch is None or not self.finished_here:
-            return None
-        rate = self.finished_here / max(self.clock() - self.first_launch, 1e-6)
-        return (self.total - self.done) / rate
+        """Seconds until everything ended at the throughput so far (None before any finish)."""
+        return self.tally.eta(self.clock())

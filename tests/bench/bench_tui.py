@@ -1,6 +1,6 @@
 """How the run screen copes with many jobs (prints figures, never asserts).
 
-    python tests/bench/bench_tui.py [--jobs 100000] [--running 1000] [--ticks 20]
+    PYTHONPATH=. python tests/bench/bench_tui.py [--jobs 100000] [--running 1000] [--ticks 20]
 
 Builds a model of N jobs with R of them running, opens the real run screen headless, and per tick
 applies one sample to every running job (as the core's sampler would each second) then times the
@@ -17,52 +17,39 @@ from pathlib import Path
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
-from orch_tui.tui.app import OrchApp, Session
-from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.core.snapshot import JobView
+from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.job_table import JobTable
+from tests.fake_controller import FakeController
 
 
-class NullController:
-    """Commands go nowhere: only rendering is measured."""
-
-    limit = 0
-    paused_all = False
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def build(jobs: int, running: int, clock) -> RunModel:
-    """A model of `jobs` rows, the first `running` of them running."""
-    rows = [
-        JobRow(job_id=i,
-               name=f"clip{i:06d}.mp4",
-               input_size=1 << 20,
-               command="ffmpeg",
-               log_path=Path(f"/tmp/{i}.log"),
-               output_path=Path(f"/tmp/{i}.mp4")) for i in range(1, jobs + 1)
+def build(jobs: int, running: int, clock) -> FakeController:
+    """A fake host of `jobs` jobs, the first `running` of them running: commands go nowhere,
+    only folding and rendering are measured."""
+    views = [
+        JobView(job_id=i,
+                name=f"clip{i:06d}.mp4",
+                input_size=1 << 20,
+                command="ffmpeg",
+                log_path=Path(f"/tmp/{i}.log"),
+                output_path=Path(f"/tmp/{i}.mp4"),
+                state=JobState.RUNNING if i <= running else JobState.QUEUED,
+                attempt=1 if i <= running else 0,
+                pid=10000 + i if i <= running else None,
+                started=0.0 if i <= running else None) for i in range(1, jobs + 1)
     ]
-    model = RunModel(rows, clock=clock)
-    for i in range(1, running + 1):
-        model.apply(
-            ev.JobStateChanged(time=0.0,
-                               job_id=i,
-                               name=rows[i - 1].name,
-                               state=JobState.RUNNING,
-                               previous=JobState.QUEUED,
-                               attempt=1,
-                               pid=10000 + i))
-    return model
+    return FakeController(views, clock=clock)
 
 
 async def main(jobs: int, running: int, ticks: int) -> None:
     """Open the run screen and time refreshes."""
     now = [1000.0]
-    model = build(jobs, running, lambda: now[0])
-    app = OrchApp(session=Session(model, NullController(), "run"), clock=lambda: now[0])
+    host = build(jobs, running, lambda: now[0])
+    app = OrchApp(host)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
+        listener = host.listeners[0]  # the app's listener: samples reach its model as in a run
         screen = app.screen
         assert isinstance(screen, RunScreen)
         costs = []
@@ -71,7 +58,7 @@ async def main(jobs: int, running: int, ticks: int) -> None:
             now[0] += 1
             start = time.perf_counter()
             for i in range(1, running + 1):
-                model.apply(
+                listener(
                     ev.JobSample(time=now[0],
                                  job_id=i,
                                  node="n",

@@ -12,6 +12,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Sparkline, Static
 
 from orch_tui.core import events as ev
+from orch_tui.core.controller import Controller
 from orch_tui.core.textutil import format_bytes
 from orch_tui.tui.model import RunModel
 
@@ -60,7 +61,7 @@ class CalibrationScreen(Screen[None]):
         Binding("q", "quit_run", "Quit"),
     ]
 
-    def __init__(self, model: RunModel, controller) -> None:
+    def __init__(self, model: RunModel, controller: Controller) -> None:
         super().__init__()
         self.model = model
         self.controller = controller

@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DirectoryTree, Footer, Input, Static, TextArea
 
 from orch_tui.core.plan import load_plan
-from orch_tui.core.errors import ConfigError
+from orch_tui.core.errors import ConfigError, OrchError
 from orch_tui.core.fsutil import existing_ancestor
 from orch_tui.core.plan import Plan, shell_quote
 from orch_tui.core.textutil import format_bytes, printable
@@ -165,6 +165,14 @@ class ConfigScreen(Screen):
             super().__init__()
             self.plan = plan
 
+    class Checked(Message):
+        """The config at `path` was validated (`error` None when it is valid)."""
+
+        def __init__(self, path: Path, error: OrchError | None) -> None:
+            super().__init__()
+            self.path = path
+            self.error = error
+
     def __init__(self, path: Path | None, *, start_dir: Path) -> None:
         super().__init__()
         self.path: Path | None = Path(os.path.abspath(path)) if path is not None else None
@@ -223,6 +231,7 @@ class ConfigScreen(Screen):
         else:
             self.error = None
             self._show_summary(self.plan)
+        self.post_message(self.Checked(self.path, self.error))
         self.refresh_bindings()
 
     def _picker_status(self) -> None:

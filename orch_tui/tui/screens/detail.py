@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Sparkline, Static
 
+from orch_tui.core.controller import Controller
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 from orch_tui.tui.model import RunModel
 
@@ -30,7 +31,7 @@ class DetailScreen(Screen[None]):
         Binding("r", "requeue", "Requeue"),
     ]
 
-    def __init__(self, model: RunModel, controller, job_id: int) -> None:
+    def __init__(self, model: RunModel, controller: Controller, job_id: int) -> None:
         super().__init__()
         self.model = model
         self.controller = controller

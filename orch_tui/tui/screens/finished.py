@@ -9,12 +9,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from orch_tui.core.controller import Controller
 from orch_tui.core.events import JobState
+from orch_tui.core.tally import BAD_STATES
 from orch_tui.core.textutil import format_duration
 from orch_tui.tui.model import RunModel
-
-#: Listed by name: what failed, what was killed, and inputs that vanished mid-run.
-BAD = (JobState.FAILED, JobState.KILLED, JobState.MISSING)
 
 
 class FinishedScreen(Screen[None]):
@@ -26,7 +25,7 @@ class FinishedScreen(Screen[None]):
         Binding("q", "quit_app", "Quit"),
     ]
 
-    def __init__(self, model: RunModel, controller) -> None:
+    def __init__(self, model: RunModel, controller: Controller) -> None:
         super().__init__()
         self.model = model
         self.controller = controller
@@ -36,7 +35,7 @@ class FinishedScreen(Screen[None]):
         options = []
         for job_id in self.model.order:
             row = self.model.rows[job_id]
-            if row.state in BAD:
+            if row.state in BAD_STATES:  # failed, killed, vanished mid-run
                 # A missing input never ran: it has no log to point at.
                 log = "" if row.state is JobState.MISSING else str(row.log_path)
                 label = Text.assemble((f"#{row.job_id} ", "bold"), row.name, "  ",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.reactive import reactive
+from textual.widgets import Footer
 
 from orch_tui.core import events as ev
-from orch_tui.core.events import JobState, PressureLevel
+from orch_tui.core.controller import Controller
+from orch_tui.core.events import JobState
+from orch_tui.core.tally import Counts
 from orch_tui.tui.model import RunModel
-from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge
+from orch_tui.tui.widgets.gauges import NoticeLine, ProgressLine, ResourceGauge, run_figures
 from orch_tui.tui.widgets.job_table import JobTable
 
 #: How often samples are applied to the screen (coalesced, inside batch_update).
@@ -37,20 +39,32 @@ class RunScreen(Screen[None]):
         Binding("ctrl+c", "quit_run", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, model: RunModel, controller) -> None:
+    # The run-level figures, bound to the widgets that show them (data_bind in compose): set
+    # from the model with each refresh, they repaint those widgets only when they change.
+    counts: reactive[Counts] = reactive(Counts())
+    eta: reactive[float | None] = reactive(None)
+    limit: reactive[int] = reactive(0)
+    limit_why: reactive[tuple[str, str]] = reactive(("", ""))
+    pressure: reactive[tuple[ev.ResourcePressure, ...]] = reactive(())
+    paused_all: reactive[bool] = reactive(False)
+    notice: reactive[str] = reactive("")
+
+    def __init__(self, model: RunModel, controller: Controller) -> None:
         super().__init__()
         self.model = model
         self.controller = controller
 
     def compose(self) -> ComposeResult:
         with Vertical(id="run-header"):
-            yield ProgressLine(self.model, id="progress")
+            yield ProgressLine(id="progress").data_bind(RunScreen.counts, RunScreen.eta,
+                                                        RunScreen.limit, RunScreen.limit_why)
             with Horizontal(id="gauges"):
                 yield ResourceGauge(self.model, "cpu", id="gauge-cpu")
                 yield ResourceGauge(self.model, "memory", id="gauge-memory")
                 yield ResourceGauge(self.model, "disk", id="gauge-disk")
         yield JobTable(self.model, id="jobs")
-        yield Static(id="notice")
+        yield NoticeLine(id="notice").data_bind(RunScreen.pressure, RunScreen.paused_all,
+                                                RunScreen.notice)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -60,25 +74,19 @@ class RunScreen(Screen[None]):
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        """Apply everything that changed since the last tick in one batch."""
+        """Apply everything that changed since the last tick in one batch: the rows that
+        changed, the gauges' samples, and the run-level figures (repainted only if changed)."""
         with self.app.batch_update():
             self.query_one(JobTable).refresh_from_model()
-            self.query_one(ProgressLine).refresh_from_model()
             for gauge in self.query(ResourceGauge):
                 gauge.refresh_from_model()
-            self._show_notice()
+            self._set_figures()
 
-    def _show_notice(self) -> None:
-        model = self.model
-        text = Text()
-        if self.controller.paused_all:
-            text.append("PAUSED: no launches, all jobs stopped (P resumes)  ", style="bold")
-        for pressure in model.pressure.values():
-            if pressure.level is not PressureLevel.OK:
-                text.append(pressure.message + "  ")
-        if not text and model.notices:
-            text.append(model.notices[-1].message)
-        self.query_one("#notice", Static).update(text)
+    def _set_figures(self) -> None:
+        for name, value in run_figures(self.model).items():
+            setattr(self, name, value)
+        self.paused_all = self.controller.paused_all
+        self.notice = self.model.notices[-1].message if self.model.notices else ""
 
     def on_core(self, event: ev.Event) -> None:
         """Discrete events redraw at once (limit changes, pressure, notices)."""

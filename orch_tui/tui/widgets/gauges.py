@@ -7,8 +7,12 @@ the screen calls `refresh_from_model()` from the same timer that drives the job 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widget import Widget
 
+from orch_tui.core import events as ev
+from orch_tui.core.events import PressureLevel
+from orch_tui.core.tally import Counts
 from orch_tui.core.textutil import format_bytes, format_duration
 from orch_tui.tui.model import RunModel
 
@@ -41,8 +45,33 @@ def _fit_variants(width: int, label: str, variants: list[str]) -> tuple[str, int
     return detail, max(3, width - len(label) - len(detail) - 2)
 
 
+def limit_why(model: RunModel) -> tuple[str, str]:
+    """(long, short) explanation of the limit: what binds it and who set it."""
+    binding = model.decision.binding if model.decision is not None else ""
+    reason = model.limit_reason
+    if binding and reason:
+        return f" ({binding} binds; {reason})", f" ({binding})"
+    if binding or reason:
+        return f" ({binding or reason})", f" ({binding})" if binding else ""
+    return "", ""
+
+
+def run_figures(model: RunModel) -> dict[str, object]:
+    """The run-level figures a screen binds to its widgets, by reactive name."""
+    return {
+        "counts": model.counts(),
+        "eta": model.eta(),
+        "limit": model.limit,
+        "limit_why": limit_why(model),
+        "pressure": tuple(model.pressure.values()),
+    }
+
+
 class ProgressLine(Widget):
-    """Done/total bar, failures, running jobs, ETA and the process limit with what binds it."""
+    """Done/total bar, failures, running jobs, ETA and the process limit with what binds it.
+
+    Its figures are reactive attributes, bound (`data_bind`) to the screen's: it repaints when
+    one of them changes, and only then."""
 
     DEFAULT_CSS = """
     ProgressLine {
@@ -54,54 +83,44 @@ class ProgressLine(Widget):
 
     COMPONENT_CLASSES = {"progress-line--bar", "progress-line--failed"}
 
-    def __init__(
-            self,
-            model: RunModel,
-            *,
-            id: str | None = None,  # pylint: disable=redefined-builtin
-            classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.model = model
-
-    def refresh_from_model(self) -> None:
-        """Redraw from the model's current figures."""
-        self.refresh()
-
-    def _why(self) -> tuple[str, str]:
-        """(long, short) explanation of the limit: what binds it and who set it."""
-        model = self.model
-        binding = model.decision.binding if model.decision is not None else ""
-        reason = model.limit_reason
-        if binding and reason:
-            return f" ({binding} binds; {reason})", f" ({binding})"
-        if binding or reason:
-            return f" ({binding or reason})", f" ({binding})" if binding else ""
-        return "", ""
+    counts: reactive[Counts] = reactive(Counts())
+    eta: reactive[float | None] = reactive(None)
+    limit: reactive[int] = reactive(0)
+    limit_why: reactive[tuple[str, str]] = reactive(("", ""))
 
     def texts(self, width: int) -> tuple[Text, Text]:
         """(bar, figures) for `width` cells; split so tests can read the figures alone."""
-        model = self.model
-        done, total = model.done, model.total
+        counts = self.counts
+        total = counts.total
+        done = counts.ended
         fraction = done / total if total else 0.0
-        eta = model.eta()
-        eta_text = format_duration(eta) if eta is not None else "--"
-        long_why, short_why = self._why()
+        eta_text = format_duration(self.eta) if self.eta is not None else "--"
+        long_why, short_why = self.limit_why
+        limit = self.limit
+        # Killed and paused jobs are counts of their own (never inside failed and running);
+        # each is named only when there is one, so the usual line keeps its width.
+        killed, paused = counts.killed, counts.paused
         variants = [
-            (f" {done}/{total} {fraction:.0%}", f"  failed {model.failed}",
-             f"  running {model.running}", f"  ETA {eta_text}", f"  limit {model.limit}{long_why}"),
-            (f" {done}/{total} {fraction:.0%}", f"  failed {model.failed}",
-             f"  running {model.running}", f"  ETA {eta_text}",
-             f"  limit {model.limit}{short_why}"),
-            (f" {done}/{total}", f" fail {model.failed}", f" run {model.running}",
-             f" eta {eta_text}", f" lim {model.limit}{short_why}"),
-            (f" {done}/{total}", f" F{model.failed}", f" R{model.running}", f" {eta_text}",
-             f" L{model.limit}"),
+            (f" {done}/{total} {fraction:.0%}",
+             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""),
+             f"  running {counts.running}" + (f"  paused {paused}" if paused else ""),
+             f"  ETA {eta_text}", f"  limit {limit}{long_why}"),
+            (f" {done}/{total} {fraction:.0%}",
+             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""),
+             f"  running {counts.running}" + (f"  paused {paused}" if paused else ""),
+             f"  ETA {eta_text}", f"  limit {limit}{short_why}"),
+            (f" {done}/{total}", f" fail {counts.failed}" + (f" kill {killed}" if killed else ""),
+             f" run {counts.running}" + (f" pause {paused}" if paused else ""), f" eta {eta_text}",
+             f" lim {limit}{short_why}"),
+            (f" {done}/{total}", f" F{counts.failed}" + (f" K{killed}" if killed else ""),
+             f" R{counts.running}" + (f" P{paused}" if paused else ""), f" {eta_text}",
+             f" L{limit}"),
         ]
         joined = ["".join(parts) for parts in variants]
         chosen, bar_width = _fit_variants(width, "", joined)
         parts = variants[joined.index(chosen)]
-        failed_style = self.get_component_rich_style("progress-line--failed",
-                                                     partial=True) if model.failed else ""
+        failed_style = self.get_component_rich_style(
+            "progress-line--failed", partial=True) if counts.failed or killed else ""
         figures = Text.assemble(parts[0], (parts[1], failed_style), *parts[2:])
         bar_text = Text(draw_bar(bar_width + 1, fraction),
                         style=self.get_component_rich_style("progress-line--bar", partial=True))
@@ -211,3 +230,24 @@ class ResourceGauge(Widget):
         line = self.text(width)
         line.truncate(max(1, width))
         return line
+
+
+class NoticeLine(Widget):
+    """The line under the table: pause-all, resource pressure, else the latest notice.
+
+    Pressure and the pause-all state are reactive attributes bound to the screen's."""
+
+    pressure: reactive[tuple[ev.ResourcePressure, ...]] = reactive(())
+    paused_all: reactive[bool] = reactive(False)
+    notice: reactive[str] = reactive("")
+
+    def render(self) -> Text:
+        text = Text()
+        if self.paused_all:
+            text.append("PAUSED: no launches, all jobs stopped (P resumes)  ", style="bold")
+        for pressure in self.pressure:
+            if pressure.level is not PressureLevel.OK:
+                text.append(pressure.message + "  ")
+        if not text and self.notice:
+            text.append(self.notice)
+        return text

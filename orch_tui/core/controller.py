@@ -1,0 +1,92 @@
+"""What an observer may ask of a run, and how it attaches to one.
+
+The TUI speaks only these protocols: `RunHost` implements them in process, a socket client will
+implement them for an attached TUI, and the tests' FakeController implements them for
+snapshots. Everything crossing them is plain data (a `RunSnapshot`, then events)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from orch_tui.core import events as ev
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from orch_tui.core.errors import OrchError
+    from orch_tui.core.plan import Plan
+    from orch_tui.core.snapshot import RunSnapshot
+
+Listener = Callable[[ev.Event], None]
+
+
+class Controller(Protocol):
+    """The commands an operator gives a running run."""
+
+    @property
+    def limit(self) -> int:
+        """The process limit in force."""
+
+    @property
+    def paused_all(self) -> bool:
+        """True after pause_all until resume_all."""
+
+    def pause(self, job_id: int) -> bool:
+        """SIGSTOP one job."""
+
+    def resume(self, job_id: int) -> bool:
+        """SIGCONT one job."""
+
+    def kill(self, job_id: int) -> bool:
+        """Terminate one job (a queued one is taken off the queue)."""
+
+    def requeue(self, job_id: int) -> bool:
+        """Run a failed or killed job again."""
+
+    def pause_all(self) -> None:
+        """No launches, every job stopped."""
+
+    def resume_all(self) -> None:
+        """Undo pause_all."""
+
+    def set_limit(self, limit: int) -> None:
+        """The operator's process limit."""
+
+    def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
+        """Stop launching; with kill, end every job."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What starting a run told the operator: a journal warning, what resuming contributed."""
+
+    notice: str | None = None
+    resume: str | None = None
+
+
+class RunControl(Controller, Protocol):
+    """A run an observer can start, attach to and detach from, and command."""
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock event times are on (elapsed times and the ETA are measured with it)."""
+
+    @property
+    def started(self) -> bool:
+        """True once a run was started (attach only then)."""
+
+    def start(self, plan: Plan) -> Launch:
+        """Open the session and start the run on the running loop; raises OrchError (another
+        orchestrator holds the folder, the journal is unusable, ...) with nothing started."""
+
+    def config_checked(self, path: Path, error: OrchError | None) -> None:
+        """The config at `path` was validated: with an error, a run never started from the
+        command line's config exits with that error's code."""
+
+    def attach(self, listener: Listener) -> RunSnapshot:
+        """The run's state now; then every event to `listener`, until detached."""
+
+    def detach(self, listener: Listener) -> None:
+        """No more events to `listener` (idempotent)."""

@@ -1,0 +1,190 @@
+"""A run's state as plain, immutable data: what an observer gets when it attaches.
+
+`RunRecord` folds the event stream (it listens from the start); `snapshot()` freezes it. A
+listener attached midway (the headless reporter after a hangup, later a TUI over a socket)
+starts from the snapshot and then follows the events, so it never has to be told the past."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState, LimitSource
+from orch_tui.core.plan import JobSpec, Plan, shell_quote
+from orch_tui.core.scaling import ScalingDecision
+from orch_tui.core.tally import Counts, Tally
+
+
+class CalibrationStatus(enum.Enum):
+    """Where the run is with calibration (which screen a newly attached TUI opens on)."""
+
+    PENDING = "pending"  # it will measure, not yet begun
+    MEASURING = "measuring"
+    DONE = "done"
+    SKIPPED = "skipped"  # --jobs, or the figures a previous run learned
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """One job as an observer shows it."""
+
+    job_id: int
+    name: str
+    output_path: Path
+    log_path: Path
+    command: str
+    input_size: int
+    # How it goes: the fields of its last state change (times on the host's clock).
+    state: JobState = JobState.QUEUED
+    reason: str = ""
+    attempt: int = 0
+    node: str = ""
+    pid: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field per run figure
+    """Everything about a run an observer needs to draw it now."""
+
+    jobs: tuple[JobView, ...]
+    counts: Counts
+    first_launch: float | None = None
+    finished_here: int = 0
+    preflight: ev.PreflightDone | None = None
+    limit: int = 0
+    limit_source: LimitSource | None = None
+    limit_reason: str = ""
+    decision: ScalingDecision | None = None
+    pressure: tuple[ev.ResourcePressure, ...] = ()
+    calibration: CalibrationStatus = CalibrationStatus.PENDING
+    calibration_job: int | None = None
+    calibrated: ev.CalibrationFinished | None = None
+    paused_all: bool = False
+    finished: ev.RunFinished | None = None
+    joblog: Path | None = None
+
+    def tally(self) -> Tally:
+        """A tally that goes on from this snapshot."""
+        return Tally({job.job_id: job.state
+                      for job in self.jobs},
+                     missing=self.counts.missing,
+                     first_launch=self.first_launch,
+                     finished_here=self.finished_here)
+
+
+def job_view(spec: JobSpec) -> JobView:
+    """The view of a job nothing has happened to yet."""
+    return JobView(job_id=spec.job_id,
+                   name=spec.name,
+                   input_size=spec.input_size,
+                   command=shell_quote(spec.display_argv),
+                   log_path=spec.log_path,
+                   output_path=spec.output_path)
+
+
+def job_views(plan: Plan) -> list[JobView]:
+    """One queued view per job of the plan."""
+    return [job_view(spec) for spec in plan.jobs]
+
+
+class RunRecord:
+    """The run's state, kept up to date by `apply(event)` (a bus listener from the start)."""
+
+    def __init__(self,
+                 plan: Plan,
+                 *,
+                 calibrate: bool = True,
+                 joblog: Path | None = None,
+                 paused_all: Callable[[], bool] = lambda: False) -> None:
+        # Views only for jobs something happened to: a queued job's is made from its spec when
+        # a snapshot is taken, so 100,000 waiting jobs cost the record nothing per job.
+        self._specs = {spec.job_id: spec for spec in plan.jobs}
+        self.jobs: dict[int, JobView] = {}
+        self.tally = Tally({job_id: JobState.QUEUED for job_id in self._specs})
+        self.joblog = joblog
+        self._paused_all = paused_all
+        self._fields: dict[str, Any] = {
+            "calibration": CalibrationStatus.PENDING if calibrate else CalibrationStatus.SKIPPED
+        }
+        self._pressure: dict[ev.Resource, ev.ResourcePressure] = {}
+        self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
+            ev.JobStateChanged:
+            self._on_job_state_changed,
+            ev.PreflightDone:
+            lambda e: self._set(preflight=e),
+            ev.LimitChanged:
+            self._on_limit_changed,
+            ev.CalibrationStarted:
+            lambda e: self._set(calibration=CalibrationStatus.MEASURING, calibration_job=e.job_id),
+            ev.CalibrationFinished:
+            lambda e: self._set(
+                calibration=CalibrationStatus.DONE, calibrated=e, decision=e.decision),
+            ev.ResourcePressure:
+            self._on_pressure,
+            ev.RunFinished:
+            lambda e: self._set(finished=e),
+        }
+
+    def calibrate(self, measure: bool) -> None:
+        """Whether this run measures (known only once the journal said what it learned)."""
+        self._set(calibration=CalibrationStatus.PENDING if measure else CalibrationStatus.SKIPPED)
+
+    def __call__(self, event: ev.Event) -> None:
+        self.tally.apply(event)
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _set(self, **values: Any) -> None:
+        self._fields.update(values)
+
+    def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
+        spec = self._specs.get(event.job_id)
+        if spec is None:
+            return
+        view = self.jobs.get(event.job_id) or job_view(spec)
+        started, ended = view.started, view.ended
+        if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
+            started, ended = event.time, None
+        if event.state.finished:
+            ended = event.time
+        self.jobs[event.job_id] = dataclasses.replace(view,
+                                                      state=event.state,
+                                                      attempt=event.attempt,
+                                                      node=event.node,
+                                                      pid=event.pid,
+                                                      started=started,
+                                                      ended=ended,
+                                                      exit_code=event.exit_code,
+                                                      signal=event.signal,
+                                                      reason=event.reason)
+
+    def _on_limit_changed(self, event: ev.LimitChanged) -> None:
+        self._set(limit=event.limit, limit_source=event.source, limit_reason=event.reason)
+        if event.decision is not None:
+            self._set(decision=event.decision)
+
+    def _on_pressure(self, event: ev.ResourcePressure) -> None:
+        self._pressure[event.resource] = event
+
+    def snapshot(self) -> RunSnapshot:
+        """The state now, frozen."""
+        jobs = self.jobs
+        views = tuple(jobs.get(job_id) or job_view(spec) for job_id, spec in self._specs.items())
+        return RunSnapshot(jobs=views,
+                           counts=self.tally.counts(),
+                           first_launch=self.tally.first_launch,
+                           finished_here=self.tally.finished_here,
+                           pressure=tuple(self._pressure.values()),
+                           paused_all=self._paused_all(),
+                           joblog=self.joblog,
+                           **self._fields)

@@ -1,0 +1,161 @@
+"""One tally of the run: counts by state, the ETA and the exit code, for every observer.
+
+The TUI's counters and finished screen, the headless progress and summary lines and the
+orchestrator's exit code all read these figures, so they can never disagree. The definitions are
+those of "Numbers and states an operator can trust": `running` excludes paused jobs (counted as
+`paused`), a job killed by the operator is `killed`, never `failed`; `ended` (every final state,
+missing inputs included) is what the progress bar fills with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import astuple, dataclass, fields
+
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState
+
+#: The work of these inputs is done: succeeded here, or already done before.
+DONE_STATES = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
+#: Jobs holding a process: they count against the limit.
+ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.PAUSED})
+#: Ended without their work done: what the TUI's `failed` filter lists.
+BAD_STATES = frozenset({JobState.FAILED, JobState.KILLED, JobState.MISSING})
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How many jobs are in each state (missing inputs included): plain, immutable data."""
+
+    queued: int = 0
+    running: int = 0
+    paused: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    killed: int = 0
+    skipped: int = 0
+    missing: int = 0
+
+    @classmethod
+    def of(cls, states: Iterable[JobState], *, missing: int = 0) -> Counts:
+        """Count `states`, plus `missing` inputs that never became a job."""
+        found = dict.fromkeys(JobState, 0)
+        for state in states:
+            found[state] += 1
+        found[JobState.MISSING] += missing
+        return cls(**{state.value: n for state, n in found.items()})
+
+    def __getitem__(self, state: JobState) -> int:
+        value: int = getattr(self, state.value)
+        return value
+
+    @property
+    def total(self) -> int:
+        """Every input of the run."""
+        return sum(astuple(self))
+
+    @property
+    def ended(self) -> int:
+        """Inputs in a final state, whatever it is (what the progress bar shows)."""
+        return sum(self[state] for state in ev.FINISHED_STATES)
+
+    @property
+    def done(self) -> int:
+        """Inputs whose work is done: succeeded here, or already done before."""
+        return sum(self[state] for state in DONE_STATES)
+
+    @property
+    def active(self) -> int:
+        """Jobs holding a process (running or paused): what counts against the limit."""
+        return sum(self[state] for state in ACTIVE_STATES)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every input succeeded or was already done, else 1 (a failure, a kill, a
+        missing input, or work left undone)."""
+        return 0 if self.done == self.total else 1
+
+    def as_dict(self) -> dict[str, int]:
+        """`RunFinished.counts`: the states that occur, and `missing` always."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in fields(self) if getattr(self, field.name) or field.name == "missing"
+        }
+
+
+def eta(remaining: int, finished_here: int, first_launch: float | None, now: float) -> float | None:
+    """Seconds until `remaining` inputs are done at the throughput so far (jobs finished in this
+    run per second since the first launch); None before anything finished."""
+    if first_launch is None or not finished_here:
+        return None
+    rate = finished_here / max(now - first_launch, 1e-6)
+    return remaining / rate
+
+
+class Tally:
+    """Counts kept up to date from the event stream (`apply(event)` with every event).
+
+    Cheap at any rate: a state change moves one job between two counters. Start it from a
+    snapshot's states to take over a run midway."""
+
+    def __init__(self,
+                 states: Mapping[int, JobState] | None = None,
+                 *,
+                 missing: int = 0,
+                 first_launch: float | None = None,
+                 finished_here: int = 0) -> None:
+        self._states: dict[int, JobState] = dict(states or {})
+        self._counts = dict.fromkeys(JobState, 0)
+        for state in self._states.values():
+            self._counts[state] += 1
+        self.missing = missing
+        self.first_launch = first_launch
+        self.finished_here = finished_here
+
+    def add_job(self, job_id: int, state: JobState = JobState.QUEUED) -> None:
+        """A job of the plan, before any event about it."""
+        self.set_state(job_id, state)
+
+    def apply(self, event: ev.Event) -> None:
+        """Fold one event in (only preflight and state changes matter)."""
+        if isinstance(event, ev.JobStateChanged):
+            self.change(event)
+        elif isinstance(event, ev.PreflightDone):
+            self.missing = event.missing
+
+    def change(self, event: ev.JobStateChanged) -> None:
+        """One job moved: count it, and what the ETA needs (first launch, finishes here)."""
+        previous = self._states.get(event.job_id)
+        if event.state is JobState.RUNNING and previous is not JobState.PAUSED:
+            if self.first_launch is None:
+                self.first_launch = event.time
+        if event.state.finished and event.state is not JobState.SKIPPED:
+            self.finished_here += 1
+        self.set_state(event.job_id, event.state)
+
+    def set_state(self, job_id: int, state: JobState) -> None:
+        """Put `job_id` in `state` (moving it out of its previous one)."""
+        previous = self._states.get(job_id)
+        if previous is not None:
+            self._counts[previous] -= 1
+        self._states[job_id] = state
+        self._counts[state] += 1
+
+    def state_of(self, job_id: int) -> JobState | None:
+        """The job's current state, None for a job never seen."""
+        return self._states.get(job_id)
+
+    def states(self) -> dict[int, JobState]:
+        """Every job's state (a copy)."""
+        return dict(self._states)
+
+    def counts(self) -> Counts:
+        """The counts now, as an immutable value."""
+        found = dict(self._counts)
+        found[JobState.MISSING] += self.missing
+        return Counts(**{state.value: n for state, n in found.items()})
+
+    def eta(self, now: float) -> float | None:
+        """Seconds until every input ended, at this run's throughput so far."""
+        counts = self.counts()
+        return eta(counts.total - counts.ended, self.finished_here, self.first_launch, now)
