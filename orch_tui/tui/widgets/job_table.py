@@ -512,12 +512,14 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
                 text = "-" if row.progress is None else f"{min(max(row.progress, 0), 1):.0%}"
                 segments.append(Segment(fit(text, cell_width, right=True), base))
             elif key in ("cpu", "rss"):
+                series = None if row.history is None else getattr(row.history, key)
+                history = [] if series is None else series.tail(spark)
                 if key == "cpu":
-                    history, floor = list(row.cpu_hist), 1.0
+                    floor = 1.0
                     value = format_cores(row.cpu) if active else "-"
                     value_width = CPU_VALUE_WIDTH
                 else:
-                    history, floor = list(row.rss_hist), 0.0
+                    floor = 0.0
                     value = format_bytes(row.rss, compact=True) if active else "-"
                     value_width = BYTES_VALUE_WIDTH
                 if spark:
