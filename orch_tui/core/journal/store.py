@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import queue
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 from orch_tui.core.journal.errors import (BUSY_SECONDS, JournalDamaged, JournalError, damaged,
                                           one_line, sqlite_error)
 from orch_tui.core.journal.schema import UPSERT_JOB, UPSERT_SKIP, Row, check_schema
-from orch_tui.core.statedir import PRIVATE_FILE_MODE, check_private
+from orch_tui.core.statedir import check_private
 
 #: A batch is committed this long after its first update, or once this many are pending.
 BATCH_SECONDS = 0.5
@@ -61,28 +60,16 @@ def _create_private(path: Path) -> bool:
 
 
 def _check_own_file(path: Path) -> None:
-    """Refuse (one line) a symlink, a non-file, a hard link or a file not privately ours:
-    SQLite would follow a planted symlink and write through it. An older orch-tui created the
-    journal through the umask (0o664 under umask 002): a plain file of ours with one link is
-    made private (0o600) rather than refused."""
+    """Refuse (one line) a symlink, a non-file, a hard link, a file of another user or one
+    others may write: SQLite would follow a planted symlink and write through it. The same
+    rules as the state folder's files (statedir.check_private); an older orch-tui's journal,
+    created through a umask of 022, passes them."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return
     except OSError as exc:
         raise JournalError(f"{path}: cannot check the journal: {exc.strerror or exc}") from exc
-    if (stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_nlink == 1
-            and stat.S_IMODE(info.st_mode) & 0o077):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                os.fchmod(fd, PRIVATE_FILE_MODE)
-                info = os.fstat(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise JournalError(f"{path}: cannot make the journal private: "
-                               f"{exc.strerror or exc}") from exc
     check_private(info, path, directory=False, error=JournalError)
 
 
