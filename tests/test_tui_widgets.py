@@ -10,6 +10,7 @@ import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.strip import Strip
+from textual.widgets import Sparkline
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
@@ -17,6 +18,7 @@ from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.textutil import format_bytes, format_duration
 from orch_tui.tui.history import HISTORY_POINTS
 from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar
 from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
 
@@ -403,6 +405,24 @@ async def test_a_finished_job_keeps_its_sparkline() -> None:
         await pilot.pause()
         first = screen_lines(app.query_one(JobTable))[1]
         assert "▁▃▅█" in first
+
+
+async def test_the_detail_screen_charts_a_finished_job_s_whole_life() -> None:
+    model = numbered(2)
+    change(model, 1, JobState.RUNNING)
+    for second in range(1000):
+        sample(model, 1, cpu=4.0 if second < 10 else 1.0, rss=900_000_000 if second == 500 else 1)
+    change(model, 1, JobState.SUCCEEDED)
+    app = HostApp(model)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(DetailScreen(model, None, 1))
+        await pilot.pause()
+        cpu = app.screen.query_one("#detail-cpu", Sparkline).data
+        rss = app.screen.query_one("#detail-rss", Sparkline).data
+        assert cpu is not None and rss is not None
+        assert HISTORY_POINTS // 2 <= len(cpu) <= HISTORY_POINTS
+        assert cpu[0] > 1.0 and cpu[-1] == pytest.approx(1.0)  # its start is still there
+        assert max(rss) == pytest.approx(900_000_000)  # the one-second peak survives
 
 
 @pytest.mark.parametrize("width", [80, 120])

@@ -42,7 +42,8 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-info")
         with Vertical(id="detail-sparks"):
-            yield Static(Text("CPU (cores) and RSS over time"), classes="muted")
+            yield Static(Text("CPU cores (mean) and RSS (peak) since the job started"),
+                         classes="muted")
             yield Sparkline([], id="detail-cpu")
             yield Sparkline([], id="detail-rss")
         yield Log(id="detail-log", max_lines=5000, auto_scroll=True)
