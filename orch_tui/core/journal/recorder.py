@@ -85,7 +85,7 @@ class Journal:
              move_damaged: bool = False) -> Journal:
         """Create (mode 0o600) or open `state_dir`/journal.sqlite3 and check it: its files are
         the user's own and no symlinks, it is not damaged, not locked by another program, and
-        its schema is not newer than this orch-tui's.
+        its schema is not newer than this orch-tui's (an older one is migrated: schema.py).
 
         `trace`, when given, is called with every SQL statement, on the writer thread (for
         debugging). `move_damaged` (--fresh) renames a damaged journal, with its -wal and -shm,
