@@ -217,6 +217,9 @@ class Journal:
         if state is ev.JobState.RUNNING and (start is None or start[0] != event.attempt):
             start = self._starts[event.job_id] = (event.attempt, now)
         started = start[1] if start is not None and start[0] == event.attempt else None
+        if state.finished:
+            # A requeued job starts a new attempt; keeping ended ones would cost every job.
+            self._starts.pop(event.job_id, None)
         row = (db_text(str(spec.input_path)), db_text(str(spec.output_path)), state.value,
                event.exit_code, event.signal, started,
                now if state.finished else None, event.attempt, event.peak_rss, event.cpu_seconds,
