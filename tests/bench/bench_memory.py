@@ -19,11 +19,11 @@ process:
 - model: RunModel.from_plan-sized rows for JOBS jobs, each run to success with --samples
   JobSample events (what the TUI keeps after the jobs end, without a terminal); VmHWM.
 
-Figures are MiB, side by side per checkout. Issue 8, part 5 (2 cores, shared; cp, -j 2, stopped
-after 240 s), before (dfcf2aa) | after (the fixed-size history):
-    headless  343 MiB (80,196 done) | 331 MiB (53,543 done)  the TUI model is not in headless
-    tui       627 MiB (74,366 done) | 402 MiB (84,063 done)
-    model    2367 MiB               | 235 MiB                 60 samples a job, all jobs ended
+Figures are MiB, side by side per checkout. Issue 8, part 5 (2 shared cores; cp, -j 2; every
+run finished its 100,000 jobs), before (dfcf2aa) | after (fixed-size history, slots rows):
+    headless  362 MiB (240 s) | 346 MiB (216 s)  the TUI's model is not in headless
+    tui       649 MiB (270 s) | 400 MiB (247 s)
+    model    2367 MiB         | 235 MiB          60 samples a job, every job ended
 A dry run (the plan alone) peaks at 241 MiB: most of the headless figure is the plan's Paths.
 """
 
