@@ -29,6 +29,7 @@ from orch_tui.core.host import RunHost
 from orch_tui.core.session import RunOptions
 from orch_tui.demo.workspace import write_demo_workspace
 from orch_tui.tui.app import OrchApp
+from orch_tui.tui.model import JobRow
 from orch_tui.tui.screens.calibration import CalibrationScreen
 from orch_tui.tui.screens.config import ConfigScreen
 from orch_tui.tui.screens.detail import DetailScreen
@@ -41,6 +42,11 @@ SIZE = (120, 36)
 #: Longer than any redraw timer of the screens (0.25 s calibration, 0.5 s run and detail).
 REDRAW = 0.7
 DEFAULT_WORKSPACE = Path(tempfile.gettempdir()) / "orch-tui-demo"
+
+
+def points(row: JobRow) -> int:
+    """Points in a job's CPU history (its samples, until the history downsamples)."""
+    return 0 if row.history is None else len(row.history.cpu)
 
 
 class Shooter:
@@ -80,7 +86,7 @@ class Shooter:
         """Running jobs with at least `count` samples (enough for a sparkline)."""
         model = self.app.model
         assert model is not None
-        return [job_id for job_id in self.running() if len(model.rows[job_id].samples) >= count]
+        return [job_id for job_id in self.running() if points(model.rows[job_id]) >= count]
 
     async def run(self) -> None:
         """Config, calibration (live, result), run, detail, help, finished."""
@@ -110,7 +116,7 @@ class Shooter:
         # The job with the most samples that is not about to end, so its detail shows it running.
         rows = app.model.rows
         young = [i for i in self.sampled(2) if (rows[i].progress or 0.0) < 0.6]
-        job_id = max(young or self.running(), key=lambda i: len(rows[i].samples))
+        job_id = max(young or self.running(), key=lambda i: points(rows[i]))
         table = app.screen.query_one(JobTable)
         table.focus()
         table.select_job(job_id)

@@ -322,6 +322,21 @@ def test_last_profile_round_trips_calibration_and_learned_figures(plan):
         ]
 
 
+def test_figures_read_from_a_previous_run_are_not_recorded_again(plan):
+    """Issue 8: every resumed run wrote a second calibration row ("journal") for the figures it
+    had just read back. The real resumed run is in test_durability.py."""
+    with Journal.open(plan.state_dir) as journal:
+        journal.start_run(plan, [])
+        journal.listener(
+            ev.CalibrationFinished(time=1.0,
+                                   profile=ProcessProfile(1.0, 100 * MB, MB, source="journal"),
+                                   decision=a_decision(),
+                                   source=ev.LimitSource.PREVIOUS_RUN))
+        journal.flush()
+        assert journal.last_profile() is None
+    assert rows(plan.state_dir, "SELECT count(*) FROM calibrations") == [(0, )]
+
+
 def test_record_profile_without_a_decision(plan):
     with Journal.open(plan.state_dir) as journal:
         journal.record_profile(ProcessProfile(2.0, 10 * MB, 0, source="whole-life"), None)

@@ -518,6 +518,13 @@ def test_a_journal_file_of_another_user_or_with_hard_links_is_refused(tmp_path, 
         Journal.open(tmp_path)
 
 
+def test_a_journal_others_may_write_is_refused_like_the_state_folder_s_files(tmp_path):
+    Journal.open(tmp_path).close()
+    os.chmod(tmp_path / JOURNAL_NAME, 0o664)
+    with pytest.raises(JournalError, match="writable by group or others"):
+        Journal.open(tmp_path)
+
+
 def test_the_journal_is_created_private_even_through_the_cli_with_umask_0(tmp_path):
     ws, _ = command_ws(tmp_path)
     result = subprocess.run(

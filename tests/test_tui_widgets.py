@@ -10,12 +10,15 @@ import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.strip import Strip
+from textual.widgets import Sparkline
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.textutil import format_bytes, format_duration
+from orch_tui.tui.history import HISTORY_POINTS
 from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar, run_figures
 from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
 
@@ -369,6 +372,57 @@ async def test_a_hundred_thousand_rows_stay_usable() -> None:
         await pilot.pause()
         assert table.selected_job_id == 99_990
         assert 99_990 in ids_on_screen(table)
+
+
+def test_history_starts_at_the_first_sample_and_outlives_the_job() -> None:
+    model = numbered(3)
+    assert all(row.history is None for row in model.rows.values())  # nothing per queued job
+    change(model, 1, JobState.RUNNING)
+    assert model.rows[1].history is None
+    for second in range(5000):  # a long job: the history stays bounded
+        sample(model, 1, cpu=2.0 if second < 2500 else 1.0, rss=10_000_000 + second)
+    history = model.rows[1].history
+    assert history is not None
+    assert HISTORY_POINTS // 2 <= len(history.cpu) <= HISTORY_POINTS
+    cpu = history.cpu.values()
+    assert cpu[0] == pytest.approx(2.0) and cpu[-1] == pytest.approx(1.0)  # the whole life
+    assert history.rss.values()[-1] == pytest.approx(10_004_999)
+    change(model, 1, JobState.SUCCEEDED)
+    assert model.rows[1].history is history  # the detail screen charts a finished job
+    change(model, 1, JobState.RUNNING)  # a new attempt starts a new history
+    assert model.rows[1].history is None
+    assert not hasattr(model.rows[2], "__dict__")  # slots: no dict per row
+
+
+async def test_a_finished_job_keeps_its_sparkline() -> None:
+    model = numbered(5)
+    change(model, 1, JobState.RUNNING)
+    for cpu in (0.0, 0.25, 0.5, 1.0):
+        sample(model, 1, cpu=cpu)
+    change(model, 1, JobState.SUCCEEDED)
+    app = HostApp(model)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        first = screen_lines(app.query_one(JobTable))[1]
+        assert "▁▃▅█" in first
+
+
+async def test_the_detail_screen_charts_a_finished_job_s_whole_life() -> None:
+    model = numbered(2)
+    change(model, 1, JobState.RUNNING)
+    for second in range(1000):
+        sample(model, 1, cpu=4.0 if second < 10 else 1.0, rss=900_000_000 if second == 500 else 1)
+    change(model, 1, JobState.SUCCEEDED)
+    app = HostApp(model)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(DetailScreen(model, None, 1))
+        await pilot.pause()
+        cpu = app.screen.query_one("#detail-cpu", Sparkline).data
+        rss = app.screen.query_one("#detail-rss", Sparkline).data
+        assert cpu is not None and rss is not None
+        assert HISTORY_POINTS // 2 <= len(cpu) <= HISTORY_POINTS
+        assert cpu[0] > 1.0 and cpu[-1] == pytest.approx(1.0)  # its start is still there
+        assert max(rss) == pytest.approx(900_000_000)  # the one-second peak survives
 
 
 @pytest.mark.parametrize("width", [80, 120])

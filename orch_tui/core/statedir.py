@@ -51,10 +51,18 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def check_private(st: os.stat_result, path: Path, *, directory: bool) -> None:
-    """Refuse what another user owns or others may write: raise StateError/UnsafeFileError."""
+def check_private(st: os.stat_result,
+                  path: Path,
+                  *,
+                  directory: bool,
+                  error: type[OrchError] | None = None) -> None:
+    """Refuse (one line) a symlink, what another user owns or others may write, a file with
+    hard links: raise `error`, by default StateError for a folder, UnsafeFileError for a file.
+    `st` may come from lstat (the journal, opened by name by SQLite) or fstat."""
     kind = "folder" if directory else "file"
-    error = StateError if directory else UnsafeFileError
+    error = error or (StateError if directory else UnsafeFileError)
+    if stat.S_ISLNK(st.st_mode):
+        raise error(f"{path}: is a symbolic link: refusing to follow it; remove it")
     if directory and not stat.S_ISDIR(st.st_mode):
         raise error(f"{path}: expected a folder of orch-tui's, found something else; move it "
                     "aside")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,12 @@ from orch_tui.core.plan import Plan
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.snapshot import JobView, RunSnapshot, job_views
 from orch_tui.core.tally import ACTIVE_STATES, BAD_STATES, DONE_STATES, Counts, Tally
-
-#: Points kept per job for the table's sparklines.
-SPARK_POINTS = 32
-#: Samples kept per job for the detail view.
-DETAIL_POINTS = 600
+from orch_tui.tui.history import JobHistory
 
 
-@dataclass
+@dataclass(slots=True)
 class JobRow:
-    """Everything a screen shows about one job."""
+    """Everything a screen shows about one job (slots: 100,000 rows carry no __dict__ each)."""
 
     job_id: int
     name: str
@@ -49,12 +45,9 @@ class JobRow:
     rss: int = 0
     progress: float | None = None
     output_bytes: int = 0
-    cpu_hist: collections.deque[float] = field(
-        default_factory=lambda: collections.deque(maxlen=SPARK_POINTS))
-    rss_hist: collections.deque[float] = field(
-        default_factory=lambda: collections.deque(maxlen=SPARK_POINTS))
-    samples: collections.deque[ev.JobSample] = field(
-        default_factory=lambda: collections.deque(maxlen=DETAIL_POINTS))
+    #: CPU and RSS of the current attempt, fixed-size; None until its first sample, so a
+    #: queued job costs nothing and a finished one keeps ~1 KB to be charted.
+    history: JobHistory | None = None
     version: int = 0
 
     def elapsed(self, now: float) -> float | None:
@@ -174,8 +167,7 @@ class RunModel:
         if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
             row.started, row.ended = event.time, None
             row.cpu, row.rss, row.progress, row.output_bytes = 0.0, 0, None, 0
-            row.cpu_hist.clear()
-            row.rss_hist.clear()
+            row.history = None
         if event.state is JobState.SUCCEEDED:
             row.progress = 1.0
         if event.state.finished:
@@ -197,9 +189,9 @@ class RunModel:
         row.cpu, row.rss = event.cpu_cores, event.rss_bytes
         row.progress, row.output_bytes = event.read_fraction, event.output_bytes
         row.node, row.pid = event.node, event.pid
-        row.cpu_hist.append(event.cpu_cores)
-        row.rss_hist.append(float(event.rss_bytes))
-        row.samples.append(event)
+        if row.history is None:
+            row.history = JobHistory()
+        row.history.add(event.cpu_cores, event.rss_bytes)
         self._touch(row)
 
     def _on_system_sample(self, event: ev.SystemSample) -> None:

@@ -1,4 +1,5 @@
-"""One job up close: its exact command, how it ended, a live tail of its log, its samples."""
+"""One job up close: its exact command, how it ended, a live tail of its log, its CPU and RSS
+over its whole life (mean cores, peak RSS: see tui/history.py), running or finished."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-info")
         with Vertical(id="detail-sparks"):
-            yield Static(Text("CPU (cores) and RSS over time"), classes="muted")
+            yield Static(Text("CPU cores (mean) and RSS (peak) since the job started"),
+                         classes="muted")
             yield Sparkline([], id="detail-cpu")
             yield Sparkline([], id="detail-rss")
         yield Log(id="detail-log", max_lines=5000, auto_scroll=True)
@@ -88,8 +90,12 @@ class DetailScreen(Screen[None]):
         info.append("\nlog: ", style="bold")
         info.append(str(row.log_path))
         self.query_one("#detail-info", Static).update(info)
-        self.query_one("#detail-cpu", Sparkline).data = [s.cpu_cores for s in row.samples]
-        self.query_one("#detail-rss", Sparkline).data = [s.rss_bytes for s in row.samples]
+        # The attempt's whole life in at most HISTORY_POINTS points, kept after the job ends.
+        history = row.history
+        cpu = [] if history is None else history.cpu.values()
+        rss = [] if history is None else history.rss.values()
+        self.query_one("#detail-cpu", Sparkline).data = cpu
+        self.query_one("#detail-rss", Sparkline).data = rss
         self._tail(row.log_path)
 
     def _tail(self, path) -> None:

@@ -8,10 +8,8 @@ the model marked dirty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
-from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -23,127 +21,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from orch_tui.core.events import JobState
-from orch_tui.core.textutil import format_bytes, format_duration, printable
 from orch_tui.tui.model import FILTERS, JobRow, RunModel
+from orch_tui.tui.widgets.columns import (BASE, SPARK, STATE, Column, fit, layout_columns,
+                                          row_cells, sparkline)
 
-SPARK_CHARS = "▁▂▃▄▅▆▇█"
-ELLIPSIS = "…"
-
-#: The name column never shrinks below this before optional columns are dropped.
-NAME_MIN = 20
-STATE_WIDTH = max(len(state.value) for state in JobState)
-NODE_WIDTH = 16
-ELAPSED_WIDTH = 8
-PROGRESS_WIDTH = 4
-CPU_VALUE_WIDTH = 4
-BYTES_VALUE_WIDTH = 5
-WIDE_SPARK = 8
-NARROW_SPARK = 4
-
-
-def sparkline(values: list[float], width: int, *, floor: float = 0.0) -> str:
-    """The last `width` values as block characters, scaled to max(values, floor); short
-    histories are padded on the left so every row's sparkline ends in the same column."""
-    if width <= 0:
-        return ""
-    points = values[-width:]
-    top = max(max(points, default=0.0), floor)
-    if top <= 0:
-        chars = SPARK_CHARS[0] * len(points)
-    else:
-        last = len(SPARK_CHARS) - 1
-        chars = "".join(SPARK_CHARS[min(last, max(0, round(value / top * last)))]
-                        for value in points)
-    return chars.rjust(width)
-
-
-def format_cores(cores: float) -> str:
-    """Cores in four cells: '0.92', '12.3', '123'."""
-    if cores < 10:
-        return f"{cores:.2f}"
-    return f"{cores:.1f}" if cores < 100 else f"{cores:.0f}"
-
-
-def fit(text: str, width: int, *, right: bool = False, ellipsis: bool = False) -> str:
-    """`text` padded or cut to exactly `width` cells (wide characters counted as two)."""
-    if width <= 0:
-        return ""
-    if cell_len(text) > width:
-        if ellipsis:
-            return set_cell_size(text, width - 1) + ELLIPSIS
-        return set_cell_size(text, width)
-    return text.rjust(width - cell_len(text) + len(text)) if right else set_cell_size(text, width)
-
-
-class Column(NamedTuple):
-    """One column of the current layout."""
-
-    key: str
-    label: str
-    width: int
-    right: bool = False
-
-
-@dataclass(frozen=True)
-class _Level:
-    """One step of collapsing: which optional columns survive and how wide the sparklines are."""
-
-    node: bool
-    spark: int
-    output: bool
-    rss: bool = True
-    cpu: bool = True
-    elapsed: bool = True
-    progress: bool = True
-
-
-#: Tried in order; the first whose fixed columns leave NAME_MIN cells for the name wins.
-LEVELS = (
-    _Level(node=True, spark=WIDE_SPARK, output=True),
-    _Level(node=False, spark=WIDE_SPARK, output=True),
-    _Level(node=False, spark=NARROW_SPARK, output=True),
-    _Level(node=False, spark=NARROW_SPARK, output=False),
-    _Level(node=False, spark=0, output=False),
-    _Level(node=False, spark=0, output=False, rss=False),
-    _Level(node=False, spark=0, output=False, rss=False, cpu=False),
-    _Level(node=False, spark=0, output=False, rss=False, cpu=False, elapsed=False),
-    _Level(node=False, spark=0, output=False, rss=False, cpu=False, elapsed=False, progress=False),
-)
-
-
-def _columns_for(level: _Level, id_width: int) -> list[Column]:
-    spark = level.spark + 1 if level.spark else 0
-    columns = [Column("id", "#", id_width, True), Column("name", "input", 0)]
-    columns.append(Column("state", "state", STATE_WIDTH))
-    if level.node:
-        columns.append(Column("node", "node/pid", NODE_WIDTH))
-    if level.elapsed:
-        columns.append(Column("elapsed", "elapsed", ELAPSED_WIDTH, True))
-    if level.progress:
-        columns.append(Column("progress", "prog", PROGRESS_WIDTH, True))
-    if level.cpu:
-        columns.append(Column("cpu", "cpu", spark + CPU_VALUE_WIDTH, not spark))
-    if level.rss:
-        columns.append(Column("rss", "rss", spark + BYTES_VALUE_WIDTH, not spark))
-    if level.output:
-        columns.append(Column("output", "out", BYTES_VALUE_WIDTH, True))
-    return columns
-
-
-def layout_columns(width: int, id_width: int) -> tuple[tuple[Column, ...], int]:
-    """The columns that fit in `width` cells (the name takes what is left) and the sparkline
-    width; optional columns go first, then sparklines shrink, then values drop."""
-    for level in LEVELS:
-        columns = _columns_for(level, id_width)
-        fixed = sum(column.width for column in columns) + len(columns) - 1
-        if fixed + NAME_MIN <= width or level is LEVELS[-1]:
-            name_width = max(1, width - fixed)
-            resolved = tuple(
-                column._replace(width=name_width) if column.key == "name" else column
-                for column in columns)
-            return resolved, level.spark
-    raise AssertionError("unreachable")  # pragma: no cover
-
+#: The layout helpers stay importable from here (the tests and benchmarks use this module).
+__all__ = ["JobTable", "layout_columns", "sparkline"]
 
 STATE_CLASSES = {state: f"job-table--{state.value}" for state in JobState}
 
@@ -484,48 +367,12 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         """One job's line; every cell is plain text in a Segment (names are never markup)."""
         columns, spark = self._columns_at(width)
         base = self._style("job-table--cursor" if cursor else "base")
-        state_style = base if cursor else self._style(STATE_CLASSES[row.state])
-        spark_style = base if cursor else self._style("job-table--spark")
-        active = row.state.active
-        segments: list[Segment] = []
-        for position, column in enumerate(columns):
-            if position:
-                segments.append(Segment(" ", base))
-            cell_width = column.width
-            key = column.key
-            if key == "id":
-                segments.append(Segment(fit(str(row.job_id), cell_width, right=True), base))
-            elif key == "name":
-                segments.append(Segment(fit(printable(row.name), cell_width, ellipsis=True), base))
-            elif key == "state":
-                segments.append(Segment(fit(row.state.value, cell_width), state_style))
-            elif key == "node":
-                where = row.node or ""
-                if row.pid is not None:
-                    where = f"{where}:{row.pid}" if where else str(row.pid)
-                segments.append(
-                    Segment(fit(printable(where) or "-", cell_width, ellipsis=True), base))
-            elif key == "elapsed":
-                text = "-" if elapsed is None else format_duration(elapsed, stopwatch=True)
-                segments.append(Segment(fit(text, cell_width, right=True), base))
-            elif key == "progress":
-                text = "-" if row.progress is None else f"{min(max(row.progress, 0), 1):.0%}"
-                segments.append(Segment(fit(text, cell_width, right=True), base))
-            elif key in ("cpu", "rss"):
-                if key == "cpu":
-                    history, floor = list(row.cpu_hist), 1.0
-                    value = format_cores(row.cpu) if active else "-"
-                    value_width = CPU_VALUE_WIDTH
-                else:
-                    history, floor = list(row.rss_hist), 0.0
-                    value = format_bytes(row.rss, compact=True) if active else "-"
-                    value_width = BYTES_VALUE_WIDTH
-                if spark:
-                    segments.append(Segment(sparkline(history, spark, floor=floor), spark_style))
-                    segments.append(Segment(" ", base))
-                segments.append(Segment(fit(value, value_width, right=True), base))
-            elif key == "output":
-                text = format_bytes(row.output_bytes, compact=True) if row.output_bytes else "-"
-                segments.append(Segment(fit(text, cell_width, right=True), base))
-        strip = Strip(segments)
-        return strip.adjust_cell_length(width, base)
+        styles = {
+            BASE: base,
+            STATE: base if cursor else self._style(STATE_CLASSES[row.state]),
+            SPARK: base if cursor else self._style("job-table--spark"),
+        }
+        segments = [
+            Segment(text, styles[kind]) for text, kind in row_cells(row, columns, spark, elapsed)
+        ]
+        return Strip(segments).adjust_cell_length(width, base)
