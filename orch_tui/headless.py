@@ -54,6 +54,8 @@ def describe_decision(decision: ScalingDecision) -> str:
     return f"{' | '.join(parts)} => limit {decision.limit} ({decision.binding} binds)"
 
 
+# One reporter's output state: stream, throttle, counts, limit.
+# pylint: disable-next=too-many-instance-attributes
 class HeadlessReporter:
     """Prints the run's events as lines to `stream`; call it with each event."""
 

@@ -74,6 +74,8 @@ class CalibrationMeter:
                               source="calibration")
 
 
+# The six figures of one finished job.
+# pylint: disable-next=too-many-arguments,too-many-positional-arguments
 def whole_life_profile(cpu_seconds: float, wall_seconds: float, peak_rss: int, output_bytes: int,
                        input_size: int, typical_input: int) -> ProcessProfile:
     """The profile of a job that ended inside the window: CPU seconds over wall time, peak RSS,

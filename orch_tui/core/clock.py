@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 
+# pylint: disable-next=too-few-public-methods  # a protocol of one method
 class Timer(Protocol):
     """A pending call that can be called off (asyncio.TimerHandle is one)."""
 

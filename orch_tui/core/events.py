@@ -150,6 +150,7 @@ class PreflightDone(Event):
 
 
 @dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: the facts of a state change
 class JobStateChanged(Event):
     """A job moved from one state to another (with why, where it finished)."""
 
@@ -169,6 +170,7 @@ class JobStateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per figure of a sample
 class JobSample(Event):
     """One monitoring sweep's figures for one running job's whole process tree."""
 
@@ -184,6 +186,7 @@ class JobSample(Event):
 
 
 @dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per figure of a node
 class SystemSample(Event):
     """The machine (or node) as a whole, sampled with the jobs."""
 

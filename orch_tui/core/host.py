@@ -22,6 +22,8 @@ from orch_tui.core.snapshot import RunRecord, RunSnapshot
 from orch_tui.core.statedir import StateDir
 
 
+# The run's owner: the Controller's commands plus attach/detach.
+# pylint: disable-next=too-many-instance-attributes,too-many-public-methods
 class RunHost:
     """One run, owned here; implements `RunControl` (core/controller.py)."""
 

@@ -14,6 +14,7 @@ from orch_tui.core.runner import ProcessSample
 
 
 @dataclass
+# pylint: disable-next=too-many-instance-attributes  # a record: the scheduler's facts about one job
 class Job:
     """One job as the scheduler knows it (observers see it only through events)."""
 

@@ -51,6 +51,8 @@ def format_line(spec: JobSpec, start_wall: float, runtime: float, event: ev.JobS
     return "\t".join(fields) + "\n"
 
 
+# The writer's file, its columns and its error state.
+# pylint: disable-next=too-many-instance-attributes
 class JoblogWriter:
     """Bus listener appending one line per finished job (write + flush, no fsync)."""
 

@@ -23,10 +23,14 @@ from orch_tui.core.runner import ExitStatus, Runner
 from orch_tui.core.statedir import RunTemp, StateDir
 
 
-class Lifecycle:  # pylint: disable=too-many-instance-attributes  # the collaborators of a job's life
+# The collaborators of a job's life.
+# pylint: disable-next=too-many-instance-attributes
+class Lifecycle:
     """Starts, steers and ends jobs; `ended(job, state)` hears every final state, `refused(job,
     message)` every start the machine (not the job) made impossible."""
 
+    # The coordinator hands over its parts.
+    # pylint: disable-next=too-many-arguments,too-many-positional-arguments
     def __init__(self, jobs: dict[int, Job], runner: Runner, bus: ev.EventBus, clock: Clock,
                  config: JobsConfig, ended: Callable[[Job, JobState], None],
                  refused: Callable[[Job, str], None]) -> None:

@@ -106,6 +106,8 @@ class LimitPolicy:
         self.manual = True
         return self.set(now, limit, LimitSource.OPERATOR)
 
+    # The figures of one finished job and the node.
+    # pylint: disable-next=too-many-arguments,too-many-positional-arguments
     def learn(self, now: float, cpu_cores: float, peak_rss: int, output_ratio: float | None,
               typical_input: int, system: SystemCapacity) -> ev.LimitChanged | None:
         """Record one finished job and re-derive the limit from every finished job's figures

@@ -34,6 +34,8 @@ def projected_disk_use(ratio: float, queued_bytes: int, active: Sequence[Job]) -
     return total
 
 
+# The sampler's state: runner, clock, guard, meters, node figures.
+# pylint: disable-next=too-many-instance-attributes
 class Monitor:
     """Samples, node figures and the pressure guard, for the scheduler."""
 
@@ -75,6 +77,7 @@ class Monitor:
                                   level=NoticeLevel.WARNING,
                                   message=f"cannot sample the jobs: {exc.strerror or exc}"))
 
+    # pylint: disable-next=too-many-locals  # one local per figure of a sweep
     def sweep(self, jobs: Mapping[int, Job], active: Sequence[Job], queued: int, launching: bool,
               disk_use: int) -> PressureActions:
         """Sample every running job and every node once; the guard's actions."""

@@ -28,9 +28,13 @@ from orch_tui.core.statedir import StateDir
 from orch_tui.core.tally import Counts
 
 
-class Orchestrator(OperatorCommands):  # pylint: disable=too-many-instance-attributes  # the run's state, in one place
+# The run's state, in one place.
+# pylint: disable-next=too-many-instance-attributes
+class Orchestrator(OperatorCommands):
     """Runs a `Plan` through a `Runner`, publishing everything it does on `bus`."""
 
+    # The run's parts, all keyword-only but plan, runner, bus.
+    # pylint: disable-next=too-many-arguments
     def __init__(self,
                  plan: Plan,
                  runner: Runner,

@@ -28,6 +28,7 @@ _MAX_LOG_STEM = 60
 
 
 @dataclass(frozen=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per fact of a job
 class JobSpec:
     """One job: what runs (`argv`, writing to the temp name) and what to show (`display_argv`).
 

@@ -77,6 +77,8 @@ class PressureGuard:
         """True while every resource is above its reserve."""
         return all(level is PressureLevel.OK for level in self.levels.values())
 
+    # One sweep's figures in, one local per decision.
+    # pylint: disable-next=too-many-arguments,too-many-positional-arguments,too-many-locals
     def assess(self, now: float, available_memory: int, free_disk: int, active: Sequence[ActiveJob],
                queued: int, launching: bool) -> PressureActions:
         """One sweep's figures in, actions out. `launching` is False once the scheduler has
@@ -108,6 +110,8 @@ class PressureGuard:
                                  bool(active), queued, launching)
         return PressureActions(changes, pause, resume, give_up)
 
+    # The facts starvation is judged on.
+    # pylint: disable-next=too-many-arguments,too-many-positional-arguments
     def _starving(self, now: float, memory_low: bool, disk_low: bool, busy: bool, queued: int,
                   launching: bool) -> str | None:
         if busy or not queued or not launching or not (memory_low or disk_low):

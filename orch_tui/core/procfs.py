@@ -23,6 +23,8 @@ _PROC = "/proc"
 
 
 @dataclass(frozen=True, slots=True)
+# A record: the /proc/PID/stat fields the scheduler reads.
+# pylint: disable-next=too-many-instance-attributes
 class ProcStat:
     """The fields of /proc/PID/stat the orchestrator uses (plus comm, for display)."""
 

@@ -60,6 +60,7 @@ class ExitStatus:
 
 
 @dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per figure of a sample
 class ProcessSample:
     """One sweep's figures for one job's process tree (summed over every process in it)."""
 
@@ -148,9 +149,12 @@ class _Child:
     kill_handle: asyncio.TimerHandle | None = None
 
 
+# The local node's children, containment and pid tables.
+# pylint: disable-next=too-many-instance-attributes
 class LocalRunner(Runner):
     """Runs jobs as children of this process, each in its own session and process group."""
 
+    # pylint: disable-next=too-many-arguments  # keyword-only options of the local node
     def __init__(self,
                  output_dir: Path,
                  *,

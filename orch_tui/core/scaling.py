@@ -126,6 +126,7 @@ def _constraint(name: str, per_process: float, system: float, fraction: float) -
                       allowed=allowed)
 
 
+# pylint: disable-next=too-many-arguments  # the rule's inputs: config fractions, keyword-only
 def compute_limit(profile: ProcessProfile,
                   capacity: SystemCapacity,
                   *,

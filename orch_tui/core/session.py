@@ -50,10 +50,13 @@ def done_before(plan: Plan, journal: Journal) -> frozenset[int]:
     return frozenset(done)
 
 
+# pylint: disable-next=too-many-instance-attributes  # the run's resources, each closed in order
 class RunSession:
     """Open with `RunSession.open(plan, options)` (it raises LockError/JournalError before
     anything runs), then `await run()`; `close()` always."""
 
+    # Called by open() only, one argument per resource.
+    # pylint: disable-next=too-many-arguments,too-many-positional-arguments
     def __init__(self, plan: Plan, options: RunOptions, bus: EventBus, state: StateDir,
                  lock: RunLock, journal: Journal, joblog: JoblogWriter | None) -> None:
         self.plan = plan

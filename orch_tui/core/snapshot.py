@@ -30,6 +30,8 @@ class CalibrationStatus(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+# A record: one field per figure a job view shows.
+# pylint: disable-next=too-many-instance-attributes
 class JobView:
     """One job as an observer shows it."""
 
@@ -96,6 +98,7 @@ def job_views(plan: Plan) -> list[JobView]:
     return [job_view(spec) for spec in plan.jobs]
 
 
+# pylint: disable-next=too-many-instance-attributes  # the run's figures a late observer needs
 class RunRecord:
     """The run's state, kept up to date by `apply(event)` (a bus listener from the start)."""
 

@@ -131,6 +131,8 @@ class RunTemp:
             return False
 
 
+# The folder and the descriptors it holds open, one per file.
+# pylint: disable-next=too-many-instance-attributes
 class StateDir:
     """`<output_dir>/.orch-tui` and its `logs/` and `tmp/`, created private and held open."""
 

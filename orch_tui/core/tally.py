@@ -24,6 +24,7 @@ BAD_STATES = frozenset({JobState.FAILED, JobState.KILLED, JobState.MISSING})
 
 
 @dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one count per job state
 class Counts:
     """How many jobs are in each state (missing inputs included): plain, immutable data."""
 

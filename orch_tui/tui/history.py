@@ -94,6 +94,8 @@ class Series:
         return len(self._points) + (1 if self._count else 0)
 
 
+# Add() is its one command; the series are read as attributes.
+# pylint: disable-next=too-few-public-methods
 class JobHistory:
     """One job's CPU and RSS, created at its first sample and kept after it ends.
 

@@ -23,6 +23,7 @@ from orch_tui.tui.history import JobHistory
 
 
 @dataclass(slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per figure a row shows
 class JobRow:
     """Everything a screen shows about one job (slots: 100,000 rows carry no __dict__ each)."""
 
@@ -87,6 +88,8 @@ FILTERS: dict[str, frozenset[JobState] | None] = {
 }
 
 
+# The run-wide figures every screen reads, in one place.
+# pylint: disable-next=too-many-instance-attributes
 class RunModel:
     """Rows and run-wide figures, updated by `apply(event)`."""
 

@@ -39,6 +39,8 @@ def _config_json(plan: Plan) -> str:
     return json.dumps(data, default=str, sort_keys=True)
 
 
+# The run's journal: store, run id and what it learned.
+# pylint: disable-next=too-many-instance-attributes
 class Journal:
     """The journal of one output folder; open with `Journal.open(plan.state_dir)`."""
 

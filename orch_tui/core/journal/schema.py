@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from orch_tui.core.journal.errors import JournalError
+from orch_tui.core.tally import ACTIVE_STATES
 
 SCHEMA_VERSION = 1
 JOURNAL_NAME = "journal.sqlite3"
-#: A state that means the job was cut short when its row is the last one left (rerun it).
-INTERRUPTED_STATES = frozenset({"running", "paused"})
+#: A state that means the job was cut short when its row is the last one left (rerun it): the
+#: tally's active states, those holding a process.
+INTERRUPTED_STATES = frozenset(state.value for state in ACTIVE_STATES)
 #: version N -> the SQL that makes a version N journal a version N + 1 one (none yet).
 MIGRATIONS: dict[int, str] = {}
 
@@ -53,6 +55,7 @@ Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per column of a job row
 class JobRecord:
     """The last thing the journal knows about one input (times are epoch seconds)."""
 

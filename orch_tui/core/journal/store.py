@@ -131,6 +131,8 @@ class _Batch:
         self.retry_at = 0.0
 
 
+# The file, its connection and its writer thread.
+# pylint: disable-next=too-many-instance-attributes
 class Store:
     """The journal file at `path`, opened and checked, and its writer thread.
 

@@ -78,6 +78,7 @@ def editor_command() -> list[str]:
     return ["vi"]
 
 
+# pylint: disable-next=too-many-locals  # one local per summary row, read top to bottom
 def summary_rows(plan: Plan) -> list[tuple[str, Text]]:
     """The preflight summary of a valid plan as (label, literal Text) rows."""
     config = plan.config

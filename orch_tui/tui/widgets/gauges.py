@@ -88,6 +88,7 @@ class ProgressLine(Widget):
     limit: reactive[int] = reactive(0)
     limit_why: reactive[tuple[str, str]] = reactive(("", ""))
 
+    # pylint: disable-next=too-many-locals  # one local per figure of the bar and its label
     def texts(self, width: int) -> tuple[Text, Text]:
         """(bar, figures) for `width` cells; split so tests can read the figures alone."""
         counts = self.counts
@@ -186,6 +187,7 @@ class ResourceGauge(Widget):
         self.set_class(self.danger, "-danger")
         self.refresh()
 
+    # pylint: disable-next=too-many-locals  # one local per segment of the disk gauge
     def text(self, width: int) -> Text:
         """The gauge for `width` cells (plain text: colour comes from the widget's classes)."""
         label = self.LABELS[self.kind]

@@ -31,6 +31,8 @@ __all__ = ["JobTable", "layout_columns", "sparkline"]
 STATE_CLASSES = {state: f"job-table--{state.value}" for state in JobState}
 
 
+# The view's state: rows, filter, sort, marks, scroll.
+# pylint: disable-next=too-many-instance-attributes
 class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Every job as one line: id, input, state, where, elapsed, progress, CPU, RSS, output.
 
