@@ -119,7 +119,7 @@ def test_a_reporter_attached_midway_goes_on_from_the_snapshot():
                 name=f"{i}.mp4",
                 output_path=Path(f"/o/{i}.mp4"),
                 log_path=Path(f"/o/.orch-tui/logs/{i}.log"),
-                command="x",
+                argv=("x", ),
                 input_size=1,
                 state=state) for i, state in enumerate(
                     [JobState.SUCCEEDED, JobState.RUNNING, JobState.PAUSED, JobState.QUEUED], 1)

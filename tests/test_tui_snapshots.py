@@ -26,7 +26,7 @@ import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
-from orch_tui.core.plan import safe_log_stem, shell_quote
+from orch_tui.core.plan import safe_log_stem
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.snapshot import CalibrationStatus, JobView
 from orch_tui.tui.app import OrchApp
@@ -79,7 +79,7 @@ class ScriptModel(RunModel):
             JobView(job_id=row.job_id,
                     name=row.name,
                     input_size=row.input_size,
-                    command=row.command,
+                    argv=row.argv,
                     log_path=row.log_path,
                     output_path=row.output_path) for row in rows)
         self.events: list[ev.Event] = []
@@ -110,7 +110,7 @@ def make_rows(names: Sequence[str]) -> list[JobRow]:
             JobRow(job_id=index,
                    name=name,
                    input_size=1_000_000 + 137_731 * index,
-                   command=shell_quote(argv),
+                   argv=tuple(argv),
                    log_path=LOGS / f"{index:05d}-{safe_log_stem(stem)}.log",
                    output_path=output))
     return rows

@@ -36,7 +36,7 @@ def make_model(names: list[str], clock: Callable[[], float] = fixed_clock) -> Ru
         JobRow(job_id=index,
                name=name,
                input_size=1000,
-               command=f"ffmpeg -i {name}",
+               argv=("ffmpeg", "-i", name),
                log_path=Path(f"/logs/{index}.log"),
                output_path=Path(f"/out/{name}")) for index, name in enumerate(names, 1)
     ]

@@ -39,7 +39,9 @@ class JobView:
     name: str
     output_path: Path
     log_path: Path
-    command: str
+    #: The command as shown (the final output name), shared with the plan's JobSpec: the
+    #: quoted line is made when something shows it, not kept for 100,000 jobs.
+    argv: tuple[str, ...]
     input_size: int
     # How it goes: the fields of its last state change (times on the host's clock).
     state: JobState = JobState.QUEUED
@@ -51,6 +53,11 @@ class JobView:
     signal: int | None = None
     started: float | None = None
     ended: float | None = None
+
+    @property
+    def command(self) -> str:
+        """The command as one copy-pasteable shell line."""
+        return shell_quote(self.argv)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +95,7 @@ def job_view(spec: JobSpec) -> JobView:
     return JobView(job_id=spec.job_id,
                    name=spec.name,
                    input_size=spec.input_size,
-                   command=shell_quote(spec.display_argv),
+                   argv=spec.display_argv,
                    log_path=spec.log_path,
                    output_path=spec.output_path)
 

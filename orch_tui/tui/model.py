@@ -15,7 +15,7 @@ from typing import Any
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
-from orch_tui.core.plan import Plan
+from orch_tui.core.plan import Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.snapshot import JobView, RunSnapshot, job_views
 from orch_tui.core.tally import ACTIVE_STATES, BAD_STATES, DONE_STATES, Counts, Tally
@@ -30,7 +30,7 @@ class JobRow:
     job_id: int
     name: str
     input_size: int
-    command: str
+    argv: tuple[str, ...]  # shared with the plan: the quoted line is made when shown
     log_path: Path
     output_path: Path
     state: JobState = JobState.QUEUED
@@ -51,6 +51,11 @@ class JobRow:
     history: JobHistory | None = None
     version: int = 0
 
+    @property
+    def command(self) -> str:
+        """The command as one copy-pasteable shell line."""
+        return shell_quote(self.argv)
+
     def elapsed(self, now: float) -> float | None:
         """Seconds since the current attempt started (frozen once it ended)."""
         if self.started is None:
@@ -63,7 +68,7 @@ def row_of(view: JobView) -> JobRow:
     return JobRow(job_id=view.job_id,
                   name=view.name,
                   input_size=view.input_size,
-                  command=view.command,
+                  argv=view.argv,
                   log_path=view.log_path,
                   output_path=view.output_path,
                   state=view.state,

@@ -200,7 +200,7 @@ def model_child(jobs: int, samples: int) -> None:
         JobRow(job_id=i,
                name=f"f{i:06d}.bin",
                input_size=1,
-               command=f"cp /in/f{i:06d}.bin /out/f{i:06d}_out.bin",
+               argv=("cp", f"/in/f{i:06d}.bin", f"/out/f{i:06d}_out.bin"),
                log_path=Path(f"/out/.orch-tui/logs/{i}.log"),
                output_path=Path(f"/out/f{i:06d}_out.bin")) for i in range(1, jobs + 1)
     ]

@@ -31,7 +31,7 @@ def build(jobs: int, running: int, clock) -> FakeController:
         JobView(job_id=i,
                 name=f"clip{i:06d}.mp4",
                 input_size=1 << 20,
-                command="ffmpeg",
+                argv=("ffmpeg", ),
                 log_path=Path(f"/tmp/{i}.log"),
                 output_path=Path(f"/tmp/{i}.mp4"),
                 state=JobState.RUNNING if i <= running else JobState.QUEUED,
