@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from orch_tui.core.events import ProgressSource
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState, ProgressSource
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.probes import (BANNER_WINDOW, LINE_LIMIT, LOG_CHUNK, RUNNING_CAP, FfmpegLog,
                                   JobProbe, Progress, generic, is_ffmpeg_binary)
 from orch_tui.core.statedir import StateDir
+from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.screens.detail import describe_progress
+from orch_tui.tui.widgets.columns import format_speed, layout_columns, row_cells
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ffmpeg"
 TRANSCODE = (FIXTURES / "transcode_8s.log").read_bytes()  # Duration 8 s, four status lines
@@ -227,3 +231,80 @@ def test_a_planted_symlink_is_never_followed(state: StateDir, tmp_path: Path) ->
     # No descriptor: ffmpeg's probe cannot tell, rather than reading through the link.
     assert probe.read(1.0) == Progress(ProgressSource.FFMPEG)
     probe.close()
+
+
+# --- what observers and screens get
+
+
+def ffmpeg_sample(job_id: int, progress: float | None, **figures: float) -> ev.JobSample:
+    return ev.JobSample(time=10.0,
+                        job_id=job_id,
+                        node="local",
+                        pid=4242,
+                        cpu_cores=1.0,
+                        rss_bytes=1,
+                        processes=1,
+                        read_fraction=1.0,
+                        output_bytes=1,
+                        elapsed=5.0,
+                        progress=progress,
+                        progress_source=ProgressSource.FFMPEG,
+                        **figures)
+
+
+def started_model() -> RunModel:
+    row = JobRow(job_id=1,
+                 name="a.mp4",
+                 input_size=1000,
+                 argv=("ffmpeg", ),
+                 log_path=Path("/l"),
+                 output_path=Path("/o"))
+    model = RunModel([row], clock=lambda: 10.0)
+    change(model, JobState.RUNNING, JobState.QUEUED)
+    return model
+
+
+def change(model: RunModel, state: JobState, previous: JobState) -> None:
+    model.apply(
+        ev.JobStateChanged(time=1.0,
+                           job_id=1,
+                           name="a.mp4",
+                           state=state,
+                           previous=previous,
+                           attempt=1))
+
+
+def test_rows_carry_the_probe_and_only_success_shows_100() -> None:
+    model = started_model()
+    model.apply(ffmpeg_sample(1, 0.5, fps=37.0, speed=1.5, eta_seconds=12.4))
+    row = model.rows[1]
+    assert (row.progress, row.fps, row.speed, row.eta_seconds) == (0.5, 37.0, 1.5, 12.4)
+    assert row.progress_source is ProgressSource.FFMPEG
+    columns, spark = layout_columns(120, 2)
+    cells = "".join(text for text, _ in row_cells(row, columns, spark, 5.0))
+    assert " 50%  1.50x    0:12 " in cells
+    assert describe_progress(row) == "50.0% (ffmpeg)   speed 1.50x   fps 37   eta 0:00:12"
+    change(model, JobState.SUCCEEDED, JobState.RUNNING)
+    assert (row.progress, row.eta_seconds) == (1.0, None)
+    assert describe_progress(row) == "100.0% (ffmpeg)"
+
+
+def test_ffmpeg_without_status_lines_shows_a_dash_and_why() -> None:
+    model = started_model()
+    model.apply(ffmpeg_sample(1, None))
+    row = model.rows[1]
+    assert describe_progress(row).startswith("- (no duration or status line from ffmpeg yet")
+    columns, spark = layout_columns(120, 2)
+    cells = [text for text, _ in row_cells(row, columns, spark, 5.0)]
+    keys = [column.key for column in columns]
+    assert cells[2 * keys.index("progress")].strip() == "-"
+    assert cells[2 * keys.index("speed")].strip() == "-"
+
+
+def test_speed_and_eta_collapse_at_80_columns() -> None:
+    wide = [column.key for column in layout_columns(120, 2)[0]]
+    assert {"speed", "eta", "node"} <= set(wide)
+    narrow = [column.key for column in layout_columns(80, 2)[0]]
+    assert "speed" not in narrow and "eta" not in narrow and "progress" in narrow
+    assert [format_speed(s, None) for s in (0.87, 12.44, 150.0)] == ["0.87x", "12.4x", "150x"]
+    assert format_speed(None, 24.2) == "24 fps" and format_speed(None, None) == "-"
