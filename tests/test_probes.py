@@ -308,3 +308,15 @@ def test_speed_and_eta_collapse_at_80_columns() -> None:
     assert "speed" not in narrow and "eta" not in narrow and "progress" in narrow
     assert [format_speed(s, None) for s in (0.87, 12.44, 150.0)] == ["0.87x", "12.4x", "150x"]
     assert format_speed(None, 24.2) == "24 fps" and format_speed(None, None) == "-"
+
+
+def test_a_paused_job_shows_no_stale_speed_or_time_left() -> None:
+    model = started_model()
+    model.apply(ffmpeg_sample(1, 0.5, fps=37.0, speed=1.5, eta_seconds=12.4))
+    change(model, JobState.PAUSED, JobState.RUNNING)
+    row = model.rows[1]
+    columns, spark = layout_columns(120, 2)
+    cells = [text.strip() for text, _ in row_cells(row, columns, spark, 5.0)]
+    keys = [column.key for column in columns]
+    assert [cells[2 * keys.index(key)] for key in ("progress", "speed", "eta")] == ["50%", "-", "-"]
+    assert describe_progress(row) == "50.0% (ffmpeg)"

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Sparkline, Static
 
 from orch_tui.core.controller import Controller
-from orch_tui.core.events import ProgressSource
+from orch_tui.core.events import JobState, ProgressSource
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 from orch_tui.tui.model import JobRow, RunModel
 from orch_tui.tui.widgets.columns import format_speed
@@ -34,7 +34,7 @@ def describe_progress(row: JobRow) -> str:
         text = "- (no duration or status line from ffmpeg yet; -nostats and -v quiet hide them)"
     else:
         text = "-"
-    if row.state.active:
+    if row.state is JobState.RUNNING:  # a paused job's speed and time left are stale
         if row.speed is not None:
             text += f"   speed {format_speed(row.speed, None)}"
         if row.fps is not None:

@@ -187,9 +187,9 @@ def _cell(row: JobRow, column: Column, elapsed: float | None) -> str:
     elif key == "progress":
         text = "-" if row.progress is None else f"{min(max(row.progress, 0), 1):.0%}"
     elif key == "speed":
-        text = format_speed(row.speed, row.fps) if row.state.active else "-"
+        text = format_speed(row.speed, row.fps) if row.state is JobState.RUNNING else "-"
     elif key == "eta":
-        eta = row.eta_seconds if row.state.active else None
+        eta = row.eta_seconds if row.state is JobState.RUNNING else None
         text = "-" if eta is None else format_duration(round(eta), stopwatch=True)
     else:  # output
         text = format_bytes(row.output_bytes, compact=True) if row.output_bytes else "-"
