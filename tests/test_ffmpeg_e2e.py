@@ -10,6 +10,11 @@ import sys
 
 import pytest
 
+from orch_tui.core import events as ev
+from orch_tui.core.events import JobState, ProgressSource
+from orch_tui.core.plan import load_plan
+from tests.helpers import start_run
+
 pytestmark = pytest.mark.ffmpeg
 
 if not (shutil.which("ffmpeg") and shutil.which("ffprobe")) and not os.environ.get("CI"):
@@ -17,11 +22,11 @@ if not (shutil.which("ffmpeg") and shutil.which("ffprobe")) and not os.environ.g
     pytest.skip("ffmpeg/ffprobe not installed (apt-get install ffmpeg)", allow_module_level=True)
 
 
-def make_clip(path, seconds=1):
+def make_clip(path, seconds=1, size="320x240", rate=10):
     """A small test-pattern clip made by ffmpeg itself."""
     subprocess.run([
         "ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
-        f"testsrc=duration={seconds}:size=320x240:rate=10", "-pix_fmt", "yuv420p",
+        f"testsrc=duration={seconds}:size={size}:rate={rate}", "-pix_fmt", "yuv420p",
         str(path)
     ],
                    check=True)
@@ -87,3 +92,77 @@ resources:
         assert probe(tmp_path / "output" / name) == (1280, 720)
     logs = list((tmp_path / "output" / ".orch-tui" / "logs").iterdir())
     assert len(logs) == 3 and "Output #0" in logs[0].read_text(encoding="utf-8")
+
+
+def transcode_config(tmp_path, names, extra_flags=()):
+    """Clips of 6 s at 640x360, and a config scaling them to 720p with x264 (a few seconds of
+    work each, long enough for several status lines and samples)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in names:
+        make_clip(data / name, seconds=6, size="640x360", rate=25)
+    (tmp_path / "inputs.txt").write_text("".join(f"{data / n}\n" for n in names), encoding="utf-8")
+    flags = [
+        *extra_flags, "-i", "{input_file}", "-vf", "scale=1280:720", "-c:v", "libx264", "-preset",
+        "fast", "{output_file}"
+    ]
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({
+        "binary": {
+            "path": shutil.which("ffmpeg"),
+            "flags": flags
+        },
+        "directories": {
+            "input_file_list": str(tmp_path / "inputs.txt"),
+            "output_dir": str(tmp_path / "out"),
+            "output_suffix": "_720p"
+        },
+        "resources": {
+            "sample_interval": 0.2
+        },
+    }),
+                      encoding="utf-8")
+    return load_plan(config)
+
+
+def samples_by_job(recorder):
+    """Each job's JobSamples, and the time it ended, from the typed events."""
+    ended = {e.job_id: e.time for e in recorder.of(ev.JobStateChanged) if e.state.finished}
+    samples = {}
+    for sample in recorder.of(ev.JobSample):
+        samples.setdefault(sample.job_id, []).append(sample)
+    return samples, ended
+
+
+async def test_ffmpeg_progress_is_monotonic_ends_at_100_only_when_done_and_has_speed(tmp_path):
+    plan = transcode_config(tmp_path, ["a.mp4", "b.mp4"])
+    run = await start_run(plan, max_procs=2)
+    assert await run.result(timeout=120) == 0
+    samples, ended = samples_by_job(run.recorder)
+    assert sorted(samples) == [1, 2]
+    for job_id, seen in samples.items():
+        assert all(s.progress_source is ProgressSource.FFMPEG for s in seen)
+        known = [s for s in seen if s.progress is not None]
+        progress = [s.progress for s in known]
+        assert len(progress) >= 3, progress  # several status lines seen while it ran
+        assert progress == sorted(progress), progress  # monotonic
+        # Never 100% while running (every sample precedes the end), however far ffmpeg read.
+        assert all(s.time <= ended[job_id] for s in seen) and max(progress) < 1.0
+        # While x264 fills its lookahead ffmpeg says `time=-00:00:00.03 speed=N/A`; once media
+        # time moves, every sample has its speed and fps.
+        moving = [s for s in known if s.progress > 0]
+        assert moving and all(s.speed is not None and s.fps is not None for s in moving), known
+        assert known[-1].speed > 0 and known[-1].eta_seconds is not None
+    rows = {e.job_id: e for e in run.recorder.of(ev.JobStateChanged) if e.state.finished}
+    assert {row.state for row in rows.values()} == {JobState.SUCCEEDED}
+
+
+async def test_ffmpeg_with_nostats_shows_no_progress_rather_than_a_guess(tmp_path):
+    plan = transcode_config(tmp_path, ["a.mp4"], extra_flags=["-nostats"])
+    run = await start_run(plan, max_procs=1)
+    assert await run.result(timeout=120) == 0
+    samples, _ended = samples_by_job(run.recorder)
+    seen = samples[1]
+    assert len(seen) >= 3
+    assert [s.progress for s in seen[:-1]] == [None] * (len(seen) - 1)  # the read offset unused
+    assert any(s.read_fraction for s in seen)  # ffmpeg was reading all along

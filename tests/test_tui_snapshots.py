@@ -159,10 +159,19 @@ def run_job(model: RunModel,
             cpu: list[float],
             *,
             rss_mib: int = 180,
-            progress_step: float = 0.04) -> None:
-    """Start a job at `start` and feed one JobSample per second with the given CPU figures."""
+            progress_step: float = 0.04,
+            speed: float | None = None) -> None:
+    """Start a job at `start` and feed one JobSample per second with the given CPU figures;
+    with a `speed`, as ffmpeg's probe reports it (media fraction, fps, speed, time left)."""
     change(model, job_id, JobState.RUNNING, start)
     for step, cores in enumerate(cpu, 1):
+        fraction = min(0.99, progress_step * step)
+        probe = {} if speed is None else {
+            "fps": 25 * speed,
+            "speed": speed,
+            "eta_seconds": (1 - fraction) / progress_step / speed,
+            "progress_source": ev.ProgressSource.FFMPEG,
+        }
         model.apply(
             ev.JobSample(time=start + step,
                          job_id=job_id,
@@ -173,7 +182,9 @@ def run_job(model: RunModel,
                          processes=2,
                          read_fraction=min(1.0, progress_step * step),
                          output_bytes=int(1.3 * MIB * step),
-                         elapsed=float(step)))
+                         elapsed=float(step),
+                         progress=fraction,
+                         **probe))
 
 
 def decision():
@@ -250,8 +261,8 @@ def run_model(names: Sequence[str] = NAMES) -> Script:
     change(model, 1, JobState.SUCCEEDED, 960.0, exit_code=0)
     change(model, 2, JobState.RUNNING, 905.0)
     change(model, 2, JobState.SUCCEEDED, 975.0, exit_code=0)
-    run_job(model, 3, 930.0, [0.3, 0.9, 0.95, 0.92, 0.5, 0.97, 0.93, 0.91, 0.94, 0.96])
-    run_job(model, 4, 950.0, [0.1, 0.4, 0.8, 0.9, 0.9, 0.88, 0.2, 0.9], rss_mib=240)
+    run_job(model, 3, 930.0, [0.3, 0.9, 0.95, 0.92, 0.5, 0.97, 0.93, 0.91, 0.94, 0.96], speed=1.52)
+    run_job(model, 4, 950.0, [0.1, 0.4, 0.8, 0.9, 0.9, 0.88, 0.2, 0.9], rss_mib=240, speed=0.87)
     run_job(model, 5, 940.0, [0.5, 0.9, 0.9, 0.7, 0.9])
     change(model, 5, JobState.PAUSED, 990.0, reason="paused by operator")
     run_job(model, 6, 985.0, [0.6, 0.8, 0.95], progress_step=0.02)

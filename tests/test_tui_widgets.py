@@ -71,7 +71,9 @@ def sample(model: RunModel, job_id: int, cpu: float = 0.5, rss: int = 50_000_000
                      processes=1,
                      read_fraction=0.25,
                      output_bytes=3_000_000,
-                     elapsed=10.0))
+                     elapsed=10.0,
+                     progress=0.25,
+                     progress_source=ev.ProgressSource.READ_OFFSET))
 
 
 def system(model: RunModel, *, free_disk: int, projected: int, available: int = 8 * GIB) -> None:

@@ -54,6 +54,14 @@ class StopReason(enum.Enum):
     NOT_STARTED = "could not start"  # its command or its log could not be set up
 
 
+class ProgressSource(enum.Enum):
+    """Which probe measured a job's progress (core/probes.py)."""
+
+    FFMPEG = "ffmpeg"  # media time done over the input's duration, from ffmpeg's status lines
+    READ_OFFSET = "read offset"  # how far into its input the job has read
+    NONE = "none"  # nothing can tell
+
+
 class PauseReason(enum.Enum):
     """Who paused a job, so 'resume all' and memory relief resume only what they should."""
 
@@ -183,6 +191,13 @@ class JobSample(Event):
     read_fraction: float | None
     output_bytes: int
     elapsed: float
+    #: From the job's probe (core/probes.py): at most 0.99 while running; None when it cannot
+    #: tell. fps and speed (times realtime) are ffmpeg's; eta_seconds is this job's time left.
+    progress: float | None = None
+    fps: float | None = None
+    speed: float | None = None
+    eta_seconds: float | None = None
+    progress_source: ProgressSource = ProgressSource.NONE
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from orch_tui.core.events import JobState, NoticeLevel, PauseReason
 from orch_tui.core.job import Job
 from orch_tui.core.limits import cluster
 from orch_tui.core.pressure import ActiveJob, PressureActions, PressureGuard
+from orch_tui.core.probes import generic
 from orch_tui.core.runner import NodeStats, ProcessSample, Runner
 
 #: Calibration samples at least this often, whatever the configured sample interval.
@@ -126,6 +127,10 @@ class Monitor:
         if sample.read_offset is not None and size > 0:
             fraction = min(1.0, sample.read_offset / size)
         elapsed = now - (job.started or now)
+        # ffmpeg's own figures when the job is ffmpeg (even when they cannot tell: never a
+        # guess from the read offset, which runs ahead of it); the read offset otherwise.
+        progress = sample.progress if sample.progress is not None else generic(
+            sample.read_offset, size)
         self._bus.publish(
             ev.JobSample(time=now,
                          job_id=job.spec.job_id,
@@ -136,7 +141,12 @@ class Monitor:
                          processes=sample.processes,
                          read_fraction=fraction,
                          output_bytes=sample.output_bytes,
-                         elapsed=elapsed))
+                         elapsed=elapsed,
+                         progress=progress.fraction,
+                         fps=progress.fps,
+                         speed=progress.speed,
+                         eta_seconds=progress.eta_seconds,
+                         progress_source=progress.source))
         if self.calibrating is not None and self.calibrating[0] == job.spec.job_id:
             meter = self.calibrating[1]
             meter.add(sample.cpu_cores, sample.rss_bytes, sample.output_bytes, sample.read_offset)

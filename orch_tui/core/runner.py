@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from orch_tui.core import procfs
+from orch_tui.core.probes import JobProbe, Progress
 from orch_tui.core.containment import (MARKER_VARIABLE, Containment, append_note, left_behind_note,
                                        select_containment)
 from orch_tui.core.errors import OrchError, SpawnError
@@ -72,6 +73,8 @@ class ProcessSample:
     processes: int
     read_offset: int | None
     output_bytes: int
+    #: What the job's own log says (ffmpeg's status lines); None: the generic probe applies.
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,7 @@ class _Child:
     pid: int
     pidfd: int
     on_exit: ExitCallback
+    probe: JobProbe
     kill_handle: asyncio.TimerHandle | None = None
 
 
@@ -200,6 +204,7 @@ class LocalRunner(Runner):
     async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
         # Nothing to wait for on this machine: posix_spawn returns once the child exists.
         log_fd = self._open_log(spec)
+        probe = JobProbe.open(self._state, spec)
         try:
             actions = [
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -219,6 +224,9 @@ class LocalRunner(Runner):
                 _write_quietly(log_fd, f"orch-tui: cannot execute {spec.argv[0]}: {exc.strerror}\n")
                 raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}",
                                  systemic=exc.errno in _SPAWN_SYSTEMIC) from exc
+        except BaseException:
+            probe.close()
+            raise
         finally:
             os.close(log_fd)
         self._containment.started(spec.job_id, pid)
@@ -230,10 +238,11 @@ class LocalRunner(Runner):
             os.waitpid(pid, 0)
             self._containment.kill(spec.job_id)
             self._containment.finished(spec.job_id)
+            probe.close()
             raise SpawnError(f"cannot watch the job: {exc.strerror}", systemic=True) from None
         if self._guardian is not None:
             self._guardian.watch(pid, self._containment.guardian_key(spec.job_id), spec.log_path)
-        self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit)
+        self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit, probe)
         self._loop.add_reader(pidfd, self._reap, spec.job_id)
         return Started(self.node, pid)
 
@@ -268,6 +277,7 @@ class LocalRunner(Runner):
         if child.kill_handle is not None:
             child.kill_handle.cancel()
         self._offsets.forget(child.pid)
+        child.probe.close()
         if os.WIFSIGNALED(status):
             code, sig = None, os.WTERMSIG(status)
         else:
@@ -345,6 +355,8 @@ class LocalRunner(Runner):
         """The run is over: kill whatever is left, remove its containment, dismiss the
         guardian."""
         self.kill_all()
+        for child in self._children.values():
+            child.probe.close()
         self._containment.close()
         if self._guardian is not None:
             self._guardian.close()
@@ -390,6 +402,7 @@ class LocalRunner(Runner):
                 processes=len(members),
                 read_offset=offset,
                 output_bytes=file_size(spec.temp_output_path),
+                progress=child.probe.read(now),
             )
         return samples
 

@@ -44,7 +44,11 @@ class JobRow:
     reason: str = ""
     cpu: float = 0.0
     rss: int = 0
-    progress: float | None = None
+    progress: float | None = None  # the probe's: at most 0.99 until the job succeeds
+    progress_source: ev.ProgressSource = ev.ProgressSource.NONE
+    fps: float | None = None
+    speed: float | None = None  # times realtime (ffmpeg)
+    eta_seconds: float | None = None  # this job's time left, as of its last sample
     output_bytes: int = 0
     #: CPU and RSS of the current attempt, fixed-size; None until its first sample, so a
     #: queued job costs nothing and a finished one keeps ~1 KB to be charted.
@@ -175,11 +179,13 @@ class RunModel:
         if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
             row.started, row.ended = event.time, None
             row.cpu, row.rss, row.progress, row.output_bytes = 0.0, 0, None, 0
+            row.fps = row.speed = row.eta_seconds = None
+            row.progress_source = ev.ProgressSource.NONE
             row.history = None
         if event.state is JobState.SUCCEEDED:
             row.progress = 1.0
         if event.state.finished:
-            row.ended = event.time
+            row.ended, row.eta_seconds = event.time, None
         row.state = event.state
         row.attempt = event.attempt
         row.node = event.node
@@ -195,7 +201,9 @@ class RunModel:
         if row is None:
             return
         row.cpu, row.rss = event.cpu_cores, event.rss_bytes
-        row.progress, row.output_bytes = event.read_fraction, event.output_bytes
+        row.progress, row.output_bytes = event.progress, event.output_bytes
+        row.progress_source, row.fps, row.speed = event.progress_source, event.fps, event.speed
+        row.eta_seconds = event.eta_seconds
         row.node, row.pid = event.node, event.pid
         if row.history is None:
             row.history = JobHistory()

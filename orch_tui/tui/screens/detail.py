@@ -13,13 +13,35 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Sparkline, Static
 
 from orch_tui.core.controller import Controller
+from orch_tui.core.events import JobState, ProgressSource
 from orch_tui.core.textutil import format_bytes, format_duration, printable
-from orch_tui.tui.model import RunModel
+from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.widgets.columns import format_speed
 
 #: The log tail reads at most this much per tick, so a chatty job cannot stall the UI.
 TAIL_CHUNK = 256 * 1024
 #: Bytes read from the end of an existing log when the view opens.
 TAIL_START = 64 * 1024
+
+
+def describe_progress(row: JobRow) -> str:
+    """'42.0% (ffmpeg)   speed 1.50x   fps 37   eta 0:12', or why there is no figure."""
+    source = row.progress_source
+    if row.progress is not None:
+        text = f"{row.progress:.1%}"
+        text += f" ({source.value})" if source is not ProgressSource.NONE else ""
+    elif source is ProgressSource.FFMPEG and row.state.active:
+        text = "- (no duration or status line from ffmpeg yet; -nostats and -v quiet hide them)"
+    else:
+        text = "-"
+    if row.state is JobState.RUNNING:  # a paused job's speed and time left are stale
+        if row.speed is not None:
+            text += f"   speed {format_speed(row.speed, None)}"
+        if row.fps is not None:
+            text += f"   fps {row.fps:.0f}"
+        if row.eta_seconds is not None:
+            text += f"   eta {format_duration(row.eta_seconds)}"
+    return text
 
 
 class DetailScreen(Screen[None]):
@@ -85,8 +107,8 @@ class DetailScreen(Screen[None]):
         info.append(f"{format_bytes(row.rss)}   ")
         info.append("output ", style="bold")
         info.append(f"{format_bytes(row.output_bytes)}   ")
-        info.append("read ", style="bold")
-        info.append("-" if row.progress is None else f"{row.progress:.1%}")
+        info.append("\nprogress ", style="bold")
+        info.append(describe_progress(row))
         info.append("\nlog: ", style="bold")
         info.append(str(row.log_path))
         self.query_one("#detail-info", Static).update(info)

@@ -24,6 +24,8 @@ STATE_WIDTH = max(len(state.value) for state in JobState)
 NODE_WIDTH = 16
 ELAPSED_WIDTH = 8
 PROGRESS_WIDTH = 4
+SPEED_WIDTH = 6
+ETA_WIDTH = 7
 CPU_VALUE_WIDTH = 4
 BYTES_VALUE_WIDTH = 5
 WIDE_SPARK = 8
@@ -53,6 +55,18 @@ def format_cores(cores: float) -> str:
     return f"{cores:.1f}" if cores < 100 else f"{cores:.0f}"
 
 
+def format_speed(speed: float | None, fps: float | None) -> str:
+    """ffmpeg's speed in six cells ('1.50x', '12.4x', '124x'), else its frame rate ('24 fps'),
+    else '-'."""
+    if speed is not None:
+        if speed < 10:
+            return f"{speed:.2f}x"
+        return f"{speed:.1f}x" if speed < 100 else f"{speed:.0f}x"
+    if fps is not None:
+        return f"{fps:.0f} fps"
+    return "-"
+
+
 def fit(text: str, width: int, *, right: bool = False, ellipsis: bool = False) -> str:
     """`text` padded or cut to exactly `width` cells (wide characters counted as two)."""
     if width <= 0:
@@ -74,12 +88,15 @@ class Column(NamedTuple):
 
 
 @dataclass(frozen=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one flag per optional column
 class _Level:
     """One step of collapsing: which optional columns survive and how wide the sparklines are."""
 
     node: bool
     spark: int
     output: bool
+    speed: bool = False
+    eta: bool = False
     rss: bool = True
     cpu: bool = True
     elapsed: bool = True
@@ -88,7 +105,9 @@ class _Level:
 
 #: Tried in order; the first whose fixed columns leave NAME_MIN cells for the name wins.
 LEVELS = (
-    _Level(node=True, spark=WIDE_SPARK, output=True),
+    _Level(node=True, spark=WIDE_SPARK, output=True, speed=True, eta=True),
+    _Level(node=False, spark=WIDE_SPARK, output=True, speed=True, eta=True),
+    _Level(node=False, spark=WIDE_SPARK, output=True, eta=True),
     _Level(node=False, spark=WIDE_SPARK, output=True),
     _Level(node=False, spark=NARROW_SPARK, output=True),
     _Level(node=False, spark=NARROW_SPARK, output=False),
@@ -110,6 +129,10 @@ def _columns_for(level: _Level, id_width: int) -> list[Column]:
         columns.append(Column("elapsed", "elapsed", ELAPSED_WIDTH, True))
     if level.progress:
         columns.append(Column("progress", "prog", PROGRESS_WIDTH, True))
+    if level.speed:
+        columns.append(Column("speed", "speed", SPEED_WIDTH, True))
+    if level.eta:
+        columns.append(Column("eta", "eta", ETA_WIDTH, True))
     if level.cpu:
         columns.append(Column("cpu", "cpu", spark + CPU_VALUE_WIDTH, not spark))
     if level.rss:
@@ -163,6 +186,11 @@ def _cell(row: JobRow, column: Column, elapsed: float | None) -> str:
         text = "-" if elapsed is None else format_duration(elapsed, stopwatch=True)
     elif key == "progress":
         text = "-" if row.progress is None else f"{min(max(row.progress, 0), 1):.0%}"
+    elif key == "speed":
+        text = format_speed(row.speed, row.fps) if row.state is JobState.RUNNING else "-"
+    elif key == "eta":
+        eta = row.eta_seconds if row.state is JobState.RUNNING else None
+        text = "-" if eta is None else format_duration(round(eta), stopwatch=True)
     else:  # output
         text = format_bytes(row.output_bytes, compact=True) if row.output_bytes else "-"
     return fit(text, width, right=True)

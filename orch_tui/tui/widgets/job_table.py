@@ -34,7 +34,8 @@ STATE_CLASSES = {state: f"job-table--{state.value}" for state in JobState}
 # The view's state: rows, filter, sort, marks, scroll.
 # pylint: disable-next=too-many-instance-attributes
 class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
-    """Every job as one line: id, input, state, where, elapsed, progress, CPU, RSS, output.
+    """Every job as one line: id, input, state, where, elapsed, progress, speed, time left, CPU,
+    RSS, output.
 
     Line 0 is a fixed header; line y > 0 shows visible[scroll_y + y - 1]. The screen drives it
     with `refresh_from_model()` from a timer; keys move the cursor, letters are left to the
