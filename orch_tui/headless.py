@@ -47,6 +47,7 @@ def describe_decision(decision: ScalingDecision) -> str:
         else:
             per = format_bytes(int(constraint.per_process))
             system = format_bytes(int(constraint.system))
+        system += constraint.source.note
         allowed = "does not bind" if constraint.allowed is None else f"{constraint.allowed}"
         mark = "*" if constraint.name == decision.binding else ""
         parts.append(f"{mark}{constraint.name} {per}/proc of {system} x{constraint.fraction:g}"

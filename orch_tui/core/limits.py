@@ -10,14 +10,15 @@ is `scaling.compute_limit`, the three-constraint contract, unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from orch_tui.core import events as ev
 from orch_tui.core.calibration import ProfileLearner
 from orch_tui.core.config import ResourcesConfig
 from orch_tui.core.events import LimitSource
 from orch_tui.core.runner import NodeStats
-from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity, compute_limit
+from orch_tui.core.scaling import (CapacitySource, ProcessProfile, ScalingDecision, SystemCapacity,
+                                   compute_limit)
 
 
 def cluster(nodes: Mapping[str, NodeStats]) -> NodeStats:
@@ -34,7 +35,14 @@ def cluster(nodes: Mapping[str, NodeStats]) -> NodeStats:
                      total_memory=sum(n.total_memory for n in figures),
                      available_memory=sum(n.available_memory for n in figures),
                      free_disk=min((n.free_disk for n in figures), default=0),
-                     disk_total=min((n.disk_total for n in figures), default=0))
+                     disk_total=min((n.disk_total for n in figures), default=0),
+                     cores_source=_source(n.cores_source for n in figures),
+                     memory_source=_source(n.memory_source for n in figures))
+
+
+def _source(sources: Iterable[CapacitySource]) -> CapacitySource:
+    """A sum is a cgroup's figure as soon as one of its terms is."""
+    return max(sources, key=lambda source: source is CapacitySource.CGROUP)
 
 
 def capacity(total: NodeStats, ours_rss: int, ours_disk: int) -> SystemCapacity:
@@ -42,7 +50,9 @@ def capacity(total: NodeStats, ours_rss: int, ours_disk: int) -> SystemCapacity:
     outputs count as available, because the rule divides it among them."""
     return SystemCapacity(logical_cores=total.logical_cores,
                           available_memory=total.available_memory + ours_rss,
-                          free_disk=total.free_disk + ours_disk)
+                          free_disk=total.free_disk + ours_disk,
+                          cores_source=total.cores_source,
+                          memory_source=total.memory_source)
 
 
 class LimitPolicy:

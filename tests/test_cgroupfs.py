@@ -1,0 +1,165 @@
+"""The orchestrator's own cgroup limits, read from fake cgroup trees (v2, v1, nested, none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orch_tui.core import cgroupfs
+from orch_tui.core.cgroupfs import CgroupLimits
+from orch_tui.core.limits import capacity, cluster
+from orch_tui.core.runner import NodeStats, tighter
+from orch_tui.core.scaling import CapacitySource, ProcessProfile, compute_limit
+from orch_tui.headless import describe_decision
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+V2_MOUNTS = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+V1_MOUNTS = ("32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+             "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+             "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+
+
+def write(root: Path, relative: str, text: str) -> None:
+    """One file of the fake tree."""
+    path = root / relative.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def v2_group(root: Path, group: str, **files: str) -> None:
+    """A v2 group's files (`memory_max="..."` is memory.max)."""
+    for name, text in files.items():
+        write(root, f"sys/fs/cgroup/{group}/{name.replace('_', '.', 1)}", text + "\n")
+
+
+def host(cores: int = 8, total: int = 23 * GIB, available: int = 20 * GIB) -> NodeStats:
+    """The host's own figures."""
+    return NodeStats("local", cores, 10.0, total, available, 100 * GIB, 200 * GIB)
+
+
+def test_v2_memory_counts_inactive_file_as_available(tmp_path: Path) -> None:
+    write(tmp_path, "proc/self/cgroup", "0::/system.slice/render.service\n")
+    write(tmp_path, "proc/self/mountinfo", V2_MOUNTS)
+    v2_group(tmp_path,
+             "system.slice/render.service",
+             memory_max=str(1536 * MIB),
+             memory_current=str(1000 * MIB),
+             memory_stat=f"anon {800 * MIB}\nfile {200 * MIB}\ninactive_file {150 * MIB}",
+             cpu_max="150000 100000",
+             memory_pressure="some avg10=12.50 avg60=3.00 avg300=1.00 total=42\n"
+             "full avg10=1.00 avg60=0.00 avg300=0.00 total=7")
+    limits = cgroupfs.read_limits(cgroupfs.find_groups(tmp_path))
+    assert limits == CgroupLimits(memory_limit=1536 * MIB,
+                                  available_memory=(1536 - 1000 + 150) * MIB,
+                                  cpu_quota=1.5,
+                                  memory_pressure=12.5)
+    assert limits.cores == 2
+
+
+def test_v2_tightest_ancestor_and_max(tmp_path: Path) -> None:
+    """A parent's limit binds its children: the least headroom on the path wins, `max` is none."""
+    write(tmp_path, "proc/self/cgroup", "0::/outer/inner\n")
+    write(tmp_path, "proc/self/mountinfo", V2_MOUNTS)
+    v2_group(tmp_path,
+             "outer/inner",
+             memory_max="max",
+             memory_current=str(GIB),
+             cpu_max="max 100000")
+    v2_group(tmp_path,
+             "outer",
+             memory_max=str(2 * GIB),
+             memory_current=str(int(1.5 * GIB)),
+             cpu_max="50000 100000")
+    limits = cgroupfs.read_limits(cgroupfs.find_groups(tmp_path))
+    assert limits.memory_limit == 2 * GIB
+    assert limits.available_memory == GIB // 2
+    assert limits.cpu_quota == 0.5 and limits.cores == 1
+    assert limits.memory_pressure is None
+
+
+def test_v2_unlimited_everywhere(tmp_path: Path) -> None:
+    write(tmp_path, "proc/self/cgroup", "0::/user.slice\n")
+    write(tmp_path, "proc/self/mountinfo", V2_MOUNTS)
+    v2_group(tmp_path, "user.slice", memory_max="max", memory_current="1234", cpu_max="max 100000")
+    assert cgroupfs.read_limits(cgroupfs.find_groups(tmp_path)) == CgroupLimits()
+
+
+def test_v2_container_namespace_mount_of_a_subtree(tmp_path: Path) -> None:
+    """In a container the mount's root is our group: paths are relative to it."""
+    write(tmp_path, "proc/self/cgroup", "0::/docker/abc\n")
+    write(tmp_path, "proc/self/mountinfo",
+          "30 23 0:26 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    v2_group(tmp_path, "", memory_max=str(GIB), memory_current=str(GIB // 4))
+    limits = cgroupfs.read_limits(cgroupfs.find_groups(tmp_path))
+    assert limits.memory_limit == GIB and limits.available_memory == 3 * GIB // 4
+
+
+def test_v1_memory_and_cfs_quota(tmp_path: Path) -> None:
+    write(tmp_path, "proc/self/cgroup", "9:memory:/jobs/a\n8:cpu,cpuacct:/jobs\n0::/\n")
+    write(tmp_path, "proc/self/mountinfo", V1_MOUNTS)
+    base = "sys/fs/cgroup/memory"
+    write(tmp_path, f"{base}/jobs/a/memory.limit_in_bytes", "9223372036854771712\n")
+    write(tmp_path, f"{base}/jobs/a/memory.usage_in_bytes", str(GIB))
+    write(tmp_path, f"{base}/jobs/a/memory.stat", f"inactive_file 1\ntotal_inactive_file {MIB}\n")
+    write(tmp_path, f"{base}/jobs/memory.limit_in_bytes", str(3 * GIB))
+    write(tmp_path, f"{base}/jobs/memory.usage_in_bytes", str(2 * GIB))
+    write(tmp_path, f"{base}/jobs/memory.stat", f"total_inactive_file {100 * MIB}\n")
+    write(tmp_path, f"{base}/memory.limit_in_bytes", "9223372036854771712\n")
+    write(tmp_path, f"{base}/memory.usage_in_bytes", str(5 * GIB))
+    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/jobs/cpu.cfs_quota_us", "300000")
+    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/jobs/cpu.cfs_period_us", "100000")
+    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1")
+    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000")
+    limits = cgroupfs.read_limits(cgroupfs.find_groups(tmp_path))
+    assert limits == CgroupLimits(memory_limit=3 * GIB,
+                                  available_memory=GIB + 100 * MIB,
+                                  cpu_quota=3.0,
+                                  memory_pressure=None)
+
+
+def test_no_cgroup_filesystem(tmp_path: Path) -> None:
+    assert cgroupfs.find_groups(tmp_path) == cgroupfs.Groups()
+    assert cgroupfs.read_limits(cgroupfs.find_groups(tmp_path)) == CgroupLimits()
+    assert tighter(host(), CgroupLimits()) == host()
+
+
+def test_this_machine_reads_without_error() -> None:
+    """Whatever this machine has, reading it gives figures or none, never an exception."""
+    limits = cgroupfs.read_limits(cgroupfs.find_groups())
+    assert limits.memory_limit is None or limits.memory_limit > 0
+
+
+def test_tighter_takes_the_cgroup_where_it_binds() -> None:
+    group = CgroupLimits(memory_limit=1536 * MIB, available_memory=1400 * MIB, cpu_quota=1.2)
+    stats = tighter(host(), group)
+    assert (stats.total_memory, stats.available_memory) == (1536 * MIB, 1400 * MIB)
+    assert stats.logical_cores == 2
+    assert stats.memory_source is stats.cores_source is CapacitySource.CGROUP
+    # The host's headroom binds when it is the smaller; a quota above the affinity does not.
+    stats = tighter(host(cores=2, available=GIB), CgroupLimits(1536 * MIB, 1400 * MIB, 4.0))
+    assert stats.available_memory == GIB and stats.memory_source is CapacitySource.CGROUP
+    assert stats.logical_cores == 2 and stats.cores_source is CapacitySource.HOST
+    # A limit above the host's RAM is no limit.
+    stats = tighter(host(), CgroupLimits(64 * GIB, 60 * GIB, None, 0.5))
+    assert stats.total_memory == 23 * GIB and stats.memory_source is CapacitySource.HOST
+    assert stats.memory_pressure == 0.5
+
+
+def test_capacity_carries_the_source_to_the_rule() -> None:
+    stats = tighter(host(), CgroupLimits(1536 * MIB, 1400 * MIB, None))
+    system = capacity(cluster({"local": stats}), 0, 0)
+    assert system.memory_source is CapacitySource.CGROUP
+    assert system.cores_source is CapacitySource.HOST
+    both = cluster({"a": stats, "b": host()})
+    assert both.memory_source is CapacitySource.CGROUP
+
+
+def test_calibration_line_says_the_cgroup_limit_applies() -> None:
+    system = capacity(tighter(host(), CgroupLimits(1536 * MIB, 1496 * MIB, 2.0)), 0, 0)
+    decision = compute_limit(ProcessProfile(1.0, 314 * MIB, MIB), system)
+    line = describe_decision(decision)
+    assert "memory 314 MiB/proc of 1.46 GiB (cgroup limit) x0.8 -> 3" in line
+    assert "cpu 1.00 cores/proc of 2 cores (cgroup limit)" in line
+    assert "(cgroup limit)" not in describe_decision(
+        compute_limit(ProcessProfile(1.0, 314 * MIB, MIB), capacity(host(), 0, 0)))
