@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from orch_tui.core import cgroupfs
 from orch_tui.core.cgroupfs import CgroupLimits
@@ -10,6 +14,8 @@ from orch_tui.core.limits import capacity, cluster
 from orch_tui.core.runner import NodeStats, tighter
 from orch_tui.core.scaling import CapacitySource, ProcessProfile, compute_limit
 from orch_tui.headless import describe_decision
+from tests.helpers import run_cli, write_workspace
+from tests.tmux import wait_until
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -163,3 +169,68 @@ def test_calibration_line_says_the_cgroup_limit_applies() -> None:
     assert "cpu 1.00 cores/proc of 2 cores (cgroup limit)" in line
     assert "(cgroup limit)" not in describe_decision(
         compute_limit(ProcessProfile(1.0, 314 * MIB, MIB), capacity(host(), 0, 0)))
+
+
+@pytest.fixture
+def memory_group() -> Iterator[tuple[Path, str]]:
+    """A child memory cgroup of ours limited to 1.5 GiB: (its folder, its OOM-kill counter's
+    file); skipped with the reason when this machine does not let us make one."""
+    groups = cgroupfs.find_groups()
+    candidates = [(groups.memory[0], "memory.limit_in_bytes",
+                   "memory.oom_control")] if groups.memory else []
+    if groups.unified and "memory" in (groups.unified[0] / "cgroup.subtree_control").read_text():
+        candidates.insert(0, (groups.unified[0], "memory.max", "memory.events"))
+    reasons = []
+    for parent, limit_file, events_file in candidates:
+        group = parent / f"orch-tui-test-{os.getpid()}"
+        try:
+            group.mkdir()
+        except OSError as exc:
+            reasons.append(f"cannot create {group}: {exc.strerror}")
+            continue
+        try:
+            (group / limit_file).write_text(str(1536 * MIB))
+        except OSError as exc:
+            group.rmdir()
+            reasons.append(f"cannot limit {group}: {exc.strerror}")
+            continue
+        yield group, events_file
+        wait_until(lambda: not (group / "cgroup.procs").read_text().strip(),
+                   what="the test's cgroup to empty")
+        group.rmdir()
+        return
+    pytest.skip("no memory cgroup can be made here: " +
+                ("; ".join(reasons) or "no memory controller we can write"))
+
+
+def oom_kills(group: Path, events_file: str) -> int:
+    """The kernel's count of OOM kills in `group` (v2 memory.events, v1 memory.oom_control)."""
+    for line in (group / events_file).read_text().splitlines():
+        name, _, value = line.partition(" ")
+        if name == "oom_kill":
+            return int(value)
+    raise AssertionError(f"no oom_kill line in {group / events_file}")
+
+
+def test_a_real_run_in_a_memory_cgroup_divides_its_limit_not_the_hosts(tmp_path, memory_group):
+    """The issue's case: 8 jobs of 300 MiB under a 1.5 GiB limit on a machine with far more
+    memory: the orchestrator (moved into the group before it starts, as a container would put
+    it) calibrates against the group's limit, so none is OOM-killed and all succeed."""
+    group, events_file = memory_group
+    ws = write_workspace(tmp_path / "ws",
+                         8,
+                         worker_args=["--hold-mb", "300", "--seconds", "2"],
+                         resources={"stabilization_seconds": 1.0})
+
+    def enter_group() -> None:
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    result = run_cli(str(ws.config), "--headless", timeout=240, preexec_fn=enter_group)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 succeeded" in result.stdout
+    assert oom_kills(group, events_file) == 0
+    calibration = next(line for line in result.stdout.splitlines()
+                       if line.startswith("calibration"))
+    assert "(cgroup limit)" in calibration
+    limit = int(calibration.rsplit("=> limit ", 1)[1].split()[0])
+    assert 1 <= limit <= 4, calibration
