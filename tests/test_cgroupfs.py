@@ -212,25 +212,41 @@ def oom_kills(group: Path, events_file: str) -> int:
     raise AssertionError(f"no oom_kill line in {group / events_file}")
 
 
-def test_a_real_run_in_a_memory_cgroup_divides_its_limit_not_the_hosts(tmp_path, memory_group):
-    """The issue's case: 8 jobs of 300 MiB under a 1.5 GiB limit on a machine with far more
-    memory: the orchestrator (moved into the group before it starts, as a container would put
-    it) calibrates against the group's limit, so none is OOM-killed and all succeed."""
+def run_in_group(tmp_path: Path, memory_group: tuple[Path, str], jobs: int,
+                 worker_args: list[str]) -> str:
+    """The headless CLI on `jobs` inputs, moved into the group before it starts (as a container
+    would put it): all must succeed with no OOM kill in the group. Its output."""
     group, events_file = memory_group
     ws = write_workspace(tmp_path / "ws",
-                         8,
-                         worker_args=["--hold-mb", "300", "--seconds", "2"],
+                         jobs,
+                         worker_args=worker_args,
                          resources={"stabilization_seconds": 1.0})
 
     def enter_group() -> None:
         (group / "cgroup.procs").write_text(str(os.getpid()))
 
-    result = run_cli(str(ws.config), "--headless", timeout=240, preexec_fn=enter_group)
+    result = run_cli(str(ws.config), "--headless", timeout=400, preexec_fn=enter_group)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 succeeded" in result.stdout
-    assert oom_kills(group, events_file) == 0
-    calibration = next(line for line in result.stdout.splitlines()
-                       if line.startswith("calibration"))
+    assert f"{jobs} succeeded" in result.stdout
+    assert oom_kills(group, events_file) == 0, result.stdout
+    return result.stdout
+
+
+def test_a_real_run_in_a_memory_cgroup_divides_its_limit_not_the_hosts(tmp_path, memory_group):
+    """The issue's case: 8 jobs of 300 MiB under a 1.5 GiB limit on a machine with far more
+    memory: the orchestrator calibrates against the group's limit, so none is OOM-killed."""
+    output = run_in_group(tmp_path, memory_group, 8, ["--hold-mb", "300", "--seconds", "2"])
+    calibration = next(line for line in output.splitlines() if line.startswith("calibration"))
     assert "(cgroup limit)" in calibration
     limit = int(calibration.rsplit("=> limit ", 1)[1].split()[0])
     assert 1 <= limit <= 4, calibration
+
+
+def test_jobs_that_grow_after_calibration_are_requeued_by_us_not_oom_killed(tmp_path, memory_group):
+    """4 jobs that calibrate under 100 MiB, then grow 50 MiB a second to 600 MiB, under the
+    same 1.5 GiB limit: the guard pauses, then kills and requeues the youngest before the kernel
+    has to; every job ends succeeded and the group's OOM-kill count stays 0."""
+    output = run_in_group(
+        tmp_path, memory_group, 4,
+        ["--hold-mb", "80", "--grow-mb-per-second", "50", "--grow-to-mb", "600", "--seconds", "14"])
+    assert "memory critical: job #" in output, output

@@ -121,3 +121,11 @@ def test_memory_near_its_reserve_asks_for_faster_sampling():
     assert not g.near
     g.assess(1.0, 3 * GB, 100 * GB, [], 0, True)  # above the 2 GiB reserve, under twice it
     assert g.near and g.may_launch()
+
+
+def test_the_kernels_memory_stalls_also_ask_for_faster_sampling():
+    g = guard()
+    g.assess(0.0, 10 * GB, 100 * GB, [], 0, True, stalls=0.2)
+    assert not g.near
+    g.assess(1.0, 10 * GB, 100 * GB, [], 0, True, stalls=5.0)
+    assert g.near

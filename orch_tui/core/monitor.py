@@ -109,8 +109,13 @@ class Monitor:
                       is JobState.RUNNING, job.paused_by is PauseReason.MEMORY, job.stop
                       is not None) for job in active
         ]
-        actions = guard.assess(now, total.available_memory, total.free_disk, held, queued,
-                               launching)
+        actions = guard.assess(now,
+                               total.available_memory,
+                               total.free_disk,
+                               held,
+                               queued,
+                               launching,
+                               stalls=total.memory_pressure)
         for change in actions.changes:
             self._bus.publish(
                 ev.ResourcePressure(time=now,

@@ -14,7 +14,8 @@ with plain numbers. The rules:
 - memory back above its reserve: resume the oldest job paused for memory, once it fits again;
   with nothing running, resume it as soon as memory is no longer critical (holding every job
   is a deadlock);
-- memory near its reserve (below NEAR_RESERVE times it): sample faster, so growth of a few
+- memory near its reserve (below NEAR_RESERVE times it, or the kernel says tasks stall on
+  memory, NEAR_STALLS): sample faster, so growth of a few
   hundred MiB a second is caught between two sweeps;
 - nothing running and nothing allowed to start: wait DISK_PATIENCE / MEMORY_PATIENCE seconds for
   headroom to come back, then stop (the jobs left are reported as not run).
@@ -35,6 +36,8 @@ DISK_PATIENCE = 10.0
 CRITICAL_PATIENCE = 2.0
 #: Below this many reserves of available memory, the guard asks for faster sampling.
 NEAR_RESERVE = 2.0
+#: Or when tasks of our cgroup waited for memory this share (percent) of the last 10 seconds.
+NEAR_STALLS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +99,18 @@ class PressureGuard:
 
     # One sweep's figures in, one local per decision.
     # pylint: disable-next=too-many-arguments,too-many-positional-arguments,too-many-locals
-    def assess(self, now: float, available_memory: int, free_disk: int, active: Sequence[ActiveJob],
-               queued: int, launching: bool) -> PressureActions:
+    def assess(self,
+               now: float,
+               available_memory: int,
+               free_disk: int,
+               active: Sequence[ActiveJob],
+               queued: int,
+               launching: bool,
+               *,
+               stalls: float | None = None) -> PressureActions:
         """One sweep's figures in, actions out. `launching` is False once the scheduler has
-        stopped launching for another reason (then starvation is not this guard's to judge)."""
+        stopped launching for another reason (then starvation is not this guard's to judge).
+        `stalls` is the kernel's memory pressure (`some avg10`, percent) where it keeps one."""
         reserve = self.memory_reserve
         memory = PressureLevel.OK
         if available_memory < reserve // 2:
@@ -113,7 +124,7 @@ class PressureGuard:
                         if self.levels[figure.resource] is not figure.level)
         for change in changes:
             self.levels[change.resource] = change.level
-        self.near = available_memory < NEAR_RESERVE * reserve
+        self.near = available_memory < NEAR_RESERVE * reserve or (stalls or 0.0) >= NEAR_STALLS
         pause = resume = requeue = fail = None
         if memory is PressureLevel.CRITICAL:
             pause, requeue, fail = self._critical(now, available_memory, active)
