@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ from orch_tui.core.cgroupfs import CgroupLimits
 from orch_tui.core.limits import capacity, cluster
 from orch_tui.core.runner import NodeStats, tighter
 from orch_tui.core.scaling import CapacitySource, ProcessProfile, compute_limit
-from orch_tui.headless import describe_decision
+from orch_tui.core import events as ev
+from orch_tui.headless import HeadlessReporter, describe_decision
 from tests.helpers import run_cli, write_workspace
 from tests.tmux import wait_until
 
@@ -238,6 +240,7 @@ def test_a_real_run_in_a_memory_cgroup_divides_its_limit_not_the_hosts(tmp_path,
     output = run_in_group(tmp_path, memory_group, 8, ["--hold-mb", "300", "--seconds", "2"])
     calibration = next(line for line in output.splitlines() if line.startswith("calibration"))
     assert "(cgroup limit)" in calibration
+    assert "memory 1.50 GiB (cgroup limit)" in output, output  # the headless capacity line
     limit = int(calibration.rsplit("=> limit ", 1)[1].split()[0])
     assert 1 <= limit <= 4, calibration
 
@@ -250,3 +253,27 @@ def test_jobs_that_grow_after_calibration_are_requeued_by_us_not_oom_killed(tmp_
         tmp_path, memory_group, 4,
         ["--hold-mb", "80", "--grow-mb-per-second", "50", "--grow-to-mb", "600", "--seconds", "14"])
     assert "memory critical: job #" in output, output
+
+
+def test_headless_says_once_that_a_cgroup_limit_applies() -> None:
+    stream = io.StringIO()
+    reporter = HeadlessReporter(stream)
+    figures = {
+        "node": "local",
+        "logical_cores": 2,
+        "cpu_percent": 5.0,
+        "total_memory": 1536 * MIB,
+        "available_memory": GIB,
+        "memory_reserve": 300 * MIB,
+        "free_disk": GIB,
+        "disk_total": GIB,
+        "disk_reserve": 0,
+        "projected_disk_use": 0
+    }
+    reporter(ev.SystemSample(time=0.0, **figures))
+    assert stream.getvalue() == ""  # the host's figures: nothing to say
+    cgroup = ev.SystemSample(time=1.0, **figures, memory_source=CapacitySource.CGROUP)
+    reporter(cgroup)
+    reporter(cgroup)
+    assert stream.getvalue() == ("capacity: 2 cores, memory 1.50 GiB (cgroup limit) "
+                                 "(1.00 GiB available)\n")

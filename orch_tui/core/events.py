@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from orch_tui.core.scaling import CapacitySource
+
 if TYPE_CHECKING:
     from orch_tui.core.scaling import ProcessProfile, ScalingDecision
 
@@ -204,6 +206,8 @@ class SystemSample(Event):
     disk_total: int
     disk_reserve: int
     projected_disk_use: int
+    cores_source: CapacitySource = CapacitySource.HOST  # a CPU quota of our cgroup binds
+    memory_source: CapacitySource = CapacitySource.HOST  # a memory limit of our cgroup binds
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,9 @@ class Monitor:
                                 free_disk=stats.free_disk,
                                 disk_total=stats.disk_total,
                                 disk_reserve=guard.disk_reserve,
-                                projected_disk_use=disk_use))
+                                projected_disk_use=disk_use,
+                                cores_source=stats.cores_source,
+                                memory_source=stats.memory_source))
         total = cluster(self.nodes)
         held = [
             ActiveJob(job.spec.job_id, job.started or 0.0, job.peak_rss, job.state
