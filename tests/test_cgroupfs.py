@@ -16,6 +16,8 @@ from orch_tui.core.runner import NodeStats, tighter
 from orch_tui.core.scaling import CapacitySource, ProcessProfile, compute_limit
 from orch_tui.core import events as ev
 from orch_tui.headless import HeadlessReporter, describe_decision
+from orch_tui.tui.model import RunModel
+from orch_tui.tui.widgets.gauges import ResourceGauge
 from tests.helpers import run_cli, write_workspace
 from tests.tmux import wait_until
 
@@ -255,25 +257,40 @@ def test_jobs_that_grow_after_calibration_are_requeued_by_us_not_oom_killed(tmp_
     assert "memory critical: job #" in output, output
 
 
+FIGURES = {
+    "node": "local",
+    "logical_cores": 2,
+    "cpu_percent": 5.0,
+    "total_memory": 1536 * MIB,
+    "available_memory": GIB,
+    "memory_reserve": 300 * MIB,
+    "free_disk": GIB,
+    "disk_total": GIB,
+    "disk_reserve": 0,
+    "projected_disk_use": 0
+}
+
+
 def test_headless_says_once_that_a_cgroup_limit_applies() -> None:
     stream = io.StringIO()
     reporter = HeadlessReporter(stream)
-    figures = {
-        "node": "local",
-        "logical_cores": 2,
-        "cpu_percent": 5.0,
-        "total_memory": 1536 * MIB,
-        "available_memory": GIB,
-        "memory_reserve": 300 * MIB,
-        "free_disk": GIB,
-        "disk_total": GIB,
-        "disk_reserve": 0,
-        "projected_disk_use": 0
-    }
-    reporter(ev.SystemSample(time=0.0, **figures))
+    reporter(ev.SystemSample(time=0.0, **FIGURES))
     assert stream.getvalue() == ""  # the host's figures: nothing to say
-    cgroup = ev.SystemSample(time=1.0, **figures, memory_source=CapacitySource.CGROUP)
+    cgroup = ev.SystemSample(time=1.0, **FIGURES, memory_source=CapacitySource.CGROUP)
     reporter(cgroup)
     reporter(cgroup)
     assert stream.getvalue() == ("capacity: 2 cores, memory 1.50 GiB (cgroup limit) "
                                  "(1.00 GiB available)\n")
+
+
+def test_the_gauges_say_when_the_cgroup_limit_is_the_total() -> None:
+    model = RunModel([], clock=lambda: 0.0)
+    model.apply(
+        ev.SystemSample(time=1.0,
+                        **FIGURES,
+                        memory_source=CapacitySource.CGROUP,
+                        cores_source=CapacitySource.CGROUP))
+    memory = ResourceGauge(model, "memory").text(120).plain
+    assert "1.00 GiB free of 1.50 GiB (cgroup limit), reserve 300 MiB" in memory
+    assert "5% of 2 cores (cgroup limit)" in ResourceGauge(model, "cpu").text(120).plain
+    assert "(cgroup limit)" not in ResourceGauge(model, "memory").text(60).plain  # narrow
