@@ -129,3 +129,13 @@ def test_the_kernels_memory_stalls_also_ask_for_faster_sampling():
     assert not g.near
     g.assess(1.0, 10 * GB, 100 * GB, [], 0, True, stalls=5.0)
     assert g.near
+
+
+def test_every_job_held_for_memory_resumes_the_oldest_but_not_during_an_operators_pause():
+    g = guard()
+    held = [ActiveJob(1, 1.0, 2 * GB, False, True), ActiveJob(2, 2.0, 2 * GB, False, True)]
+    # LOW, and the oldest does not fit above the reserve: still, nothing else can free memory.
+    assert g.assess(0.0, int(1.5 * GB), 100 * GB, held, 0, True).resume == 1
+    operator = [*held, ActiveJob(3, 0.5, GB, False)]  # paused by the operator
+    assert g.assess(1.0, int(1.5 * GB), 100 * GB, operator, 0, True).resume is None
+    assert g.assess(2.0, GB // 2, 100 * GB, held, 0, True).resume is None  # critical: wait

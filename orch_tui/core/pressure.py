@@ -133,8 +133,9 @@ class PressureGuard:
         held = [job for job in active if job.held_for_memory]
         if held and memory is not PressureLevel.CRITICAL:
             oldest = min(held, key=_age)
-            # With nothing running, nothing frees memory: holding every job is a deadlock.
-            idle = not any(job.running for job in active)
+            # Every job held for memory: nothing runs to free any, holding them is a deadlock
+            # (a job the operator paused is the operator's to continue).
+            idle = len(held) == len(active)
             if idle or (memory is PressureLevel.OK
                         and available_memory - oldest.peak_rss > reserve):
                 resume = oldest.job_id
