@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
-from orch_tui.core.scaling import ScalingDecision
+from orch_tui.core.scaling import CapacitySource, ScalingDecision
 from orch_tui.core.snapshot import RunSnapshot
 from orch_tui.core.tally import Tally, eta
 from orch_tui.core.textutil import format_bytes, format_duration, printable
@@ -47,6 +47,7 @@ def describe_decision(decision: ScalingDecision) -> str:
         else:
             per = format_bytes(int(constraint.per_process))
             system = format_bytes(int(constraint.system))
+        system += constraint.source.note
         allowed = "does not bind" if constraint.allowed is None else f"{constraint.allowed}"
         mark = "*" if constraint.name == decision.binding else ""
         parts.append(f"{mark}{constraint.name} {per}/proc of {system} x{constraint.fraction:g}"
@@ -80,6 +81,7 @@ class HeadlessReporter:
         self._last_progress = float("-inf")
         self._limit = 0
         self._log_paths: dict[int, str] = {}
+        self._capacity_said = False
         # One dispatch idiom for every observer: a table from event type to handler.
         self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.PreflightDone: self._on_preflight_done,
@@ -88,6 +90,7 @@ class HeadlessReporter:
             ev.CalibrationFinished: self._on_calibration_finished,
             ev.LimitChanged: self._on_limit_changed,
             ev.ResourcePressure: self._on_resource_pressure,
+            ev.SystemSample: self._on_system_sample,
             ev.JobStateChanged: self._on_job_state_changed,
             ev.RunFinished: self._on_run_finished,
         }
@@ -152,6 +155,16 @@ class HeadlessReporter:
         self.write(f"{event.resource.value}: {event.message} "
                    f"(available {format_bytes(event.available)}, "
                    f"reserve {format_bytes(event.reserve)})")
+
+    def _on_system_sample(self, event: ev.SystemSample) -> None:
+        """Once, when a cgroup's limit is what the run divides: say so, with its figures."""
+        host = CapacitySource.HOST
+        if self._capacity_said or (event.cores_source is host and event.memory_source is host):
+            return
+        self._capacity_said = True
+        self.write(f"capacity: {event.logical_cores} cores{event.cores_source.note}, memory "
+                   f"{format_bytes(event.total_memory)}{event.memory_source.note} "
+                   f"({format_bytes(event.available_memory)} available)")
 
     def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
         self._tally.change(event)

@@ -24,6 +24,7 @@ from orch_tui.core.errors import SpawnError
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import JobSpec, Plan
 from orch_tui.core.runner import ExitCallback, ExitStatus, NodeStats, ProcessSample, Runner, Started
+from orch_tui.core.scaling import CapacitySource
 from tests.helpers import Recorder
 
 GB = 1024**3
@@ -121,6 +122,8 @@ class Script:
     ignore_term: bool = False  # only SIGKILL (after the grace period) ends it
     start_error: SpawnError | None = None
     start_seconds: float = 0.0  # fake seconds its start takes (a cluster's round trip)
+    rss_growth: float = 0.0  # bytes per fake second of running, on top of rss_bytes
+    rss_max: int | None = None  # where the growth stops
 
 
 @dataclass
@@ -134,6 +137,12 @@ class _Job:
     timer: FakeTimer | None = None
     kill_timer: FakeTimer | None = None
     terminated: bool = False
+
+    def rss(self, ran: float) -> int:
+        """Its memory after `ran` fake seconds of running (a paused job does not grow)."""
+        script = self.script
+        grown = int(script.rss_bytes + script.rss_growth * ran)
+        return grown if script.rss_max is None else min(grown, script.rss_max)
 
 
 @dataclass
@@ -153,6 +162,8 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
     attempts: dict[int, int] = field(default_factory=dict)
     paused: set[int] = field(default_factory=set)
     peak: int = 0  # the most jobs ever running at once
+    memory_limit: int | None = None  # a fake cgroup: the node's memory is this less the jobs'
+    oom_kills: int = 0  # jobs the fake kernel killed for going over `memory_limit`
     closed: bool = False
     _pids: itertools.count = field(default_factory=lambda: itertools.count(4000))
 
@@ -192,7 +203,7 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
             spec.temp_output_path.write_bytes(
                 spec.input_path.read_bytes()[:int(script.output_ratio * spec.input_size)])
         ran = self._ran(job)
-        job.on_exit(job_id, ExitStatus(code, sig, script.cpu_cores * ran, script.rss_bytes))
+        job.on_exit(job_id, ExitStatus(code, sig, script.cpu_cores * ran, job.rss(ran)))
 
     def pause(self, job_id: int) -> None:
         job = self.running.get(job_id)
@@ -228,7 +239,19 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
     def close(self) -> None:
         self.closed = True
 
+    def _used(self) -> int:
+        return sum(job.rss(self._ran(job)) for job in self.running.values())
+
+    def _oom(self) -> None:
+        """The fake kernel: over the limit, the biggest job dies of SIGKILL."""
+        if self.memory_limit is None or not self.running or self._used() <= self.memory_limit:
+            return
+        biggest = max(self.running.values(), key=lambda job: job.rss(self._ran(job)))
+        self.oom_kills += 1
+        self._end(biggest.spec.job_id, signal.SIGKILL)
+
     def sample(self) -> dict[int, ProcessSample]:
+        self._oom()
         samples = {}
         for job_id, job in self.running.items():
             spec, script = job.spec, job.script
@@ -238,14 +261,24 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
                 node=NODE,
                 pid=job.pid,
                 cpu_cores=script.cpu_cores if job.since is not None else 0.0,
-                rss_bytes=script.rss_bytes,
+                rss_bytes=job.rss(self._ran(job)),
                 processes=1,
                 read_offset=int(done * spec.input_size),
                 output_bytes=int(done * script.output_ratio * spec.input_size))
         return samples
 
     def stats(self) -> dict[str, NodeStats]:
-        return {NODE: self.stats_of}
+        if self.memory_limit is None:
+            return {NODE: self.stats_of}
+        self._oom()
+        available = max(0, self.memory_limit - self._used())
+        return {
+            NODE:
+            dataclasses.replace(self.stats_of,
+                                total_memory=self.memory_limit,
+                                available_memory=available,
+                                memory_source=CapacitySource.CGROUP)
+        }
 
 
 @dataclass

@@ -92,3 +92,29 @@ def test_one_node_is_itself_and_several_add_up_but_share_one_output_filesystem()
     both = cluster({"a": node("a", 4, 8 * GB, 100 * GB), "b": node("b", 12, 4 * GB, 90 * GB)})
     assert (both.logical_cores, both.available_memory, both.total_memory) == (16, 12 * GB, 32 * GB)
     assert both.free_disk == 90 * GB and both.node == "a+b" and both.cpu_percent == 50.0
+
+
+def test_memory_pressure_lowers_the_limit_from_the_memory_a_job_reached():
+    small = SystemCapacity(logical_cores=10, available_memory=10 * GB, free_disk=1000 * GB)
+    light = ProcessProfile(cpu_cores=0.1, rss_bytes=GB // 2, output_bytes=MB)
+    policy = LimitPolicy(ResourcesConfig())
+    policy.runnable = 100
+    policy.calibrated(0.0, light, 1.0, small, LimitSource.WINDOW)
+    assert policy.limit == 16  # 80 % of 10 GiB at 512 MiB each
+    change = policy.memory_pressure(1.0, 2 * GB, GB, small)
+    assert change is not None and change.source is LimitSource.MEMORY_PRESSURE
+    assert change.limit == 4 and change.previous == 16  # 80 % of 10 GiB at 2 GiB each
+    assert change.decision is not None and change.decision.memory.per_process == 2 * GB
+    # Jobs that finish small do not raise it back into the same shortage.
+    assert policy.learn(2.0, 0.1, GB // 2, 1.0, GB, small) is None
+    assert policy.limit == 4
+
+
+def test_memory_pressure_lowers_even_a_fixed_limit_by_one_at_least_never_below_one():
+    policy = LimitPolicy(ResourcesConfig(), fixed=3)
+    policy.start_fixed(0.0)
+    change = policy.memory_pressure(1.0, GB, GB, MACHINE)
+    assert change is not None and (change.limit, change.previous) == (2, 3)
+    assert change.reason == "memory critical"
+    policy.memory_pressure(2.0, GB, GB, MACHINE)
+    assert policy.memory_pressure(3.0, GB, GB, MACHINE) is None and policy.limit == 1

@@ -8,8 +8,8 @@ test_pressure.py."""
 from __future__ import annotations
 
 from orch_tui.core.events import PressureLevel, Resource
-from orch_tui.core.pressure import (DISK_PATIENCE, MEMORY_PATIENCE, ActiveJob, LevelChange,
-                                    PressureGuard)
+from orch_tui.core.pressure import (CRITICAL_PATIENCE, DISK_PATIENCE, MEMORY_PATIENCE, ActiveJob,
+                                    LevelChange, PressureGuard)
 
 GB = 1 << 30
 
@@ -84,3 +84,58 @@ def test_no_starvation_while_jobs_run_nothing_waits_or_launching_stopped():
         pressure.assess(0.0, 8 * GB, GB, active, queued, launching)
         assert pressure.assess(DISK_PATIENCE * 10, 8 * GB, GB, active, queued,
                                launching).give_up is None
+
+
+def test_critical_memory_that_stays_kills_the_youngest_to_requeue_it():
+    g = guard()
+    active = jobs(1.0, 2.0, 3.0)
+    first = g.assess(10.0, GB // 2, 100 * GB, active, 5, True)
+    assert (first.pause, first.requeue, first.fail) == (3, None, None)
+    held = [*active[:2], ActiveJob(3, 3.0, GB // 2, False, True)]
+    waiting = g.assess(10.0 + CRITICAL_PATIENCE / 2, GB // 2, 100 * GB, held, 5, True)
+    assert (waiting.pause, waiting.requeue) == (2, None)  # pausing goes on; not yet a kill
+    late = g.assess(10.0 + CRITICAL_PATIENCE, GB // 2, 100 * GB, held, 5, True)
+    assert (late.pause, late.requeue, late.fail) == (None, 3, None)  # the youngest, paused or not
+    # While it ends, nothing more is killed; after it ended, the patience starts again.
+    ending = [*active[:2], ActiveJob(3, 3.0, GB // 2, False, True, ending=True)]
+    assert g.assess(20.0, GB // 2, 100 * GB, ending, 5, True).requeue is None
+    assert g.assess(20.0 + CRITICAL_PATIENCE / 2, GB // 2, 100 * GB, active[:2], 5,
+                    True).requeue is None
+    assert g.assess(20.0 + CRITICAL_PATIENCE, GB // 2, 100 * GB, active[:2], 5, True).requeue == 2
+
+
+def test_a_job_alone_in_critical_memory_fails_and_relief_resets_the_patience():
+    g = guard()
+    alone = jobs(1.0)
+    assert g.assess(10.0, GB // 2, 100 * GB, alone, 5, True).fail is None
+    g.assess(10.5, 3 * GB, 100 * GB, alone, 5, True)  # relief: the clock starts over
+    assert g.assess(11.0, GB // 2, 100 * GB, alone, 5, True).fail is None
+    assert g.assess(11.0 + CRITICAL_PATIENCE / 2, GB // 2, 100 * GB, alone, 5, True).fail is None
+    actions = g.assess(11.0 + CRITICAL_PATIENCE, GB // 2, 100 * GB, alone, 5, True)
+    assert (actions.pause, actions.requeue, actions.fail) == (None, None, 1)
+
+
+def test_memory_near_its_reserve_asks_for_faster_sampling():
+    g = guard()
+    g.assess(0.0, 10 * GB, 100 * GB, [], 0, True)
+    assert not g.near
+    g.assess(1.0, 3 * GB, 100 * GB, [], 0, True)  # above the 2 GiB reserve, under twice it
+    assert g.near and g.may_launch()
+
+
+def test_the_kernels_memory_stalls_also_ask_for_faster_sampling():
+    g = guard()
+    g.assess(0.0, 10 * GB, 100 * GB, [], 0, True, stalls=0.2)
+    assert not g.near
+    g.assess(1.0, 10 * GB, 100 * GB, [], 0, True, stalls=5.0)
+    assert g.near
+
+
+def test_every_job_held_for_memory_resumes_the_oldest_but_not_during_an_operators_pause():
+    g = guard()
+    held = [ActiveJob(1, 1.0, 2 * GB, False, True), ActiveJob(2, 2.0, 2 * GB, False, True)]
+    # LOW, and the oldest does not fit above the reserve: still, nothing else can free memory.
+    assert g.assess(0.0, int(1.5 * GB), 100 * GB, held, 0, True).resume == 1
+    operator = [*held, ActiveJob(3, 0.5, GB, False)]  # paused by the operator
+    assert g.assess(1.0, int(1.5 * GB), 100 * GB, operator, 0, True).resume is None
+    assert g.assess(2.0, GB // 2, 100 * GB, held, 0, True).resume is None  # critical: wait

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from orch_tui.core.scaling import CapacitySource
+
 if TYPE_CHECKING:
     from orch_tui.core.scaling import ProcessProfile, ScalingDecision
 
@@ -52,6 +54,8 @@ class StopReason(enum.Enum):
     NO_OUTPUT = "no output"  # exit 0 but no usable output to rename
     VANISHED = "input vanished"  # its input was gone when it was about to start
     NOT_STARTED = "could not start"  # its command or its log could not be set up
+    MEMORY = "out of memory"  # memory stayed critical with it running alone: killed by us
+    MEMORY_REQUEUED = "memory critical"  # killed by us as the youngest, back in the queue
 
 
 class ProgressSource(enum.Enum):
@@ -79,6 +83,7 @@ class LimitSource(enum.Enum):
     PREVIOUS_RUN = "previous run"  # figures a previous run learned, from the journal
     OPERATOR = "operator"  # + / - or set limit
     MAX_PROCS = "max procs"  # --jobs (--max-procs): a fixed count, no calibration
+    MEMORY_PRESSURE = "memory pressure"  # a job was requeued: lowered from the memory it reached
 
     @property
     def measured(self) -> bool:
@@ -103,6 +108,7 @@ _LIMIT_LABELS = {
     LimitSource.PREVIOUS_RUN: "learned in a previous run",
     LimitSource.OPERATOR: "set by operator",
     LimitSource.MAX_PROCS: "--jobs",
+    LimitSource.MEMORY_PRESSURE: "memory critical",
 }
 _LIMIT_EXPLAINED = {
     LimitSource.WINDOW: "measured over the stabilization window",
@@ -215,6 +221,8 @@ class SystemSample(Event):
     disk_total: int
     disk_reserve: int
     projected_disk_use: int
+    cores_source: CapacitySource = CapacitySource.HOST  # a CPU quota of our cgroup binds
+    memory_source: CapacitySource = CapacitySource.HOST  # a memory limit of our cgroup binds
 
 
 @dataclass(frozen=True, slots=True)

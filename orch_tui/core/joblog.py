@@ -33,7 +33,8 @@ KILLED_EXITVAL = -1
 def exitval(event: ev.JobStateChanged) -> int:
     """The Exitval column for a job's final state."""
     code = event.exit_code or 0
-    ended_by_us = event.state is JobState.KILLED or event.stop is StopReason.TIMEOUT
+    ended_by_us = event.state is JobState.KILLED or event.stop in (StopReason.TIMEOUT,
+                                                                   StopReason.MEMORY)
     if ended_by_us and not code:
         return KILLED_EXITVAL  # parallel keeps its -1 unless the job exited non-zero itself
     if event.state is JobState.FAILED and not code and not event.signal:

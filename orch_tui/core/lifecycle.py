@@ -21,6 +21,7 @@ from orch_tui.core.job import Job
 from orch_tui.core.outputs import publish_output, unlink_temp
 from orch_tui.core.runner import ExitStatus, Runner
 from orch_tui.core.statedir import RunTemp, StateDir
+from orch_tui.core.textutil import format_bytes
 
 
 # The collaborators of a job's life.
@@ -158,6 +159,13 @@ class Lifecycle:
         job.peak_rss = max(job.peak_rss, status.max_rss_bytes)
         if job.stop in (StopReason.OPERATOR, StopReason.INTERRUPTED):
             self.finish(job, JobState.KILLED, job.stop.value, job.stop)
+        elif job.stop is StopReason.MEMORY_REQUEUED:
+            self.requeue_for_memory(job)
+        elif job.stop is StopReason.MEMORY:
+            self.finish(
+                job, JobState.FAILED,
+                f"out of memory: reached {format_bytes(job.peak_rss)} running alone and "
+                f"memory stayed critical ({status.describe()})", StopReason.MEMORY)
         elif job.stop is StopReason.TIMEOUT:
             self.finish(job, JobState.FAILED,
                         f"timeout after {self._config.timeout:g}s ({status.describe()})",
@@ -169,6 +177,18 @@ class Lifecycle:
             self.finish(job, JobState.FAILED, problem, StopReason.NO_OUTPUT)
         else:
             self.finish(job, JobState.SUCCEEDED, "")
+
+    def requeue_for_memory(self, job: Job) -> None:
+        """The youngest job, killed to free memory: its partial output goes, and it waits in the
+        queue again, not as a failure (the scheduler does not count it as a retry either)."""
+        unlink_temp(self.temp, job.spec)
+        job.pid = None
+        self.set_state(job, JobState.QUEUED,
+                       f"memory critical: requeued after reaching {format_bytes(job.peak_rss)}",
+                       StopReason.MEMORY_REQUEUED)
+        if job.done is not None and not job.done.done():
+            job.done.set_result(None)
+        self._ended(job, JobState.QUEUED)
 
     def _publish(self, job: Job) -> str:
         assert self.temp is not None and self.state is not None

@@ -10,14 +10,16 @@ is `scaling.compute_limit`, the three-constraint contract, unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 
 from orch_tui.core import events as ev
 from orch_tui.core.calibration import ProfileLearner
 from orch_tui.core.config import ResourcesConfig
 from orch_tui.core.events import LimitSource
 from orch_tui.core.runner import NodeStats
-from orch_tui.core.scaling import ProcessProfile, ScalingDecision, SystemCapacity, compute_limit
+from orch_tui.core.scaling import (CapacitySource, ProcessProfile, ScalingDecision, SystemCapacity,
+                                   compute_limit)
 
 
 def cluster(nodes: Mapping[str, NodeStats]) -> NodeStats:
@@ -34,7 +36,14 @@ def cluster(nodes: Mapping[str, NodeStats]) -> NodeStats:
                      total_memory=sum(n.total_memory for n in figures),
                      available_memory=sum(n.available_memory for n in figures),
                      free_disk=min((n.free_disk for n in figures), default=0),
-                     disk_total=min((n.disk_total for n in figures), default=0))
+                     disk_total=min((n.disk_total for n in figures), default=0),
+                     cores_source=_source(n.cores_source for n in figures),
+                     memory_source=_source(n.memory_source for n in figures))
+
+
+def _source(sources: Iterable[CapacitySource]) -> CapacitySource:
+    """A sum is a cgroup's figure as soon as one of its terms is."""
+    return max(sources, key=lambda source: source is CapacitySource.CGROUP)
 
 
 def capacity(total: NodeStats, ours_rss: int, ours_disk: int) -> SystemCapacity:
@@ -42,9 +51,12 @@ def capacity(total: NodeStats, ours_rss: int, ours_disk: int) -> SystemCapacity:
     outputs count as available, because the rule divides it among them."""
     return SystemCapacity(logical_cores=total.logical_cores,
                           available_memory=total.available_memory + ours_rss,
-                          free_disk=total.free_disk + ours_disk)
+                          free_disk=total.free_disk + ours_disk,
+                          cores_source=total.cores_source,
+                          memory_source=total.memory_source)
 
 
+# pylint: disable-next=too-many-instance-attributes  # the limit, its source and the figures behind it
 class LimitPolicy:
     """The current limit, the decision behind it, and the rules that change it."""
 
@@ -56,6 +68,7 @@ class LimitPolicy:
         self.decision: ScalingDecision | None = None
         self.learner = ProfileLearner()
         self.runnable: int | None = None  # the "jobs" cap: never more slots than jobs
+        self.pressure_rss = 0  # the most a job reached before it was requeued for memory
 
     def decide(self, profile: ProcessProfile, system: SystemCapacity) -> ScalingDecision:
         """The scaling rule with this run's fractions and caps."""
@@ -115,7 +128,7 @@ class LimitPolicy:
         self.learner.add(cpu_cores, peak_rss, output_ratio)
         if self.manual or self.decision is None:
             return None
-        profile = self.learner.profile(typical_input)
+        profile = self._at_least_pressure(self.learner.profile(typical_input))
         if profile is None:
             return None
         decision = self.decide(profile, system)
@@ -124,6 +137,30 @@ class LimitPolicy:
             return None
         return self.set(now, decision.limit, LimitSource.LEARNED, decision,
                         self.learner.observations)
+
+    def _at_least_pressure(self, profile: ProcessProfile | None) -> ProcessProfile | None:
+        """A job's memory is never less than what a job requeued for memory reached: learning
+        from the jobs that fit must not raise the limit back into the same shortage."""
+        if profile is None or profile.rss_bytes >= self.pressure_rss:
+            return profile
+        return dataclasses.replace(profile, rss_bytes=self.pressure_rss)
+
+    def memory_pressure(self, now: float, peak_rss: int, typical_input: int,
+                        system: SystemCapacity) -> ev.LimitChanged | None:
+        """A job was killed and requeued because memory stayed critical: one job fewer at
+        least, and no more than the rule allows with the memory it reached per job. This
+        lowers an operator's or `--jobs` limit too: the alternative is the OOM killer."""
+        self.pressure_rss = max(self.pressure_rss, peak_rss)
+        limit = self.limit - 1
+        profile = self._at_least_pressure(self.learner.profile(typical_input))
+        decision = None
+        if profile is not None:
+            decision = self.decide(profile, system)
+            if decision.limit < limit:
+                limit = decision.limit
+            else:
+                decision = None
+        return self.set(now, limit, LimitSource.MEMORY_PRESSURE, decision)
 
     def output_ratio(self) -> float:
         """The learned output/input size ratio (1.0 until something was measured)."""

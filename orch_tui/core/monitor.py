@@ -61,10 +61,11 @@ class Monitor:
         return total
 
     async def run(self, sweep: Callable[[], None]) -> None:
-        """Call `sweep` every sample interval (faster while calibrating), for ever."""
+        """Call `sweep` every sample interval (faster while calibrating or while memory is near
+        its reserve), for ever."""
         interval = self._resources.sample_interval
         while True:
-            fast = self.calibrating is not None
+            fast = self.calibrating is not None or self.guard.near
             await self._clock.sleep(min(interval, CALIBRATION_INTERVAL) if fast else interval)
             try:
                 sweep()
@@ -102,14 +103,22 @@ class Monitor:
                                 free_disk=stats.free_disk,
                                 disk_total=stats.disk_total,
                                 disk_reserve=guard.disk_reserve,
-                                projected_disk_use=disk_use))
+                                projected_disk_use=disk_use,
+                                cores_source=stats.cores_source,
+                                memory_source=stats.memory_source))
         total = cluster(self.nodes)
         held = [
             ActiveJob(job.spec.job_id, job.started or 0.0, job.peak_rss, job.state
-                      is JobState.RUNNING, job.paused_by is PauseReason.MEMORY) for job in active
+                      is JobState.RUNNING, job.paused_by is PauseReason.MEMORY, job.stop
+                      is not None) for job in active
         ]
-        actions = guard.assess(now, total.available_memory, total.free_disk, held, queued,
-                               launching)
+        actions = guard.assess(now,
+                               total.available_memory,
+                               total.free_disk,
+                               held,
+                               queued,
+                               launching,
+                               stalls=total.memory_pressure)
         for change in actions.changes:
             self._bus.publish(
                 ev.ResourcePressure(time=now,

@@ -14,7 +14,7 @@ from orch_tui.core import events as ev
 from orch_tui.core.calibration import CalibrationMeter, calibrated_profile, typical_input_size
 from orch_tui.core.clock import Clock, LoopClock, wait_at_most
 from orch_tui.core.commands import OperatorCommands
-from orch_tui.core.events import JobState, LimitSource, NoticeLevel, PauseReason
+from orch_tui.core.events import JobState, LimitSource, NoticeLevel, PauseReason, StopReason
 from orch_tui.core.fsutil import file_size
 from orch_tui.core.job import Job
 from orch_tui.core.jobqueue import JobQueue
@@ -65,6 +65,7 @@ class Orchestrator(OperatorCommands):
         self._wake = asyncio.Event()
         self.paused_all = self.halted = self.stopping = self._interrupted = False
         self._consecutive_failures = 0
+        self._memory_requeues: dict[int, int] = {}  # attempts that do not count as retries
         self._started = self._clock.now()
 
     @property
@@ -277,6 +278,8 @@ class Orchestrator(OperatorCommands):
                 self._publish_limit(
                     self._policy.learn(self._now(), job.cpu_seconds / wall, job.peak_rss, ratio,
                                        self._queue.mean_size(self._mean_input), self._capacity()))
+        elif state is JobState.QUEUED:  # requeued because memory stayed critical
+            self._requeued_for_memory(job)
         elif state is JobState.FAILED:
             self._consecutive_failures += 1
             self._maybe_retry(job)
@@ -289,9 +292,37 @@ class Orchestrator(OperatorCommands):
                     "launches (jobs.halt_after_failures); running jobs finish")
         self._wake.set()
 
+    def _requeued_for_memory(self, job: Job) -> None:
+        """Back at the head of the queue (it was the latest started), the limit lowered from the
+        memory it reached; the operator hears both."""
+        job_id = job.spec.job_id
+        self._memory_requeues[job_id] = self._memory_requeues.get(job_id, 0) + 1
+        if self.stopping:
+            return
+        self._queue.push_front(job_id)
+        self._publish_limit(
+            self._policy.memory_pressure(self._now(), job.peak_rss,
+                                         self._queue.mean_size(self._mean_input), self._capacity()))
+        self._notice(NoticeLevel.WARNING,
+                     f"memory critical: job #{job_id} requeued, limit {self._policy.limit}")
+
+    def _memory_kill(self, job_id: int, stop: StopReason) -> None:
+        """Carry out the guard's kill: the job ends through its exit, which requeues or fails
+        it according to `stop`."""
+        job = self.jobs[job_id]
+        if job.stop is not None:
+            return
+        job.stop = stop
+        self._life.terminate(job_id)
+        if stop is StopReason.MEMORY:
+            self._notice(
+                NoticeLevel.WARNING, f"memory critical: job #{job_id} runs alone and memory "
+                "stays critical: stopping it (it fails: out of memory)")
+
     def _maybe_retry(self, job: Job) -> None:
         retries = self._config.jobs.retries
-        if self.stopping or job.attempt > retries:
+        counted = job.attempt - self._memory_requeues.get(job.spec.job_id, 0)
+        if self.stopping or counted > retries:
             return
         self._queue.push(job.spec.job_id)
         self._life.set_state(job, JobState.QUEUED,
@@ -309,6 +340,10 @@ class Orchestrator(OperatorCommands):
             self._life.resume(self.jobs[actions.resume])
         if actions.give_up is not None:
             self.stop_launching(actions.give_up)
+        if actions.requeue is not None:
+            self._memory_kill(actions.requeue, StopReason.MEMORY_REQUEUED)
+        if actions.fail is not None:
+            self._memory_kill(actions.fail, StopReason.MEMORY)
         self._wake.set()
 
     def projected_disk_use(self) -> int:

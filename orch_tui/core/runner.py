@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import errno
 import os
 import secrets
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from orch_tui.core import procfs
+from orch_tui.core import cgroupfs, procfs
 from orch_tui.core.probes import JobProbe, Progress
 from orch_tui.core.containment import (MARKER_VARIABLE, Containment, append_note, left_behind_note,
                                        select_containment)
@@ -33,6 +34,7 @@ from orch_tui.core.errors import OrchError, SpawnError
 from orch_tui.core.fsutil import existing_ancestor, file_size
 from orch_tui.core.guardian import Guardian
 from orch_tui.core.plan import JobSpec
+from orch_tui.core.scaling import CapacitySource
 from orch_tui.core.statedir import StateDir, UnsafeFileError, is_systemic
 
 
@@ -78,6 +80,7 @@ class ProcessSample:
 
 
 @dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per figure of a node
 class NodeStats:
     """A node's capacity now: what the scaling rule and the headroom gauges need."""
 
@@ -88,6 +91,10 @@ class NodeStats:
     available_memory: int
     free_disk: int
     disk_total: int
+    cores_source: CapacitySource = CapacitySource.HOST  # a CPU quota tighter than the affinity
+    memory_source: CapacitySource = CapacitySource.HOST  # a memory limit below the host's RAM
+    memory_pressure: float | None = None  # the group's `some avg10` (percent), where the kernel
+    # keeps it: it rises before available memory runs out
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +204,7 @@ class LocalRunner(Runner):
         self._last_table: dict[int, procfs.ProcStat] = {}
         self._table_time = float("-inf")
         self._cores = len(os.sched_getaffinity(0))
+        self._groups = cgroupfs.find_groups()
         psutil.cpu_percent(None)  # prime the system CPU counter: the next call measures since now
 
     # --- starting and reaping
@@ -410,20 +418,38 @@ class LocalRunner(Runner):
         return {self.node: self.node_stats()}
 
     def node_stats(self) -> NodeStats:
-        """This machine's figures (its only node)."""
+        """This machine's figures (its only node): the host's, or our cgroup's where tighter."""
         memory = psutil.virtual_memory()
         try:
             disk = psutil.disk_usage(str(existing_ancestor(self._output_dir)))
             free, total = disk.free, disk.total
         except OSError:
             free = total = 0
-        return NodeStats(node=self.node,
-                         logical_cores=self._cores,
-                         cpu_percent=psutil.cpu_percent(None),
-                         total_memory=memory.total,
-                         available_memory=memory.available,
-                         free_disk=free,
-                         disk_total=total)
+        return tighter(
+            NodeStats(node=self.node,
+                      logical_cores=self._cores,
+                      cpu_percent=psutil.cpu_percent(None),
+                      total_memory=memory.total,
+                      available_memory=memory.available,
+                      free_disk=free,
+                      disk_total=total), cgroupfs.read_limits(self._groups))
+
+
+def tighter(host: NodeStats, group: cgroupfs.CgroupLimits) -> NodeStats:
+    """The host's figures with the cgroup's limits applied where they are tighter: a limit below
+    the host's RAM is the memory there is (and its headroom, when less, the headroom); a quota
+    below the affinity is the cores there are."""
+    stats = host
+    if group.memory_limit is not None and group.memory_limit < host.total_memory:
+        available = min(host.available_memory, group.available_memory or 0)
+        stats = dataclasses.replace(stats,
+                                    total_memory=group.memory_limit,
+                                    available_memory=available,
+                                    memory_source=CapacitySource.CGROUP)
+    cores = group.cores
+    if cores is not None and cores < host.logical_cores:
+        stats = dataclasses.replace(stats, logical_cores=cores, cores_source=CapacitySource.CGROUP)
+    return dataclasses.replace(stats, memory_pressure=group.memory_pressure)
 
 
 #: posix_spawn failures of the machine (no memory, no process slots, no descriptors), not of

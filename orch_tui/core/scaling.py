@@ -9,6 +9,7 @@ fractions of the *decimal* values (``Fraction(repr(x))``): ``0.8 * 32 / 1`` must
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,18 @@ _NEAR_ZERO = {"cpu": NEAR_ZERO_CPU, "memory": NEAR_ZERO_RSS, "disk": NEAR_ZERO_O
 
 # Order used to break ties: the first name in this tuple wins when two allow the same limit.
 BINDING_ORDER = ("cpu", "memory", "disk", "max_processes", "jobs")
+
+
+class CapacitySource(enum.Enum):
+    """Whose figure a capacity is: the host's, or the tighter limit of our cgroup."""
+
+    HOST = "host"
+    CGROUP = "cgroup limit"
+
+    @property
+    def note(self) -> str:
+        """What follows a figure when it is not the host's: `` (cgroup limit)``."""
+        return "" if self is CapacitySource.HOST else f" ({self.value})"
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class SystemCapacity:
     logical_cores: int
     available_memory: int  # bytes
     free_disk: int  # bytes free on the output filesystem
+    cores_source: CapacitySource = CapacitySource.HOST
+    memory_source: CapacitySource = CapacitySource.HOST
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class Constraint:
     system: float  # logical cores / available memory / free disk
     fraction: float
     allowed: int | None  # floor(fraction * system / per_process); None when per_process ~0
+    source: CapacitySource = CapacitySource.HOST  # whose `system` figure it is
 
     @property
     def binds(self) -> bool:
@@ -107,7 +123,11 @@ def _check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
 
 
-def _constraint(name: str, per_process: float, system: float, fraction: float) -> Constraint:
+def _constraint(name: str,
+                per_process: float,
+                system: float,
+                fraction: float,
+                source: CapacitySource = CapacitySource.HOST) -> Constraint:
     if math.isnan(per_process) or per_process < 0:
         raise ValueError(f"{name} per-process figure must be >= 0, got {per_process!r}")
     if math.isnan(system):
@@ -123,7 +143,8 @@ def _constraint(name: str, per_process: float, system: float, fraction: float) -
                       per_process=per_process,
                       system=system,
                       fraction=fraction,
-                      allowed=allowed)
+                      allowed=allowed,
+                      source=source)
 
 
 # pylint: disable-next=too-many-arguments  # the rule's inputs: config fractions, keyword-only
@@ -148,8 +169,10 @@ def compute_limit(profile: ProcessProfile,
     _check_fraction("cpu_fraction", cpu_fraction)
     _check_fraction("memory_fraction", memory_fraction)
     _check_fraction("disk_fraction", disk_fraction)
-    cpu = _constraint("cpu", profile.cpu_cores, capacity.logical_cores, cpu_fraction)
-    memory = _constraint("memory", profile.rss_bytes, capacity.available_memory, memory_fraction)
+    cpu = _constraint("cpu", profile.cpu_cores, capacity.logical_cores, cpu_fraction,
+                      capacity.cores_source)
+    memory = _constraint("memory", profile.rss_bytes, capacity.available_memory, memory_fraction,
+                         capacity.memory_source)
     disk = _constraint("disk", profile.output_bytes, capacity.free_disk, disk_fraction)
 
     candidates: list[tuple[int, str]] = [(c.allowed, c.name) for c in (cpu, memory, disk)

@@ -39,6 +39,20 @@ def start_daemon() -> int:
         return int(pipe.read())
 
 
+def grow(grown: int, args: argparse.Namespace, chunks: list) -> int:
+    """Touch 50 ms worth of `--grow-mb-per-second`, up to `--grow-to-mb`: the growth follows
+    the time the job ran, so a stopped job does not jump when it continues. Bytes added."""
+    add = min(int(args.grow_mb_per_second * 1024 * 1024 * 0.05),
+              args.grow_to_mb * 1024 * 1024 - grown)
+    if add <= 0:
+        return 0
+    chunk = bytearray(add)
+    for i in range(0, add, 4096):
+        chunk[i] = 1
+    chunks.append(chunk)
+    return add
+
+
 def main() -> int:
     """Do what the options say, in order: hold memory, spawn, read/burn, write, exit."""
     parser = argparse.ArgumentParser()
@@ -47,6 +61,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.0, help="total run time")
     parser.add_argument("--burn", action="store_true", help="busy-loop instead of sleeping")
     parser.add_argument("--hold-mb", type=int, default=0)
+    parser.add_argument("--grow-mb-per-second",
+                        type=float,
+                        default=0.0,
+                        help="grow the held memory while running (not while stopped)")
+    parser.add_argument("--grow-to-mb", type=int, default=0)
     parser.add_argument("--grandchildren", type=int, default=0)
     parser.add_argument("--setsid-grandchild", action="store_true")
     parser.add_argument("--ignore-term", action="store_true")
@@ -80,6 +99,7 @@ def main() -> int:
         with open(args.pidfile, "a", encoding="utf-8") as handle:
             handle.write(" ".join(str(p) for p in [os.getpid()] + [k.pid for k in kids]) + "\n")
 
+    grown, grown_chunks = args.hold_mb * 1024 * 1024, []
     size = os.path.getsize(args.input)
     steps = 20
     chunk = max(1, size // steps)
@@ -96,6 +116,7 @@ def main() -> int:
             while time.monotonic() < deadline:
                 if not args.burn:
                     time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+                grown += grow(grown, args, grown_chunks)
         rest = source.read()
         if out is not None and rest:
             out.write(rest[:int(len(rest) * args.ratio)])

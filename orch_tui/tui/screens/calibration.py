@@ -37,6 +37,7 @@ def constraints_table(model: RunModel) -> Table:
         else:
             per = format_bytes(int(constraint.per_process))
             system = format_bytes(int(constraint.system))
+        system += constraint.source.note
         allowed = "-" if constraint.allowed is None else str(constraint.allowed)
         binding = constraint.name == decision.binding
         style = "bold reverse" if binding else ""

@@ -198,6 +198,8 @@ class ResourceGauge(Widget):
         if self.kind == "cpu":
             fraction = sample.cpu_percent / 100
             detail, bar_cells = _fit_variants(width, label, [
+                f"{sample.cpu_percent:.0f}% of {sample.logical_cores} cores"
+                f"{sample.cores_source.note}",
                 f"{sample.cpu_percent:.0f}% of {sample.logical_cores} cores",
                 f"{sample.cpu_percent:.0f}%"
             ])
@@ -209,6 +211,7 @@ class ResourceGauge(Widget):
             avail, size = format_bytes(sample.available_memory), format_bytes(total)
             reserve = format_bytes(sample.memory_reserve)
             detail, bar_cells = _fit_variants(width, label, [
+                f"{avail} free of {size}{sample.memory_source.note}, reserve {reserve}{warn}",
                 f"{avail} free of {size}, reserve {reserve}{warn}",
                 f"{avail} free, res {reserve}{warn}",
                 f"{avail}{warn}",
