@@ -18,7 +18,7 @@ from orch_tui.core.plan import load_plan
 from orch_tui.core import events as ev
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
-from orch_tui.core.runner import LocalRunner
+from orch_tui.core.local_runner import LocalRunner
 
 WORKER = Path(__file__).parent / "workers" / "job.py"
 CMD = [sys.executable, "-m", "orch_tui"]

@@ -12,7 +12,8 @@ import pytest
 from orch_tui.core import cgroupfs
 from orch_tui.core.cgroupfs import CgroupLimits
 from orch_tui.core.limits import capacity, cluster
-from orch_tui.core.runner import NodeStats, tighter
+from orch_tui.core.local_runner import tighter
+from orch_tui.core.runner import NodeStats
 from orch_tui.core.scaling import CapacitySource, ProcessProfile, compute_limit
 from orch_tui.core import events as ev
 from orch_tui.headless import HeadlessReporter, describe_decision

@@ -167,7 +167,7 @@ def test_sighup_does_not_stop_the_run(workspace, tmp_path):
 def test_core_imports_without_textual():
     code = ("import sys; sys.modules['textual'] = None\n"
             "import orch_tui.cli, orch_tui.headless\n"
-            "import orch_tui.core.orchestrator, orch_tui.core.runner, orch_tui.core.config\n"
+            "import orch_tui.core.orchestrator, orch_tui.core.local_runner, orch_tui.core.config\n"
             "assert not [m for m in sys.modules if m.startswith('textual') and sys.modules[m]]\n")
     result = subprocess.run([sys.executable, "-c", code],
                             capture_output=True,

@@ -8,15 +8,16 @@ with plain numbers. The rules:
 - memory below half its reserve: pause the newest running job (SIGSTOP) rather than let the OOM
   killer choose, one per sweep, never the last one running;
 - memory still critical after CRITICAL_PATIENCE seconds (pausing froze the growth but freed
-  nothing), or below a quarter of its reserve (pausing cannot keep up): kill the youngest job (least work lost) to requeue it, or, when it is the only one,
-  fail it: the orchestrator frees memory before the kernel's OOM killer has to; the patience
-  counts again once the killed job has ended;
+  nothing), or below a quarter of its reserve (pausing cannot keep up): kill the youngest job
+  (least work lost) to requeue it, or, when it is the only one, fail it: the orchestrator
+  frees memory before the kernel's OOM killer has to; the patience counts again once the
+  killed job has ended;
 - memory back above its reserve: resume the oldest job paused for memory, once it fits again;
   with nothing running, resume it as soon as memory is no longer critical (holding every job
   is a deadlock);
 - memory near its reserve (below NEAR_RESERVE times it, or the kernel says tasks stall on
-  memory, NEAR_STALLS): sample faster, so growth of a few
-  hundred MiB a second is caught between two sweeps;
+  memory, NEAR_STALLS): sample faster, so growth of a few hundred MiB a second is caught
+  between two sweeps;
 - nothing running and nothing allowed to start: wait DISK_PATIENCE / MEMORY_PATIENCE seconds for
   headroom to come back, then stop (the jobs left are reported as not run).
 """

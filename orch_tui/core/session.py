@@ -19,7 +19,7 @@ from orch_tui.core.journal import Journal
 from orch_tui.core.lock import RunLock
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
-from orch_tui.core.runner import LocalRunner
+from orch_tui.core.local_runner import LocalRunner
 from orch_tui.core.statedir import StateDir
 
 #: Journal states that mean "this input's work is done" (the tally's definition).
