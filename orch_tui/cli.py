@@ -199,7 +199,7 @@ async def run_headless(plan: Plan, options: RunOptions, *, stream: TextIO | None
         received.append(signum)
         reporter.write(f"orch-tui: {signal.Signals(signum).name}: stopping, "
                        "terminating running jobs")
-        host.shutdown(kill=True)
+        host.shutdown(kill=True, signal=signum)
 
     def on_hangup() -> None:
         # The terminal is gone: keep running, keep a record in the state folder instead.
@@ -259,6 +259,7 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
     def on_stop(signum: int) -> None:
         received.append(signum)
         if host.started:
+            host.shutdown(kill=True, signal=signum)  # the summary's exit code: 128 + signum
             app.request_quit("kill")
         else:
             app.exit()

@@ -128,6 +128,11 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
         self._limit = limit
         self._record("set_limit", limit)
 
-    def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
+    def shutdown(self,
+                 *,
+                 kill: bool = True,
+                 interrupted: bool = True,
+                 signal: int | None = None) -> None:
         """Record a shutdown request."""
+        del signal  # the exit code is the core's business
         self._record("shutdown", (kill, interrupted))

@@ -138,6 +138,7 @@ def test_sigint_and_sigterm_stop_every_job_and_exit_128_plus_signal(workspace, t
         out, _ = proc.communicate(timeout=15)
         assert proc.returncode == code
         assert "interrupted:" in out and "2 killed" in out
+        assert f"(exit {code})" in out.splitlines()[-1], "the summary gives the real exit code"
         deadline = time.monotonic() + 3
         while any(alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import threading
 import time
+
+import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.errors import SpawnError
@@ -444,3 +447,16 @@ async def test_a_job_killed_while_it_is_starting_ends_killed(workspace):
     assert run.orchestrator.kill(1)
     assert await run.result() == 1
     assert run.recorder.states(1) == [JobState.RUNNING, JobState.KILLED]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_a_shutdown_asked_by_a_signal_ends_with_128_plus_it_in_the_summary(workspace, signum):
+    ws = workspace(3)
+    run = await start_fake_run(ws.plan(), Script(seconds=60), max_procs=2)
+    await run.wait_for(lambda: run.orchestrator.active_count() == 2)
+    run.orchestrator.shutdown(kill=True, signal=signum)
+    run.orchestrator.shutdown(kill=True)  # the TUI's own quit after it: the signal stays
+    assert await run.result() == 128 + signum
+    final = run.recorder.final()
+    assert final.exit_code == 128 + signum and final.interrupted
+    assert final.counts["killed"] == 2

@@ -26,6 +26,7 @@ class OperatorCommands:
     paused_all: bool
     stopping: bool
     _interrupted: bool
+    _stop_signal: int | None
     _life: Lifecycle
     _queue: JobQueue
     _policy: LimitPolicy
@@ -98,11 +99,18 @@ class OperatorCommands:
         job; fewer start as running ones finish."""
         self._publish_limit(self._policy.operator(self._now(), limit))
 
-    def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
+    def shutdown(self,
+                 *,
+                 kill: bool = True,
+                 interrupted: bool = True,
+                 signal: int | None = None) -> None:
         """Stop launching; with `kill`, end every active job (SIGTERM, SIGKILL after grace) and
-        every job still starting once it runs."""
+        every job still starting once it runs. `signal`: the one that asked for it (SIGTERM,
+        SIGINT), so the run's exit code, in its summary too, is 128 + it, as the process's."""
         self.stopping = True
         self._interrupted = self._interrupted or interrupted
+        if self._stop_signal is None:
+            self._stop_signal = signal
         if kill:
             for job_id in [*self._life.active, *self._life.launching]:
                 self.jobs[job_id].stop = StopReason.INTERRUPTED

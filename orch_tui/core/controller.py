@@ -54,8 +54,12 @@ class Controller(Protocol):
     def set_limit(self, limit: int) -> None:
         """The operator's process limit."""
 
-    def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
-        """Stop launching; with kill, end every job."""
+    def shutdown(self,
+                 *,
+                 kill: bool = True,
+                 interrupted: bool = True,
+                 signal: int | None = None) -> None:
+        """Stop launching; with kill, end every job; `signal` sets the exit code."""
 
 
 @dataclass(frozen=True, slots=True)

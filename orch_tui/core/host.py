@@ -169,10 +169,15 @@ class RunHost:
         """The operator's process limit."""
         self._core().set_limit(limit)
 
-    def shutdown(self, *, kill: bool = True, interrupted: bool = True) -> None:
-        """Stop launching; with kill, end every job (no-op before a run started)."""
+    def shutdown(self,
+                 *,
+                 kill: bool = True,
+                 interrupted: bool = True,
+                 signal: int | None = None) -> None:
+        """Stop launching; with kill, end every job (no-op before a run started); `signal`
+        (SIGTERM, SIGINT) makes the exit code 128 + it."""
         if self._orchestrator is not None:
-            self._orchestrator.shutdown(kill=kill, interrupted=interrupted)
+            self._orchestrator.shutdown(kill=kill, interrupted=interrupted, signal=signal)
 
     def kill_all_now(self) -> None:
         """A second Ctrl-C: no more grace, every job's group gets SIGKILL."""

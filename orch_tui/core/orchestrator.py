@@ -64,6 +64,7 @@ class Orchestrator(OperatorCommands):
         self._monitor = Monitor(runner, bus, self._clock, plan.config.resources)
         self._wake = asyncio.Event()
         self.paused_all = self.halted = self.stopping = self._interrupted = False
+        self._stop_signal: int | None = None
         self._consecutive_failures = 0
         self._memory_requeues: dict[int, int] = {}  # attempts that do not count as retries
         self._started = self._clock.now()
@@ -166,7 +167,7 @@ class Orchestrator(OperatorCommands):
     def _finish(self) -> int:
         counts = Counts.of((job.state for job in self.jobs.values()),
                            missing=len(self.plan.inputs.problems))
-        code = counts.exit_code
+        code = counts.exit_code if self._stop_signal is None else 128 + self._stop_signal
         self.bus.publish(
             ev.RunFinished(time=self._now(),
                            counts=counts.as_dict(),
