@@ -21,7 +21,7 @@ from orch_tui.core.plan import Plan, load_plan, shell_quote
 from orch_tui.core.session import RunOptions
 from orch_tui.core.statedir import StateDir
 from orch_tui.core.textutil import printable
-from orch_tui.headless import HeadlessReporter
+from orch_tui.headless import HeadlessReporter, RunLog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -157,7 +157,7 @@ def open_run_log(state: StateDir) -> TextIO:
     except (OSError, OrchError):
         # pylint: disable-next=consider-using-with  # the reporter owns and closes it
         return open(os.devnull, "w", encoding="utf-8")
-    return open(fd, "a", encoding="utf-8", buffering=1)  # pylint: disable=consider-using-with
+    return RunLog(fd)
 
 
 def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions:

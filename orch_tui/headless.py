@@ -7,6 +7,8 @@ each failure with its log, and a final summary.
 
 from __future__ import annotations
 
+import datetime
+import io
 import os
 import sys
 import time
@@ -53,6 +55,29 @@ def describe_decision(decision: ScalingDecision) -> str:
         parts.append(f"{mark}{constraint.name} {per}/proc of {system} x{constraint.fraction:g}"
                      f" -> {allowed}")
     return f"{' | '.join(parts)} => limit {decision.limit} ({decision.binding} binds)"
+
+
+class RunLog(io.TextIOWrapper):
+    """run.log: every line starts with the local time it was written (ISO 8601, seconds), since
+    nobody watches it live: it is read later, to learn what happened when."""
+
+    def __init__(self, fd: int, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(io.FileIO(fd, "a"), encoding="utf-8", line_buffering=True)
+        self._clock = clock
+        self._at_line_start = True
+
+    def write(self, text: str) -> int:
+        """Write `text`, stamping the start of every line in it."""
+        stamp = datetime.datetime.fromtimestamp(
+            self._clock()).astimezone().isoformat(timespec="seconds")
+        out = []
+        for piece in text.splitlines(keepends=True):
+            if self._at_line_start:
+                out.append(f"{stamp} ")
+            out.append(piece)
+            self._at_line_start = piece.endswith("\n")
+        super().write("".join(out))
+        return len(text)
 
 
 # One reporter's output state: stream, throttle, counts, limit.
@@ -175,9 +200,22 @@ class HeadlessReporter:
                 else ""
             self.write(f"{event.state.value.upper()} #{event.job_id} {printable(event.name)}: "
                        f"{printable(event.reason)}{where}")
+        if isinstance(self.stream, RunLog):
+            self._log_job(event)
         if event.state.finished and event.state is not JobState.SKIPPED:
             if now - self._last_progress >= self.progress_every:
                 self.progress(now)
+
+    def _log_job(self, event: ev.JobStateChanged) -> None:
+        """run.log's line per job start and end (failures already have theirs)."""
+        name = printable(event.name)
+        if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
+            where = f" on {printable(event.node)}" if event.node else ""
+            self.write(f"start #{event.job_id} {name}: attempt {event.attempt}, "
+                       f"pid {event.pid}{where}")
+        elif event.state in (JobState.SUCCEEDED, JobState.SKIPPED):
+            reason = f": {printable(event.reason)}" if event.reason else ""
+            self.write(f"{event.state.value} #{event.job_id} {name}{reason}")
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
         counts = event.counts

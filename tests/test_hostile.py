@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -324,6 +325,13 @@ def test_headless_with_stdout_closed_runs_to_the_end_and_keeps_run_log(workspace
     run_log = (ws.output_dir / ".orch-tui" / "run.log").read_text(encoding="utf-8")
     assert "preflight: 3 inputs" in run_log and "done: 3 succeeded" in run_log
     assert len(outputs_exact(ws)) == 3
+    # Read later, so every line says when; and one line per job start and end.
+    lines = run_log.splitlines()
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d ")
+    assert all(stamp.match(line) for line in lines), run_log
+    for job_id in (1, 2, 3):
+        assert sum(f" start #{job_id} " in line for line in lines) == 1, run_log
+        assert sum(f" succeeded #{job_id} " in line for line in lines) == 1, run_log
 
 
 def test_dry_run_with_stdout_closed_or_into_a_broken_pipe_never_crashes(workspace):

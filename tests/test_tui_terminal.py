@@ -371,7 +371,7 @@ def test_sighup_leaves_the_run_going_headless_to_the_end(tmp_path, terminal, cle
 
     log = (ws.output_dir / ".orch-tui" / "run.log").read_text(encoding="utf-8")
     assert "terminal is gone" in log, log
-    final = log.strip().splitlines()[-1]
+    final = log.strip().splitlines()[-1].split(" ", 1)[1]  # after run.log's timestamp
     assert final.startswith("done: 4 succeeded, 0 failed, 0 killed"), log
     assert final.endswith("(exit 0)"), log
     assert code == 0, f"exit code {code}; run.log:\n{log}"
