@@ -1,5 +1,6 @@
 """Nothing lost, nothing redone: interruptions of every kind, then the same command again."""
 
+# Test names say what each test checks; a docstring per test would only repeat them.
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ in 80x24 with TERM=xterm-256color, TERM=screen and NO_COLOR, that keys typed on 
 that it survives SIGWINCH, that a dead terminal (SIGHUP) leaves the run going headless to the
 end, and that jobs never hold the terminal. Every wait polls the screen, a file or /proc."""
 
+# Test names say what each test checks; a docstring per test would only repeat them.
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ class Series:
         return len(self._points) + (1 if self._count else 0)
 
 
-# Add() is its one command; the series are read as attributes.
+# `add()` is its one command; the series are read as attributes.
 # pylint: disable-next=too-few-public-methods
 class JobHistory:
     """One job's CPU and RSS, created at its first sample and kept after it ends.
