@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
-from orch_tui.core.scaling import CapacitySource, ScalingDecision
-from orch_tui.core.snapshot import RunSnapshot
+from orch_tui.core.scaling import FLOOR_NOTE, CapacitySource, ScalingDecision
+from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
 from orch_tui.core.tally import Tally, eta
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 
@@ -39,7 +39,8 @@ def _silence(stream: TextIO) -> None:
 
 
 def describe_decision(decision: ScalingDecision) -> str:
-    """One line with the three constraints, the binding one and the limit."""
+    """One line with the three constraints, the binding one and the limit; a constraint that
+    allows less than one job shows its raw figure and why one runs anyway (never `-> 0`)."""
     parts = []
     units = {"cpu": "cores", "memory": "", "disk": ""}
     for constraint in decision.constraints:
@@ -50,10 +51,14 @@ def describe_decision(decision: ScalingDecision) -> str:
             per = format_bytes(int(constraint.per_process))
             system = format_bytes(int(constraint.system))
         system += constraint.source.note
-        allowed = "does not bind" if constraint.allowed is None else f"{constraint.allowed}"
+        if constraint.below_one:  # the raw figure, and why the limit is 1 and not 0
+            allowed = f"= {constraint.raw:.2g} -> {FLOOR_NOTE}"
+        else:
+            allowed = "-> " + ("does not bind"
+                               if constraint.allowed is None else f"{constraint.allowed}")
         mark = "*" if constraint.name == decision.binding else ""
         parts.append(f"{mark}{constraint.name} {per}/proc of {system} x{constraint.fraction:g}"
-                     f" -> {allowed}")
+                     f" {allowed}")
     return f"{' | '.join(parts)} => limit {decision.limit} ({decision.binding} binds)"
 
 
@@ -107,11 +112,16 @@ class HeadlessReporter:
         self._limit = 0
         self._log_paths: dict[int, str] = {}
         self._capacity_said = False
+        # What calibration is doing, while it measures (`calibrating job 1 (2.0 s left)`): no
+        # running count, no limit and no ETA mean anything until it ends.
+        self._calibrating: str | None = None
+        self._calibration_job: int | None = None
         # One dispatch idiom for every observer: a table from event type to handler.
         self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.PreflightDone: self._on_preflight_done,
             ev.Notice: self._on_notice,
             ev.CalibrationStarted: self._on_calibration_started,
+            ev.CalibrationProgress: self._on_calibration_progress,
             ev.CalibrationFinished: self._on_calibration_finished,
             ev.LimitChanged: self._on_limit_changed,
             ev.ResourcePressure: self._on_resource_pressure,
@@ -129,6 +139,9 @@ class HeadlessReporter:
         self._tally = snapshot.tally()
         self._total, self._limit = snapshot.counts.total, snapshot.limit
         self.register_logs({job.job_id: str(job.log_path) for job in snapshot.jobs})
+        if snapshot.calibration is CalibrationStatus.MEASURING and snapshot.calibration_job:
+            self._calibration_job = snapshot.calibration_job
+            self._calibrating = f"calibrating job {snapshot.calibration_job}"
 
     def write(self, line: str) -> None:
         """Print one line; a closed terminal (SIGHUP), a closed stdout or a broken pipe must
@@ -161,9 +174,16 @@ class HeadlessReporter:
         self.write(f"{event.level.value}: {printable(event.message)}")
 
     def _on_calibration_started(self, event: ev.CalibrationStarted) -> None:
+        self._calibration_job = event.job_id
+        self._calibrating = f"calibrating job {event.job_id} ({event.window:.1f} s left)"
         self.write(f"calibrating: measuring job {event.job_id} for {event.window:g}s")
 
+    def _on_calibration_progress(self, event: ev.CalibrationProgress) -> None:
+        left = max(0.0, event.window - event.elapsed)
+        self._calibrating = f"calibrating job {event.job_id} ({left:.1f} s left)"
+
     def _on_calibration_finished(self, event: ev.CalibrationFinished) -> None:
+        self._calibrating = self._calibration_job = None
         if event.source is LimitSource.PREVIOUS_RUN:
             self.write(f"figures learned in a previous run: {describe_decision(event.decision)}")
             return
@@ -194,6 +214,8 @@ class HeadlessReporter:
     def _on_job_state_changed(self, event: ev.JobStateChanged) -> None:
         self._tally.change(event)
         now = self._clock()
+        if event.job_id == self._calibration_job and event.state.finished:
+            self._calibration_ended(event.state)
         if event.state in (JobState.FAILED, JobState.KILLED, JobState.MISSING):
             log = self._log_paths.get(event.job_id)
             where = f" (log: {printable(log)})" if log and event.state is not JobState.MISSING \
@@ -235,6 +257,9 @@ class HeadlessReporter:
         jobs named when there are any: they are never inside failed and running)."""
         now = self._clock() if now is None else now
         self._last_progress = now
+        if self._calibrating is not None:
+            self.write(self._calibration_line())
+            return
         counts, tally = self._tally.counts(), self._tally
         ended = counts.ended
         running = f"running {counts.running}"
@@ -247,3 +272,22 @@ class HeadlessReporter:
         eta_text = "--:--" if seconds is None else format_duration(seconds)
         self.write(f"[{ended:>{len(str(self._total))}}/{self._total}] {running} "
                    f"(limit {self._limit})  {failed}  ETA {eta_text}")
+
+    def _calibration_ended(self, state: JobState) -> None:
+        """The measured job ended inside its window: the figures follow, or (it failed) the
+        next queued job is measured instead."""
+        job_id, counts = self._calibration_job, self._tally.counts()
+        if state is JobState.SUCCEEDED:
+            self._calibrating = f"calibrating: job {job_id} ended, deriving the limit"
+        elif counts.ended < self._total:
+            self._calibrating = f"calibrating: job {job_id} {state.value}, measuring the next"
+        else:
+            self._calibrating = f"calibrating: job {job_id} {state.value}"
+
+    def _calibration_line(self) -> str:
+        """`[1/4] calibrating job 2 (2.0 s left)  failed 1`: the progress line while the limit
+        is still being measured."""
+        assert self._calibrating is not None
+        counts = self._tally.counts()
+        return (f"[{counts.ended:>{len(str(self._total))}}/{self._total}] {self._calibrating}"
+                f"  failed {counts.failed}")

@@ -36,24 +36,33 @@ def _state(job_id, state, name="a.mp4", reason=""):
                               reason=reason)
 
 
+def _preflight(total, *, missing=0):
+    """Every input runnable but the missing ones, 1 GiB each."""
+    return ev.PreflightDone(time=0,
+                            total=total,
+                            runnable=total - missing,
+                            skipped=0,
+                            missing=missing,
+                            duplicates=0,
+                            input_bytes=(total - missing) * GB)
+
+
+def _calibrated(profile, capacity):
+    """What a calibration over its window reports for `profile` on `capacity`."""
+    return ev.CalibrationFinished(time=0,
+                                  profile=profile,
+                                  decision=compute_limit(profile, capacity),
+                                  source=ev.LimitSource.WINDOW)
+
+
 def test_reporter_prints_preflight_calibration_progress_failures_and_summary():
     out, clock = io.StringIO(), Clock()
     reporter = HeadlessReporter(out, progress_every=0, clock=clock)
     reporter.register_logs({2: "/o/.orch-tui/logs/00002-b.log"})
-    reporter(
-        ev.PreflightDone(time=0,
-                         total=4,
-                         runnable=3,
-                         skipped=0,
-                         missing=1,
-                         duplicates=0,
-                         input_bytes=3 * GB))
-    decision = compute_limit(ProcessProfile(1.0, GB, GB), SystemCapacity(32, 32 * GB, 100 * GB))
-    reporter(
-        ev.CalibrationFinished(time=0,
-                               profile=ProcessProfile(1.0, GB, GB),
-                               decision=decision,
-                               source=ev.LimitSource.WINDOW))
+    reporter(_preflight(4, missing=1))
+    finished = _calibrated(ProcessProfile(1.0, GB, GB), SystemCapacity(32, 32 * GB, 100 * GB))
+    decision = finished.decision
+    reporter(finished)
     reporter(
         ev.LimitChanged(time=0,
                         limit=25,
@@ -139,3 +148,54 @@ def test_a_reporter_attached_midway_goes_on_from_the_snapshot():
     assert lines[0] == "FAILED #2 2.mp4: exit 1 (log: /o/.orch-tui/logs/2.log)"
     # 3 of 5 ended (one missing), 2 finished here in 10 s: 2 left take 10 s more.
     assert lines[1] == "[3/5] running 0, paused 1 (limit 2)  failed 1  ETA 0:00:10"
+
+
+def test_while_calibrating_the_progress_line_names_the_measured_job_not_a_limit_0():
+    """No `running 0 (limit 0)` and no ETA before the limit exists: what calibration does."""
+    out, clock = io.StringIO(), Clock()
+    reporter = HeadlessReporter(out, progress_every=0, clock=clock)
+    reporter(_preflight(4))
+    reporter(_state(1, JobState.RUNNING))
+    reporter(ev.CalibrationStarted(time=0, job_id=1, window=5.0))
+    reporter.progress()
+    reporter(_state(1, JobState.FAILED, reason="exit 1"))
+    reporter(_state(2, JobState.RUNNING))
+    reporter(ev.CalibrationStarted(time=0, job_id=2, window=5.0))
+    reporter(
+        ev.CalibrationProgress(time=3,
+                               job_id=2,
+                               elapsed=3.0,
+                               window=5.0,
+                               cpu_cores=1.0,
+                               rss_bytes=GB,
+                               output_bytes=0,
+                               read_fraction=None))
+    reporter.progress()
+    reporter(_calibrated(ProcessProfile(1.0, GB, GB), SystemCapacity(4, 32 * GB, 100 * GB)))
+    reporter(ev.LimitChanged(time=5, limit=3, previous=0, source=ev.LimitSource.WINDOW))
+    reporter.progress()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    assert lines[:3] == [
+        "[0/4] calibrating job 1 (5.0 s left)  failed 0",
+        "[1/4] calibrating: job 1 failed, measuring the next  failed 1",
+        "[1/4] calibrating job 2 (2.0 s left)  failed 1",
+    ]
+    # Once the limit is known, the usual line (its ETA is the ETA model's business).
+    assert lines[3].startswith("[1/4] running 1 (limit 3)  failed 1  ETA "), lines[3]
+
+
+def test_a_job_bigger_than_the_machine_shows_the_raw_figure_not_minus_0():
+    """`-> 0` beside `=> limit 1` reads as a bug: the line shows 0.61 and why one job runs."""
+    finished = _calibrated(ProcessProfile(1.0, 2 * GB, GB),
+                           SystemCapacity(8, int(1.5 * GB), 100 * GB))
+    decision = finished.decision
+    out = io.StringIO()
+    HeadlessReporter(out)(finished)
+    line = out.getvalue()
+    assert decision.limit == 1 and decision.memory.allowed == 0  # the rule is unchanged
+    assert "*memory 2.00 GiB/proc of 1.50 GiB x0.8 = 0.6 -> at least 1 job always runs" in line
+    assert "-> 0" not in line and "=> limit 1 (memory binds)" in line
+    assert decision.memory.formula() == (
+        "memory: 0.8 × 1.50 GiB / 2.00 GiB per job = 0.6 -> at least 1 job always runs")
+    assert decision.cpu.formula() == "cpu: 0.8 × 8 cores / 1.00 cores per job = 6.40 -> 6"
+    assert "0.6 by memory" in decision.describe()

@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from orch_tui.core.config import ResourcesConfig
+from orch_tui.core.textutil import format_bytes
 
 NEAR_ZERO_CPU = 0.02  # cores: below this a job is idle as far as scheduling cares
 NEAR_ZERO_RSS = 1024 * 1024  # bytes (1 MiB)
 NEAR_ZERO_OUTPUT = 64 * 1024  # bytes (64 KiB)
+
+#: Why a limit is 1 when a constraint allows less: a job bigger than the machine still runs.
+FLOOR_NOTE = "at least 1 job always runs"
 
 _NEAR_ZERO = {"cpu": NEAR_ZERO_CPU, "memory": NEAR_ZERO_RSS, "disk": NEAR_ZERO_OUTPUT}
 
@@ -76,10 +80,41 @@ class Constraint:
         """False when the job's figure is too small for this resource to limit anything."""
         return self.allowed is not None
 
+    @property
+    def raw(self) -> float | None:
+        """``fraction * system / per_process`` before the floor (None when it does not bind):
+        a job bigger than the machine allows 0.6 jobs, which says more than the floor's 0."""
+        if self.allowed is None:
+            return None
+        if math.isinf(self.per_process) or self.per_process <= 0:
+            return 0.0
+        return self.fraction * max(self.system, 0) / self.per_process
+
+    @property
+    def below_one(self) -> bool:
+        """True when this constraint alone allows no job: the limit is 1 all the same."""
+        return self.allowed == 0
+
+    def formula(self) -> str:
+        """The rule's arithmetic in words, and why the limit is never 0 when it allows none:
+        ``memory: 0.8 × 1.46 GiB / 1.90 GiB per job = 0.61 -> at least 1 job always runs``."""
+        if self.name == "cpu":
+            system, per = f"{self.system:g} cores", f"{self.per_process:.2f} cores"
+        else:
+            system, per = format_bytes(self.system), format_bytes(self.per_process)
+        text = f"{self.name}: {self.fraction:g} × {system} / {per} per job"
+        if self.allowed is None:
+            return f"{text}: too small to limit anything"
+        if self.below_one:
+            return f"{text} = {self.raw:.2g} -> {FLOOR_NOTE}"
+        return f"{text} = {self.raw:.2f} -> {self.allowed}"
+
     def describe(self) -> str:
         """``"25 by cpu"``, or ``"no limit by disk"`` when it does not bind."""
         if self.allowed is None:
             return f"no limit by {self.name}"
+        if self.below_one:
+            return f"{self.raw:.2g} by {self.name}"
         return f"{self.allowed} by {self.name}"
 
 
@@ -107,7 +142,7 @@ class ScalingDecision:
             head = f"{self.binding} binds"
         floor_note = ""
         if self.binding in _NEAR_ZERO and getattr(self, self.binding).allowed == 0:
-            floor_note = ", raised to the minimum of 1"
+            floor_note = f", raised to the minimum of 1: {FLOOR_NOTE}"
         return f"limit {self.limit} ({head}{floor_note}: {parts})"
 
 

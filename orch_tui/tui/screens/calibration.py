@@ -13,6 +13,7 @@ from textual.widgets import Footer, Sparkline, Static
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Controller
+from orch_tui.core.scaling import FLOOR_NOTE
 from orch_tui.core.textutil import format_bytes
 from orch_tui.tui.model import RunModel
 
@@ -39,6 +40,8 @@ def constraints_table(model: RunModel) -> Table:
             system = format_bytes(int(constraint.system))
         system += constraint.source.note
         allowed = "-" if constraint.allowed is None else str(constraint.allowed)
+        if constraint.below_one:  # the raw figure: "0.61 -> 1", never a bare 0 beside limit 1
+            allowed = f"{constraint.raw:.2g} -> 1"
         binding = constraint.name == decision.binding
         style = "bold reverse" if binding else ""
         name = constraint.name + (" (binds)" if binding else "")
@@ -125,6 +128,9 @@ class CalibrationScreen(Screen[None]):
             "max_processes": "resources.max_processes caps it",
             "none": "nothing binds: one job per core",
         }.get(decision.binding, f"{decision.binding} binds")
+        if decision.binding in ("cpu", "memory", "disk") and \
+                getattr(decision, decision.binding).below_one:
+            binds += f": {FLOOR_NOTE}"
         limit_line = Text.assemble(("limit ", "bold"), (str(self.controller.limit), "bold"),
                                    f"  ({binds}; {model.limit_reason})   ")
         limit_line.append(f"continuing in {left:.0f}s: enter now, +/- to adjust", style="italic")
