@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.color import Color
+from textual.filter import Monochrome
 from textual.strip import Strip
 from textual.widgets import Sparkline
 
@@ -229,6 +231,40 @@ async def test_cursor_line_is_highlighted_and_readable_without_colour(
         other = list(table.render_line(2))
         assert all(segment.style is not None and segment.style.reverse for segment in cursor)
         assert not any(segment.style is not None and segment.style.reverse for segment in other)
+
+
+async def test_running_state_is_legible_without_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR: Textual turns colours to greys; `running` must not become a dark grey on
+    the dark table (it was #656565 on #1e1e1e): what reaches the terminal is what counts."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    model = numbered(3)
+    change(model, 2, JobState.RUNNING)
+    app = HostApp(model)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.query_one(JobTable)
+        shown = Monochrome().apply(list(table.render_line(2)), Color(0, 0, 0))
+        state = next(seg.style for seg in shown if seg.text.strip() == "running")
+        assert state is not None and state.bold
+        assert state.color is not None and state.bgcolor is not None
+        ink, paper = (Color.from_rich_color(c) for c in (state.color, state.bgcolor))
+        lighter, darker = sorted((ink.brightness, paper.brightness), reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 4.5, (ink, paper)
+
+
+async def test_the_calibration_job_is_marked_in_the_table() -> None:
+    """The job whose figures set the limit (and that started first) says so after its name,
+    even when the name is long; the mark is plain text, never markup."""
+    model = numbered(4, extra=["[b]a-very-long-input-name-that-fills-the-column.mp4"])
+    change(model, 1, JobState.RUNNING)
+    change(model, 2, JobState.RUNNING)
+    model.apply(ev.CalibrationStarted(time=NOW, job_id=1, window=5.0))
+    app = HostApp(model)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = data_lines(app.query_one(JobTable))
+        assert "…" in lines[0] and " (calibration)" in lines[0], lines[0]
+        assert "[b]a-very" in lines[0] and "calibration" not in lines[1], lines
 
 
 async def test_state_cells_carry_a_state_colour() -> None:
@@ -552,6 +588,35 @@ async def test_progress_line_fits_and_explains_the_limit() -> None:
         assert "limit 3 (cpu binds; calibration)" in wide
         narrow = Text.assemble(*line.texts(40)).plain
         assert len(narrow) <= 40 and "6/40" in narrow
+
+
+@pytest.mark.parametrize("source, why", [
+    (ev.LimitSource.OPERATOR, "limit 3 (set by operator)"),
+    (ev.LimitSource.MAX_PROCS, "limit 3 (--jobs)"),
+    (ev.LimitSource.MEMORY_PRESSURE, "limit 3 (memory critical)"),
+    (ev.LimitSource.WINDOW, "limit 3 (cpu binds)"),
+])
+async def test_the_limit_line_says_why_at_80_columns(source: ev.LimitSource, why: str) -> None:
+    """At 80 columns, with four-digit counts, the limit keeps its why (who set it, or what
+    binds a measured one): a bare number would read as the rule's."""
+    model = numbered(2400)
+    for job_id in range(1, 1500):
+        change(model, job_id, JobState.RUNNING, time=400.0)
+        change(model, job_id, JobState.SUCCEEDED if job_id % 9 else JobState.FAILED, time=500.0)
+    decision = compute_limit(
+        ProcessProfile(2.0, GIB, 10 * 1024**2),
+        SystemCapacity(logical_cores=8, available_memory=64 * GIB, free_disk=500 * GIB))
+    model.apply(ev.LimitChanged(time=500.0, limit=3, previous=4, source=source, decision=decision))
+    app = HostApp(model, gauges=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        line = app.query_one(ProgressLine)
+        for name, value in run_figures(model).items():
+            if name != "pressure":
+                setattr(line, name, value)
+        await pilot.pause()
+        text = line.render().plain
+        assert len(text) <= 80 and why in text, text
+        assert "1499/2400" in text, text
 
 
 def test_draw_bar() -> None:

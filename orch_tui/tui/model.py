@@ -112,6 +112,7 @@ class RunModel:
         self.system: ev.SystemSample | None = None
         self.limit = 0
         self.limit_reason = ""
+        self.limit_source: ev.LimitSource | None = None
         self.decision: ScalingDecision | None = None
         self.calibration_job: int | None = None
         self.calibration_window = 0.0
@@ -151,6 +152,7 @@ class RunModel:
         model.tally = snapshot.tally()
         model.preflight = snapshot.preflight
         model.limit, model.limit_reason = snapshot.limit, snapshot.limit_reason
+        model.limit_source = snapshot.limit_source
         model.decision = snapshot.decision
         model.calibration_job = snapshot.calibration_job
         model.calibrated = snapshot.calibrated
@@ -215,6 +217,7 @@ class RunModel:
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self.limit, self.limit_reason = event.limit, event.reason
+        self.limit_source = event.source
         if event.decision is not None:
             self.decision = event.decision
 

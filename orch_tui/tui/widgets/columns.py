@@ -28,6 +28,8 @@ SPEED_WIDTH = 6
 ETA_WIDTH = 7
 CPU_VALUE_WIDTH = 4
 BYTES_VALUE_WIDTH = 5
+#: After the calibration job's name, the longest that leaves half of NAME_MIN for the name.
+CALIBRATION_MARKS = (" (calibration)", " (calib)")
 WIDE_SPARK = 8
 NARROW_SPARK = 4
 
@@ -168,13 +170,24 @@ def _history_tail(row: JobRow, key: str, count: int) -> list[float]:
     return series.tail(count)
 
 
-def _cell(row: JobRow, column: Column, elapsed: float | None) -> str:
+def _name_cell(row: JobRow, width: int, calibration: bool) -> str:
+    """The input's name; the calibration job's ends in a mark that survives a long name (it
+    is the one whose figures set the limit, and it started before the others)."""
+    name = printable(row.name)
+    if calibration:
+        for mark in CALIBRATION_MARKS:
+            if width - cell_len(mark) >= NAME_MIN // 2:
+                return fit(name, width - cell_len(mark), ellipsis=True) + mark
+    return fit(name, width, ellipsis=True)
+
+
+def _cell(row: JobRow, column: Column, elapsed: float | None, calibration: bool) -> str:
     """The text of one plain cell, exactly `column.width` cells wide."""
     key, width = column.key, column.width
     if key == "id":
         return fit(str(row.job_id), width, right=True)
     if key == "name":
-        return fit(printable(row.name), width, ellipsis=True)
+        return _name_cell(row, width, calibration)
     if key == "state":
         return fit(row.state.value, width)
     if key == "node":
@@ -196,10 +209,15 @@ def _cell(row: JobRow, column: Column, elapsed: float | None) -> str:
     return fit(text, width, right=True)
 
 
-def row_cells(row: JobRow, columns: tuple[Column, ...], spark: int,
-              elapsed: float | None) -> list[tuple[str, str]]:
+def row_cells(row: JobRow,
+              columns: tuple[Column, ...],
+              spark: int,
+              elapsed: float | None,
+              *,
+              calibration: bool = False) -> list[tuple[str, str]]:
     """One job's line as (text, BASE|STATE|SPARK) pieces, separators included; every piece is
-    plain text (names are never markup) and the pieces fill the columns' widths exactly."""
+    plain text (names are never markup) and the pieces fill the columns' widths exactly.
+    `calibration` marks the job calibration measured."""
     active = row.state.active
     pieces: list[tuple[str, str]] = []
     for position, column in enumerate(columns):
@@ -207,7 +225,8 @@ def row_cells(row: JobRow, columns: tuple[Column, ...], spark: int,
             pieces.append((" ", BASE))
         key = column.key
         if key not in ("cpu", "rss"):
-            pieces.append((_cell(row, column, elapsed), STATE if key == "state" else BASE))
+            pieces.append((_cell(row, column, elapsed,
+                                 calibration), STATE if key == "state" else BASE))
             continue
         if key == "cpu":
             floor, value_width = 1.0, CPU_VALUE_WIDTH

@@ -45,14 +45,23 @@ def _fit_variants(width: int, label: str, variants: list[str]) -> tuple[str, int
     return detail, max(3, width - len(label) - len(detail) - 2)
 
 
+#: Limits the rule derived from measured figures: their short why is what binds them.
+MEASURED = (ev.LimitSource.WINDOW, ev.LimitSource.WHOLE_LIFE, ev.LimitSource.LEARNED,
+            ev.LimitSource.PREVIOUS_RUN)
+
+
 def limit_why(model: RunModel) -> tuple[str, str]:
-    """(long, short) explanation of the limit: what binds it and who set it."""
+    """(long, short) explanation of the limit: what binds it and who set it. The short one is
+    kept at every width: what binds a measured limit, else who set it (`set by operator`,
+    `--jobs`, `memory critical`), since a bare number would read as the rule's."""
     binding = model.decision.binding if model.decision is not None else ""
     reason = model.limit_reason
+    measured = model.limit_source in MEASURED or model.limit_source is None
+    short = f" ({binding} binds)" if binding and measured else f" ({reason})" if reason else ""
     if binding and reason:
-        return f" ({binding} binds; {reason})", f" ({binding})"
+        return f" ({binding} binds; {reason})", short
     if binding or reason:
-        return f" ({binding or reason})", f" ({binding})" if binding else ""
+        return f" ({binding or reason})", short
     return "", ""
 
 
@@ -112,11 +121,13 @@ class ProgressLine(Widget):
              f"  ETA {eta_text}", f"  limit {limit}{short_why}"),
             (f" {done}/{total}", f" fail {counts.failed}" + (f" kill {killed}" if killed else ""),
              f" run {counts.running}" + (f" pause {paused}" if paused else ""), f" eta {eta_text}",
-             f" lim {limit}{short_why}"),
+             f" limit {limit}{short_why}"),
             (f" {done}/{total}", f" F{counts.failed}" + (f" K{killed}" if killed else ""),
              f" R{counts.running}" + (f" P{paused}" if paused else ""), f" {eta_text}",
-             f" L{limit}"),
+             f" L{limit}{short_why}"),
         ]
+        # Only where not even that fits does the limit lose its why.
+        variants.append(variants[-1][:-1] + (f" L{limit}", ))
         joined = ["".join(parts) for parts in variants]
         chosen, bar_width = _fit_variants(width, "", joined)
         parts = variants[joined.index(chosen)]

@@ -125,7 +125,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._id_width = max(1, len(str(max(model.order, default=0))))
         self._layouts: dict[int, tuple[tuple[Column, ...], int]] = {}
         self._styles: dict[str, Style] = {}
-        self._strips: LRUCache[tuple[int, int, int, int, int], Strip] = LRUCache(256)
+        self._strips: LRUCache[tuple[int, int, int, int, int, bool], Strip] = LRUCache(256)
         self._header: tuple[int, Strip] | None = None
         self.virtual_size = Size(0, len(self._visible) + 1)
 
@@ -213,10 +213,12 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         row = self.model.rows[self._visible[index]]
         elapsed = row.elapsed(self.model.clock())
         cursor = 0 if index != self._cursor else (2 if self.has_focus else 1)
-        key = (row.job_id, row.version, width, cursor, -1 if elapsed is None else int(elapsed))
+        calibration = row.job_id == self.model.calibration_job
+        key = (row.job_id, row.version, width, cursor, -1 if elapsed is None else int(elapsed),
+               calibration)
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._render_row(row, width, cursor, elapsed)
+            strip = self._render_row(row, width, cursor, elapsed, calibration)
             self._strips[key] = strip
         return strip
 
@@ -353,6 +355,10 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
                 style = self.get_component_rich_style(name)
                 if name == "job-table--cursor" and self.app.no_color:
                     style += Style(reverse=True)  # a colourless terminal still shows the cursor
+                elif name == STATE_CLASSES[JobState.RUNNING] and self.app.no_color:
+                    # In shades of grey $primary is a dark grey on the dark surface: the
+                    # table's own foreground, bold, keeps the state that matters most legible.
+                    style = self.rich_style + Style(bold=True)
             self._styles[name] = style
         return style
 
@@ -366,7 +372,9 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._header = (width, strip)
         return strip
 
-    def _render_row(self, row: JobRow, width: int, cursor: int, elapsed: float | None) -> Strip:
+    # pylint: disable-next=too-many-arguments,too-many-positional-arguments  # one line's inputs
+    def _render_row(self, row: JobRow, width: int, cursor: int, elapsed: float | None,
+                    calibration: bool) -> Strip:
         """One job's line; every cell is plain text in a Segment (names are never markup)."""
         columns, spark = self._columns_at(width)
         base = self._style("job-table--cursor" if cursor else "base")
@@ -376,6 +384,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
             SPARK: base if cursor else self._style("job-table--spark"),
         }
         segments = [
-            Segment(text, styles[kind]) for text, kind in row_cells(row, columns, spark, elapsed)
+            Segment(text, styles[kind])
+            for text, kind in row_cells(row, columns, spark, elapsed, calibration=calibration)
         ]
         return Strip(segments).adjust_cell_length(width, base)
