@@ -14,7 +14,8 @@ from textual.app import App
 from textual.widgets import ContentSwitcher, Input, Static, TextArea
 
 from orch_tui.core.plan import load_plan
-from orch_tui.tui.screens.config import ConfigScreen, YamlTree, editor_command, summary_rows
+from orch_tui.tui.screens.config import (ConfigScreen, YamlTree, edit_argv, editor_command,
+                                         summary_rows)
 from tests.helpers import screen_text
 
 SIZES = [(80, 24), (120, 40)]
@@ -264,7 +265,8 @@ async def test_enter_starts_only_a_valid_plan(tmp_path: Path) -> None:
     app = Host(screen)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert screen.check_action("start", ()) is None  # shown greyed out in the footer
+        # Not offered on an error (issue 9 changed this: it was shown greyed out).
+        assert screen.check_action("start", ()) is False
         await pilot.press("enter")
         await settle(pilot)
         assert not app.started
@@ -285,6 +287,7 @@ async def test_edit_runs_editor_then_revalidates(tmp_path: Path,
         "text = open(path).read().replace('bogus: 1\\n', '')\n"
         "open(path, 'w').write(text)\n"
         "open(path + '.argv', 'w').write(repr(sys.argv[1:]))")
+    monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.setenv("EDITOR", f"{editor} --wait")
     screen = ConfigScreen(config, start_dir=tmp_path)
     async with Host(screen).run_test(size=(80, 24)) as pilot:
@@ -300,6 +303,7 @@ async def test_edit_runs_editor_then_revalidates(tmp_path: Path,
 async def test_reload_picks_up_changes_and_failed_editor_is_reported(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = write_config(tmp_path)
+    monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.setenv("EDITOR", str(tmp_path / "no-such-editor"))
     screen = ConfigScreen(config, start_dir=tmp_path)
     app = Host(screen)
@@ -319,7 +323,72 @@ async def test_reload_picks_up_changes_and_failed_editor_is_reported(
     assert app.return_code == 0
 
 
+async def test_edit_opens_a_known_editor_at_the_error_line(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`e` runs $VISUAL (before $EDITOR) as `vim +14 config.yaml`, then shows the fixed
+    config's summary."""
+    config = write_config(tmp_path, text=config_text("jobs:\n  retries: 1\n  colour: blue\n"))
+    (tmp_path / "bin").mkdir()
+    editor = write_editor(
+        tmp_path, "path = sys.argv[-1]\n"
+        "text = open(path).read().replace('  colour: blue\\n', '')\n"
+        "open(path, 'w').write(text)\n"
+        "open(path + '.argv', 'w').write(repr(sys.argv[1:]))").rename(tmp_path / "bin" / "vim")
+    monkeypatch.setenv("VISUAL", f"'{editor}'")
+    monkeypatch.setenv("EDITOR", str(tmp_path / "no-such-editor"))
+    screen = ConfigScreen(config, start_dir=tmp_path)
+    async with Host(screen).run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert screen.error is not None and screen.error.line == 14
+        await pilot.press("e")
+        await settle(pilot)
+        assert (tmp_path / "config.yaml.argv").read_text() == repr(["+14", str(config)])
+        assert screen.error is None and screen.plan is not None
+        assert screen.query_one(ContentSwitcher).current == "summary-view"
+
+
+def test_edit_argv_gives_the_line_only_to_editors_that_take_it() -> None:
+    config = Path("/cfg/config.yaml")
+    for name in ("vi", "vim", "nvim", "nano", "emacs", "micro", "/usr/bin/vim"):
+        assert edit_argv([name], config, 7) == [name, "+7", "/cfg/config.yaml"]
+    assert edit_argv(["emacs", "-nw"], config, 7) == ["emacs", "-nw", "+7", "/cfg/config.yaml"]
+    assert edit_argv(["code", "-w"], config, 7) == ["code", "-w", "/cfg/config.yaml"]
+    assert edit_argv(["vim"], config, None) == ["vim", "/cfg/config.yaml"]
+
+
+async def test_the_footer_offers_only_what_works(tmp_path: Path) -> None:
+    bad = write_config(tmp_path / "bad", text=config_text("bogus: 1\n"))
+    good = write_config(tmp_path / "good")
+    screen = ConfigScreen(None, start_dir=tmp_path)
+    app = Host(screen)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        footer = screen_text(app).splitlines()[-1]
+        assert "Refresh" in footer and "Revalidate" not in footer, footer
+        assert "Start" not in footer and "Edit" not in footer and "Back" not in footer, footer
+        screen.load(bad)
+        await settle(pilot)
+        footer = screen_text(app).splitlines()[-1]
+        assert "Start" not in footer and "Refresh" not in footer, footer
+        assert all(word in footer for word in ("Edit", "Revalidate", "Back", "Quit")), footer
+        screen.load(good)
+        await settle(pilot)
+        footer = screen_text(app).splitlines()[-1]
+        assert all(word in footer for word in ("Start", "Edit", "Revalidate", "Back")), footer
+        await pilot.press("escape")
+        await settle(pilot)
+        (tmp_path / "new.yaml").write_text("x: 1\n", encoding="utf-8")
+        await pilot.press("r")  # in the picker: rescans the tree
+        tree = screen.query_one("#picker-tree", YamlTree)
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if any(str(node.label) == "new.yaml" for node in tree.root.children):
+                break
+        assert any(str(node.label) == "new.yaml" for node in tree.root.children)
+
+
 def test_editor_command_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.setenv("EDITOR", "code -w")
     assert editor_command() == ["code", "-w"]
     monkeypatch.delenv("EDITOR")
@@ -332,6 +401,8 @@ def test_editor_command_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDITOR", "'unbalanced")
     with pytest.raises(ValueError):
         editor_command()
+    monkeypatch.setenv("VISUAL", "nano")
+    assert editor_command() == ["nano"]  # $VISUAL first, as git and crontab read them
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -67,15 +67,29 @@ def _row(label: str, *parts: str | tuple[str, str]) -> tuple[str, Text]:
     return label, Text.assemble(*parts)
 
 
+#: Editors known to open a file at line N when given `+N` before it.
+LINE_EDITORS = frozenset(
+    {"vi", "vim", "nvim", "nano", "emacs", "emacsclient", "micro", "vim.basic", "vim.tiny"})
+
+
 def editor_command() -> list[str]:
-    """$EDITOR, else $VISUAL, else vi, split like a shell would (so "code -w" works).
+    """$VISUAL, else $EDITOR, else vi (the order git and crontab use), split like a shell would
+    (so "code -w" works), never run by one.
 
     Raises ValueError when the variable has unbalanced quotes."""
-    for value in (os.environ.get("EDITOR"), os.environ.get("VISUAL")):
+    for value in (os.environ.get("VISUAL"), os.environ.get("EDITOR")):
         argv = shlex.split(value) if value else []
         if argv:
             return argv
     return ["vi"]
+
+
+def edit_argv(editor: list[str], path: Path, line: int | None) -> list[str]:
+    """The editor's argv opening `path`, at `line` (`+LINE`) for editors known to take it;
+    an unknown editor gets the file alone, since `+12` could mean anything to it."""
+    at_line = [f"+{line}"] if line is not None and line > 0 and \
+        os.path.basename(editor[0]) in LINE_EDITORS else []
+    return editor + at_line + [str(path)]
 
 
 # pylint: disable-next=too-many-locals  # one local per summary row, read top to bottom
@@ -155,6 +169,7 @@ class ConfigScreen(Screen):
         Binding("enter", "start", "Start"),
         Binding("e", "edit", "Edit"),
         Binding("r", "reload", "Revalidate"),
+        Binding("r", "refresh_tree", "Refresh"),
         Binding("escape", "back", "Back"),
         Binding("q", "quit", "Quit"),
     ]
@@ -308,15 +323,19 @@ class ConfigScreen(Screen):
         return self._picker and self.query_one("#config-views", ContentSwitcher).current == "picker"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Start only a valid plan; edit/back only when they mean something."""
+        """The footer offers only what works here: Start on a valid plan, Edit and Revalidate
+        on a config, Refresh (the tree) and no Back in the picker."""
         if not self.is_mounted:
             return True
+        picking = self._in_picker()
         if action == "start":
-            return None if self.plan is None or self._in_picker() else True
-        if action == "edit":
-            return self.path is not None and not self._in_picker()
+            return self.plan is not None and not picking
+        if action in ("edit", "reload"):
+            return self.path is not None and not picking
+        if action == "refresh_tree":
+            return picking
         if action == "back":
-            return self._picker and not self._in_picker()
+            return self._picker and not picking
         return True
 
     def action_start(self) -> None:
@@ -325,11 +344,17 @@ class ConfigScreen(Screen):
             self.post_message(self.Start(self.plan))
 
     def action_edit(self) -> None:
-        """Open the config in the operator's editor, then validate what they saved."""
+        """Open the config in the operator's editor (at the error's line), the TUI suspended,
+        then validate what they saved."""
         if self.path is None or self._in_picker():
             return
+        path, line = self.path, None
+        error = self.error
+        if error is not None and error.path is not None and os.path.isfile(error.path):
+            # The file the error is in (the config, or the input list it names), at its line.
+            path, line = Path(os.path.abspath(error.path)), error.line
         try:
-            argv = editor_command() + [str(self.path)]
+            argv = edit_argv(editor_command(), path, line)
         except ValueError as exc:
             self.notify(f"cannot parse $EDITOR: {exc}", severity="error")
             return
@@ -355,11 +380,12 @@ class ConfigScreen(Screen):
         return None
 
     def action_reload(self) -> None:
-        """Revalidate the config (or rescan the folder tree while picking)."""
-        if self._in_picker():
-            self.query_one("#picker-tree", YamlTree).reload()
-            return
+        """Revalidate the config."""
         self.revalidate()
+
+    def action_refresh_tree(self) -> None:
+        """Rescan the folder tree (files saved since it was read)."""
+        self.query_one("#picker-tree", YamlTree).reload()
 
     def action_back(self) -> None:
         """Back to the picker to choose another config."""
