@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from textual.app import App
 from textual.widgets import ContentSwitcher, Input, Static, TextArea
 
+from orch_tui.core.lock import held_by
 from orch_tui.core.plan import load_plan
 from orch_tui.tui.screens.config import (ConfigScreen, YamlTree, edit_argv, editor_command,
                                          summary_rows)
@@ -385,6 +387,43 @@ async def test_the_footer_offers_only_what_works(tmp_path: Path) -> None:
             if any(str(node.label) == "new.yaml" for node in tree.root.children):
                 break
         assert any(str(node.label) == "new.yaml" for node in tree.root.children)
+
+
+# The other orchestrator: a process holding the folder and its lock file as a run does.
+HOLDER = """
+import sys
+from pathlib import Path
+from orch_tui.core.lock import RunLock
+from orch_tui.core.statedir import StateDir
+lock = RunLock(Path(sys.argv[1]))
+lock.acquire_folder()
+lock.acquire_file(StateDir.open(Path(sys.argv[1])))
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_folder_another_orchestrator_holds_is_named_before_enter(tmp_path: Path) -> None:
+    """The preflight says who holds the output folder; looking takes no lock, so the holder
+    keeps it and, once it is gone, `r` shows the folder free."""
+    config = write_config(tmp_path)
+    output = tmp_path / "out"
+    with subprocess.Popen([sys.executable, "-c", HOLDER, str(output)],
+                          stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE,
+                          text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        screen = ConfigScreen(config, start_dir=tmp_path)
+        app = Host(screen)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            said = f"held by another orch-tui (pid {holder.pid})"
+            assert said in summary_text(screen) and said in screen_text(app)
+            assert holder.poll() is None and held_by(output) == holder.pid  # still held
+            holder.communicate("")  # the other run ends: its locks go with it
+            await pilot.press("r")
+            await settle(pilot)
+            assert "held by another" not in summary_text(screen)
 
 
 def test_editor_command_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,29 @@ LOCK_NAME = "lock"
 
 def holder_of(fd: int) -> int | None:
     """The pid holding a flock on the file open at `fd`, from /proc/locks (None if unknown)."""
-    st = os.fstat(fd)
+    return _flock_holder(os.fstat(fd))
+
+
+def held_by(output_dir: Path) -> int | None:
+    """The pid of another orchestrator holding `output_dir` (None when free, or unknown).
+
+    Read from /proc/locks, never by trying the lock: a probe that took it, even for an
+    instant, could make an orchestrator starting at that moment refuse to run."""
+    # The folder as the lock opens it (through a link), the state folder's lock file as
+    # StateDir does (never through one).
+    for path, follow in ((output_dir, True), (output_dir / STATE_DIR_NAME / LOCK_NAME, False)):
+        try:
+            st = os.stat(path, follow_symlinks=follow)
+        except OSError:
+            continue
+        holder = _flock_holder(st)
+        if holder is not None and holder != os.getpid():
+            return holder
+    return None
+
+
+def _flock_holder(st: os.stat_result) -> int | None:
+    """The pid holding a flock on the file `st` describes, from /proc/locks."""
     wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     try:
         with open("/proc/locks", encoding="ascii") as handle:

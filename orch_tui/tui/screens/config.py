@@ -27,6 +27,7 @@ from textual.widgets import ContentSwitcher, DirectoryTree, Footer, Input, Stati
 from orch_tui.core.plan import load_plan
 from orch_tui.core.errors import ConfigError, OrchError
 from orch_tui.core.fsutil import existing_ancestor
+from orch_tui.core.lock import held_by
 from orch_tui.core.plan import Plan, shell_quote
 from orch_tui.core.textutil import format_bytes, printable
 
@@ -133,6 +134,11 @@ def summary_rows(plan: Plan) -> list[tuple[str, Text]]:
     rows.append(
         _row("Output", _show(output_dir), "  ", ("exists" if exists else "will be created", "dim"),
              ", ", free))
+    holder = held_by(output_dir)
+    if holder is not None:  # said before Enter, which would be refused
+        rows.append(
+            _row("", (f"held by another orch-tui (pid {holder})", "bold red"),
+                 ": starting now would be refused; r checks again"))
 
     skip = len(plan.existing)
     if skip:
