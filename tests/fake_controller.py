@@ -14,9 +14,22 @@ from pathlib import Path
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Launch, Listener
 from orch_tui.core.errors import OrchError
+from orch_tui.core.events import JobState
 from orch_tui.core.plan import Plan
 from orch_tui.core.snapshot import CalibrationStatus, JobView, RunSnapshot
 from orch_tui.core.tally import Counts
+
+
+def job_views(states: Sequence[JobState], ext: str = ".mp4") -> tuple[JobView, ...]:
+    """Jobs 1, 2... in these states, named `1.mp4`..., with outputs and logs under /o."""
+    return tuple(
+        JobView(job_id=i,
+                name=f"{i}{ext}",
+                output_path=Path(f"/o/{i}{ext}"),
+                log_path=Path(f"/o/.orch-tui/logs/{i}.log"),
+                argv=("x", ),
+                input_size=1,
+                state=state) for i, state in enumerate(states, 1))
 
 
 class FakeController:  # pylint: disable=too-many-instance-attributes  # a recorder of everything

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import EventBus, JobState
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
-from orch_tui.core.snapshot import JobView, RunSnapshot
+from orch_tui.core.snapshot import RunSnapshot
 from orch_tui.core.tally import Counts
 from orch_tui.core.textutil import format_bytes
 from orch_tui.headless import HeadlessReporter
+from tests.fake_controller import job_views
 
 GB = 1024**3
 
@@ -123,22 +123,9 @@ def test_format_bytes_never_uses_exponents():
 
 def test_a_reporter_attached_midway_goes_on_from_the_snapshot():
     # What a hangup does: the TUI detaches, this reporter attaches and gets the run's state.
-    views = [
-        JobView(job_id=i,
-                name=f"{i}.mp4",
-                output_path=Path(f"/o/{i}.mp4"),
-                log_path=Path(f"/o/.orch-tui/logs/{i}.log"),
-                argv=("x", ),
-                input_size=1,
-                state=state) for i, state in enumerate(
-                    [JobState.SUCCEEDED, JobState.RUNNING, JobState.PAUSED, JobState.QUEUED], 1)
-    ]
+    views = job_views([JobState.SUCCEEDED, JobState.RUNNING, JobState.PAUSED, JobState.QUEUED])
     counts = Counts.of((view.state for view in views), missing=1)
-    snapshot = RunSnapshot(jobs=tuple(views),
-                           counts=counts,
-                           first_launch=0.0,
-                           finished_here=1,
-                           limit=2)
+    snapshot = RunSnapshot(jobs=views, counts=counts, first_launch=0.0, finished_here=1, limit=2)
     out, clock = io.StringIO(), Clock()
     reporter = HeadlessReporter(out, progress_every=0, clock=clock)
     reporter.adopt(snapshot)

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 
+from textual import events
+
+from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.host import RunHost
+from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.session import RunOptions
-from orch_tui.tui.app import OrchApp
-from orch_tui.tui.screens.calibration import CalibrationScreen
+from orch_tui.core.snapshot import CalibrationStatus
+from orch_tui.tui.app import KEY_GRACE, OrchApp
+from orch_tui.tui.screens.calibration import AUTO_CONTINUE, CalibrationScreen
 from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.help import HelpScreen
@@ -20,6 +25,7 @@ from orch_tui.tui.screens.modals import ConfirmKill, QuitModal
 from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.gauges import ProgressLine
 from orch_tui.tui.widgets.job_table import JobTable
+from tests.fake_controller import FakeController, job_views
 from tests.helpers import alive, kill_quietly, process_state, screen_text
 
 
@@ -280,3 +286,56 @@ async def test_an_input_that_vanishes_mid_run_is_named_on_the_finished_screen(wo
         await until(pilot, lambda: line in screen_text(app))
         await pilot.press("q")
     assert app.return_code == 1
+
+
+class MovingClock:
+    """A clock the test moves by hand (the calibration countdown reads it)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def calibrated_controller(clock: MovingClock) -> FakeController:
+    """A fake host whose calibration has just produced its result (job 1 measured)."""
+    jobs = job_views([JobState.QUEUED] * 2, ".bin")
+    profile = ProcessProfile(1.0, 2**20 * 64, 2**20)
+    decision = compute_limit(profile, SystemCapacity(4, 2**30 * 8, 2**30 * 100))
+    events = [
+        ev.CalibrationStarted(time=0, job_id=1, window=5.0),
+        ev.CalibrationFinished(time=5,
+                               profile=profile,
+                               decision=decision,
+                               source=ev.LimitSource.WINDOW),
+        ev.LimitChanged(time=5, limit=3, previous=0, source=ev.LimitSource.WINDOW),
+    ]
+    return FakeController(jobs, events, calibration=CalibrationStatus.MEASURING, clock=clock)
+
+
+async def test_enter_pressed_as_the_countdown_ends_never_acts_on_the_run_screen():
+    """Enter meant for the calibration result, arriving as its countdown switches to the run
+    screen (typed just before, or within KEY_GRACE after), must not open a job's detail;
+    an Enter typed later does."""
+    clock = MovingClock()
+    app = OrchApp(calibrated_controller(clock))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, CalibrationScreen))
+        await until(pilot, lambda: app.model.calibrated is not None)
+        calibration = app.screen
+        calibration.refresh_view()  # the result is on screen, its countdown started
+        typed_before = events.Key("enter", "\r")
+        clock.now += AUTO_CONTINUE
+        calibration.refresh_view()  # the countdown runs out: the run screen replaces it
+        typed_after = events.Key("enter", "\r")
+        app.post_message(typed_before)
+        app.post_message(typed_after)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)  # not the detail screen
+        seen = events.Key("enter", "\r")
+        seen.time += KEY_GRACE  # as if typed once the run screen can have been seen
+        app.post_message(seen)
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import events
+from textual._time import get_time
 from textual.app import App
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
@@ -27,6 +29,10 @@ from orch_tui.tui.screens.config import ConfigScreen
 #: Events a screen must react to at once; samples and state changes are read from the model.
 PUSHED = (ev.CalibrationStarted, ev.CalibrationFinished, ev.RunFinished, ev.Notice,
           ev.ResourcePressure, ev.LimitChanged)
+
+#: Seconds after the calibration countdown opened the run screen by itself during which keys
+#: are still taken as meant for the calibration result (Enter as the count reaches 0).
+KEY_GRACE = 0.4
 
 #: Calibration states that open on the calibration screen.
 CALIBRATING = (CalibrationStatus.PENDING, CalibrationStatus.MEASURING)
@@ -64,6 +70,7 @@ class OrchApp(App[int]):
         self.model: RunModel | None = None
         self.quit_when_finished = False
         self._attached = False
+        self._keys_from = 0.0  # keys typed before this (monotonic) time were for another screen
 
     def get_driver_class(self) -> type[Driver]:
         """On Linux terminals, the driver that survives a hangup (see tui/driver.py)."""
@@ -86,6 +93,13 @@ class OrchApp(App[int]):
                 self.start_run(plan)
                 return
         self.push_screen(ConfigScreen(self.config_path, start_dir=self.start_dir))
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key typed for a screen that has since been replaced (Enter as the calibration
+        countdown ends) is dropped: it never acts on the screen that took its place."""
+        if isinstance(event, events.Key) and event.time < self._keys_from:
+            return
+        await super().on_event(event)
 
     def on_config_screen_start(self, message: ConfigScreen.Start) -> None:
         """The operator pressed enter on a valid config."""
@@ -153,8 +167,11 @@ class OrchApp(App[int]):
         if handler is not None:
             handler(event)
 
-    def _show(self, name: str) -> None:
-        """Switch to one of the run's screens by name."""
+    def _show(self, name: str, *, grace: float = 0.0) -> None:
+        """Switch to one of the run's screens by name. Keys typed before the switch, still
+        queued, were meant for the screen that goes, and so were those typed within `grace`
+        seconds after a switch nobody asked for: they are dropped (see on_event)."""
+        self._keys_from = get_time() + grace
         # pylint: disable=import-outside-toplevel
         from orch_tui.tui.screens.calibration import CalibrationScreen
         from orch_tui.tui.screens.finished import FinishedScreen
@@ -170,9 +187,10 @@ class OrchApp(App[int]):
             self.pop_screen()
         self.push_screen(screen)
 
-    def show_run(self) -> None:
-        """Calibration is over (or skipped): show the job table."""
-        self._show("run")
+    def show_run(self, *, automatic: bool = False) -> None:
+        """Calibration is over (or skipped): show the job table; `automatic` when the
+        countdown, not the operator, moved on."""
+        self._show("run", grace=KEY_GRACE if automatic else 0.0)
 
     def request_quit(self, how: str | None) -> None:
         """'wait': no more launches, exit when running jobs end; 'kill': end them now; None:

@@ -142,7 +142,7 @@ class CalibrationScreen(Screen[None]):
         result.add_row(limit_line)
         self.query_one("#calibration-result", Static).update(result)
         if left <= 0:
-            self.action_continue()
+            self._continue(automatic=True)
 
     def on_core(self, event: ev.Event) -> None:
         """Calibration restarted on another job (the first one failed): start over."""
@@ -152,11 +152,16 @@ class CalibrationScreen(Screen[None]):
 
     def action_continue(self) -> None:
         """Open the run screen (only once the result is known)."""
-        if self.model.calibrated is None:
+        self._continue(automatic=False)
+
+    def _continue(self, *, automatic: bool) -> None:
+        """To the run screen, by the operator's Enter or the countdown (`automatic`), and only
+        from this screen: a modal over it (the quit dialog) stays until it is answered."""
+        if self.model.calibrated is None or not self.is_current:
             return
         if self._ticker is not None:
             self._ticker.stop()
-        self.app.show_run()  # type: ignore[attr-defined]
+        self.app.show_run(automatic=automatic)  # type: ignore[attr-defined]
 
     def action_limit(self, delta: int) -> None:
         """Adjust the limit before the run takes off (the operator's value then sticks)."""
