@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -127,6 +129,35 @@ def hues(styled: str) -> set[str]:
     return found
 
 
+def style_at(styled_line: str, word: str) -> tuple[int | None, bool]:
+    """(256-colour foreground index, bold) in effect where `word` starts in a line captured
+    with its SGR sequences (tmux writes them as 38;5;N)."""
+    foreground: int | None = None
+    bold = False
+    for piece in re.split(r"(\x1b\[[0-9;]*m)", styled_line):
+        match = re.fullmatch(r"\x1b\[([0-9;]*)m", piece)
+        if match is None:
+            if word in piece:
+                return foreground, bold
+            continue
+        codes = [int(code) for code in match.group(1).split(";") if code] or [0]
+        i = 0
+        while i < len(codes):
+            if codes[i] == 0:
+                foreground, bold = None, False
+            elif codes[i] == 1:
+                bold = True
+            elif codes[i] == 38 and codes[i + 1:i + 2] == [5]:
+                foreground = codes[i + 2]
+                i += 2
+            elif codes[i] in (38, 48) and codes[i + 1:i + 2] == [2]:
+                i += 4
+            elif codes[i] == 48 and codes[i + 1:i + 2] == [5]:
+                i += 2
+            i += 1
+    raise AssertionError(f"{word!r} not in {styled_line!r}")
+
+
 def _grey_index(index: int) -> bool:
     """Whether a 256-colour index is black, white or a grey."""
     if index in (0, 7, 8, 15) or index >= 232:
@@ -209,6 +240,10 @@ def test_run_screen_fits_80x24_then_finishes_and_q_exits_0(tmp_path, terminal, e
         assert re.search(r"\x1b\[(?:[0-9]+;)*7(?:;[0-9]+)*m", row), repr(row)
         # Textual renders NO_COLOR in shades of grey: no hue anywhere on the screen.
         assert not hues("\n".join(styled)), hues("\n".join(styled))
+        # A running job's state is light and bold, not the dark grey $primary turns into.
+        running = next(line for line in styled if "clip02.bin" in line and "running" in line)
+        foreground, bold = style_at(running, "running")
+        assert bold and foreground is not None and foreground >= 250, repr(running)
 
     screen = terminal.wait_for(
         lambda s: "Finished: exit code 0" in s and "No failures." in s and "Quit" in s,
@@ -427,5 +462,47 @@ def test_no_config_argument_opens_the_picker_on_the_current_folder(tmp_path, ter
                                what="the picker listing config.yaml")
     assert "inputs.txt" not in screen, "only folders and YAML files are listed"
     assert len(screen.splitlines()) <= 24 and "Quit" in screen.splitlines()[-1], screen
+    terminal.send("q")
+    assert exit_code(rc_file) == 0
+
+
+# A stand-in for vim: it says where it was asked to go, on the terminal the TUI handed over,
+# waits for a key there, then deletes the bad line (as an operator would) and exits.
+FAKE_VIM = """
+import sys
+with open(sys.argv[-1] + ".argv", "w") as record:
+    record.write(repr(sys.argv[1:]))
+print("fake vim at", sys.argv[1], "tty" if sys.stdin.isatty() else "no tty", flush=True)
+sys.stdin.readline()
+path = sys.argv[-1]
+text = open(path).read().replace("bogus: 1\\n", "")
+open(path, "w").write(text)
+"""
+
+
+def test_e_suspends_the_tui_for_the_editor_at_the_error_line_then_revalidates(tmp_path, terminal):
+    ws = write_workspace(tmp_path / "ws", 1)
+    config = ws.root / "config.yaml"
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write("bogus: 1\n")
+    line = len(config.read_text(encoding="utf-8").splitlines())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    editor = bin_dir / "vim"
+    editor.write_text(f"#!{sys.executable}\n{FAKE_VIM}", encoding="utf-8")
+    editor.chmod(0o755)
+    rc_file = terminal.workdir / "rc"
+    env = {**COLOR, "VISUAL": shlex.quote(str(editor)), "EDITOR": "no-such-editor"}
+    terminal.start(orch_command(["config.yaml"], env=env, rc_file=rc_file), cwd=ws.root)
+    terminal.wait_for(lambda s: "Config error" in s and "Edit" in s.splitlines()[-1],
+                      what="the config error with Edit in the footer")
+    terminal.send("e")
+    # The TUI is suspended: the editor owns the terminal, at the error's line.
+    terminal.wait_for(f"fake vim at +{line} tty", what="the editor on the terminal")
+    assert Path(f"{config}.argv").read_text(encoding="utf-8") == repr([f"+{line}", str(config)])
+    terminal.send("Enter")
+    screen = terminal.wait_for(lambda s: "Ready" in s and "Start" in s.splitlines()[-1],
+                               what="the summary of the fixed config")
+    assert "fake vim" not in screen, screen
     terminal.send("q")
     assert exit_code(rc_file) == 0
