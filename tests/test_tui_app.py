@@ -298,11 +298,13 @@ class MovingClock:
         return self.now
 
 
-def calibrated_controller(clock: MovingClock) -> FakeController:
+def calibrated_controller(
+    clock: MovingClock, capacity: SystemCapacity = SystemCapacity(4, 2**30 * 8, 2**30 * 100)
+) -> FakeController:
     """A fake host whose calibration has just produced its result (job 1 measured)."""
     jobs = job_views([JobState.QUEUED] * 2, ".bin")
     profile = ProcessProfile(1.0, 2**20 * 64, 2**20)
-    decision = compute_limit(profile, SystemCapacity(4, 2**30 * 8, 2**30 * 100))
+    decision = compute_limit(profile, capacity)
     events = [
         ev.CalibrationStarted(time=0, job_id=1, window=5.0),
         ev.CalibrationFinished(time=5,
@@ -339,3 +341,15 @@ async def test_enter_pressed_as_the_countdown_ends_never_acts_on_the_run_screen(
         seen.time += KEY_GRACE  # as if typed once the run screen can have been seen
         app.post_message(seen)
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+
+
+async def test_a_job_bigger_than_the_machine_shows_its_raw_figure_on_the_calibration_screen():
+    """Memory allows 0.6 jobs: the table says `0.6 -> 1` and the limit line why, never an
+    `allows 0` beside `limit 1`."""
+    app = OrchApp(calibrated_controller(MovingClock(), SystemCapacity(4, 2**20 * 48, 2**40)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, CalibrationScreen))
+        await until(pilot, lambda: "Calibration result" in screen_text(app))
+        memory = next(line for line in screen_text(app).splitlines() if "memory" in line)
+        assert memory.rstrip().endswith("0.6 -> 1"), memory
+        assert "at least 1 job always runs" in screen_text(app)
