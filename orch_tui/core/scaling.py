@@ -102,7 +102,7 @@ class Constraint:
             system, per = f"{self.system:g} cores", f"{self.per_process:.2f} cores"
         else:
             system, per = format_bytes(self.system), format_bytes(self.per_process)
-        text = f"{self.name}: {self.fraction:g} × {system} / {per} per job"
+        text = f"{self.name}: {self.fraction:g} × {system}{self.source.note} / {per} per job"
         if self.allowed is None:
             return f"{text}: too small to limit anything"
         if self.below_one:
@@ -142,7 +142,7 @@ class ScalingDecision:
             head = f"{self.binding} binds"
         floor_note = ""
         if self.binding in _NEAR_ZERO and getattr(self, self.binding).allowed == 0:
-            floor_note = f", raised to the minimum of 1: {FLOOR_NOTE}"
+            floor_note = ", raised to the minimum of 1"
         return f"limit {self.limit} ({head}{floor_note}: {parts})"
 
 

@@ -13,7 +13,6 @@ from textual.widgets import Footer, Sparkline, Static
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Controller
-from orch_tui.core.scaling import FLOOR_NOTE
 from orch_tui.core.textutil import format_bytes
 from orch_tui.tui.model import RunModel
 
@@ -128,9 +127,6 @@ class CalibrationScreen(Screen[None]):
             "max_processes": "resources.max_processes caps it",
             "none": "nothing binds: one job per core",
         }.get(decision.binding, f"{decision.binding} binds")
-        if decision.binding in ("cpu", "memory", "disk") and \
-                getattr(decision, decision.binding).below_one:
-            binds += f": {FLOOR_NOTE}"
         limit_line = Text.assemble(("limit ", "bold"), (str(self.controller.limit), "bold"),
                                    f"  ({binds}; {model.limit_reason})   ")
         limit_line.append(f"continuing in {left:.0f}s: enter now, +/- to adjust", style="italic")
@@ -140,6 +136,9 @@ class CalibrationScreen(Screen[None]):
         result.add_row(Text(f"Result ({how})", style="bold"))
         result.add_row(constraints_table(model))
         result.add_row(limit_line)
+        floored = [c for c in decision.constraints if c.name == decision.binding and c.below_one]
+        for constraint in floored:  # the arithmetic, and why the limit is 1 and not 0
+            result.add_row(Text(constraint.formula()))
         self.query_one("#calibration-result", Static).update(result)
         if left <= 0:
             self._continue(automatic=True)
