@@ -21,6 +21,14 @@ from orch_tui.tui.widgets.job_table import JobTable
 REFRESH = 0.5
 
 
+def quit_notice(model: RunModel) -> str:
+    """What a quit waits for: the jobs it stops, or those it lets finish."""
+    active = model.counts().active
+    if model.quitting == "kill":
+        return f"stopping {active} jobs... (quitting when they are gone)"
+    return f"waiting for {active} running jobs, then quitting (no more launches)"
+
+
 class RunScreen(Screen[None]):
     """The screen an operator lives in while the jobs run."""
 
@@ -35,8 +43,7 @@ class RunScreen(Screen[None]):
         Binding("enter", "detail", "Detail"),
         Binding("f", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
-        Binding("q", "quit_run", "Quit"),
-        Binding("ctrl+c", "quit_run", "Quit", show=False, priority=True),
+        Binding("q", "quit_run", "Quit"),  # ctrl+c too: the app binds it on every screen
     ]
 
     # The run-level figures, bound to the widgets that show them (data_bind in compose): set
@@ -87,6 +94,8 @@ class RunScreen(Screen[None]):
             setattr(self, name, value)
         self.paused_all = self.controller.paused_all
         self.notice = self.model.notices[-1].message if self.model.notices else ""
+        if self.model.quitting is not None:  # what the exit waits for, above any other line
+            self.pressure, self.notice = (), quit_notice(self.model)
 
     def on_core(self, event: ev.Event) -> None:
         """Discrete events redraw at once (limit changes, pressure, notices)."""
@@ -120,7 +129,7 @@ class RunScreen(Screen[None]):
         if job_id is None:
             return
         row = self.model.rows[job_id]
-        if row.state.finished:
+        if row.state.finished or row.state is JobState.STOPPING:
             self.notify(f"job #{job_id} is already {row.state.value}", severity="warning")
             return
 
@@ -129,17 +138,18 @@ class RunScreen(Screen[None]):
                 self.controller.kill(job_id)
                 self.refresh_view()
 
-        self.app.push_screen(ConfirmKill(job_id, row.name), confirmed)
+        self.app.push_screen(ConfirmKill(job_id, row.name, row.state), confirmed)
 
     def action_requeue(self) -> None:
-        """Run a failed or killed job again."""
+        """Run a failed, killed or cancelled job again."""
         job_id = self._selected()
         if job_id is None:
             return
         if not self.controller.requeue(job_id):
             state = self.model.rows[job_id].state.value
-            self.notify(f"only failed or killed jobs can be requeued (#{job_id} is {state})",
-                        severity="warning")
+            self.notify(
+                f"only failed, killed or cancelled jobs can be requeued (#{job_id} is {state})",
+                severity="warning")
         self.refresh_view()
 
     def action_toggle_pause_all(self) -> None:
