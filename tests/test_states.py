@@ -227,9 +227,11 @@ def test_a_requeued_row_forgets_its_old_pid_elapsed_time_and_progress(workspace)
                                          time_=20.0,
                                          node="n",
                                          reason="requeued"))
-    _fold(model, *events)
+    _fold(model, *events[:-1])
     _fold(record, *events)
     row = model.rows[1]
+    assert row.output_bytes == 0, "killed: its partial output is gone"
+    _fold(model, events[-1])
     assert row.state is JobState.QUEUED
     assert (row.pid, row.elapsed(50.0), row.progress, row.output_bytes) == (None, None, None, 0)
     assert (row.exit_code, row.signal, row.cpu, row.rss, row.history) == (None, None, 0.0, 0, None)

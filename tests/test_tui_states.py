@@ -5,6 +5,8 @@ and the detail screen offering only the keys of the job's state."""
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
 
+import os
+
 from orch_tui.core.events import JobState
 from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.screens.finished import FinishedScreen
@@ -24,7 +26,9 @@ JOB_KEYS = {"pause", "resume", "kill", "cancel", "requeue"}
 
 
 async def test_k_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
-    ws = workspace(2, worker_args=["--seconds", "5"])
+    # The worker writes 20 chunks as it runs and the 19 bytes left over at its very end, after
+    # its last sample: only the final size after the rename says 627,019 bytes.
+    ws = workspace(2, worker_args=["--seconds", "5"], size=627_019)
     app = make_app(ws.config, max_procs=1)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 1)
@@ -42,6 +46,8 @@ async def test_k_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace)
         await pilot.pause(0.2)
         summary = screen_text(app)
         assert "exit code 0" in summary and "cancelled 1" in summary
+        row = app.model.rows[1]
+        assert row.output_bytes == os.path.getsize(row.output_path) == 627_019
         await pilot.press("q")
     assert app.return_code == 0
 

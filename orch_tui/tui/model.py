@@ -197,6 +197,8 @@ class RunModel:
             row.progress = 1.0
             if event.output_bytes is not None:  # the final file's, not the last sample's
                 row.output_bytes = event.output_bytes
+        elif event.state.finished:
+            row.output_bytes = 0  # its partial output was deleted: no size to show
         if event.state.finished:
             row.ended, row.eta_seconds = event.time, None
         row.state = event.state
