@@ -1,6 +1,7 @@
 """The TUI's states that say what happened, driven by Textual's pilot against real processes:
 cancel a queued job, `stopping` while SIGTERM is ignored, ctrl+c twice as the quit dialog says,
-and the detail screen offering only the keys of the job's state."""
+the detail screen offering only the keys of the job's state; and ctrl+c twice in a real tmux
+terminal, where it is a key, not SIGINT."""
 
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
@@ -13,8 +14,12 @@ from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.modals import ConfirmKill, QuitModal
 from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.job_table import JobTable
-from tests.helpers import alive, kill_quietly, screen_text
+from tests.helpers import alive, kill_quietly, screen_text, write_workspace
 from tests.test_tui_app import make_app, running_ids, select, until
+# The tmux terminal's fixtures, used by name (pytest finds them in this module's namespace).
+# pylint: disable-next=unused-import
+from tests.test_tui_terminal import cleanup_fixture, start_run, terminal_fixture  # noqa: F401
+from tests.tmux import read_int, wait_until
 
 
 def offered(screen) -> set[str]:
@@ -145,3 +150,33 @@ async def test_the_detail_screen_offers_only_the_keys_of_the_job_s_state(workspa
         await pilot.press("r")
         await pilot.pause(0.2)
         assert app.model.rows[job_id].state is JobState.FAILED, "no ghost queued job"
+
+
+# --- the real program in a real terminal (ctrl+c is a key there, not SIGINT)
+
+
+def test_ctrl_c_twice_in_a_terminal_shows_stopping_until_the_jobs_are_gone(
+        tmp_path, terminal, cleanup):
+    pidfile = tmp_path / "workers.pid"
+    ws = write_workspace(
+        tmp_path / "ws",
+        3,
+        worker_args=["--seconds", "60", "--ignore-term", "--pidfile",
+                     str(pidfile)],
+        jobs={"kill_grace": 3})
+    rc_file = start_run(terminal, ws, {"TERM": "xterm-256color"})
+    wait_until(lambda: pidfile.exists() and len(pidfile.read_text().splitlines()) == 2, 15,
+               "two workers started")
+    pids = [int(line.split()[0]) for line in pidfile.read_text().splitlines()]
+    cleanup.extend(pids)
+    terminal.send("C-c")
+    terminal.wait_for("Kill running jobs and quit (k, q, ctrl+c)")
+    terminal.send("C-c")
+    screen = terminal.wait_for("stopping 2 jobs...", what="the quit's wait said")
+    assert screen.count(" stopping ") >= 2, screen
+    assert all(alive(pid) for pid in pids), "SIGTERM ignored: alive through the grace period"
+    assert read_int(rc_file) is None, "the program waits until they are gone"
+    wait_until(lambda: read_int(rc_file) is not None, 15, "the program to exit")
+    assert read_int(rc_file) == 1
+    assert not any(alive(pid) for pid in pids)
+    assert len(pidfile.read_text().splitlines()) == 2, "job 3 never started"
