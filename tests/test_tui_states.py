@@ -84,6 +84,23 @@ async def test_quit_with_kill_shows_stopping_n_jobs_until_they_are_gone(workspac
         kill_quietly(pids)
 
 
+async def test_quit_with_wait_says_what_it_waits_for_and_that_pause_all_holds_it(workspace):
+    ws = workspace(2, worker_args=["--seconds", "3"])
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 1)
+        app.screen.query_one(JobTable).focus()
+        await pilot.press("P")
+        await pilot.press("q", "w")
+        await until(pilot, lambda: "waiting for 1 job to finish" in screen_text(app))
+        assert "everything is paused: P resumes" in screen_text(app)
+        await pilot.press("P")
+        await until(pilot, lambda: app.controller.done, timeout=30)
+    states = [row.state for row in app.model.rows.values()]
+    assert states == [JobState.SUCCEEDED, JobState.QUEUED]
+    assert app.return_code == 1
+
+
 async def test_ctrl_c_twice_kills_and_quits_as_the_dialog_says_from_any_run_screen(workspace):
     ws = workspace(2, worker_args=["--seconds", "60"])
     app = make_app(ws.config, max_procs=2)

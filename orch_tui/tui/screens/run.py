@@ -21,12 +21,15 @@ from orch_tui.tui.widgets.job_table import JobTable
 REFRESH = 0.5
 
 
-def quit_notice(model: RunModel) -> str:
-    """What a quit waits for: the jobs it stops, or those it lets finish."""
+def quit_notice(model: RunModel, paused_all: bool) -> str:
+    """What a quit waits for: the jobs it stops, or those it lets finish (which paused ones
+    never do until resumed)."""
     active = model.counts().active
+    jobs = f"{active} job{'' if active == 1 else 's'}"
     if model.quitting == "kill":
-        return f"stopping {active} jobs... (quitting when they are gone)"
-    return f"waiting for {active} running jobs, then quitting (no more launches)"
+        return f"stopping {jobs}... (quitting when they are gone)"
+    held = "; everything is paused: P resumes" if paused_all else ""
+    return f"waiting for {jobs} to finish, then quitting (no more launches){held}"
 
 
 class RunScreen(Screen[None]):
@@ -92,10 +95,13 @@ class RunScreen(Screen[None]):
     def _set_figures(self) -> None:
         for name, value in run_figures(self.model).items():
             setattr(self, name, value)
-        self.paused_all = self.controller.paused_all
-        self.notice = self.model.notices[-1].message if self.model.notices else ""
+        paused_all = self.controller.paused_all
         if self.model.quitting is not None:  # what the exit waits for, above any other line
-            self.pressure, self.notice = (), quit_notice(self.model)
+            self.notice = quit_notice(self.model, paused_all)
+            self.pressure, self.paused_all = (), False
+            return
+        self.paused_all = paused_all
+        self.notice = self.model.notices[-1].message if self.model.notices else ""
 
     def on_core(self, event: ev.Event) -> None:
         """Discrete events redraw at once (limit changes, pressure, notices)."""
