@@ -5,6 +5,7 @@ the real size of a finished output (core, journal, joblog, snapshot and the TUI'
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import time
@@ -19,6 +20,7 @@ from orch_tui.core.plan import load_plan
 from orch_tui.core.session import RunOptions
 from orch_tui.core.snapshot import RunRecord
 from orch_tui.core.tally import Counts
+from orch_tui.headless import HeadlessReporter
 from orch_tui.tui.model import RunModel
 from tests.fake_runner import Script, start_fake_run
 from tests.helpers import alive
@@ -112,6 +114,21 @@ def test_the_joblog_has_no_line_for_a_cancelled_job_even_after_a_memory_requeued
     writer(_change(2, JobState.CANCELLED, attempt=0, stop=StopReason.CANCELLED))
     writer.close()
     assert path.read_text(encoding="utf-8").splitlines()[1:] == []
+
+
+def test_the_headless_summary_and_progress_name_cancelled_and_stopping_jobs():
+    out = io.StringIO()
+    reporter = HeadlessReporter(out, progress_every=0, clock=lambda: 0.0)
+    reporter(_change(1, JobState.RUNNING))
+    reporter(_change(2, JobState.RUNNING))
+    reporter(_change(2, JobState.STOPPING))
+    reporter(_change(3, JobState.CANCELLED, attempt=0, stop=StopReason.CANCELLED))
+    counts = {"succeeded": 2, "cancelled": 1, "missing": 0}
+    reporter(ev.RunFinished(time=0, counts=counts, wall_seconds=5, exit_code=0, interrupted=False))
+    lines = out.getvalue().splitlines()
+    assert "running 1, stopping 1" in lines[0], lines
+    assert lines[-1] == ("done: 2 succeeded, 0 failed, 0 killed, 0 skipped, 0 missing, "
+                         "1 cancelled in 0:00:05 (exit 0)")
 
 
 # --- stopping
