@@ -9,13 +9,13 @@ import io
 import os
 import signal
 import time
+from pathlib import Path
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, StopReason
 from orch_tui.core.host import RunHost
 from orch_tui.core.joblog import JoblogWriter
-from orch_tui.core.journal import INTERRUPTED_STATES
-from orch_tui.core.journal.schema import JobRecord
+from orch_tui.core.journal import INTERRUPTED_STATES, Journal
 from orch_tui.core.plan import load_plan
 from orch_tui.core.session import RunOptions
 from orch_tui.core.snapshot import RunRecord
@@ -201,10 +201,21 @@ async def test_a_real_job_ignoring_sigterm_stays_stopping_while_its_process_live
     assert (last.state, last.signal) == (JobState.KILLED, signal.SIGKILL)
 
 
-def test_a_stopping_row_in_the_journal_is_interrupted_and_counts_as_active():
+def test_a_stopping_row_in_the_journal_is_interrupted_and_counts_as_active(workspace):
     assert "stopping" in INTERRUPTED_STATES and "cancelled" not in INTERRUPTED_STATES
-    record = JobRecord("/in/a", "/out/a", "stopping", None, None, 1.0, None, 1, 0, 0.0, "", 1)
-    assert record.interrupted
+    plan = workspace(2).plan()
+    with Journal.open(plan.state_dir) as journal:
+        journal.start_run(plan, ["orch-tui"])
+        journal.listener(_change(1, JobState.RUNNING, pid=7))
+        journal.listener(_change(1, JobState.STOPPING, pid=7, stop=StopReason.OPERATOR))
+        journal.listener(_change(2, JobState.CANCELLED, attempt=0, stop=StopReason.CANCELLED))
+        journal.flush()
+        records = {Path(path).name: record for path, record in journal.previous_jobs().items()}
+    stopping, cancelled = records["clip01.bin"], records["clip02.bin"]
+    assert (stopping.state, stopping.interrupted) == ("stopping", True)
+    assert stopping.started is not None and stopping.ended is None
+    assert (cancelled.state, cancelled.interrupted) == ("cancelled", False)
+    assert cancelled.ended is not None and cancelled.started is None
     counts = Counts.of([JobState.RUNNING, JobState.PAUSED, JobState.STOPPING])
     assert (counts.running, counts.paused, counts.stopping, counts.active) == (1, 1, 1, 3)
 
