@@ -243,6 +243,8 @@ class HeadlessReporter:
         counts = event.counts
         names = ("succeeded", "failed", "killed", "skipped", "missing")
         summary = ", ".join(f"{counts.get(name, 0)} {name}" for name in names)
+        if counts.get("cancelled", 0):  # taken off the queue by the operator: not a failure
+            summary += f", {counts['cancelled']} cancelled"
         queued = counts.get("queued", 0)
         if queued:
             summary += f", {queued} not run"
@@ -265,6 +267,8 @@ class HeadlessReporter:
         running = f"running {counts.running}"
         if counts.paused:
             running += f", paused {counts.paused}"
+        if counts.stopping:
+            running += f", stopping {counts.stopping}"
         failed = f"failed {counts.failed}"
         if counts.killed:
             failed += f", killed {counts.killed}"

@@ -388,7 +388,8 @@ async def test_requeue_runs_a_killed_job_again(workspace):
     assert not run.orchestrator.requeue(2)  # queued or running: nothing to requeue
     assert await run.result() == 0
     assert run.recorder.states(1) == [
-        JobState.RUNNING, JobState.KILLED, JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED
+        JobState.RUNNING, JobState.STOPPING, JobState.KILLED, JobState.QUEUED, JobState.RUNNING,
+        JobState.SUCCEEDED
     ]
 
 
@@ -446,7 +447,7 @@ async def test_a_job_killed_while_it_is_starting_ends_killed(workspace):
         1) is JobState.QUEUED, "its start is still in flight"
     assert run.orchestrator.kill(1)
     assert await run.result() == 1
-    assert run.recorder.states(1) == [JobState.RUNNING, JobState.KILLED]
+    assert run.recorder.states(1) == [JobState.RUNNING, JobState.STOPPING, JobState.KILLED]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from orch_tui.core import events as ev
-from orch_tui.core.events import JobState, NoticeLevel, PauseReason, StopReason
+from orch_tui.core.events import REQUEUEABLE, JobState, NoticeLevel, PauseReason, StopReason
 from orch_tui.core.job import Job
 from orch_tui.core.jobqueue import JobQueue
 from orch_tui.core.lifecycle import Lifecycle
@@ -53,8 +53,9 @@ class OperatorCommands:
         return self._life.resume(self.jobs[job_id])
 
     def kill(self, job_id: int) -> bool:
-        """End a job: a running or paused one gets SIGTERM (SIGKILL after the grace period) and
-        ends `killed`; a queued one is taken off the queue as `killed` (it can be requeued)."""
+        """End a job: a running or paused one turns `stopping`, gets SIGTERM (SIGKILL after the
+        grace period) and ends `killed`; a queued one has no process to signal: it is taken off
+        the queue as `cancelled` (not a failure; a requeue or a resume runs it)."""
         job = self.jobs[job_id]
         if job.state.active or job_id in self._life.launching:
             if job.stop is None or job.stop is StopReason.TIMEOUT:
@@ -63,15 +64,18 @@ class OperatorCommands:
             return True
         if job.state is JobState.QUEUED:
             self._queue.remove(job_id)
-            self._life.finish(job, JobState.KILLED, StopReason.OPERATOR.value, StopReason.OPERATOR)
+            self._life.finish(job, JobState.CANCELLED, StopReason.CANCELLED.value,
+                              StopReason.CANCELLED)
             return True
         return False
 
     def requeue(self, job_id: int) -> bool:
-        """Put a failed or killed job back at the end of the queue."""
+        """Put a failed, killed or cancelled job back at the end of the queue, as a queued job
+        that never ran (no pid, no times)."""
         job = self.jobs[job_id]
-        if job.state not in (JobState.FAILED, JobState.KILLED):
+        if job.state not in REQUEUEABLE:
             return False
+        job.forget_attempt()
         self._queue.push(job_id)
         self._life.set_state(job, JobState.QUEUED, "requeued")
         self._wake.set()

@@ -25,9 +25,15 @@ class JobState(enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
+    #: SIGTERM sent (kill, timeout, shutdown, memory): it still holds a process, and so its
+    #: slot, until the process is gone; then it ends (killed, failed, or queued again).
+    STOPPING = "stopping"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     KILLED = "killed"
+    #: Taken off the queue by the operator before it ran: not a failure, no output, so a
+    #: resume (or a requeue) runs it.
+    CANCELLED = "cancelled"
     SKIPPED = "skipped"
     MISSING = "missing"
 
@@ -39,7 +45,7 @@ class JobState(enum.Enum):
     @property
     def active(self) -> bool:
         """True while the job holds a process (and counts against the limit)."""
-        return self in (JobState.RUNNING, JobState.PAUSED)
+        return self in (JobState.RUNNING, JobState.PAUSED, JobState.STOPPING)
 
 
 class StopReason(enum.Enum):
@@ -49,7 +55,8 @@ class StopReason(enum.Enum):
     EXIT = "exit"  # exited by itself with a non-zero status
     SIGNAL = "signal"  # died of a signal nobody here sent
     TIMEOUT = "timeout"  # jobs.timeout ran out: terminated by the orchestrator
-    OPERATOR = "killed by operator"  # the operator's kill (running, paused or queued)
+    OPERATOR = "killed by operator"  # the operator's kill of a running or paused job
+    CANCELLED = "cancelled by operator"  # the operator's kill of a queued job
     INTERRUPTED = "interrupted"  # the whole run was stopped (SIGINT, SIGTERM, q then kill)
     NO_OUTPUT = "no output"  # exit 0 but no usable output to rename
     VANISHED = "input vanished"  # its input was gone when it was about to start
@@ -140,8 +147,13 @@ class NoticeLevel(enum.Enum):
     ERROR = "error"
 
 
-FINISHED_STATES = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.SKIPPED, JobState.MISSING})
+FINISHED_STATES = frozenset({
+    JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.CANCELLED, JobState.SKIPPED,
+    JobState.MISSING
+})
+#: What the operator's requeue takes: jobs that ended without their work done, by their fault
+#: or the operator's (a missing input would only go missing again).
+REQUEUEABLE = frozenset({JobState.FAILED, JobState.KILLED, JobState.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +193,9 @@ class JobStateChanged(Event):
     peak_rss: int = 0
     cpu_seconds: float = 0.0
     stop: StopReason | None = None
+    #: SUCCEEDED only: the size of the final output after its rename (the last sample saw a
+    #: partial temporary file), so every observer shows the real size.
+    output_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

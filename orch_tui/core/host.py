@@ -150,12 +150,13 @@ class RunHost:
         return self._core().resume(job_id)
 
     def kill(self, job_id: int) -> bool:
-        """Terminate one job."""
-        return self._core().kill(job_id)
+        """Terminate one job (cancel a queued one) while the run goes on."""
+        return not self.done and self._core().kill(job_id)
 
     def requeue(self, job_id: int) -> bool:
-        """Run a failed or killed job again."""
-        return self._core().requeue(job_id)
+        """Run a failed, killed or cancelled job again; refused once the run is over, since
+        nothing would run it (it would sit `queued` forever)."""
+        return not self.done and self._core().requeue(job_id)
 
     def pause_all(self) -> None:
         """No launches, every job stopped."""

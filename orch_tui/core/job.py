@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from orch_tui.core import events as ev
 from orch_tui.core.clock import Timer
 from orch_tui.core.events import JobState, PauseReason, StopReason
+from orch_tui.core.fsutil import file_size
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.runner import ProcessSample
 
@@ -51,10 +52,19 @@ class Job:
         self.ended = None
         self.done = done
 
+    def forget_attempt(self) -> None:
+        """Back in the queue by the operator's requeue: the ended attempt's process, times and
+        exit are no longer this job's (its row must not show a dead pid or a stale elapsed)."""
+        self.pid = None
+        self.exit_code = self.signal = None
+        self.started = self.ended = None
+        self.last = None
+
     def changed(self, now: float, previous: JobState | None,
                 stop: StopReason | None) -> ev.JobStateChanged:
         """The event telling observers where the job stands now (its state and reason are
-        already set)."""
+        already set); a success carries its final output's size, read after the rename."""
+        output = file_size(self.spec.output_path) if self.state is JobState.SUCCEEDED else None
         return ev.JobStateChanged(time=now,
                                   job_id=self.spec.job_id,
                                   name=self.spec.name,
@@ -68,4 +78,5 @@ class Job:
                                   reason=self.reason,
                                   peak_rss=self.peak_rss,
                                   cpu_seconds=self.cpu_seconds,
-                                  stop=stop)
+                                  stop=stop,
+                                  output_bytes=output)

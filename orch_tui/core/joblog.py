@@ -6,7 +6,10 @@ per job that ran, `Starttime` as epoch seconds `%.3f`, `JobRuntime` as `%10.3f` 
 millisecond, Host ":" for the local machine. Exitval 0 with Signal 0 means success and nothing
 else does: a job the orchestrator itself ended (timeout, kill, interrupt) gets Exitval -1 as
 parallel gives its own kills, and so does one that exited 0 but was still judged failed (no
-output). Like parallel with --retries, only a job's last attempt is logged.
+output). Like parallel with --retries, only a job's last attempt is logged. A job the operator
+cancelled (took off the queue) gets no line, like every job that never ran: parallel logs only
+jobs it ran, and `parallel --resume` runs again every job without a line, just as our resume
+runs a cancelled job again.
 """
 
 from __future__ import annotations
@@ -105,8 +108,10 @@ class JoblogWriter:
             return
         start = self._starts.pop(job_id, None)
         spec = self._specs.get(job_id)
-        if start is None or spec is None:
-            return  # skipped, or killed while queued: it never ran, parallel logs nothing
+        # Skipped, or cancelled while queued (even after an attempt the memory guard requeued):
+        # not run to an end, so parallel logs nothing and its --resume runs it again.
+        if start is None or spec is None or state is JobState.CANCELLED:
+            return
         line = format_line(spec, start[1], event.time - start[2], event)
         if state is JobState.FAILED:
             self._held = (job_id, line)

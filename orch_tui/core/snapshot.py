@@ -53,6 +53,7 @@ class JobView:
     signal: int | None = None
     started: float | None = None
     ended: float | None = None
+    output_bytes: int = 0  # a succeeded job's final output size (0: not known)
 
     @property
     def command(self) -> str:
@@ -167,16 +168,25 @@ class RunRecord:
             started, ended = event.time, None
         if event.state.finished:
             ended = event.time
-        self.jobs[event.job_id] = dataclasses.replace(view,
-                                                      state=event.state,
-                                                      attempt=event.attempt,
-                                                      node=event.node,
-                                                      pid=event.pid,
-                                                      started=started,
-                                                      ended=ended,
-                                                      exit_code=event.exit_code,
-                                                      signal=event.signal,
-                                                      reason=event.reason)
+        view = dataclasses.replace(view,
+                                   state=event.state,
+                                   attempt=event.attempt,
+                                   node=event.node,
+                                   pid=event.pid,
+                                   started=started,
+                                   ended=ended,
+                                   exit_code=event.exit_code,
+                                   signal=event.signal,
+                                   reason=event.reason,
+                                   output_bytes=event.output_bytes or 0)
+        if event.state is JobState.QUEUED:  # requeued or retried: the ended attempt is not its
+            view = dataclasses.replace(view,
+                                       pid=None,
+                                       started=None,
+                                       ended=None,
+                                       exit_code=None,
+                                       signal=None)
+        self.jobs[event.job_id] = view
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self._set(limit=event.limit, limit_source=event.source, limit_reason=event.reason)

@@ -3,8 +3,9 @@
 The TUI's counters and finished screen, the headless progress and summary lines and the
 orchestrator's exit code all read these figures, so they can never disagree. The definitions are
 those of "Numbers and states an operator can trust": `running` excludes paused jobs (counted as
-`paused`), a job killed by the operator is `killed`, never `failed`; `ended` (every final state,
-missing inputs included) is what the progress bar fills with.
+`paused`) and jobs sent SIGTERM (`stopping`), a job killed by the operator is `killed`, never
+`failed`, and a queued job the operator took off the queue is `cancelled`, not a failure either;
+`ended` (every final state, missing inputs included) is what the progress bar fills with.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from orch_tui.core.events import JobState
 
 #: The work of these inputs is done: succeeded here, or already done before.
 DONE_STATES = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
-#: Jobs holding a process: they count against the limit.
-ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.PAUSED})
-#: Ended without their work done: what the TUI's `failed` filter lists.
+#: Jobs holding a process: they count against the limit (a stopping one until it is gone).
+ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.PAUSED, JobState.STOPPING})
+#: Ended without their work done: what the TUI's `failed` filter lists. Cancelled is not one:
+#: the operator chose it, and a resume runs it.
 BAD_STATES = frozenset({JobState.FAILED, JobState.KILLED, JobState.MISSING})
 
 
@@ -31,9 +33,11 @@ class Counts:
     queued: int = 0
     running: int = 0
     paused: int = 0
+    stopping: int = 0
     succeeded: int = 0
     failed: int = 0
     killed: int = 0
+    cancelled: int = 0
     skipped: int = 0
     missing: int = 0
 
@@ -67,14 +71,15 @@ class Counts:
 
     @property
     def active(self) -> int:
-        """Jobs holding a process (running or paused): what counts against the limit."""
+        """Jobs holding a process (running, paused or stopping): what counts against the
+        limit."""
         return sum(self[state] for state in ACTIVE_STATES)
 
     @property
     def exit_code(self) -> int:
-        """0 when every input succeeded or was already done, else 1 (a failure, a kill, a
-        missing input, or work left undone)."""
-        return 0 if self.done == self.total else 1
+        """0 when every input succeeded, was already done or was cancelled by the operator,
+        else 1 (a failure, a kill, a missing input, or work left undone)."""
+        return 0 if self.done + self.cancelled == self.total else 1
 
     def as_dict(self) -> dict[str, int]:
         """`RunFinished.counts`: the states that occur, and `missing` always."""

@@ -13,9 +13,11 @@ from pathlib import Path
 from textual import events
 from textual._time import get_time
 from textual.app import App
+from textual.binding import Binding
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
+from textual.screen import ModalScreen
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import RunControl
@@ -52,6 +54,9 @@ class OrchApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "orch-tui"
     ENABLE_COMMAND_PALETTE = False
+    # One meaning on every screen of a run, as the quit dialog says: the first ctrl+c asks how
+    # to quit, the second kills and quits (priority: before a screen's copy binding).
+    BINDINGS = [Binding("ctrl+c", "ctrl_c", "Quit", show=False, priority=True)]
 
     def __init__(self,
                  controller: RunControl,
@@ -194,7 +199,8 @@ class OrchApp(App[int]):
 
     def request_quit(self, how: str | None) -> None:
         """'wait': no more launches, exit when running jobs end; 'kill': end them now; None:
-        the operator changed their mind."""
+        the operator changed their mind. Until the run is over the run screen shows what the
+        exit waits for (`stopping N jobs...`), whatever screen the choice was made on."""
         if how is None:
             return
         if not self.controller.started or (self.model is not None and self.model.finished):
@@ -202,4 +208,31 @@ class OrchApp(App[int]):
             self.exit(code, return_code=code)
             return
         self.quit_when_finished = True
+        if self.model is not None and self.model.quitting != "kill":
+            self.model.quitting = how
         self.controller.shutdown(kill=how == "kill", interrupted=how == "kill")
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.run import RunScreen
+        under = [screen for screen in self.screen_stack if not isinstance(screen, ModalScreen)]
+        if how == "kill" and not isinstance(under[-1], RunScreen):
+            self._show("run")  # where the rows turn `stopping` and the wait is said
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """ctrl+c is the run's quit key once a run exists; before, it keeps Textual's meaning
+        (copy in an input of the config screen)."""
+        del parameters
+        return action != "ctrl_c" or self.controller.started
+
+    def action_ctrl_c(self) -> None:
+        """First ctrl+c: the quit dialog; in the dialog: kill running jobs and quit, as the
+        dialog says; while they stop: say so; once the run is over: quit."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.modals import QuitModal
+        if isinstance(self.screen, QuitModal):
+            self.screen.dismiss("kill")
+        elif self.model is not None and self.model.finished is not None:
+            self.request_quit("kill")
+        elif self.model is not None and self.model.quitting == "kill":
+            self.notify(f"stopping {self.model.counts().active} jobs...", timeout=3)
+        else:
+            self.push_screen(QuitModal(), self.request_quit)

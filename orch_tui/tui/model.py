@@ -67,6 +67,16 @@ class JobRow:
         return (self.ended if self.ended is not None else now) - self.started
 
 
+def forget_attempt(row: JobRow) -> None:
+    """Clear what the row's last attempt measured (a new attempt, or back in the queue): no
+    dead pid, elapsed time or progress is shown for an attempt that is over."""
+    row.pid = row.started = row.ended = row.exit_code = row.signal = None
+    row.cpu, row.rss, row.progress, row.output_bytes = 0.0, 0, None, 0
+    row.fps = row.speed = row.eta_seconds = None
+    row.progress_source = ev.ProgressSource.NONE
+    row.history = None
+
+
 def row_of(view: JobView) -> JobRow:
     """A row showing one job of a snapshot."""
     return JobRow(job_id=view.job_id,
@@ -83,12 +93,13 @@ def row_of(view: JobView) -> JobRow:
                   ended=view.ended,
                   exit_code=view.exit_code,
                   signal=view.signal,
-                  reason=view.reason)
+                  reason=view.reason,
+                  output_bytes=view.output_bytes)
 
 
 #: The table's filters, with the tally's definitions: `running` lists every job holding a
-#: process (paused ones too: they are what `space` resumes), `failed` every job that ended
-#: without its work done, `done` the jobs whose work is done.
+#: process (paused and stopping ones too: `space` resumes a paused one), `failed` every job
+#: that ended without its work done (not a cancelled one), `done` the jobs whose work is done.
 FILTERS: dict[str, frozenset[JobState] | None] = {
     "all": None,
     "running": ACTIVE_STATES,
@@ -123,6 +134,9 @@ class RunModel:
         self.notices: collections.deque[ev.Notice] = collections.deque(maxlen=50)
         self.finished: ev.RunFinished | None = None
         self.joblog_path: Path | None = None  # shown on the finished screen when --joblog
+        #: The operator's quit: "wait" for the running jobs or "kill" them (None: not quitting);
+        #: the run screen says what it is waiting for until the run is over.
+        self.quitting: str | None = None
         # Counts and ETA come from the one tally every observer uses.
         self.tally = Tally({row.job_id: row.state for row in rows})
         # One dispatch idiom for every observer: a table from event type to handler.
@@ -179,13 +193,14 @@ class RunModel:
             return
         self.tally.change(event)
         if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
-            row.started, row.ended = event.time, None
-            row.cpu, row.rss, row.progress, row.output_bytes = 0.0, 0, None, 0
-            row.fps = row.speed = row.eta_seconds = None
-            row.progress_source = ev.ProgressSource.NONE
-            row.history = None
+            forget_attempt(row)
+            row.started = event.time
         if event.state is JobState.SUCCEEDED:
             row.progress = 1.0
+            if event.output_bytes is not None:  # the final file's, not the last sample's
+                row.output_bytes = event.output_bytes
+        elif event.state.finished:
+            row.output_bytes = 0  # its partial output was deleted: no size to show
         if event.state.finished:
             row.ended, row.eta_seconds = event.time, None
         row.state = event.state
@@ -195,6 +210,8 @@ class RunModel:
         row.exit_code = event.exit_code
         row.signal = event.signal
         row.reason = event.reason
+        if event.state is JobState.QUEUED:  # requeued or retried: it waits like a new job
+            forget_attempt(row)
         self._touch(row)
         self.states_version += 1
 

@@ -1,11 +1,12 @@
 """The bus recorder: what every job did, across runs, in one SQLite file next to the outputs.
 
-It lets a later run resume (a job whose row is still `running` was interrupted and runs again)
-and start from learned figures instead of calibrating. The listener only queues updates for the
-writer thread (store.py). The one exception is a job's end (succeeded, failed, killed, missing):
-the listener, called before anyone else hears of it, waits until that row is committed, so a
-finished job is never run again after a crash or `kill -9` of the orchestrator (a power cut can
-still lose the commits since the last checkpoint).
+It lets a later run resume (a job whose row is not `succeeded` runs again: one still `running`,
+`paused` or `stopping` was interrupted, a `cancelled` one was taken off the queue unrun) and
+start from learned figures instead of calibrating. The listener only queues updates for the
+writer thread (store.py). The one exception is a job's end (succeeded, failed, killed,
+cancelled, missing): the listener, called before anyone else hears of it, waits until that row
+is committed, so a finished job is never run again after a crash or `kill -9` of the
+orchestrator (a power cut can still lose the commits since the last checkpoint).
 """
 
 from __future__ import annotations

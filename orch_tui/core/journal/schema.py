@@ -23,7 +23,8 @@ from orch_tui.core.tally import ACTIVE_STATES
 SCHEMA_VERSION = 1
 JOURNAL_NAME = "journal.sqlite3"
 #: A state that means the job was cut short when its row is the last one left (rerun it): the
-#: tally's active states, those holding a process.
+#: tally's active states, those holding a process (`stopping` too: SIGTERM was sent, the run
+#: ended before the exit was recorded).
 INTERRUPTED_STATES = frozenset(state.value for state in ACTIVE_STATES)
 #: version N -> the SQL that makes a version N journal a version N + 1 one (none yet).
 MIGRATIONS: dict[int, str] = {}

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Sparkline, Static
 
 from orch_tui.core.controller import Controller
-from orch_tui.core.events import JobState, ProgressSource
+from orch_tui.core.events import REQUEUEABLE, JobState, ProgressSource
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 from orch_tui.tui.model import JobRow, RunModel
 from orch_tui.tui.widgets.columns import format_speed
@@ -47,10 +47,14 @@ def describe_progress(row: JobRow) -> str:
 class DetailScreen(Screen[None]):
     """The detail of one job; its log is shown as plain text, never markup."""
 
+    # Only the keys that apply to the job's state now are offered (check_action): one key may
+    # mean pause or resume, kill or cancel, whichever the state allows.
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
-        Binding("space", "toggle_pause", "Pause/resume"),
+        Binding("space", "pause", "Pause"),
+        Binding("space", "resume", "Resume"),
         Binding("k", "kill", "Kill"),
+        Binding("k", "cancel", "Cancel"),
         Binding("r", "requeue", "Requeue"),
     ]
 
@@ -61,6 +65,7 @@ class DetailScreen(Screen[None]):
         self.job_id = job_id
         self._offset = 0
         self._partial = ""
+        self._keys_for: tuple[JobState, bool] | None = None  # what the footer was made for
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-info")
@@ -85,6 +90,10 @@ class DetailScreen(Screen[None]):
     def refresh_view(self) -> None:
         """Redraw the figures and append what the log gained."""
         row = self.model.rows[self.job_id]
+        keys_for = (row.state, self.model.finished is None)
+        if keys_for != self._keys_for:
+            self._keys_for = keys_for
+            self.refresh_bindings()
         elapsed = row.elapsed(self.model.clock())
         info = Text()
         info.append(f"#{row.job_id} ", style="bold")
@@ -136,16 +145,33 @@ class DetailScreen(Screen[None]):
         if lines:
             self.query_one(Log).write_lines(printable(line) for line in lines)
 
-    def action_toggle_pause(self) -> None:
-        """Pause or resume this job."""
-        row = self.model.rows[self.job_id]
-        if row.state.value == "paused":
-            self.controller.resume(self.job_id)
-        else:
-            self.controller.pause(self.job_id)
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer a job key only in the states it applies to: requeue only while the run goes on
+        (once it is over nothing would run a requeued job)."""
+        del parameters
+        state = self.model.rows[self.job_id].state
+        live = self.model.finished is None
+        allowed = {
+            "pause": state is JobState.RUNNING,
+            "resume": state is JobState.PAUSED,
+            "kill": state in (JobState.RUNNING, JobState.PAUSED),
+            "cancel": live and state is JobState.QUEUED,
+            "requeue": live and state in REQUEUEABLE,
+        }
+        return allowed.get(action, True)
+
+    def action_pause(self) -> None:
+        """SIGSTOP this job."""
+        self.controller.pause(self.job_id)
+        self.refresh_view()
+
+    def action_resume(self) -> None:
+        """SIGCONT this job."""
+        self.controller.resume(self.job_id)
+        self.refresh_view()
 
     def action_kill(self) -> None:
-        """Ask, then kill this job."""
+        """Ask, then kill this job (or cancel it, queued: the dialog says which)."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.modals import ConfirmKill
         row = self.model.rows[self.job_id]
@@ -153,10 +179,16 @@ class DetailScreen(Screen[None]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.controller.kill(self.job_id)
+                self.refresh_view()
 
-        self.app.push_screen(ConfirmKill(self.job_id, row.name), confirmed)
+        self.app.push_screen(ConfirmKill(self.job_id, row.name, row.state), confirmed)
+
+    def action_cancel(self) -> None:
+        """Ask, then take this queued job off the queue."""
+        self.action_kill()
 
     def action_requeue(self) -> None:
-        """Run this job again (failed or killed only)."""
+        """Run this job again (failed, killed or cancelled only)."""
         if not self.controller.requeue(self.job_id):
-            self.notify("only failed or killed jobs can be requeued", severity="warning")
+            self.notify("only failed, killed or cancelled jobs can be requeued", severity="warning")
+        self.refresh_view()

@@ -62,9 +62,10 @@ class FinishedScreen(Screen[None]):
         head = "Interrupted" if finished and finished.interrupted else "Finished"
         text.append(f"{head}: exit code {finished.exit_code if finished else '-'}\n", style="bold")
         for name, style in (("succeeded", "green"), ("failed", "red"), ("killed", "red"),
-                            ("skipped", ""), ("missing", "magenta"), ("queued", "")):
+                            ("cancelled", "yellow"), ("skipped", ""), ("missing",
+                                                                       "magenta"), ("queued", "")):
             value = counts.get(name, 0)
-            if value or name not in ("queued", ):
+            if value or name not in ("cancelled", "queued"):
                 text.append(f"{name} ", style=style)
                 text.append(f"{value}   ", style="bold")
         rate = done / wall * 60 if wall > 0 else 0.0

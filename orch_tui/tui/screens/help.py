@@ -12,14 +12,15 @@ from textual.widgets import Static
 
 KEYS = [
     ("space", "pause / resume the selected job (SIGSTOP / SIGCONT to its tree)"),
-    ("k", "kill the selected job (asks first; SIGTERM, SIGKILL after the grace period)"),
-    ("r", "requeue a failed or killed job"),
+    ("k", "kill the selected job (asks first; SIGTERM, SIGKILL after the grace period); "
+     "a queued one is cancelled: taken off the queue"),
+    ("r", "requeue a failed, killed or cancelled job"),
     ("P", "pause / resume everything (no launches, all running jobs stopped)"),
     ("+ / -", "raise / lower the process limit"),
     ("enter", "job detail: command, exit code, live log, samples"),
     ("f", "cycle the filter: all, running, failed, done"),
     ("arrows, pgup/pgdn", "move in the table (home/end: first/last)"),
-    ("q, ctrl+c", "quit: wait for running jobs, kill them, or cancel"),
+    ("q, ctrl+c", "quit: wait for running jobs, kill them, or cancel (ctrl+c twice: kill)"),
     ("?", "this help"),
 ]
 

@@ -9,29 +9,36 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from orch_tui.core.events import JobState
+
 
 class ConfirmKill(ModalScreen[bool]):
-    """Kill job N? y / n."""
+    """Kill job N? y / n; for a queued job, which has no process yet: cancel it? y / n."""
 
     BINDINGS = [
-        Binding("y", "answer(True)", "Kill"),
-        Binding("n,escape", "answer(False)", "Cancel"),
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, job_id: int, name: str) -> None:
+    def __init__(self, job_id: int, name: str, state: JobState = JobState.RUNNING) -> None:
         super().__init__()
         self.job_id = job_id
         self.job_name = name
+        self.queued = state is JobState.QUEUED
 
     def compose(self) -> ComposeResult:
+        job = ((f"#{self.job_id} ", "bold"), self.job_name)
+        if self.queued:
+            words = ("Cancel job ", "?\nIt has not started: it is removed from the queue and "
+                     "ends cancelled (r or a later resume runs it).", "Remove from queue (y)",
+                     "Keep it queued (n)")
+        else:
+            words = ("Kill job ", "?\nSIGTERM to its process group, SIGKILL after the grace "
+                     "period; its temporary output is deleted.", "Kill (y)", "Cancel (n)")
         with Vertical(classes="dialog"):
-            yield Static(
-                Text.assemble(
-                    "Kill job ", (f"#{self.job_id} ", "bold"), self.job_name,
-                    "?\nSIGTERM to its process group, SIGKILL after the "
-                    "grace period; its temporary output is deleted."))
-            yield Button("Kill (y)", variant="error", id="yes")
-            yield Button("Cancel (n)", id="no")
+            yield Static(Text.assemble(words[0], *job, words[1]))
+            yield Button(words[2], variant="warning" if self.queued else "error", id="yes")
+            yield Button(words[3], id="no")
 
     def on_mount(self) -> None:
         """Cancel is the safe default."""
@@ -59,7 +66,7 @@ class QuitModal(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Static(Text("Quit orch-tui?", style="bold"))
             yield Button("Wait for running jobs, then quit (w)", id="wait")
-            yield Button("Kill running jobs and quit (k, q)", variant="error", id="kill")
+            yield Button("Kill running jobs and quit (k, q, ctrl+c)", variant="error", id="kill")
             yield Button("Cancel (escape)", id="cancel")
 
     def on_mount(self) -> None:

@@ -21,6 +21,17 @@ from orch_tui.tui.widgets.job_table import JobTable
 REFRESH = 0.5
 
 
+def quit_notice(model: RunModel, paused_all: bool) -> str:
+    """What a quit waits for: the jobs it stops, or those it lets finish (which paused ones
+    never do until resumed)."""
+    active = model.counts().active
+    jobs = f"{active} job{'' if active == 1 else 's'}"
+    if model.quitting == "kill":
+        return f"stopping {jobs}... (quitting when they are gone)"
+    held = "; everything is paused: P resumes" if paused_all else ""
+    return f"waiting for {jobs} to finish, then quitting (no more launches){held}"
+
+
 class RunScreen(Screen[None]):
     """The screen an operator lives in while the jobs run."""
 
@@ -35,8 +46,7 @@ class RunScreen(Screen[None]):
         Binding("enter", "detail", "Detail"),
         Binding("f", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
-        Binding("q", "quit_run", "Quit"),
-        Binding("ctrl+c", "quit_run", "Quit", show=False, priority=True),
+        Binding("q", "quit_run", "Quit"),  # ctrl+c too: the app binds it on every screen
     ]
 
     # The run-level figures, bound to the widgets that show them (data_bind in compose): set
@@ -85,7 +95,12 @@ class RunScreen(Screen[None]):
     def _set_figures(self) -> None:
         for name, value in run_figures(self.model).items():
             setattr(self, name, value)
-        self.paused_all = self.controller.paused_all
+        paused_all = self.controller.paused_all
+        if self.model.quitting is not None:  # what the exit waits for, above any other line
+            self.notice = quit_notice(self.model, paused_all)
+            self.pressure, self.paused_all = (), False
+            return
+        self.paused_all = paused_all
         self.notice = self.model.notices[-1].message if self.model.notices else ""
 
     def on_core(self, event: ev.Event) -> None:
@@ -120,7 +135,7 @@ class RunScreen(Screen[None]):
         if job_id is None:
             return
         row = self.model.rows[job_id]
-        if row.state.finished:
+        if row.state.finished or row.state is JobState.STOPPING:
             self.notify(f"job #{job_id} is already {row.state.value}", severity="warning")
             return
 
@@ -129,17 +144,18 @@ class RunScreen(Screen[None]):
                 self.controller.kill(job_id)
                 self.refresh_view()
 
-        self.app.push_screen(ConfirmKill(job_id, row.name), confirmed)
+        self.app.push_screen(ConfirmKill(job_id, row.name, row.state), confirmed)
 
     def action_requeue(self) -> None:
-        """Run a failed or killed job again."""
+        """Run a failed, killed or cancelled job again."""
         job_id = self._selected()
         if job_id is None:
             return
         if not self.controller.requeue(job_id):
             state = self.model.rows[job_id].state.value
-            self.notify(f"only failed or killed jobs can be requeued (#{job_id} is {state})",
-                        severity="warning")
+            self.notify(
+                f"only failed, killed or cancelled jobs can be requeued (#{job_id} is {state})",
+                severity="warning")
         self.refresh_view()
 
     def action_toggle_pause_all(self) -> None:

@@ -86,9 +86,11 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         & > .job-table--queued { color: $text-muted; text-style: dim; }
         & > .job-table--running { color: $primary; text-style: bold; }
         & > .job-table--paused { color: $warning; }
+        & > .job-table--stopping { color: $error; text-style: italic; }
         & > .job-table--succeeded { color: $success; }
         & > .job-table--failed { color: $error; text-style: bold; }
         & > .job-table--killed { color: $error; }
+        & > .job-table--cancelled { color: $text-muted; }
         & > .job-table--skipped { color: $success; text-style: dim; }
         & > .job-table--missing { color: magenta; }
     }

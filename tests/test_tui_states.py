@@ -1,0 +1,199 @@
+"""The TUI's states that say what happened, driven by Textual's pilot against real processes:
+cancel a queued job, `stopping` while SIGTERM is ignored, ctrl+c twice as the quit dialog says,
+the detail screen offering only the keys of the job's state; and ctrl+c twice in a real tmux
+terminal, where it is a key, not SIGINT."""
+
+# pylint: disable=missing-function-docstring
+from __future__ import annotations
+
+import os
+
+from orch_tui.core.events import JobState
+from orch_tui.tui.screens.detail import DetailScreen
+from orch_tui.tui.screens.finished import FinishedScreen
+from orch_tui.tui.screens.modals import ConfirmKill, QuitModal
+from orch_tui.tui.screens.run import RunScreen
+from orch_tui.tui.widgets.job_table import JobTable
+from tests.helpers import alive, kill_quietly, screen_text, write_workspace
+from tests.test_tui_app import make_app, running_ids, select, until
+# The tmux terminal's fixtures, used by name (pytest finds them in this module's namespace).
+# pylint: disable-next=unused-import
+from tests.test_tui_terminal import cleanup_fixture, start_run, terminal_fixture  # noqa: F401
+from tests.tmux import read_int, wait_until
+
+
+def offered(screen) -> set[str]:
+    """The actions the screen's footer offers now (check_action hides the others)."""
+    return {active.binding.action for active in screen.active_bindings.values() if active.enabled}
+
+
+JOB_KEYS = {"pause", "resume", "kill", "cancel", "requeue"}
+
+
+async def test_k_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
+    # The worker writes 20 chunks as it runs and the 19 bytes left over at its very end, after
+    # its last sample: only the final size after the rename says 627,019 bytes.
+    ws = workspace(2, worker_args=["--seconds", "5"], size=627_019)
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 1)
+        select(app, 2)
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmKill)
+        text = screen_text(app)
+        assert "Cancel job #2" in text and "removed from the" in text
+        assert "SIGTERM" not in text and "process group" not in text
+        await pilot.press("y")
+        await until(pilot, lambda: app.model.rows[2].state is JobState.CANCELLED)
+        assert app.model.visible("failed") == [], "cancelled is not a failure"
+        assert app.model.counts().cancelled == 1
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
+        await pilot.pause(0.2)
+        summary = screen_text(app)
+        assert "exit code 0" in summary and "cancelled 1" in summary
+        row = app.model.rows[1]
+        assert row.output_bytes == os.path.getsize(row.output_path) == 627_019
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_quit_with_kill_shows_stopping_n_jobs_until_they_are_gone(workspace, tmp_path):
+    pidfile = tmp_path / "pids"
+    ws = workspace(2,
+                   worker_args=["--seconds", "60", "--ignore-term", "--pidfile",
+                                str(pidfile)],
+                   jobs={"kill_grace": 2})
+    app = make_app(ws.config, max_procs=2)
+    pids: list[int] = []
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(
+                pilot, lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2 and
+                pidfile.read_text().endswith("\n"))
+            pids = [int(p) for p in pidfile.read_text().split()]
+            app.screen.query_one(JobTable).focus()
+            await pilot.press("q", "k")
+            assert [row.state for row in app.model.rows.values()] == [JobState.STOPPING] * 2
+            await until(pilot, lambda: "stopping 2 jobs..." in screen_text(app))
+            assert all(alive(p) for p in pids), "SIGTERM ignored: they live through the grace"
+            assert "stopping 2 jobs..." in screen_text(app)
+            await until(pilot, lambda: app.controller.done, timeout=15)
+        assert all(not alive(p) for p in pids)
+        assert [row.state for row in app.model.rows.values()] == [JobState.KILLED] * 2
+    finally:
+        kill_quietly(pids)
+
+
+async def test_quit_with_wait_says_what_it_waits_for_and_that_pause_all_holds_it(workspace):
+    ws = workspace(2, worker_args=["--seconds", "3"])
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 1)
+        app.screen.query_one(JobTable).focus()
+        await pilot.press("P")
+        await pilot.press("q", "w")
+        await until(pilot, lambda: "waiting for 1 job to finish" in screen_text(app))
+        assert "everything is paused: P resumes" in screen_text(app)
+        await pilot.press("P")
+        await until(pilot, lambda: app.controller.done, timeout=30)
+    states = [row.state for row in app.model.rows.values()]
+    assert states == [JobState.SUCCEEDED, JobState.QUEUED]
+    assert app.return_code == 1
+
+
+async def test_ctrl_c_twice_kills_and_quits_as_the_dialog_says_from_any_run_screen(workspace):
+    ws = workspace(2, worker_args=["--seconds", "60"])
+    app = make_app(ws.config, max_procs=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 2)
+        pids = [app.model.rows[i].pid for i in running_ids(app)]
+        select(app, 1)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("ctrl+c")
+        assert isinstance(app.screen, QuitModal)
+        assert "Kill running jobs and quit (k, q, ctrl+c)" in screen_text(app)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DetailScreen), "escape cancels, as the dialog says"
+        assert all(alive(p) for p in pids)
+        await pilot.press("ctrl+c", "ctrl+c")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) or app.controller.done)
+        await until(pilot, lambda: app.controller.done, timeout=15)
+    assert all(not alive(p) for p in pids)
+    assert [row.state for row in app.model.rows.values()] == [JobState.KILLED] * 2
+    assert app.return_code == 1
+
+
+async def test_the_detail_screen_offers_only_the_keys_of_the_job_s_state(workspace):
+    ws = workspace(3, worker_args=["--seconds", "3", "--exit", "1"])
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.model.rows[1].state is JobState.RUNNING)
+        select(app, 1)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        assert offered(app.screen) & JOB_KEYS == {"pause", "kill"}
+        await pilot.press("space")
+        await until(pilot, lambda: app.model.rows[1].state is JobState.PAUSED)
+        assert offered(app.screen) & JOB_KEYS == {"resume", "kill"}
+        await pilot.press("space")
+        await until(pilot, lambda: app.model.rows[1].state is JobState.RUNNING)
+        assert offered(app.screen) & JOB_KEYS == {"pause", "kill"}
+        await pilot.press("escape")
+
+        select(app, 3)
+        await pilot.press("enter")
+        assert offered(app.screen) & JOB_KEYS == {"cancel"}
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmKill) and "Cancel job #3" in screen_text(app)
+        await pilot.press("n")
+        assert app.model.rows[3].state is JobState.QUEUED
+        await pilot.press("escape")
+
+        await until(pilot, lambda: app.model.rows[1].state is JobState.FAILED, timeout=30)
+        if app.model.finished is None:  # the run goes on: a failed job can be requeued
+            select(app, 1)
+            await pilot.press("enter")
+            assert offered(app.screen) & JOB_KEYS == {"requeue"}
+            await pilot.press("escape")
+
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=60)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        job_id = app.screen.job_id
+        assert app.model.rows[job_id].state is JobState.FAILED
+        assert offered(app.screen) & JOB_KEYS == set(), "the run is over: nothing would run it"
+        assert "Requeue" not in screen_text(app)
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        assert app.model.rows[job_id].state is JobState.FAILED, "no ghost queued job"
+
+
+# --- the real program in a real terminal (ctrl+c is a key there, not SIGINT)
+
+
+def test_ctrl_c_twice_in_a_terminal_shows_stopping_until_the_jobs_are_gone(
+        tmp_path, terminal, cleanup):
+    pidfile = tmp_path / "workers.pid"
+    ws = write_workspace(
+        tmp_path / "ws",
+        3,
+        worker_args=["--seconds", "60", "--ignore-term", "--pidfile",
+                     str(pidfile)],
+        jobs={"kill_grace": 3})
+    rc_file = start_run(terminal, ws, {"TERM": "xterm-256color"})
+    wait_until(lambda: pidfile.exists() and len(pidfile.read_text().splitlines()) == 2, 15,
+               "two workers started")
+    pids = [int(line.split()[0]) for line in pidfile.read_text().splitlines()]
+    cleanup.extend(pids)
+    terminal.send("C-c")
+    terminal.wait_for("Kill running jobs and quit (k, q, ctrl+c)")
+    terminal.send("C-c")
+    screen = terminal.wait_for("stopping 2 jobs...", what="the quit's wait said")
+    assert screen.count(" stopping ") >= 2, screen
+    assert all(alive(pid) for pid in pids), "SIGTERM ignored: alive through the grace period"
+    assert read_int(rc_file) is None, "the program waits until they are gone"
+    wait_until(lambda: read_int(rc_file) is not None, 15, "the program to exit")
+    assert read_int(rc_file) == 1
+    assert not any(alive(pid) for pid in pids)
+    assert len(pidfile.read_text().splitlines()) == 2, "job 3 never started"
