@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
+from orch_tui.core.logtail import describe_failure
 from orch_tui.core.scaling import CapacitySource, ScalingDecision
 from orch_tui.core.snapshot import RunSnapshot
 from orch_tui.core.tally import Tally, eta
@@ -198,8 +199,9 @@ class HeadlessReporter:
             log = self._log_paths.get(event.job_id)
             where = f" (log: {printable(log)})" if log and event.state is not JobState.MISSING \
                 else ""
+            reason = describe_failure(event.reason, event.detail)
             self.write(f"{event.state.value.upper()} #{event.job_id} {printable(event.name)}: "
-                       f"{printable(event.reason)}{where}")
+                       f"{printable(reason)}{where}")
         if isinstance(self.stream, RunLog):
             self._log_job(event)
         if event.state.finished and event.state is not JobState.SKIPPED:

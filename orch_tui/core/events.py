@@ -181,6 +181,9 @@ class JobStateChanged(Event):
     peak_rss: int = 0
     cpu_seconds: float = 0.0
     stop: StopReason | None = None
+    #: A failure's last meaningful log line (core/logtail.py): what went wrong in the job's own
+    #: words, next to `reason`'s status ('exit 1'); '' when the log says nothing or does not apply.
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ class Job:
     timeout_left: float | None = None
     timeout_handle: Timer | None = None
     done: asyncio.Future[None] | None = None
+    detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
 
     def begin_attempt(self, now: float, done: asyncio.Future[None]) -> None:
         """Forget everything the previous attempt measured or decided; count this one."""
@@ -68,4 +69,5 @@ class Job:
                                   reason=self.reason,
                                   peak_rss=self.peak_rss,
                                   cpu_seconds=self.cpu_seconds,
-                                  stop=stop)
+                                  stop=stop,
+                                  detail=self.detail)

@@ -18,6 +18,7 @@ from orch_tui.core.config import JobsConfig
 from orch_tui.core.errors import SpawnError
 from orch_tui.core.events import JobState, PauseReason, StopReason
 from orch_tui.core.job import Job
+from orch_tui.core.logtail import log_detail, log_size
 from orch_tui.core.outputs import publish_output, unlink_temp
 from orch_tui.core.runner import ExitStatus, Runner
 from orch_tui.core.statedir import RunTemp, StateDir
@@ -45,14 +46,17 @@ class Lifecycle:
         self.launching: set[int] = set()
         self.state: StateDir | None = None
         self.temp: RunTemp | None = None
+        # job_id -> the size of its log when its attempt started: where that attempt's words begin.
+        self._log_starts: dict[int, int] = {}
 
     def set_state(self,
                   job: Job,
                   state: JobState,
                   reason: str = "",
-                  stop: StopReason | None = None) -> None:
+                  stop: StopReason | None = None,
+                  detail: str = "") -> None:
         """Move `job` to `state` and tell observers."""
-        previous, job.state, job.reason = job.state, state, reason
+        previous, job.state, job.reason, job.detail = job.state, state, reason, detail
         if state.active:
             self.active[job.spec.job_id] = None
         else:
@@ -76,6 +80,7 @@ class Lifecycle:
                 self.finish(job, JobState.MISSING, "input vanished before its job started",
                             StopReason.VANISHED)
                 return False
+            self._log_starts[job_id] = log_size(*self._log_name(job))
             started = await self._runner.start(job.spec, self._on_exit)
         except SpawnError as exc:
             job.pid = None
@@ -171,12 +176,22 @@ class Lifecycle:
                         f"timeout after {self._config.timeout:g}s ({status.describe()})",
                         StopReason.TIMEOUT)
         elif not status.ok:
+            # Ended by itself: its log says why. (A timeout, a kill or memory: the stop says it.)
             stop = StopReason.SIGNAL if status.signal is not None else StopReason.EXIT
-            self.finish(job, JobState.FAILED, status.describe(), stop)
+            name, logs_fd = self._log_name(job)
+            detail = log_detail(name, self._log_starts.get(job_id, 0), logs_fd)
+            self.finish(job, JobState.FAILED, status.describe(), stop, detail)
         elif job.spec.temp_output_path is not None and (problem := self._publish(job)):
             self.finish(job, JobState.FAILED, problem, StopReason.NO_OUTPUT)
         else:
             self.finish(job, JobState.SUCCEEDED, "")
+
+    def _log_name(self, job: Job) -> tuple[str, int | None]:
+        """The job's log as `log_detail` and `log_size` take it: by name inside the checked logs
+        folder when the run has one (no symlink on the way), else by path."""
+        if self.state is not None:
+            return job.spec.log_path.name, self.state.logs_fd
+        return str(job.spec.log_path), None
 
     def requeue_for_memory(self, job: Job) -> None:
         """The youngest job, killed to free memory: its partial output goes, and it waits in the
@@ -198,14 +213,16 @@ class Lifecycle:
                job: Job,
                state: JobState,
                reason: str,
-               stop: StopReason | None = None) -> None:
+               stop: StopReason | None = None,
+               detail: str = "") -> None:
         """Put `job` in a final state (or queued-again's precursor, failed): drop a half-written
         output, tell observers, release whoever waits for it, then the scheduler."""
         if job.ended is None:
             job.ended = self._clock.now()
         if state is not JobState.SUCCEEDED:
             unlink_temp(self.temp, job.spec)
-        self.set_state(job, state, reason, stop)
+        self._log_starts.pop(job.spec.job_id, None)
+        self.set_state(job, state, reason, stop, detail)
         if job.done is not None and not job.done.done():
             job.done.set_result(None)
         self._ended(job, state)

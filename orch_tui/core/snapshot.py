@@ -53,6 +53,7 @@ class JobView:
     signal: int | None = None
     started: float | None = None
     ended: float | None = None
+    detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
 
     @property
     def command(self) -> str:
@@ -176,7 +177,8 @@ class RunRecord:
                                                       ended=ended,
                                                       exit_code=event.exit_code,
                                                       signal=event.signal,
-                                                      reason=event.reason)
+                                                      reason=event.reason,
+                                                      detail=event.detail)
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self._set(limit=event.limit, limit_source=event.source, limit_reason=event.reason)

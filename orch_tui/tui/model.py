@@ -54,6 +54,7 @@ class JobRow:
     #: queued job costs nothing and a finished one keeps ~1 KB to be charted.
     history: JobHistory | None = None
     version: int = 0
+    detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
 
     @property
     def command(self) -> str:
@@ -83,7 +84,8 @@ def row_of(view: JobView) -> JobRow:
                   ended=view.ended,
                   exit_code=view.exit_code,
                   signal=view.signal,
-                  reason=view.reason)
+                  reason=view.reason,
+                  detail=view.detail)
 
 
 #: The table's filters, with the tally's definitions: `running` lists every job holding a
@@ -193,6 +195,7 @@ class RunModel:
         row.exit_code = event.exit_code
         row.signal = event.signal
         row.reason = event.reason
+        row.detail = event.detail
         self._touch(row)
         self.states_version += 1
 

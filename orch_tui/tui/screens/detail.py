@@ -91,7 +91,10 @@ class DetailScreen(Screen[None]):
         info.append(row.name)
         info.append(f"   {row.state.value}", style="bold")
         if row.reason:
-            info.append(f" ({row.reason})")
+            info.append(f" ({printable(row.reason)})")
+        if row.detail:  # why it failed, in the job's own words (its log's last line)
+            info.append("\nreason: ", style="bold")
+            info.append(row.detail, style="red")
         info.append("\ncommand: ", style="bold")
         info.append(printable(row.command))
         ended = "-" if row.exit_code is None else str(row.exit_code)
