@@ -1,5 +1,6 @@
 """A failure's reason in the job's own words: the last meaningful line of its log."""
 
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 
 from orch_tui.core.logtail import (MAX_DETAIL, TAIL_BYTES, describe_failure, last_meaningful_line,
-                                   log_detail, log_size)
+                                   log_detail, log_size, read_log)
 from tests.helpers import run_cli, write_workspace
 
 FFMPEG = shutil.which("ffmpeg")
@@ -161,3 +162,14 @@ def test_real_ffmpeg_run_headless_names_the_corrupt_input(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1 and f"bad.mp4: {INVALID} (exit 1)" in failed[0], failed
+
+
+def test_the_live_view_reads_chunks_but_never_through_a_symlink(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_bytes(b"0123456789")
+    assert read_log(log, 3, 4) == b"3456" and read_log(log, 10, 4) == b""
+    link = tmp_path / "link.log"
+    link.symlink_to(log)
+    assert read_log(link, 0, 4) == b""
+    os.mkfifo(tmp_path / "fifo")
+    assert read_log(tmp_path / "fifo", 0, 4) == b""

@@ -84,18 +84,40 @@ def log_size(path: os.PathLike[str] | str, dir_fd: int | None = None) -> int:
         return 0
 
 
+def _open_log(path: os.PathLike[str] | str, dir_fd: int | None) -> int | None:
+    """A log opened for reading, never through a symlink (it could point anywhere) nor
+    blocking on a FIFO; None when it cannot be opened."""
+    try:
+        return os.open(path,
+                       os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                       dir_fd=dir_fd)
+    except (OSError, ValueError):
+        return None
+
+
 def log_detail(path: os.PathLike[str] | str, start: int = 0, dir_fd: int | None = None) -> str:
     """The last meaningful line of the log at `path` (relative to `dir_fd`, the checked logs
     folder, when given) after byte `start`; '' when it cannot be read, is not a plain file or
-    is a symlink (never followed: it could point anywhere)."""
-    try:
-        fd = os.open(path,
-                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=dir_fd)
-    except (OSError, ValueError):
+    is a symlink."""
+    fd = _open_log(path, dir_fd)
+    if fd is None:
         return ""
     try:
         return last_meaningful_line(read_tail(fd, start))
+    finally:
+        os.close(fd)
+
+
+def read_log(path: os.PathLike[str] | str, offset: int, limit: int) -> bytes:
+    """At most `limit` bytes of a plain-file log from `offset` on (a live view's next chunk);
+    b'' when there are none or it is a symlink, a FIFO or unreadable."""
+    fd = _open_log(path, None)
+    if fd is None:
+        return b""
+    try:
+        return os.pread(fd, limit, offset) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
     finally:
         os.close(fd)
 
