@@ -220,6 +220,12 @@ class HeadlessReporter:
             self.write(f"{event.state.value} #{event.job_id} {name}{reason}")
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
+        self.write(self.summary_line(event))
+
+    @staticmethod
+    def summary_line(event: ev.RunFinished) -> str:
+        """The run's last line (`done: 3 succeeded, 1 failed, ... (exit 1)`): headless ends with
+        it, and so does the terminal when the TUI exits (cli.py)."""
         counts = event.counts
         names = ("succeeded", "failed", "killed", "skipped", "missing")
         summary = ", ".join(f"{counts.get(name, 0)} {name}" for name in names)
@@ -227,8 +233,8 @@ class HeadlessReporter:
         if queued:
             summary += f", {queued} not run"
         how = "interrupted" if event.interrupted else "done"
-        self.write(f"{how}: {summary} in {format_duration(event.wall_seconds)} "
-                   f"(exit {event.exit_code})")
+        return (f"{how}: {summary} in {format_duration(event.wall_seconds)} "
+                f"(exit {event.exit_code})")
 
     # --- progress
 
