@@ -173,3 +173,23 @@ def test_the_live_view_reads_chunks_but_never_through_a_symlink(tmp_path):
     assert read_log(link, 0, 4) == b""
     os.mkfifo(tmp_path / "fifo")
     assert read_log(tmp_path / "fifo", 0, 4) == b""
+
+
+def test_a_signal_of_its_own_making_has_a_reason_one_sent_from_outside_has_none(tmp_path):
+    """An abort follows the job's own words; a SIGKILL (the OOM killer's) cuts it mid-work, so
+    its last line would be a false reason."""
+    script = ("import os, signal, sys; name = sys.argv[1].rsplit('/', 1)[-1]\n"
+              "print('halfway through', name, flush=True)\n"
+              "print(name + ': assertion failed', file=sys.stderr, flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGABRT if name.startswith('abort') else "
+              "signal.SIGKILL)\n")
+    ws = write_workspace(tmp_path, ["abort.bin", "kill.bin"],
+                         flags=["-c", script, "{input_file}", "{output_file}"])
+    result = run_cli(str(ws.config), "--headless", "--jobs", "1")
+    failed = [
+        line.split(" (log: ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED")
+    ]
+    assert failed == [
+        "FAILED #1 abort.bin: abort.bin: assertion failed (signal SIGABRT)",
+        "FAILED #2 kill.bin: signal SIGKILL"
+    ], result.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Callable
 
 from orch_tui.core import events as ev
@@ -23,6 +24,10 @@ from orch_tui.core.outputs import publish_output, unlink_temp
 from orch_tui.core.runner import ExitStatus, Runner
 from orch_tui.core.statedir import RunTemp, StateDir
 from orch_tui.core.textutil import format_bytes
+
+#: Signals a process raises on itself (abort, a fault), often right after saying why.
+_OWN_SIGNALS = frozenset(
+    {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
 
 
 # The collaborators of a job's life.
@@ -176,15 +181,23 @@ class Lifecycle:
                         f"timeout after {self._config.timeout:g}s ({status.describe()})",
                         StopReason.TIMEOUT)
         elif not status.ok:
-            # Ended by itself: its log says why. (A timeout, a kill or memory: the stop says it.)
             stop = StopReason.SIGNAL if status.signal is not None else StopReason.EXIT
-            name, logs_fd = self._log_name(job)
-            detail = log_detail(name, self._log_starts.get(job_id, 0), logs_fd)
-            self.finish(job, JobState.FAILED, status.describe(), stop, detail)
+            self.finish(job, JobState.FAILED, status.describe(), stop,
+                        self._last_words(job, status))
         elif job.spec.temp_output_path is not None and (problem := self._publish(job)):
             self.finish(job, JobState.FAILED, problem, StopReason.NO_OUTPUT)
         else:
             self.finish(job, JobState.SUCCEEDED, "")
+
+    def _last_words(self, job: Job, status: ExitStatus) -> str:
+        """Why a job that ended by itself failed, from its log: after a non-zero exit, or a
+        signal of its own making (an abort after an assertion's message). A signal sent from
+        outside (the OOM killer's SIGKILL) leaves the log mid-work: its last line would be a
+        false reason. A timeout, a kill or memory never get here: their stop says it."""
+        if status.signal is not None and status.signal not in _OWN_SIGNALS:
+            return ""
+        name, logs_fd = self._log_name(job)
+        return log_detail(name, self._log_starts.get(job.spec.job_id, 0), logs_fd)
 
     def _log_name(self, job: Job) -> tuple[str, int | None]:
         """The job's log as `log_detail` and `log_size` take it: by name inside the checked logs
