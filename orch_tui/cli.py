@@ -16,6 +16,7 @@ from typing import TextIO
 
 from orch_tui import __version__
 from orch_tui.core.errors import OrchError
+from orch_tui.core.events import RunFinished
 from orch_tui.core.host import RunHost
 from orch_tui.core.plan import Plan, load_plan, shell_quote
 from orch_tui.core.session import RunOptions
@@ -275,9 +276,49 @@ async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] |
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         host.close()
+    if not reporters and app.model is not None and app.model.finished is not None:
+        # The screen is gone with the TUI: the terminal keeps what happened and what is left.
+        print_exit_summary(sys.stdout, app.model.finished, resume_command(args, host))
     if received:
         return 128 + received[0]
     return code
+
+
+#: Counts of jobs a rerun of the same command runs again (missing inputs need the operator).
+WORK_LEFT = ("failed", "killed", "cancelled", "queued", "running", "paused", "stopping")
+
+
+def resume_command(args: argparse.Namespace, host: RunHost) -> str:
+    """The command that finishes the work left (README: resume by running the same command):
+    the same config, --jobs and --joblog; never --overwrite or --fresh (they would redo the
+    work done) nor --demo (it would write the workspace again)."""
+    installed = Path(sys.argv[0]).name == "orch-tui"  # else python -m orch_tui
+    program = ["orch-tui"] if installed else [sys.executable, "-m", "orch_tui"]
+    if args.max_procs is not None:
+        program += ["--jobs", str(args.max_procs)]
+    if args.joblog:
+        program += ["--joblog", str(Path(args.joblog).absolute())]
+    if args.yes:
+        program.append("--yes")
+    assert host.session is not None, "a run was started"
+    return shell_quote([*program, str(host.session.plan.config.path)])
+
+
+def print_exit_summary(stream: TextIO | None, finished: RunFinished, resume: str) -> None:
+    """After the TUI: headless's summary line, then how to resume when work is left."""
+    lines = [HeadlessReporter.summary_line(finished)]
+    left = sum(finished.counts.get(name, 0) for name in WORK_LEFT)
+    if left:
+        jobs = "1 job" if left == 1 else f"{left} jobs"
+        lines.append(f"{jobs} left to do (failed, killed or not run); to run them, "
+                     "run the same command again:")
+        lines.append(f"  {printable(resume)}")
+    try:
+        if stream is not None:
+            stream.write("".join(line + "\n" for line in lines))
+            stream.flush()
+    except (OSError, ValueError):
+        pass  # the terminal went away as the app closed: run.log and the journal keep it
 
 
 def guard_standard_fds() -> None:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
+from orch_tui.core.logtail import describe_failure
 from orch_tui.core.scaling import FLOOR_NOTE, CapacitySource, ScalingDecision
 from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
 from orch_tui.core.tally import Tally, eta
@@ -220,8 +221,9 @@ class HeadlessReporter:
             log = self._log_paths.get(event.job_id)
             where = f" (log: {printable(log)})" if log and event.state is not JobState.MISSING \
                 else ""
+            reason = describe_failure(event.reason, event.detail)
             self.write(f"{event.state.value.upper()} #{event.job_id} {printable(event.name)}: "
-                       f"{printable(event.reason)}{where}")
+                       f"{printable(reason)}{where}")
         if isinstance(self.stream, RunLog):
             self._log_job(event)
         if event.state.finished and event.state is not JobState.SKIPPED:
@@ -240,6 +242,12 @@ class HeadlessReporter:
             self.write(f"{event.state.value} #{event.job_id} {name}{reason}")
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
+        self.write(self.summary_line(event))
+
+    @staticmethod
+    def summary_line(event: ev.RunFinished) -> str:
+        """The run's last line (`done: 3 succeeded, 1 failed, ... (exit 1)`): headless ends with
+        it, and so does the terminal when the TUI exits (cli.py)."""
         counts = event.counts
         names = ("succeeded", "failed", "killed", "skipped", "missing")
         summary = ", ".join(f"{counts.get(name, 0)} {name}" for name in names)
@@ -249,8 +257,8 @@ class HeadlessReporter:
         if queued:
             summary += f", {queued} not run"
         how = "interrupted" if event.interrupted else "done"
-        self.write(f"{how}: {summary} in {format_duration(event.wall_seconds)} "
-                   f"(exit {event.exit_code})")
+        return (f"{how}: {summary} in {format_duration(event.wall_seconds)} "
+                f"(exit {event.exit_code})")
 
     # --- progress
 

@@ -65,12 +65,20 @@ def test_a_journal_written_by_the_previous_release_is_resumed(tmp_path):
     try:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         states = dict(conn.execute("SELECT input, state FROM jobs").fetchall())
+        reasons = dict(conn.execute("SELECT input, reason FROM jobs").fetchall())
         runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
     finally:
         conn.close()
     assert version == (str(SCHEMA_VERSION), )
     assert runs == 2
     assert states == {str(root / "in" / name): "succeeded" for name in NAMES}
+    # Schema 2's reason column: NULL in the rows the old release wrote and this run skipped, how
+    # the job ended ('' for a success) in the rows this run wrote; read back as text either way.
+    assert {reasons[str(root / "in" / name)] for name in done} == {None}
+    assert {reasons[str(root / "in" / name)] for name in set(NAMES) - done} == {""}
+    with Journal.open(root / "out" / ".orch-tui") as journal:
+        records = journal.previous_jobs().values()
+    assert {(record.reason, record.detail) for record in records} == {("", "")}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

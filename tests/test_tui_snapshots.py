@@ -26,6 +26,7 @@ import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
+from orch_tui.core.logtail import read_log
 from orch_tui.core.plan import safe_log_stem
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.snapshot import CalibrationStatus, JobView
@@ -455,10 +456,8 @@ def test_detail_of_a_running_job_with_its_log(snap_compare, size, tmp_path, monk
     monkeypatch.setattr(detail_screen.os.path, "getsize",
                         lambda path: os.stat(log if Path(path) == shown else path).st_size)
     monkeypatch.setattr(
-        detail_screen,
-        "open",
-        lambda path, mode: open(log if Path(path) == shown else path, mode),  # pylint: disable=unspecified-encoding  # binary
-        raising=False)
+        detail_screen, "read_log",
+        lambda path, offset, limit: read_log(log if Path(path) == shown else path, offset, limit))
 
     async def open_detail(pilot) -> None:
         await played(pilot)

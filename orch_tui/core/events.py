@@ -196,6 +196,9 @@ class JobStateChanged(Event):
     #: SUCCEEDED only: the size of the final output after its rename (the last sample saw a
     #: partial temporary file), so every observer shows the real size.
     output_bytes: int | None = None
+    #: A failure's last meaningful log line (core/logtail.py): what went wrong in the job's own
+    #: words, next to `reason`'s status ('exit 1'); '' when the log says nothing or does not apply.
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class Job:
     timeout_left: float | None = None
     timeout_handle: Timer | None = None
     done: asyncio.Future[None] | None = None
+    detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
 
     def begin_attempt(self, now: float, done: asyncio.Future[None]) -> None:
         """Forget everything the previous attempt measured or decided; count this one."""
@@ -59,6 +60,7 @@ class Job:
         self.exit_code = self.signal = None
         self.started = self.ended = None
         self.last = None
+        self.detail = ""
 
     def changed(self, now: float, previous: JobState | None,
                 stop: StopReason | None) -> ev.JobStateChanged:
@@ -79,4 +81,5 @@ class Job:
                                   peak_rss=self.peak_rss,
                                   cpu_seconds=self.cpu_seconds,
                                   stop=stop,
-                                  output_bytes=output)
+                                  output_bytes=output,
+                                  detail=self.detail)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Callable
 
 from orch_tui.core import events as ev
@@ -18,10 +19,15 @@ from orch_tui.core.config import JobsConfig
 from orch_tui.core.errors import SpawnError
 from orch_tui.core.events import JobState, PauseReason, StopReason
 from orch_tui.core.job import Job
+from orch_tui.core.logtail import log_detail, log_size
 from orch_tui.core.outputs import publish_output, unlink_temp
 from orch_tui.core.runner import ExitStatus, Runner
 from orch_tui.core.statedir import RunTemp, StateDir
 from orch_tui.core.textutil import format_bytes
+
+#: Signals a process raises on itself (abort, a fault), often right after saying why.
+_OWN_SIGNALS = frozenset(
+    {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
 
 
 # The collaborators of a job's life.
@@ -45,14 +51,17 @@ class Lifecycle:
         self.launching: set[int] = set()
         self.state: StateDir | None = None
         self.temp: RunTemp | None = None
+        # job_id -> the size of its log when its attempt started: where that attempt's words begin.
+        self._log_starts: dict[int, int] = {}
 
     def set_state(self,
                   job: Job,
                   state: JobState,
                   reason: str = "",
-                  stop: StopReason | None = None) -> None:
+                  stop: StopReason | None = None,
+                  detail: str = "") -> None:
         """Move `job` to `state` and tell observers."""
-        previous, job.state, job.reason = job.state, state, reason
+        previous, job.state, job.reason, job.detail = job.state, state, reason, detail
         if state.active:
             self.active[job.spec.job_id] = None
         else:
@@ -76,6 +85,7 @@ class Lifecycle:
                 self.finish(job, JobState.MISSING, "input vanished before its job started",
                             StopReason.VANISHED)
                 return False
+            self._log_starts[job_id] = log_size(*self._log_name(job))
             started = await self._runner.start(job.spec, self._on_exit)
         except SpawnError as exc:
             job.pid = None
@@ -177,11 +187,29 @@ class Lifecycle:
                         StopReason.TIMEOUT)
         elif not status.ok:
             stop = StopReason.SIGNAL if status.signal is not None else StopReason.EXIT
-            self.finish(job, JobState.FAILED, status.describe(), stop)
+            self.finish(job, JobState.FAILED, status.describe(), stop,
+                        self._last_words(job, status))
         elif job.spec.temp_output_path is not None and (problem := self._publish(job)):
             self.finish(job, JobState.FAILED, problem, StopReason.NO_OUTPUT)
         else:
             self.finish(job, JobState.SUCCEEDED, "")
+
+    def _last_words(self, job: Job, status: ExitStatus) -> str:
+        """Why a job that ended by itself failed, from its log: after a non-zero exit, or a
+        signal of its own making (an abort after an assertion's message). A signal sent from
+        outside (the OOM killer's SIGKILL) leaves the log mid-work: its last line would be a
+        false reason. A timeout, a kill or memory never get here: their stop says it."""
+        if status.signal is not None and status.signal not in _OWN_SIGNALS:
+            return ""
+        name, logs_fd = self._log_name(job)
+        return log_detail(name, self._log_starts.get(job.spec.job_id, 0), logs_fd)
+
+    def _log_name(self, job: Job) -> tuple[str, int | None]:
+        """The job's log as `log_detail` and `log_size` take it: by name inside the checked logs
+        folder when the run has one (no symlink on the way), else by path."""
+        if self.state is not None:
+            return job.spec.log_path.name, self.state.logs_fd
+        return str(job.spec.log_path), None
 
     def requeue_for_memory(self, job: Job) -> None:
         """The youngest job, killed to free memory: its partial output goes, and it waits in the
@@ -203,14 +231,16 @@ class Lifecycle:
                job: Job,
                state: JobState,
                reason: str,
-               stop: StopReason | None = None) -> None:
+               stop: StopReason | None = None,
+               detail: str = "") -> None:
         """Put `job` in a final state (or queued-again's precursor, failed): drop a half-written
         output, tell observers, release whoever waits for it, then the scheduler."""
         if job.ended is None:
             job.ended = self._clock.now()
         if state is not JobState.SUCCEEDED:
             unlink_temp(self.temp, job.spec)
-        self.set_state(job, state, reason, stop)
+        self._log_starts.pop(job.spec.job_id, None)
+        self.set_state(job, state, reason, stop, detail)
         if job.done is not None and not job.done.done():
             job.done.set_result(None)
         self._ended(job, state)

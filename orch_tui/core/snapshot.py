@@ -54,6 +54,7 @@ class JobView:
     started: float | None = None
     ended: float | None = None
     output_bytes: int = 0  # a succeeded job's final output size (0: not known)
+    detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
 
     @property
     def command(self) -> str:
@@ -178,14 +179,16 @@ class RunRecord:
                                    exit_code=event.exit_code,
                                    signal=event.signal,
                                    reason=event.reason,
-                                   output_bytes=event.output_bytes or 0)
+                                   output_bytes=event.output_bytes or 0,
+                                   detail=event.detail)
         if event.state is JobState.QUEUED:  # requeued or retried: the ended attempt is not its
             view = dataclasses.replace(view,
                                        pid=None,
                                        started=None,
                                        ended=None,
                                        exit_code=None,
-                                       signal=None)
+                                       signal=None,
+                                       detail="")
         self.jobs[event.job_id] = view
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:

@@ -54,6 +54,7 @@ class JobRow:
     #: queued job costs nothing and a finished one keeps ~1 KB to be charted.
     history: JobHistory | None = None
     version: int = 0
+    detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
 
     @property
     def command(self) -> str:
@@ -75,6 +76,7 @@ def forget_attempt(row: JobRow) -> None:
     row.fps = row.speed = row.eta_seconds = None
     row.progress_source = ev.ProgressSource.NONE
     row.history = None
+    row.detail = ""
 
 
 def row_of(view: JobView) -> JobRow:
@@ -94,7 +96,8 @@ def row_of(view: JobView) -> JobRow:
                   exit_code=view.exit_code,
                   signal=view.signal,
                   reason=view.reason,
-                  output_bytes=view.output_bytes)
+                  output_bytes=view.output_bytes,
+                  detail=view.detail)
 
 
 #: The table's filters, with the tally's definitions: `running` lists every job holding a
@@ -210,6 +213,7 @@ class RunModel:
         row.exit_code = event.exit_code
         row.signal = event.signal
         row.reason = event.reason
+        row.detail = event.detail
         if event.state is JobState.QUEUED:  # requeued or retried: it waits like a new job
             forget_attempt(row)
         self._touch(row)

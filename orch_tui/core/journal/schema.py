@@ -20,14 +20,17 @@ from typing import Any
 from orch_tui.core.journal.errors import JournalError
 from orch_tui.core.tally import ACTIVE_STATES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JOURNAL_NAME = "journal.sqlite3"
 #: A state that means the job was cut short when its row is the last one left (rerun it): the
 #: tally's active states, those holding a process (`stopping` too: SIGTERM was sent, the run
 #: ended before the exit was recorded).
 INTERRUPTED_STATES = frozenset(state.value for state in ACTIVE_STATES)
-#: version N -> the SQL that makes a version N journal a version N + 1 one (none yet).
-MIGRATIONS: dict[int, str] = {}
+#: version N -> the SQL that makes a version N journal a version N + 1 one.
+MIGRATIONS: dict[int, str] = {
+    # 2: why a job ended (its status) and a failure's last meaningful log line.
+    1: "ALTER TABLE jobs ADD COLUMN reason TEXT; ALTER TABLE jobs ADD COLUMN detail TEXT",
+}
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
@@ -35,13 +38,13 @@ CREATE TABLE runs(id INTEGER PRIMARY KEY, started REAL, ended REAL, config TEXT,
                   exit_code INTEGER, counts TEXT);
 CREATE TABLE jobs(input TEXT PRIMARY KEY, output TEXT, state TEXT, exit_code INTEGER,
                   signal INTEGER, started REAL, ended REAL, attempts INTEGER, peak_rss INTEGER,
-                  cpu_seconds REAL, log_path TEXT, run_id INTEGER);
+                  cpu_seconds REAL, log_path TEXT, run_id INTEGER, reason TEXT, detail TEXT);
 CREATE TABLE calibrations(id INTEGER PRIMARY KEY, run_id INTEGER, time REAL, source TEXT,
                           cpu_cores REAL, rss_bytes INTEGER, output_bytes INTEGER,
                           limit_value INTEGER, binding TEXT);
 """
 JOB_COLUMNS = ("input", "output", "state", "exit_code", "signal", "started", "ended", "attempts",
-               "peak_rss", "cpu_seconds", "log_path", "run_id")
+               "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail")
 UPSERT_JOB = (f"INSERT OR REPLACE INTO jobs({', '.join(JOB_COLUMNS)}) "
               f"VALUES ({', '.join('?' * len(JOB_COLUMNS))})")
 # A skip (the output is already there) must not erase how the job succeeded in an earlier run.
@@ -72,6 +75,8 @@ class JobRecord:
     cpu_seconds: float
     log_path: str
     run_id: int
+    reason: str = ""  # how it ended ('exit 1'); '' in rows a version 1 journal wrote
+    detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
 
     @property
     def interrupted(self) -> bool:
@@ -82,7 +87,8 @@ class JobRecord:
     def from_row(cls, row: Row) -> JobRecord:
         """A `SELECT JOB_COLUMNS FROM jobs` row (NULL counters read as zero)."""
         return cls(py_text(row[0]), py_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7]
-                   or 0, row[8] or 0, row[9] or 0.0, py_text(row[10]), row[11])
+                   or 0, row[8] or 0, row[9] or 0.0, py_text(row[10]), row[11], py_text(row[12]),
+                   py_text(row[13]))
 
 
 def db_text(text: str) -> str | bytes:

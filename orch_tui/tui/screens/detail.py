@@ -1,9 +1,14 @@
 """One job up close: its exact command, how it ended, a live tail of its log, its CPU and RSS
-over its whole life (mean cores, peak RSS: see tui/history.py), running or finished."""
+over its whole life (mean cores, peak RSS: see tui/history.py), running or finished.
+
+The tail behaves like `less +F`: it opens at the newest line and follows new ones while the view
+is at the bottom; scrolled up, it stays where the operator is reading until they scroll back
+down (Textual's Log follows only from its end)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,6 +19,7 @@ from textual.widgets import Footer, Log, Sparkline, Static
 
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import REQUEUEABLE, JobState, ProgressSource
+from orch_tui.core.logtail import read_log
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 from orch_tui.tui.model import JobRow, RunModel
 from orch_tui.tui.widgets.columns import format_speed
@@ -66,6 +72,7 @@ class DetailScreen(Screen[None]):
         self._offset = 0
         self._partial = ""
         self._keys_for: tuple[JobState, bool] | None = None  # what the footer was made for
+        self._cut = False  # the tail starts inside a line: its end is not shown as a line
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-info")
@@ -84,8 +91,15 @@ class DetailScreen(Screen[None]):
             self._offset = max(0, os.path.getsize(path) - TAIL_START)
         except OSError:
             self._offset = 0
+        self._cut = self._offset > 0
         self.set_interval(0.5, self.refresh_view)
         self.refresh_view()
+        # The first lines land before the log has a size, so Log cannot scroll to them yet:
+        # once laid out, show the newest (from there on, Log follows while at the bottom).
+        self.call_after_refresh(self._open_at_end)
+
+    def _open_at_end(self) -> None:
+        self.query_one(Log).scroll_end(animate=False, immediate=True, x_axis=False)
 
     def refresh_view(self) -> None:
         """Redraw the figures and append what the log gained."""
@@ -100,7 +114,10 @@ class DetailScreen(Screen[None]):
         info.append(row.name)
         info.append(f"   {row.state.value}", style="bold")
         if row.reason:
-            info.append(f" ({row.reason})")
+            info.append(f" ({printable(row.reason)})")
+        if row.detail:  # why it failed, in the job's own words (its log's last line)
+            info.append("\nreason: ", style="bold")
+            info.append(row.detail, style="red")
         info.append("\ncommand: ", style="bold")
         info.append(printable(row.command))
         ended = "-" if row.exit_code is None else str(row.exit_code)
@@ -129,19 +146,17 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-rss", Sparkline).data = rss
         self._tail(row.log_path)
 
-    def _tail(self, path) -> None:
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read(TAIL_CHUNK)
-        except OSError:
-            return
+    def _tail(self, path: Path) -> None:
+        data = read_log(path, self._offset, TAIL_CHUNK)  # never through a symlink
         if not data:
             return
         self._offset += len(data)
         text = self._partial + data.decode("utf-8", errors="replace").replace("\r", "\n")
         lines = text.split("\n")
         self._partial = lines.pop()
+        if self._cut and lines:
+            self._cut = False
+            lines.pop(0)
         if lines:
             self.query_one(Log).write_lines(printable(line) for line in lines)
 

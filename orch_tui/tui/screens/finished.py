@@ -11,8 +11,9 @@ from textual.widgets.option_list import Option
 
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import JobState
+from orch_tui.core.logtail import describe_failure
 from orch_tui.core.tally import BAD_STATES
-from orch_tui.core.textutil import format_duration
+from orch_tui.core.textutil import format_duration, printable
 from orch_tui.tui.model import RunModel
 
 
@@ -38,8 +39,9 @@ class FinishedScreen(Screen[None]):
             if row.state in BAD_STATES:  # failed, killed, vanished mid-run
                 # A missing input never ran: it has no log to point at.
                 log = "" if row.state is JobState.MISSING else str(row.log_path)
-                label = Text.assemble((f"#{row.job_id} ", "bold"), row.name, "  ",
-                                      (row.state.value, "red"), f"  {row.reason}  ", (log, "dim"))
+                label = Text.assemble(
+                    (f"#{row.job_id} ", "bold"), row.name, "  ", (row.state.value, "red"),
+                    f"  {printable(describe_failure(row.reason, row.detail))}  ", (log, "dim"))
                 options.append(Option(label, id=str(job_id)))
         if options:
             yield OptionList(*options, id="failures")
