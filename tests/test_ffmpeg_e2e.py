@@ -166,3 +166,29 @@ async def test_ffmpeg_with_nostats_shows_no_progress_rather_than_a_guess(tmp_pat
     assert len(seen) >= 3
     assert [s.progress for s in seen[:-1]] == [None] * (len(seen) - 1)  # the read offset unused
     assert any(s.read_fraction for s in seen)  # ffmpeg was reading all along
+
+
+async def test_a_calibrated_ffmpeg_run_with_a_corrupt_clip_reports_true_figures(tmp_path):
+    """The issue's end-to-end check: clips of known duration and one corrupt file, calibrated
+    (no fixed limit). Progress is monotonic and 100% only at the end, speed is present, the
+    finished rows' sizes are the files' sizes, and the corrupt clip's reason is ffmpeg's own."""
+    transcode_config(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
+    bad = tmp_path / "data" / "bad.mp4"
+    bad.write_bytes(os.urandom(200_000))
+    with open(tmp_path / "inputs.txt", "a", encoding="utf-8") as handle:
+        handle.write(f"{bad}\n")
+    plan = load_plan(tmp_path / "config.yaml")
+    run = await start_run(plan)
+    assert await run.result(timeout=180) == 1  # the corrupt clip failed
+    samples, ended = samples_by_job(run.recorder)
+    finals = {e.job_id: e for e in run.recorder.of(ev.JobStateChanged) if e.state.finished}
+    assert [finals[i].state for i in (1, 2, 3, 4)] == [JobState.SUCCEEDED] * 3 + [JobState.FAILED]
+    for job_id in (1, 2, 3):
+        known = [s.progress for s in samples[job_id] if s.progress is not None]
+        assert known == sorted(known) and max(known, default=0) < 1.0, known
+        assert all(s.time <= ended[job_id] for s in samples[job_id])
+        assert any(s.speed for s in samples[job_id]), samples[job_id]
+        output = tmp_path / "out" / f"{'abc'[job_id - 1]}_720p.mp4"
+        assert finals[job_id].output_bytes == output.stat().st_size
+    assert "Invalid data found when processing input" in finals[4].detail, finals[4]
+    assert "bad.mp4" in finals[4].detail
