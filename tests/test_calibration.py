@@ -162,12 +162,12 @@ async def test_calibration_of_a_generic_job_says_it_extrapolated_from_the_input_
 
 
 async def test_every_finished_job_teaches_the_ratio_applied_to_each_remaining_input(workspace):
-    ws = workspace(6, size=MB, resources={"stabilization_seconds": 0.5})
+    ws = workspace(6, size=MB, resources={"stabilization_seconds": 0.5, "max_processes": 1})
     for i, path in enumerate(ws.inputs):  # inputs of 1 to 6 MB: a typical size would be wrong
         path.write_bytes(b"x" * (i + 1) * MB)
     # A window too short to extrapolate from (under 2% read): the estimate is the input's size.
     script = Script(seconds=40, output_ratio=0.25)
-    run = await start_fake_run(ws.plan(), script, max_procs=1)
+    run = await start_fake_run(ws.plan(), script)
     orch = run.orchestrator
 
     def first_done() -> bool:
