@@ -127,6 +127,7 @@ def test_the_windows_estimated_ratio_stands_only_until_the_first_real_one():
 
 
 def test_a_measured_seed_ratio_is_one_observation_among_the_others():
+    """A whole-life or previous run's ratio is real: it stays among the observations."""
     learner = ProfileLearner()
     learner.seed(ProcessProfile(1.0, MB, 100 * MB), 1.0)
     learner.add(cpu_cores=1.0, peak_rss=MB, output_ratio=0.2)
@@ -137,6 +138,7 @@ def test_a_measured_seed_ratio_is_one_observation_among_the_others():
 
 
 async def test_calibration_of_ffmpeg_estimates_from_media_time_although_reads_run_ahead(workspace):
+    """ffmpeg's media fraction, not its read offset (half the input ahead), drives the estimate."""
     ws = workspace(3, size=4 * MB, resources={"stabilization_seconds": 2.0})
     script = Script(seconds=8, output_ratio=0.3, ffmpeg=True, read_ahead=0.5)
     run = await start_fake_run(ws.plan(), script)
@@ -151,6 +153,7 @@ async def test_calibration_of_ffmpeg_estimates_from_media_time_although_reads_ru
 
 
 async def test_calibration_of_a_generic_job_says_it_extrapolated_from_the_input_read(workspace):
+    """Without media time the read offset is the fallback, and the event says so."""
     ws = workspace(2, size=4 * MB, resources={"stabilization_seconds": 2.0})
     run = await start_fake_run(ws.plan(), Script(seconds=8, output_ratio=0.3, read_ahead=0.25))
     assert await run.result() == 0
@@ -162,6 +165,7 @@ async def test_calibration_of_a_generic_job_says_it_extrapolated_from_the_input_
 
 
 async def test_every_finished_job_teaches_the_ratio_applied_to_each_remaining_input(workspace):
+    """The projected disk use: the first real ratio, applied to each remaining input's size."""
     ws = workspace(6, size=MB, resources={"stabilization_seconds": 0.5, "max_processes": 1})
     for i, path in enumerate(ws.inputs):  # inputs of 1 to 6 MB: a typical size would be wrong
         path.write_bytes(b"x" * (i + 1) * MB)

@@ -23,8 +23,8 @@ if not shutil.which("ffmpeg") and not os.environ.get("CI"):
     pytest.skip("ffmpeg not installed (apt-get install ffmpeg)", allow_module_level=True)
 
 
-@pytest.fixture(scope="session")
-def clip_1080p(tmp_path_factory):
+@pytest.fixture(scope="session", name="clip_1080p")
+def fixture_clip_1080p(tmp_path_factory):
     """One 30 s 1080p clip for the whole session."""
     return make_1080p_clip(tmp_path_factory.mktemp("clips") / "noise1080p.mp4", seconds=30)
 
@@ -32,6 +32,7 @@ def clip_1080p(tmp_path_factory):
 @pytest.mark.parametrize("window", [5.0, 2.0])
 async def test_calibrated_output_of_a_real_transcode_is_within_10_percent(
         clip_1080p, tmp_path, window):
+    """The estimate taken in the window against the file the job really wrote."""
     result = await calibrate_transcode(tmp_path / "run", clip_1080p, window)
     # Measured in the window, from ffmpeg's media time (not the read offset, nor the end).
     assert result.source is ev.LimitSource.WINDOW, result
