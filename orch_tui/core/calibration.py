@@ -59,14 +59,16 @@ class CalibrationMeter:
     """Accumulates one job's samples during the stabilization window.
 
     The output estimate pools the samples taken just after ffmpeg printed a new status line:
-    sum of bytes on disk over sum of media fractions. Measured on real 1080p->720p transcodes
-    (tests/bench/bench_calibration.py, 16 traces of 10 s and 30 s clips): the file grows in muxer
+    sum of bytes on disk over sum of media fractions. Chosen on traces of real 1080p->720p
+    transcodes sampled every 0.25 s (16 of 10 s and 30 s clips; tests/bench/bench_calibration.py
+    measures the result in the orchestrator): the file grows in muxer
     flushes (256 KiB with ffmpeg 5.1), so bytes on disk lag the muxed bytes, while the status
     line's `time=` lags the file; in the sample right after a status line the two errors cancel
     on average. Pooling every such sample (which weighs the early, keyframe-heavy ones least)
     was off by more than 10% at a 2 s window in 6% of the cuts, against 26% for the last such
     sample alone and 42% for bytes over the latest fraction; a slope between two samples, a
-    regression, or the status line's own `size=` plus half a flush all did worse."""
+    regression, or the status line's own `size=` plus half a flush all did worse. On a loaded
+    machine a 2 s window may see one or two flushes: no estimator is better than that data."""
 
     input_size: int
     cpu: list[float] = field(default_factory=list)
