@@ -190,7 +190,9 @@ class HeadlessReporter:
             return
         how = ("whole-life figures (job ended inside the window)"
                if event.source is LimitSource.WHOLE_LIFE else "window")
-        self.write(f"calibration ({how}): {describe_decision(event.decision)}")
+        basis = event.output_basis
+        output = "" if basis is None else f"; output est. from {basis.value}"
+        self.write(f"calibration ({how}): {describe_decision(event.decision)}{output}")
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self._limit = event.limit

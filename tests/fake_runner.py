@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 
 from orch_tui.core import events as ev
 from orch_tui.core.errors import SpawnError
+from orch_tui.core.events import ProgressSource
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import JobSpec, Plan
+from orch_tui.core.probes import RUNNING_CAP, Progress
 from orch_tui.core.runner import ExitCallback, ExitStatus, NodeStats, ProcessSample, Runner, Started
 from orch_tui.core.scaling import CapacitySource
 from tests.helpers import Recorder
@@ -124,6 +126,8 @@ class Script:
     start_seconds: float = 0.0  # fake seconds its start takes (a cluster's round trip)
     rss_growth: float = 0.0  # bytes per fake second of running, on top of rss_bytes
     rss_max: int | None = None  # where the growth stops
+    ffmpeg: bool = False  # samples carry ffmpeg's media progress, as the ffmpeg probe gives it
+    read_ahead: float = 0.0  # the read offset runs this fraction of the input ahead of the work
 
 
 @dataclass
@@ -263,8 +267,10 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
                 cpu_cores=script.cpu_cores if job.since is not None else 0.0,
                 rss_bytes=job.rss(self._ran(job)),
                 processes=1,
-                read_offset=int(done * spec.input_size),
-                output_bytes=int(done * script.output_ratio * spec.input_size))
+                read_offset=int(min(1.0, done + script.read_ahead) * spec.input_size),
+                output_bytes=int(done * script.output_ratio * spec.input_size),
+                progress=Progress(ProgressSource.FFMPEG, min(RUNNING_CAP, done))
+                if script.ffmpeg else None)
         return samples
 
     def stats(self) -> dict[str, NodeStats]:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from orch_tui.core.calibration import (CalibrationMeter, ProfileLearner, estimate_output_ratio,
-                                       typical_input_size, whole_life_profile)
+from orch_tui.core import events as ev
+from orch_tui.core.calibration import (MIN_MEDIA_FRACTION, CalibrationMeter, ProfileLearner,
+                                       estimate_output_ratio, expected_output, typical_input_size,
+                                       whole_life_profile)
+from orch_tui.core.events import JobState, OutputBasis, ProgressSource
+from orch_tui.core.probes import Progress
+from orch_tui.core.scaling import ProcessProfile
+from tests.fake_runner import Script, start_fake_run
 
 MB = 1024 * 1024
 
@@ -61,3 +67,121 @@ def test_learner_takes_the_90th_percentile_of_every_job():
 def test_typical_input_is_the_mean_of_what_remains():
     assert typical_input_size([MB, 3 * MB]) == 2 * MB
     assert typical_input_size([]) == 0
+
+
+# --- the output estimate from media time (ffmpeg's probe), the read offset as a fallback
+
+
+def test_media_time_pools_the_samples_just_after_each_new_status_line():
+    meter = CalibrationMeter(input_size=100 * MB)
+    samples = [
+        (0, None),  # nothing printed yet
+        (48, 0.0),  # `time=-00:00:00.03`, x264 fills its lookahead: only headers on disk
+        (48, 0.01),  # media time moved, but only the headers are on disk: tells nothing
+        (2 * MB, 0.1),  # a new status line: counted
+        (3 * MB, 0.1),  # the same status line, a later sweep (stale): not counted
+        (6 * MB, 0.3),  # counted
+    ]
+    for written, fraction in samples:
+        meter.add(1.0, MB, written, 90 * MB, fraction, ProgressSource.FFMPEG)
+    # (2 + 6) MB over (0.1 + 0.3) of the media: 20 MB expected of a 100 MB input.
+    assert meter.output_basis() is OutputBasis.MEDIA_TIME
+    assert meter.output_ratio() == pytest.approx(0.2)
+    assert meter.output_estimate() == pytest.approx(20 * MB, rel=1e-6)
+
+
+def test_ffmpeg_that_cannot_tell_falls_back_to_the_read_offset_then_to_the_input_size():
+    meter = CalibrationMeter(input_size=100 * MB)
+    meter.add(1.0, MB, 0, None, None, ProgressSource.FFMPEG)
+    assert meter.output_basis() is OutputBasis.INPUT_SIZE and meter.output_ratio() == 1.0
+    meter.add(1.0, MB, 10 * MB, 50 * MB, None, ProgressSource.FFMPEG)  # -nostats: no time=
+    assert meter.output_basis() is OutputBasis.INPUT_READ
+    assert meter.output_ratio() == pytest.approx(0.2)
+
+
+def test_the_generic_probe_extrapolates_from_the_read_offset_never_from_its_fraction():
+    meter = CalibrationMeter(input_size=100 * MB)
+    for written, offset in [(MB, 10 * MB), (2 * MB, 20 * MB)]:
+        meter.add(1.0, MB, written, offset, offset / (100 * MB), ProgressSource.READ_OFFSET)
+    assert meter.output_basis() is OutputBasis.INPUT_READ
+    assert meter.output_ratio() == pytest.approx(0.1) and meter.media_done == 0
+
+
+def test_a_running_jobs_own_extrapolation_waits_for_enough_media():
+    ffmpeg = Progress(ProgressSource.FFMPEG, 0.5)
+    assert expected_output(30 * MB, ffmpeg, fallback=99) == 60 * MB
+    early = Progress(ProgressSource.FFMPEG, MIN_MEDIA_FRACTION / 2)
+    assert expected_output(MB, early, fallback=99) == 99
+    assert expected_output(MB, Progress(ProgressSource.READ_OFFSET, 0.5), fallback=99) == 99
+    assert expected_output(MB, None, fallback=99) == 99
+
+
+def test_the_windows_estimated_ratio_stands_only_until_the_first_real_one():
+    learner = ProfileLearner()
+    learner.seed(ProcessProfile(1.0, MB, 100 * MB), 1.0, measured=False)
+    assert learner.ratio() == 1.0 and learner.profile(100 * MB).output_bytes == 100 * MB
+    learner.add(cpu_cores=1.0, peak_rss=MB, output_ratio=0.2)
+    assert learner.ratio() == pytest.approx(0.2)
+    assert learner.profile(100 * MB).output_bytes == 20 * MB
+    assert learner.observations == 2  # the window's CPU and memory still count
+
+
+def test_a_measured_seed_ratio_is_one_observation_among_the_others():
+    """A whole-life or previous run's ratio is real: it stays among the observations."""
+    learner = ProfileLearner()
+    learner.seed(ProcessProfile(1.0, MB, 100 * MB), 1.0)
+    learner.add(cpu_cores=1.0, peak_rss=MB, output_ratio=0.2)
+    assert learner.ratio() == 1.0  # the 90th percentile of two real jobs is the larger
+
+
+# --- on the fake runner: what calibration publishes, and learning while the run goes on
+
+
+async def test_calibration_of_ffmpeg_estimates_from_media_time_although_reads_run_ahead(workspace):
+    """ffmpeg's media fraction, not its read offset (half the input ahead), drives the estimate."""
+    ws = workspace(3, size=4 * MB, resources={"stabilization_seconds": 2.0})
+    script = Script(seconds=8, output_ratio=0.3, ffmpeg=True, read_ahead=0.5)
+    run = await start_fake_run(ws.plan(), script)
+    assert await run.result() == 0
+    progress = run.recorder.of(ev.CalibrationProgress)
+    assert progress[-1].output_basis is OutputBasis.MEDIA_TIME
+    assert progress[-1].output_estimate == pytest.approx(0.3 * 4 * MB, rel=0.01)
+    finished = run.recorder.of(ev.CalibrationFinished)[0]
+    assert finished.source is ev.LimitSource.WINDOW
+    assert finished.output_basis is OutputBasis.MEDIA_TIME
+    assert finished.profile.output_bytes == pytest.approx(0.3 * 4 * MB, rel=0.01)
+
+
+async def test_calibration_of_a_generic_job_says_it_extrapolated_from_the_input_read(workspace):
+    """Without media time the read offset is the fallback, and the event says so."""
+    ws = workspace(2, size=4 * MB, resources={"stabilization_seconds": 2.0})
+    run = await start_fake_run(ws.plan(), Script(seconds=8, output_ratio=0.3, read_ahead=0.25))
+    assert await run.result() == 0
+    finished = run.recorder.of(ev.CalibrationFinished)[0]
+    assert finished.output_basis is OutputBasis.INPUT_READ
+    # A quarter of the work done, half of the input read: half the real size (why ffmpeg's
+    # media time is preferred when there is one).
+    assert finished.profile.output_bytes == pytest.approx(0.15 * 4 * MB, rel=0.05)
+
+
+async def test_every_finished_job_teaches_the_ratio_applied_to_each_remaining_input(workspace):
+    """The projected disk use: the first real ratio, applied to each remaining input's size."""
+    ws = workspace(6, size=MB, resources={"stabilization_seconds": 0.5, "max_processes": 1})
+    for i, path in enumerate(ws.inputs):  # inputs of 1 to 6 MB: a typical size would be wrong
+        path.write_bytes(b"x" * (i + 1) * MB)
+    # A window too short to extrapolate from (under 2% read): the estimate is the input's size.
+    script = Script(seconds=40, output_ratio=0.25)
+    run = await start_fake_run(ws.plan(), script)
+    orch = run.orchestrator
+
+    def first_done() -> bool:
+        return orch.jobs[1].state is JobState.SUCCEEDED
+
+    await run.wait_for(lambda: orch.jobs[2].state is JobState.RUNNING and first_done())
+    assert run.recorder.of(ev.CalibrationFinished)[0].output_basis is OutputBasis.INPUT_SIZE
+    # 1 MB of output per 4 MB of input, learned from job 1 (not the window's 1.0): the queued
+    # jobs' 3..6 MB at that ratio, and job 2's 2 MB less what it wrote.
+    written = orch.jobs[2].last.output_bytes if orch.jobs[2].last else 0
+    expected = int(0.25 * (3 + 4 + 5 + 6) * MB) + int(0.25 * 2 * MB) - written
+    assert orch.projected_disk_use() == pytest.approx(expected, abs=2)
+    assert await run.result() == 0

@@ -118,3 +118,17 @@ def test_memory_pressure_lowers_even_a_fixed_limit_by_one_at_least_never_below_o
     assert change.reason == "memory critical"
     policy.memory_pressure(2.0, GB, GB, MACHINE)
     assert policy.memory_pressure(3.0, GB, GB, MACHINE) is None and policy.limit == 1
+
+
+def test_the_disk_constraint_follows_the_real_output_ratio_not_the_windows_estimate():
+    disk_bound = SystemCapacity(logical_cores=100, available_memory=100 * GB, free_disk=100 * GB)
+    policy = LimitPolicy(ResourcesConfig())
+    policy.runnable = 1000
+    # The window could only assume outputs as large as their 10 GB inputs: 8 by disk.
+    guess = ProcessProfile(cpu_cores=0.1, rss_bytes=MB, output_bytes=10 * GB)
+    decision, _ = policy.calibrated(0.0, guess, 1.0, disk_bound, LimitSource.WINDOW)
+    assert decision.binding == "disk" and decision.limit == 8
+    # The first finished job wrote a tenth of its input: 1 GB per 10 GB input, 80 by disk.
+    change = policy.learn(1.0, 0.1, MB, 0.1, 10 * GB, disk_bound)
+    assert change is not None and change.limit == 80 and policy.output_ratio() == 0.1
+    assert policy.decision is not None and policy.decision.disk.per_process == GB

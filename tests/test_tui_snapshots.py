@@ -228,7 +228,9 @@ def calibration_model(*, finished: bool) -> Script:
                                    cpu_cores=min(0.95, 0.2 + 0.09 * tick),
                                    rss_bytes=(60 + 8 * min(tick, 15)) * MIB,
                                    output_bytes=int(0.6 * MIB * tick),
-                                   read_fraction=0.01 * tick))
+                                   read_fraction=0.01 * tick,
+                                   output_estimate=120 * MIB,
+                                   output_basis=ev.OutputBasis.MEDIA_TIME))
     limit = 1
     if finished:
         profile, limits = decision()

@@ -73,6 +73,14 @@ class ProgressSource(enum.Enum):
     NONE = "none"  # nothing can tell
 
 
+class OutputBasis(enum.Enum):
+    """What a running job's final output size is extrapolated from (core/calibration.py)."""
+
+    MEDIA_TIME = "media time"  # bytes written over ffmpeg's media fraction done
+    INPUT_READ = "input read"  # bytes written over the fraction of the input read
+    INPUT_SIZE = "input size"  # nothing to extrapolate from: assumed as large as the input
+
+
 class PauseReason(enum.Enum):
     """Who paused a job, so 'resume all' and memory relief resume only what they should."""
 
@@ -252,6 +260,7 @@ class CalibrationStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per figure of a sample
 class CalibrationProgress(Event):
     """One calibration sample: what the single measured job uses so far."""
 
@@ -262,6 +271,8 @@ class CalibrationProgress(Event):
     rss_bytes: int
     output_bytes: int
     read_fraction: float | None
+    output_estimate: int = 0  # the job's expected final output size, from `output_basis`
+    output_basis: OutputBasis = OutputBasis.INPUT_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +282,7 @@ class CalibrationFinished(Event):
     profile: ProcessProfile
     decision: ScalingDecision
     source: LimitSource
+    output_basis: OutputBasis | None = None  # the window's output extrapolation (None: real)
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,8 +109,9 @@ class LimitPolicy:
     def calibrated(self, now: float, profile: ProcessProfile, ratio: float, system: SystemCapacity,
                    source: LimitSource) -> tuple[ScalingDecision, ev.LimitChanged | None]:
         """Start from measured (or previously learned) figures: they seed the learner, so one
-        odd job cannot swing the limit alone."""
-        self.learner.seed(profile, ratio)
+        odd job cannot swing the limit alone. A window's output ratio is extrapolated from a job
+        still running: the first real one replaces it."""
+        self.learner.seed(profile, ratio, measured=source is not LimitSource.WINDOW)
         decision = self.decide(profile, system)
         return decision, self.set(now, decision.limit, source, decision)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from orch_tui.core import events as ev
-from orch_tui.core.calibration import CalibrationMeter
+from orch_tui.core.calibration import CalibrationMeter, expected_output
 from orch_tui.core.clock import Clock
 from orch_tui.core.config import ResourcesConfig
 from orch_tui.core.events import JobState, NoticeLevel, PauseReason
@@ -26,12 +26,16 @@ CALIBRATION_INTERVAL = 0.25
 
 
 def projected_disk_use(ratio: float, queued_bytes: int, active: Sequence[Job]) -> int:
-    """Bytes the outputs still to be written will take: queued jobs in full, running jobs'
-    remainder, at the learned output/input `ratio`."""
+    """Bytes the outputs still to be written will take: each queued input's own size at the
+    learned output/input `ratio` (their sum times the ratio: the queue keeps the sum), and each
+    running job's remainder, from its own media progress when ffmpeg tells it."""
     total = int(ratio * queued_bytes)
     for job in active:
-        written = job.last.output_bytes if job.last else 0
-        total += max(0, int(ratio * job.spec.input_size) - written)
+        last = job.last
+        written = last.output_bytes if last else 0
+        expected = expected_output(written, last.progress if last else None,
+                                   int(ratio * job.spec.input_size))
+        total += max(0, expected - written)
     return total
 
 
@@ -158,7 +162,8 @@ class Monitor:
                          progress_source=progress.source))
         if self.calibrating is not None and self.calibrating[0] == job.spec.job_id:
             meter = self.calibrating[1]
-            meter.add(sample.cpu_cores, sample.rss_bytes, sample.output_bytes, sample.read_offset)
+            meter.add(sample.cpu_cores, sample.rss_bytes, sample.output_bytes, sample.read_offset,
+                      progress.fraction, progress.source)
             self._bus.publish(
                 ev.CalibrationProgress(time=now,
                                        job_id=job.spec.job_id,
@@ -167,4 +172,6 @@ class Monitor:
                                        cpu_cores=sample.cpu_cores,
                                        rss_bytes=sample.rss_bytes,
                                        output_bytes=sample.output_bytes,
-                                       read_fraction=fraction))
+                                       read_fraction=fraction,
+                                       output_estimate=meter.output_estimate(),
+                                       output_basis=meter.output_basis()))

@@ -229,13 +229,15 @@ class Orchestrator(OperatorCommands):
             typical = (self._queue.bytes + job.spec.input_size) // (len(self._queue) + 1)
             result = calibrated_profile(job, meter, typical, self._now())
             if result is not None:
-                self._calibrated(result[0], result[2], result[1])
+                basis = meter.output_basis() if result[2] is LimitSource.WINDOW else None
+                self._calibrated(result[0], result[2], result[1], basis)
                 return
 
     def _calibrated(self,
                     profile: ProcessProfile,
                     source: LimitSource,
-                    ratio: float | None = None) -> None:
+                    ratio: float | None = None,
+                    basis: ev.OutputBasis | None = None) -> None:
         """Derive the limit from measured figures (or a previous run's, `ratio` None)."""
         if ratio is None:
             typical = self._queue.mean_size(self._mean_input)
@@ -247,7 +249,8 @@ class Orchestrator(OperatorCommands):
             ev.CalibrationFinished(time=self._now(),
                                    profile=profile,
                                    decision=decision,
-                                   source=source))
+                                   source=source,
+                                   output_basis=basis))
 
     # --- ending jobs
 

@@ -109,7 +109,9 @@ class CalibrationScreen(Screen[None]):
             read = "-" if last.read_fraction is None else f"{last.read_fraction:.1%}"
             self.query_one("#calibration-io", Static).update(
                 Text(f"cpu {last.cpu_cores:.2f} cores   rss {format_bytes(last.rss_bytes)}   "
-                     f"output {format_bytes(last.output_bytes)}   input read {read}"))
+                     f"input read {read}\noutput {format_bytes(last.output_bytes)} so far, "
+                     f"est. {format_bytes(last.output_estimate)} "
+                     f"(from {last.output_basis.value})"))
         if model.calibrated is not None:
             self._show_result()
 
