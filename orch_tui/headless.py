@@ -19,7 +19,7 @@ from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
 from orch_tui.core.scaling import CapacitySource, ScalingDecision
 from orch_tui.core.snapshot import RunSnapshot
-from orch_tui.core.tally import Tally, eta
+from orch_tui.core.tally import Tally
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 
 
@@ -117,6 +117,7 @@ class HeadlessReporter:
             ev.ResourcePressure: self._on_resource_pressure,
             ev.SystemSample: self._on_system_sample,
             ev.JobStateChanged: self._on_job_state_changed,
+            ev.JobSample: self._on_job_sample,
             ev.RunFinished: self._on_run_finished,
         }
 
@@ -206,6 +207,10 @@ class HeadlessReporter:
             if now - self._last_progress >= self.progress_every:
                 self.progress(now)
 
+    def _on_job_sample(self, event: ev.JobSample) -> None:
+        """The running jobs' progress: the work the ETA is measured by."""
+        self._tally.apply(event)
+
     def _log_job(self, event: ev.JobStateChanged) -> None:
         """run.log's line per job start and end (failures already have theirs)."""
         name = printable(event.name)
@@ -235,7 +240,7 @@ class HeadlessReporter:
         jobs named when there are any: they are never inside failed and running)."""
         now = self._clock() if now is None else now
         self._last_progress = now
-        counts, tally = self._tally.counts(), self._tally
+        counts = self._tally.counts()
         ended = counts.ended
         running = f"running {counts.running}"
         if counts.paused:
@@ -243,7 +248,6 @@ class HeadlessReporter:
         failed = f"failed {counts.failed}"
         if counts.killed:
             failed += f", killed {counts.killed}"
-        seconds = eta(self._total - ended, tally.finished_here, tally.first_launch, now)
-        eta_text = "--:--" if seconds is None else format_duration(seconds)
+        eta_text = self._tally.eta(now).text()
         self.write(f"[{ended:>{len(str(self._total))}}/{self._total}] {running} "
                    f"(limit {self._limit})  {failed}  ETA {eta_text}")

@@ -11,9 +11,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from orch_tui.core import events as ev
+from orch_tui.core.eta import Eta
 from orch_tui.core.events import PressureLevel
 from orch_tui.core.tally import Counts
-from orch_tui.core.textutil import format_bytes, format_duration
+from orch_tui.core.textutil import format_bytes
 from orch_tui.tui.model import RunModel
 
 FULL, PROJECTED, EMPTY, RESERVE = "█", "▒", "░", "|"
@@ -84,7 +85,7 @@ class ProgressLine(Widget):
     COMPONENT_CLASSES = {"progress-line--bar", "progress-line--failed"}
 
     counts: reactive[Counts] = reactive(Counts())
-    eta: reactive[float | None] = reactive(None)
+    eta: reactive[Eta] = reactive(Eta())
     limit: reactive[int] = reactive(0)
     limit_why: reactive[tuple[str, str]] = reactive(("", ""))
 
@@ -95,7 +96,7 @@ class ProgressLine(Widget):
         total = counts.total
         done = counts.ended
         fraction = done / total if total else 0.0
-        eta_text = format_duration(self.eta) if self.eta is not None else "--"
+        eta_text = self.eta.text("--")
         long_why, short_why = self.limit_why
         limit = self.limit
         # Killed and paused jobs are counts of their own (never inside failed and running);
