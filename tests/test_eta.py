@@ -214,3 +214,18 @@ def test_an_observer_attaching_midway_computes_the_same_eta():
         tally_now.apply(_sample(2, 0.6, script.now + 1))
     assert attached.eta(script.now + 1) == tally.eta(script.now + 1)
     assert tally.eta(script.now + 1).seconds == pytest.approx(14.0)
+
+
+def test_a_requeued_job_takes_back_the_work_it_did():
+    # Job 1 is killed at 50% and requeued (memory critical): its 50 B are to be done again.
+    model = EtaModel({1: 100, 2: 100}, _queued(2))
+    script = Script(model, per_second=0.1, slots=2)
+    script.launch(1, 2)
+    for _ in range(5):
+        script.second()
+    assert model.remaining() == pytest.approx(100.0)
+    model.apply(change_of(1, S.QUEUED, script.now))
+    del script.running[1]
+    assert model.remaining() == pytest.approx(150.0)
+    # Only job 2's 50 B count as work done in the 5 s: 10 B/s for the 150 B left.
+    assert script.eta().seconds == pytest.approx(15.0)

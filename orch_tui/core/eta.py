@@ -120,7 +120,7 @@ class EtaModel:
 
     def on_state(self, event: ev.JobStateChanged) -> None:
         """A job moved: its work is done (succeeded), dropped (failed, killed, skipped: never
-        counted as work done), started from zero, or back in the queue."""
+        counted as work done), started from zero, or back in the queue (its work undone)."""
         self._advance(event.time)
         job_id, state = event.job_id, event.state
         previous = self._states.get(job_id)
@@ -131,6 +131,9 @@ class EtaModel:
             self._progress[job_id] = done  # paused, resumed: the same attempt goes on
         elif state.active:
             self._progress[job_id] = 0.0  # a launch starts from the beginning
+        elif state is JobState.QUEUED:
+            # Requeued (memory critical): what it did is lost and will be done again.
+            self._done -= done * self.weight(job_id)
         self._enter(job_id, state)
         self._record()
 
