@@ -27,10 +27,10 @@ def _sample(job_id: int, progress: float, time: float) -> ev.JobSample:
 
 
 class Script:
-    """Jobs of one size done at a constant pace, `slots` at a time, sampled every second."""
+    """Jobs done at a constant pace (a fraction per second), sampled every second."""
 
-    def __init__(self, model: EtaModel | Tally, *, per_second: float, slots: int) -> None:
-        self.model, self.per_second, self.slots = model, per_second, slots
+    def __init__(self, model: EtaModel | Tally, *, per_second: float) -> None:
+        self.model, self.per_second = model, per_second
         self.running: dict[int, float] = {}  # job id -> progress
         self.now = 0.0
 
@@ -55,6 +55,15 @@ class Script:
         return self.model.eta(self.now)
 
 
+def half_way(model: EtaModel | Tally) -> Script:
+    """Jobs 1 and 2 launched at 0 and half done (10% a second) at 5 s."""
+    script = Script(model, per_second=0.1)
+    script.launch(1, 2)
+    for _ in range(5):
+        script.second()
+    return script
+
+
 def _queued(n: int, size: int = 100, first: int = 1) -> dict[int, S]:
     return {job_id: S.QUEUED for job_id in range(first, first + n)}
 
@@ -62,7 +71,7 @@ def _queued(n: int, size: int = 100, first: int = 1) -> dict[int, S]:
 def test_constant_rate_jobs_give_the_real_time_left():
     # 4 inputs of 100 B, 2 at a time, each 10% a second: 1 and 2 end at 10 s, 3 and 4 at 20 s.
     model = EtaModel(dict.fromkeys(range(1, 5), 100), _queued(4))
-    script = Script(model, per_second=0.1, slots=2)
+    script = Script(model, per_second=0.1)
     assert script.eta() == Eta()  # nothing measured: no figure, never a guess
     script.launch(1, 2)
     script.second()
@@ -82,7 +91,7 @@ def test_constant_rate_jobs_give_the_real_time_left():
 def test_the_unfinished_part_of_running_jobs_counts():
     # One 1000 B job half done after 10 s and nothing finished: the old ETA had no figure.
     model = EtaModel({1: 1000}, _queued(1))
-    script = Script(model, per_second=0.05, slots=1)
+    script = Script(model, per_second=0.05)
     script.launch(1)
     for _ in range(10):
         script.second()
@@ -105,18 +114,14 @@ def test_a_job_failing_at_once_does_not_make_the_eta_optimistic():
     good = dict.fromkeys(range(1, 5), 100)
     bad = dict.fromkeys(range(5, 9), 100)
     model = EtaModel(good | bad, _queued(8))
-    script = Script(model, per_second=0.1, slots=2)
-    for job_id in bad:
-        model.apply(change_of(job_id, S.RUNNING, script.now))
-        script.now += 0.1
-        model.apply(change_of(job_id, S.FAILED, script.now))
-    script.now = 0.0
-    script.launch(1, 2)
-    for _ in range(5):
-        script.second()
-    # Four failures "finished" in 0.4 s counted as throughput would say seconds left; the work
-    # says what the 4 good inputs need: 15 s.
-    assert script.eta().seconds == pytest.approx(15.0)
+    for job_id in bad:  # one after the other, just before the good ones start at 0
+        model.apply(change_of(job_id, S.RUNNING, (job_id - 9) * 0.1))
+        model.apply(change_of(job_id, S.FAILED, (job_id - 8) * 0.1))
+    script = half_way(model)
+    # Counted as throughput (the old ETA: 4 inputs ended in 5.4 s, 4 left), they would say
+    # 0:00:05; the work says what the 4 good inputs need: 15 s at 20 B/s. Their 0.4 s of running
+    # did no work, so the figure is only pessimistic by that share: 300 B at 100 B / 5.4 s.
+    assert script.eta().seconds == pytest.approx(300 / (100 / 5.4))
 
 
 def test_a_resumed_run_with_one_job_left_has_a_stable_eta():
@@ -139,10 +144,7 @@ def test_a_resumed_run_with_one_job_left_has_a_stable_eta():
 
 def test_every_active_job_paused_says_paused_and_the_pause_is_not_measured():
     model = EtaModel({1: 100, 2: 100}, _queued(2))
-    script = Script(model, per_second=0.1, slots=2)
-    script.launch(1, 2)
-    for _ in range(5):
-        script.second()
+    script = half_way(model)
     before = script.eta().seconds
     model.apply(change_of(1, S.PAUSED, script.now))
     assert script.eta().seconds == before  # one job still runs
@@ -162,7 +164,7 @@ def test_every_active_job_paused_says_paused_and_the_pause_is_not_measured():
 def test_the_rate_follows_the_current_concurrency():
     # One job at a time for 60 s, then two: after the window, the ETA is at the new rate.
     model = EtaModel(dict.fromkeys(range(1, 21), 100), _queued(20))
-    script = Script(model, per_second=0.1, slots=1)
+    script = Script(model, per_second=0.1)
     script.launch(1)
     next_id = 2
     for _ in range(60):
@@ -203,10 +205,7 @@ def test_no_absurd_figure_on_a_stall_or_after_the_run_ended():
 def test_an_observer_attaching_midway_computes_the_same_eta():
     sizes = dict.fromkeys(range(1, 5), 100)
     tally = Tally(_queued(4), sizes=sizes)
-    script = Script(tally, per_second=0.1, slots=2)
-    script.launch(1, 2)
-    for _ in range(5):
-        script.second()
+    script = half_way(tally)
     attached = Tally(tally.states(), sizes=sizes, eta_state=tally.work.state())
     assert attached.eta(script.now) == tally.eta(script.now)
     for tally_now in (tally, attached):
@@ -219,10 +218,7 @@ def test_an_observer_attaching_midway_computes_the_same_eta():
 def test_a_requeued_job_takes_back_the_work_it_did():
     # Job 1 is killed at 50% and requeued (memory critical): its 50 B are to be done again.
     model = EtaModel({1: 100, 2: 100}, _queued(2))
-    script = Script(model, per_second=0.1, slots=2)
-    script.launch(1, 2)
-    for _ in range(5):
-        script.second()
+    script = half_way(model)
     assert model.remaining() == pytest.approx(100.0)
     model.apply(change_of(1, S.QUEUED, script.now))
     del script.running[1]
