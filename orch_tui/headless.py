@@ -20,7 +20,7 @@ from orch_tui.core.events import JobState, LimitSource
 from orch_tui.core.logtail import describe_failure
 from orch_tui.core.scaling import FLOOR_NOTE, CapacitySource, ScalingDecision
 from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
-from orch_tui.core.tally import Tally, eta
+from orch_tui.core.tally import Tally
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 
 
@@ -128,6 +128,7 @@ class HeadlessReporter:
             ev.ResourcePressure: self._on_resource_pressure,
             ev.SystemSample: self._on_system_sample,
             ev.JobStateChanged: self._on_job_state_changed,
+            ev.JobSample: self._on_job_sample,
             ev.RunFinished: self._on_run_finished,
         }
 
@@ -232,6 +233,10 @@ class HeadlessReporter:
             if now - self._last_progress >= self.progress_every:
                 self.progress(now)
 
+    def _on_job_sample(self, event: ev.JobSample) -> None:
+        """The running jobs' progress: the work the ETA is measured by."""
+        self._tally.apply(event)
+
     def _log_job(self, event: ev.JobStateChanged) -> None:
         """run.log's line per job start and end (failures already have theirs)."""
         name = printable(event.name)
@@ -272,7 +277,7 @@ class HeadlessReporter:
         if self._calibrating is not None:
             self.write(self._calibration_line())
             return
-        counts, tally = self._tally.counts(), self._tally
+        counts = self._tally.counts()
         ended = counts.ended
         running = f"running {counts.running}"
         if counts.paused:
@@ -282,8 +287,7 @@ class HeadlessReporter:
         failed = f"failed {counts.failed}"
         if counts.killed:
             failed += f", killed {counts.killed}"
-        seconds = eta(self._total - ended, tally.finished_here, tally.first_launch, now)
-        eta_text = "--:--" if seconds is None else format_duration(seconds)
+        eta_text = self._tally.eta(now).text()
         self.write(f"[{ended:>{len(str(self._total))}}/{self._total}] {running} "
                    f"(limit {self._limit})  {failed}  ETA {eta_text}")
 

@@ -26,8 +26,8 @@ class Clock:
         return self.now
 
 
-def _state(job_id, state, name="a.mp4", reason=""):
-    return ev.JobStateChanged(time=0,
+def _state(job_id, state, name="a.mp4", reason="", time=0.0):
+    return ev.JobStateChanged(time=time,
                               job_id=job_id,
                               name=name,
                               state=state,
@@ -72,8 +72,8 @@ def test_reporter_prints_preflight_calibration_progress_failures_and_summary():
     for job_id in (1, 2, 3):
         reporter(_state(job_id, JobState.RUNNING))
     clock.now = 10.0
-    reporter(_state(1, JobState.SUCCEEDED))
-    reporter(_state(2, JobState.FAILED, name="b\x1b[2J.mp4", reason="exit 3"))
+    reporter(_state(1, JobState.SUCCEEDED, time=10.0))
+    reporter(_state(2, JobState.FAILED, name="b\x1b[2J.mp4", reason="exit 3", time=10.0))
     reporter(
         ev.RunFinished(time=0,
                        counts={
@@ -88,6 +88,7 @@ def test_reporter_prints_preflight_calibration_progress_failures_and_summary():
     assert lines[0].startswith("preflight: 4 inputs (3.00 GiB): 3 to run")
     assert "*cpu" in lines[1] and "=> limit 25 (cpu binds)" in lines[1]
     assert "-> 80" in lines[1]
+    # One input's work done in 10 s of running; two inputs are left (no sizes: one unit each).
     assert lines[2] == "[2/4] running 2 (limit 25)  failed 0  ETA 0:00:20"
     # The escape sequence in the name is shown, not executed.
     assert lines[3] == ("FAILED #2 b\\x1b[2J.mp4: exit 3 (log: /o/.orch-tui/logs/00002-b.log)")
@@ -125,7 +126,7 @@ def test_a_reporter_attached_midway_goes_on_from_the_snapshot():
     # What a hangup does: the TUI detaches, this reporter attaches and gets the run's state.
     views = job_views([JobState.SUCCEEDED, JobState.RUNNING, JobState.PAUSED, JobState.QUEUED])
     counts = Counts.of((view.state for view in views), missing=1)
-    snapshot = RunSnapshot(jobs=views, counts=counts, first_launch=0.0, finished_here=1, limit=2)
+    snapshot = RunSnapshot(jobs=tuple(views), counts=counts, first_launch=0.0, limit=2)
     out, clock = io.StringIO(), Clock()
     reporter = HeadlessReporter(out, progress_every=0, clock=clock)
     reporter.adopt(snapshot)
@@ -133,8 +134,9 @@ def test_a_reporter_attached_midway_goes_on_from_the_snapshot():
     reporter(_state(2, JobState.FAILED, name="2.mp4", reason="exit 1"))
     lines = out.getvalue().splitlines()
     assert lines[0] == "FAILED #2 2.mp4: exit 1 (log: /o/.orch-tui/logs/2.log)"
-    # 3 of 5 ended (one missing), 2 finished here in 10 s: 2 left take 10 s more.
-    assert lines[1] == "[3/5] running 0, paused 1 (limit 2)  failed 1  ETA 0:00:10"
+    # 3 of 5 ended (one missing); the only active job is paused: the ETA says so (issue 9's
+    # ETA from work: a failure is no work done, and a paused run has no rising figure).
+    assert lines[1] == "[3/5] running 0, paused 1 (limit 2)  failed 1  ETA paused"
 
 
 def test_while_calibrating_the_progress_line_names_the_measured_job_not_a_limit_0():

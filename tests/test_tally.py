@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
-from orch_tui.core.tally import Counts, Tally, eta
+from orch_tui.core.eta import Eta
+from orch_tui.core.tally import Counts, Tally
 
 S = JobState
 
 
-def _change(job_id: int, state: JobState, time: float = 0.0) -> ev.JobStateChanged:
+def change_of(job_id: int, state: JobState, time: float = 0.0) -> ev.JobStateChanged:
+    """A state change as the core publishes it (test_eta.py scripts its runs with it too)."""
     return ev.JobStateChanged(time=time,
                               job_id=job_id,
                               name=f"{job_id}.mp4",
@@ -42,7 +44,7 @@ def test_as_dict_keeps_the_states_that_occur_and_missing():
     }
 
 
-def test_tally_follows_state_changes_and_measures_throughput_for_the_eta():
+def test_tally_follows_state_changes_and_gives_the_work_models_eta():
     tally = Tally({1: S.QUEUED, 2: S.QUEUED, 3: S.SKIPPED})
     tally.apply(
         ev.PreflightDone(time=0,
@@ -52,22 +54,25 @@ def test_tally_follows_state_changes_and_measures_throughput_for_the_eta():
                          missing=1,
                          duplicates=0,
                          input_bytes=0))
-    assert tally.eta(5.0) is None  # nothing finished yet
-    tally.apply(_change(1, S.RUNNING, time=10.0))
-    tally.apply(_change(1, S.PAUSED, time=11.0))
-    tally.apply(_change(1, S.RUNNING, time=12.0))  # a resume is not a new launch
+    assert tally.eta(5.0) == Eta()  # nothing measured yet
+    tally.apply(change_of(1, S.RUNNING, time=10.0))
+    tally.apply(change_of(1, S.PAUSED, time=11.0))
+    tally.apply(change_of(1, S.RUNNING, time=12.0))  # a resume is not a new launch
     assert tally.first_launch == 10.0
     assert tally.counts().running == 1 and tally.counts().paused == 0
-    tally.apply(_change(1, S.KILLED, time=20.0))
+    tally.apply(change_of(1, S.KILLED, time=20.0))
     counts = tally.counts()
     assert (counts.killed, counts.failed, counts.queued, counts.missing) == (1, 0, 1, 1)
-    assert tally.finished_here == 1  # the skip does not count as work done here
-    # One job ended in 10 s since the first launch; 1 of 4 inputs is left.
-    assert tally.eta(20.0) == 10.0 == eta(1, 1, 10.0, 20.0)
+    # A kill is no work done: nothing measured, so no figure (the old throughput ETA counted
+    # it as a finished job and said 0:00:10).
+    assert tally.eta(20.0) == Eta()
+    tally.apply(change_of(2, S.RUNNING, time=20.0))
+    tally.apply(change_of(2, S.PAUSED, time=21.0))
+    assert tally.eta(30.0) == Eta(paused=True)
 
 
 def test_a_tally_started_from_states_goes_on_from_them():
-    tally = Tally({1: S.RUNNING, 2: S.QUEUED}, first_launch=3.0, finished_here=4)
-    tally.apply(_change(2, S.RUNNING, time=5.0))
+    tally = Tally({1: S.RUNNING, 2: S.QUEUED}, first_launch=3.0)
+    tally.apply(change_of(2, S.RUNNING, time=5.0))
     assert tally.first_launch == 3.0 and tally.counts().running == 2
     assert tally.state_of(2) is S.RUNNING and tally.states() == {1: S.RUNNING, 2: S.RUNNING}

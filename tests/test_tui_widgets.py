@@ -590,6 +590,26 @@ async def test_progress_line_fits_and_explains_the_limit() -> None:
         assert len(narrow) <= 40 and "6/40" in narrow
 
 
+async def test_progress_line_names_stopping_jobs_apart_from_running_ones() -> None:
+    """A job sent SIGTERM is no longer running: the line says how many are stopping, at any
+    width (else it reads `running 0` while two processes still hold their slots)."""
+    model = numbered(8)
+    for job_id in (1, 2, 3):
+        change(model, job_id, JobState.RUNNING, time=400.0)
+    for job_id in (2, 3):
+        change(model, job_id, JobState.STOPPING, time=410.0)
+    app = HostApp(model, gauges=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        line = app.query_one(ProgressLine)
+        for name, value in run_figures(model).items():
+            if name != "pressure":
+                setattr(line, name, value)
+        await pilot.pause()
+        assert "running 1  stopping 2" in Text.assemble(*line.texts(140)).plain
+        assert "stop 2" in Text.assemble(*line.texts(60)).plain
+        assert " S2" in Text.assemble(*line.texts(40)).plain
+
+
 @pytest.mark.parametrize("source, why", [
     (ev.LimitSource.OPERATOR, "limit 3 (set by operator)"),
     (ev.LimitSource.MAX_PROCS, "limit 3 (--jobs)"),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orch_tui.core import events as ev
+from orch_tui.core.eta import EtaState
 from orch_tui.core.events import JobState, LimitSource
 from orch_tui.core.plan import JobSpec, Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
@@ -69,7 +70,8 @@ class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field 
     jobs: tuple[JobView, ...]
     counts: Counts
     first_launch: float | None = None
-    finished_here: int = 0
+    #: The ETA model's measurements (with the jobs' sizes and states: the same ETA on attach).
+    eta: EtaState = EtaState()
     preflight: ev.PreflightDone | None = None
     limit: int = 0
     limit_source: LimitSource | None = None
@@ -89,7 +91,9 @@ class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field 
                       for job in self.jobs},
                      missing=self.counts.missing,
                      first_launch=self.first_launch,
-                     finished_here=self.finished_here)
+                     sizes={job.job_id: job.input_size
+                            for job in self.jobs},
+                     eta_state=self.eta)
 
 
 def job_view(spec: JobSpec) -> JobView:
@@ -121,7 +125,12 @@ class RunRecord:
         # a snapshot is taken, so 100,000 waiting jobs cost the record nothing per job.
         self._specs = {spec.job_id: spec for spec in plan.jobs}
         self.jobs: dict[int, JobView] = {}
-        self.tally = Tally({job_id: JobState.QUEUED for job_id in self._specs})
+        self.tally = Tally({job_id: JobState.QUEUED
+                            for job_id in self._specs},
+                           sizes={
+                               job_id: spec.input_size
+                               for job_id, spec in self._specs.items()
+                           })
         self.joblog = joblog
         self._paused_all = paused_all
         self._fields: dict[str, Any] = {
@@ -206,7 +215,7 @@ class RunRecord:
         return RunSnapshot(jobs=views,
                            counts=self.tally.counts(),
                            first_launch=self.tally.first_launch,
-                           finished_here=self.tally.finished_here,
+                           eta=self.tally.work.state(),
                            pressure=tuple(self._pressure.values()),
                            paused_all=self._paused_all(),
                            joblog=self.joblog,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass, fields
 
 from orch_tui.core import events as ev
+from orch_tui.core.eta import Eta, EtaModel, EtaState
 from orch_tui.core.events import JobState
 
 #: The work of these inputs is done: succeeded here, or already done before.
@@ -89,54 +90,48 @@ class Counts:
         }
 
 
-def eta(remaining: int, finished_here: int, first_launch: float | None, now: float) -> float | None:
-    """Seconds until `remaining` inputs are done at the throughput so far (jobs finished in this
-    run per second since the first launch); None before anything finished."""
-    if first_launch is None or not finished_here:
-        return None
-    rate = finished_here / max(now - first_launch, 1e-6)
-    return remaining / rate
-
-
 class Tally:
     """Counts kept up to date from the event stream (`apply(event)` with every event).
 
     Cheap at any rate: a state change moves one job between two counters. Start it from a
-    snapshot's states to take over a run midway."""
+    snapshot's states (and its ETA measurements) to take over a run midway. The ETA is the work
+    model's (core/eta.py), which needs the inputs' sizes."""
 
     def __init__(self,
                  states: Mapping[int, JobState] | None = None,
                  *,
                  missing: int = 0,
                  first_launch: float | None = None,
-                 finished_here: int = 0) -> None:
+                 sizes: Mapping[int, int] | None = None,
+                 eta_state: EtaState | None = None) -> None:
         self._states: dict[int, JobState] = dict(states or {})
         self._counts = dict.fromkeys(JobState, 0)
         for state in self._states.values():
             self._counts[state] += 1
         self.missing = missing
         self.first_launch = first_launch
-        self.finished_here = finished_here
+        self.work = EtaModel(sizes or {}, self._states, eta_state)
 
     def add_job(self, job_id: int, state: JobState = JobState.QUEUED) -> None:
         """A job of the plan, before any event about it."""
         self.set_state(job_id, state)
 
     def apply(self, event: ev.Event) -> None:
-        """Fold one event in (only preflight and state changes matter)."""
+        """Fold one event in (preflight, state changes, and samples and the end for the ETA)."""
         if isinstance(event, ev.JobStateChanged):
             self.change(event)
         elif isinstance(event, ev.PreflightDone):
             self.missing = event.missing
+        else:
+            self.work.apply(event)
 
     def change(self, event: ev.JobStateChanged) -> None:
-        """One job moved: count it, and what the ETA needs (first launch, finishes here)."""
+        """One job moved: count it, note the first launch, and tell the ETA's work model."""
         previous = self._states.get(event.job_id)
         if event.state is JobState.RUNNING and previous is not JobState.PAUSED:
             if self.first_launch is None:
                 self.first_launch = event.time
-        if event.state.finished and event.state is not JobState.SKIPPED:
-            self.finished_here += 1
+        self.work.on_state(event)
         self.set_state(event.job_id, event.state)
 
     def set_state(self, job_id: int, state: JobState) -> None:
@@ -161,7 +156,6 @@ class Tally:
         found[JobState.MISSING] += self.missing
         return Counts(**{state.value: n for state, n in found.items()})
 
-    def eta(self, now: float) -> float | None:
-        """Seconds until every input ended, at this run's throughput so far."""
-        counts = self.counts()
-        return eta(counts.total - counts.ended, self.finished_here, self.first_launch, now)
+    def eta(self, now: float) -> Eta:
+        """Time until the work left is done at the rate work is being done now."""
+        return self.work.eta(now)

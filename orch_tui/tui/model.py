@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orch_tui.core import events as ev
+from orch_tui.core.eta import Eta
 from orch_tui.core.events import JobState
 from orch_tui.core.plan import Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
@@ -141,7 +142,10 @@ class RunModel:
         #: the run screen says what it is waiting for until the run is over.
         self.quitting: str | None = None
         # Counts and ETA come from the one tally every observer uses.
-        self.tally = Tally({row.job_id: row.state for row in rows})
+        self.tally = Tally({row.job_id: row.state
+                            for row in rows},
+                           sizes={row.job_id: row.input_size
+                                  for row in rows})
         # One dispatch idiom for every observer: a table from event type to handler.
         self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.PreflightDone: self._on_preflight_done,
@@ -182,6 +186,8 @@ class RunModel:
 
     def apply(self, event: ev.Event) -> None:
         """Fold one core event into the model (called for every event, on the loop)."""
+        if isinstance(event, (ev.JobSample, ev.RunFinished)):
+            self.tally.work.apply(event)  # the ETA's progress, and its end
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
@@ -291,6 +297,6 @@ class RunModel:
         """Jobs by state, with the definitions every observer shares (core/tally.py)."""
         return self.tally.counts()
 
-    def eta(self) -> float | None:
-        """Seconds until everything ended at the throughput so far (None before any finish)."""
+    def eta(self) -> Eta:
+        """Time until the work left is done, `paused`, or nothing yet (core/eta.py)."""
         return self.tally.eta(self.clock())

@@ -11,6 +11,7 @@ from textual.widgets import Footer
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Controller
+from orch_tui.core.eta import Eta
 from orch_tui.core.events import JobState
 from orch_tui.core.tally import Counts
 from orch_tui.tui.model import RunModel
@@ -52,7 +53,7 @@ class RunScreen(Screen[None]):
     # The run-level figures, bound to the widgets that show them (data_bind in compose): set
     # from the model with each refresh, they repaint those widgets only when they change.
     counts: reactive[Counts] = reactive(Counts())
-    eta: reactive[float | None] = reactive(None)
+    eta: reactive[Eta] = reactive(Eta())
     limit: reactive[int] = reactive(0)
     limit_why: reactive[tuple[str, str]] = reactive(("", ""))
     pressure: reactive[tuple[ev.ResourcePressure, ...]] = reactive(())

@@ -11,9 +11,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from orch_tui.core import events as ev
+from orch_tui.core.eta import Eta
 from orch_tui.core.events import PressureLevel
 from orch_tui.core.tally import Counts
-from orch_tui.core.textutil import format_bytes, format_duration
+from orch_tui.core.textutil import format_bytes
 from orch_tui.tui.model import RunModel
 
 FULL, PROJECTED, EMPTY, RESERVE = "█", "▒", "░", "|"
@@ -93,7 +94,7 @@ class ProgressLine(Widget):
     COMPONENT_CLASSES = {"progress-line--bar", "progress-line--failed"}
 
     counts: reactive[Counts] = reactive(Counts())
-    eta: reactive[float | None] = reactive(None)
+    eta: reactive[Eta] = reactive(Eta())
     limit: reactive[int] = reactive(0)
     limit_why: reactive[tuple[str, str]] = reactive(("", ""))
 
@@ -104,27 +105,29 @@ class ProgressLine(Widget):
         total = counts.total
         done = counts.ended
         fraction = done / total if total else 0.0
-        eta_text = format_duration(self.eta) if self.eta is not None else "--"
+        eta_text = self.eta.text("--")
         long_why, short_why = self.limit_why
         limit = self.limit
-        # Killed and paused jobs are counts of their own (never inside failed and running);
-        # each is named only when there is one, so the usual line keeps its width.
-        killed, paused = counts.killed, counts.paused
+        # Killed, paused and stopping jobs are counts of their own (never inside failed and
+        # running); each is named only when there is one, so the usual line keeps its width.
+        killed, paused, stopping = counts.killed, counts.paused, counts.stopping
+        running = [
+            f"{run}{counts.running}" + (f"{pause}{paused}" if paused else "") +
+            (f"{stop}{stopping}" if stopping else "")
+            for run, pause, stop in (("  running ", "  paused ", "  stopping "),
+                                     (" run ", " pause ", " stop "), (" R", " P", " S"))
+        ]
         variants = [
             (f" {done}/{total} {fraction:.0%}",
-             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""),
-             f"  running {counts.running}" + (f"  paused {paused}" if paused else ""),
+             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""), running[0],
              f"  ETA {eta_text}", f"  limit {limit}{long_why}"),
             (f" {done}/{total} {fraction:.0%}",
-             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""),
-             f"  running {counts.running}" + (f"  paused {paused}" if paused else ""),
+             f"  failed {counts.failed}" + (f"  killed {killed}" if killed else ""), running[0],
              f"  ETA {eta_text}", f"  limit {limit}{short_why}"),
             (f" {done}/{total}", f" fail {counts.failed}" + (f" kill {killed}" if killed else ""),
-             f" run {counts.running}" + (f" pause {paused}" if paused else ""), f" eta {eta_text}",
-             f" limit {limit}{short_why}"),
+             running[1], f" eta {eta_text}", f" limit {limit}{short_why}"),
             (f" {done}/{total}", f" F{counts.failed}" + (f" K{killed}" if killed else ""),
-             f" R{counts.running}" + (f" P{paused}" if paused else ""), f" {eta_text}",
-             f" L{limit}{short_why}"),
+             running[2], f" {eta_text}", f" L{limit}{short_why}"),
         ]
         # Only where not even that fits does the limit lose its why.
         variants.append(variants[-1][:-1] + (f" L{limit}", ))
