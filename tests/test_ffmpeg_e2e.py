@@ -174,7 +174,9 @@ async def test_a_calibrated_ffmpeg_run_with_a_corrupt_clip_reports_true_figures(
     finished rows' sizes are the files' sizes, and the corrupt clip's reason is ffmpeg's own."""
     transcode_config(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
     bad = tmp_path / "data" / "bad.mp4"
-    bad.write_bytes(os.urandom(200_000))
+    # As large as a good clip, so the calibrated figure (scaled to the typical input) is one
+    # clip's output.
+    bad.write_bytes(os.urandom((tmp_path / "data" / "a.mp4").stat().st_size))
     with open(tmp_path / "inputs.txt", "a", encoding="utf-8") as handle:
         handle.write(f"{bad}\n")
     plan = load_plan(tmp_path / "config.yaml")
@@ -190,5 +192,8 @@ async def test_a_calibrated_ffmpeg_run_with_a_corrupt_clip_reports_true_figures(
         assert any(s.speed for s in samples[job_id]), samples[job_id]
         output = tmp_path / "out" / f"{'abc'[job_id - 1]}_720p.mp4"
         assert finals[job_id].output_bytes == output.stat().st_size
+    outputs = [(tmp_path / "out" / f"{name}_720p.mp4").stat().st_size for name in "abc"]
+    calibrated = run.recorder.of(ev.CalibrationFinished)[0].profile.output_bytes
+    assert abs(calibrated / (sum(outputs) / 3) - 1) <= 0.10, (calibrated, outputs)
     assert "Invalid data found when processing input" in finals[4].detail, finals[4]
     assert "bad.mp4" in finals[4].detail
