@@ -149,3 +149,7 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
         """Record a shutdown request."""
         del signal  # the exit code is the core's business
         self._record("shutdown", (kill, interrupted))
+
+    def kill_all_now(self) -> None:
+        """Record that the grace was cut short."""
+        self._record("kill_all_now", None)

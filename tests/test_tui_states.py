@@ -84,6 +84,35 @@ async def test_quit_with_kill_shows_stopping_n_jobs_until_they_are_gone(workspac
         kill_quietly(pids)
 
 
+async def test_ctrl_c_while_jobs_stop_sigkills_them_without_waiting_for_the_grace(
+        workspace, tmp_path):
+    """Jobs that ignore SIGTERM under a long grace: one more ctrl+c ends them now, as the notice
+    says and as a second SIGINT does headless (a 60 s grace would outlast the wait below)."""
+    pidfile = tmp_path / "pids"
+    ws = workspace(2,
+                   worker_args=["--seconds", "120", "--ignore-term", "--pidfile",
+                                str(pidfile)],
+                   jobs={"kill_grace": 60})
+    app = make_app(ws.config, max_procs=2)
+    pids: list[int] = []
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(
+                pilot, lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2 and
+                pidfile.read_text().endswith("\n"))
+            pids = [int(p) for p in pidfile.read_text().split()]
+            app.screen.query_one(JobTable).focus()
+            await pilot.press("q", "k")
+            await until(pilot, lambda: "ctrl+c: SIGKILL now" in screen_text(app))
+            assert all(alive(p) for p in pids)
+            await pilot.press("ctrl+c")
+            await until(pilot, lambda: app.controller.done, timeout=20)
+        assert not any(alive(p) for p in pids)
+        assert [row.state for row in app.model.rows.values()] == [JobState.KILLED] * 2
+    finally:
+        kill_quietly(pids)
+
+
 async def test_quit_with_wait_says_what_it_waits_for_and_that_pause_all_holds_it(workspace):
     ws = workspace(2, worker_args=["--seconds", "3"])
     app = make_app(ws.config, max_procs=1)

@@ -61,6 +61,9 @@ class Controller(Protocol):
                  signal: int | None = None) -> None:
         """Stop launching; with kill, end every job; `signal` sets the exit code."""
 
+    def kill_all_now(self) -> None:
+        """No more grace: SIGKILL to every job's group (a shutdown's kill already under way)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Launch:

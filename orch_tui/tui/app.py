@@ -225,7 +225,8 @@ class OrchApp(App[int]):
 
     def action_ctrl_c(self) -> None:
         """First ctrl+c: the quit dialog; in the dialog: kill running jobs and quit, as the
-        dialog says; while they stop: say so; once the run is over: quit."""
+        dialog says; while they stop (SIGTERM ignored, a long grace): SIGKILL now, as a second
+        SIGINT does headless; once the run is over: quit."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.modals import QuitModal
         if isinstance(self.screen, QuitModal):
@@ -233,6 +234,7 @@ class OrchApp(App[int]):
         elif self.model is not None and self.model.finished is not None:
             self.request_quit("kill")
         elif self.model is not None and self.model.quitting == "kill":
-            self.notify(f"stopping {self.model.counts().active} jobs...", timeout=3)
+            self.controller.kill_all_now()
+            self.notify(f"SIGKILL sent to {self.model.counts().active} jobs", timeout=3)
         else:
             self.push_screen(QuitModal(), self.request_quit)

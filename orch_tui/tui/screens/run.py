@@ -28,7 +28,7 @@ def quit_notice(model: RunModel, paused_all: bool) -> str:
     active = model.counts().active
     jobs = f"{active} job{'' if active == 1 else 's'}"
     if model.quitting == "kill":
-        return f"stopping {jobs}... (quitting when they are gone)"
+        return f"stopping {jobs}... (quitting when they are gone; ctrl+c: SIGKILL now)"
     held = "; everything is paused: P resumes" if paused_all else ""
     return f"waiting for {jobs} to finish, then quitting (no more launches){held}"
 
