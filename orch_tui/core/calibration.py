@@ -52,9 +52,8 @@ def expected_output(output_bytes: int, progress: Progress | None, fallback: int)
     return int(output_bytes / progress.fraction)
 
 
-# The window's figures, and the sums behind the media-time estimate.
-# pylint: disable-next=too-many-instance-attributes
 @dataclass
+# pylint: disable-next=too-many-instance-attributes  # the window's figures and the estimate's sums
 class CalibrationMeter:
     """Accumulates one job's samples during the stabilization window.
 
@@ -112,7 +111,8 @@ class CalibrationMeter:
         if self.media_done > 0:
             return OutputBasis.MEDIA_TIME
         size = self.input_size
-        if self.read_offset is not None and size > 0 and self.read_offset / size >= MIN_READ_FRACTION:
+        read = self.read_offset
+        if read is not None and size > 0 and read / size >= MIN_READ_FRACTION:
             return OutputBasis.INPUT_READ
         return OutputBasis.INPUT_SIZE
 

@@ -48,6 +48,7 @@ class CoreEvent(Message):
         self.event = event
 
 
+# pylint: disable-next=too-many-instance-attributes  # the run's handle, model and quit state
 class OrchApp(App[int]):
     """orch-tui's Textual application: a listener of the run its `controller` (the host) owns."""
 
