@@ -7,9 +7,11 @@ import os
 import signal
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from orch_tui.core.jobmatch import JobMatchError, match_jobs
 from orch_tui.subcommands import status_lines
 from tests.helpers import CMD, kill_quietly, run_cli
 from tests.tmux import wait_until
@@ -202,3 +204,45 @@ def test_a_running_run_counts_what_preflight_skipped(workspace, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         kill_quietly(_pids(pidfile))
+
+
+INPUTS = {
+    1: Path("/media/a/clip.mov"),
+    2: Path("/media/b/clip.mov"),
+    3: Path("/media/b/other.mov"),
+    10: Path("/media/12"),
+}
+
+
+def test_job_words_name_an_index_a_path_or_a_file_name():
+    assert match_jobs(["3", "1"], INPUTS) == [3, 1]
+    assert match_jobs(["other.mov", "/media/a/clip.mov", "3"], INPUTS) == [3, 1]
+    assert match_jobs(["12"], {**INPUTS, 12: Path("/x.mov")}) == [12], "a number is an index"
+
+
+def test_a_relative_path_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert match_jobs(["in/x.mov"], {4: tmp_path / "in" / "x.mov", 5: Path("/x.mov")}) == [4]
+
+
+def test_a_word_matching_several_inputs_lists_them():
+    with pytest.raises(JobMatchError) as caught:
+        match_jobs(["clip.mov"], INPUTS)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2
+    assert "matches 2 inputs" in message
+    assert "#1 /media/a/clip.mov" in message and "#2 /media/b/clip.mov" in message
+
+
+def test_a_word_matching_nothing_is_refused():
+    with pytest.raises(JobMatchError, match="no input matches 'nope.mov'"):
+        match_jobs(["nope.mov"], INPUTS)
+    with pytest.raises(JobMatchError, match="no job #7"):
+        match_jobs(["7"], INPUTS)
+
+
+def test_a_long_ambiguity_is_cut():
+    many = {i: Path(f"/d{i}/same.mov") for i in range(1, 31)}
+    with pytest.raises(JobMatchError) as caught:
+        match_jobs(["same.mov"], many)
+    assert "and 20 more" in str(caught.value) and "#11 " not in str(caught.value)
