@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from orch_tui import __version__
+from orch_tui import __version__, subcommands
 from orch_tui.core.errors import OrchError
 from orch_tui.core.events import RunFinished
 from orch_tui.core.host import RunHost
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orch-tui",
         description="Run one command over many input files, as many at once as the machine "
         "safely allows (calibrated from a measured test run).",
-        epilog="Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
+        epilog="Subcommands: orch-tui status OUTPUT_DIR|CONFIG [--json] (see orch-tui status "
+        "--help). Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
         "killed or its input was missing; 2 config or usage error; 130/143 after SIGINT/SIGTERM.")
     parser.add_argument("config_path", nargs="?", metavar="CONFIG", help="the YAML config file")
     parser.add_argument("--config",
@@ -340,6 +341,15 @@ def guard_standard_fds() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m orch_tui`."""
     guard_standard_fds()
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in subcommands.SUBCOMMANDS:
+        # A subcommand name wins over a config file of that name (`--config status` is one).
+        return subcommands.main(words[0], words[1:])
+    return run(argv)
+
+
+def run(argv: list[str] | None) -> int:
+    """`orch-tui [CONFIG]`: a run, in the TUI or headless, or its dry run."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -75,6 +75,7 @@ class Journal:
             ev.CalibrationFinished: self._on_calibration,
             ev.LimitChanged: self._on_limit,
             ev.RunFinished: self._on_run_finished,
+            ev.PreflightDone: self._on_preflight,
         }
         self._store = Store(path, trace=trace, move_damaged=move_damaged)
         #: One line saying a damaged journal was moved aside (`move_damaged`), else None.
@@ -132,11 +133,11 @@ class Journal:
         self._end_run()
         self._specs = {spec.job_id: spec for spec in plan.jobs}
         self._starts = {}
-        params = (time.time(), _config_json(plan), json.dumps(list(argv)))
+        params = (time.time(), _config_json(plan), json.dumps(list(argv)), os.getpid())
 
         def insert(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute("INSERT INTO runs(started, config, argv) VALUES (?, ?, ?)",
-                                  params)
+            cursor = conn.execute(
+                "INSERT INTO runs(started, config, argv, pid) VALUES (?, ?, ?, ?)", params)
             return int(cursor.lastrowid or 0)
 
         self._run_id = self._store.call(insert, "start a run in")
@@ -248,7 +249,16 @@ class Journal:
         if event.source.measured:
             self.record_profile(event.profile, event.decision)
 
+    def _on_preflight(self, event: ev.PreflightDone) -> None:
+        # Queued jobs have no row until they start: status counts them from these figures.
+        if self._run_id is not None:
+            self._store.put_sql("UPDATE runs SET total = ?, skipped = ?, missing = ? WHERE id = ?",
+                                (event.total, event.skipped, event.missing, self._run_id))
+
     def _on_limit(self, event: ev.LimitChanged) -> None:
+        if self._run_id is not None:
+            self._store.put_sql("UPDATE runs SET limit_value = ?, limit_source = ? WHERE id = ?",
+                                (event.limit, event.source.value, self._run_id))
         decision = event.decision
         if decision is None or event.source is not ev.LimitSource.LEARNED:
             return

@@ -20,22 +20,29 @@ from typing import Any
 from orch_tui.core.journal.errors import JournalError
 from orch_tui.core.tally import ACTIVE_STATES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 JOURNAL_NAME = "journal.sqlite3"
 #: A state that means the job was cut short when its row is the last one left (rerun it): the
 #: tally's active states, those holding a process (`stopping` too: SIGTERM was sent, the run
 #: ended before the exit was recorded).
 INTERRUPTED_STATES = frozenset(state.value for state in ACTIVE_STATES)
+#: Columns version 3 added to `runs` (status reads them; NULL in runs an older version wrote).
+RUN_STATUS_COLUMNS = ("pid INTEGER", "total INTEGER", "skipped INTEGER", "missing INTEGER",
+                      "limit_value INTEGER", "limit_source TEXT")
 #: version N -> the SQL that makes a version N journal a version N + 1 one.
 MIGRATIONS: dict[int, str] = {
     # 2: why a job ended (its status) and a failure's last meaningful log line.
     1: "ALTER TABLE jobs ADD COLUMN reason TEXT; ALTER TABLE jobs ADD COLUMN detail TEXT",
+    # 3: what `orch-tui status` needs of a run that is still going or died: who ran it, the
+    # preflight's figures (queued jobs have no row yet) and the limit in force.
+    2: ";".join(f"ALTER TABLE runs ADD COLUMN {column}" for column in RUN_STATUS_COLUMNS),
 }
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE runs(id INTEGER PRIMARY KEY, started REAL, ended REAL, config TEXT, argv TEXT,
-                  exit_code INTEGER, counts TEXT);
+                  exit_code INTEGER, counts TEXT, pid INTEGER, total INTEGER,
+                  skipped INTEGER, missing INTEGER, limit_value INTEGER, limit_source TEXT);
 CREATE TABLE jobs(input TEXT PRIMARY KEY, output TEXT, state TEXT, exit_code INTEGER,
                   signal INTEGER, started REAL, ended REAL, attempts INTEGER, peak_rss INTEGER,
                   cpu_seconds REAL, log_path TEXT, run_id INTEGER, reason TEXT, detail TEXT);
