@@ -65,6 +65,32 @@ async def test_the_socket_is_private_in_the_state_folder_and_goes_with_the_run(w
     host.close()
 
 
+async def test_a_dead_run_s_socket_is_replaced_and_a_planted_symlink_never_followed(
+        workspace, tmp_path):
+    ws = workspace(1, worker_args=["--seconds", "0.5"])
+    state = ws.output_dir / ".orch-tui"
+    state.mkdir(parents=True, mode=0o700)
+    with socket.socket(socket.AF_UNIX) as dead:  # a run killed -9 leaves its socket behind
+        dead.bind(str(state / "control.sock"))
+    host = await _start(ws)
+    async with ControlClient.connect(host.control.path) as client:
+        assert client.snapshot["kind"] == "snapshot"
+    assert await host.wait() == 0
+    host.close()
+
+    target = tmp_path / "elsewhere"
+    (state / "control.sock").symlink_to(target)
+    host = RunHost(RunOptions(max_procs=1))
+    notices: list[ev.Event] = []
+    host.bus.add_listener(notices.append)
+    host.start(load_plan(ws.config))
+    assert host.control is None and not target.exists()
+    assert any(isinstance(n, ev.Notice) and "no control socket" in n.message for n in notices)
+    assert await host.wait() == 0, "the run goes on without a socket"
+    assert (state / "control.sock").is_symlink()
+    host.close()
+
+
 async def test_a_path_too_long_for_a_socket_is_bound_elsewhere_and_recorded(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     (tmp_path / "run").mkdir()
