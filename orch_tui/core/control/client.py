@@ -16,8 +16,11 @@ from typing import Any
 
 from orch_tui import __version__
 from orch_tui.core import wire
+from orch_tui.core.snapshot import RunSnapshot
 
 _END: dict[str, Any] = {"kind": "end"}
+#: The run's lines may be long (a snapshot of 100,000 jobs); wire.MAX_LINE bounds only ours.
+READ_LIMIT = 1 << 30
 
 
 # The connection, its reply futures, its event queue and its reader task.
@@ -28,7 +31,7 @@ class ControlClient:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.server_hello: dict[str, Any] = {}
-        self.snapshot: dict[str, Any] = {}
+        self.snapshot: RunSnapshot | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._requests = itertools.count(1)
@@ -52,13 +55,12 @@ class ControlClient:
     async def open(self) -> None:
         """Connect, exchange hellos (ProtocolError on a version mismatch or a refusal), read
         the snapshot, then start reading the rest."""
-        self._reader, self._writer = await asyncio.open_unix_connection(self.path,
-                                                                        limit=wire.MAX_LINE)
+        self._reader, self._writer = await asyncio.open_unix_connection(self.path, limit=READ_LIMIT)
         self._writer.write(wire.encode(wire.hello(os.getpid(), __version__)))
         await self._writer.drain()
         self.server_hello = await self._expect("hello")
         wire.check_hello(self.server_hello)
-        self.snapshot = await self._expect("snapshot")
+        self.snapshot = wire.parse_snapshot(await self._expect("snapshot"))
         self._pump = asyncio.create_task(self._read_all(), name="control client")
 
     async def _expect(self, kind: str) -> dict[str, Any]:
@@ -66,7 +68,7 @@ class ControlClient:
         line = await self._reader.readline()
         if not line:
             raise wire.ProtocolError(f"the server hung up before its {kind}")
-        message = wire.decode(line)
+        message = wire.decode(line, limit=None)
         if message.get("kind") == "error":
             raise wire.ProtocolError(str(message.get("message")))
         if message.get("kind") != kind:
@@ -77,7 +79,7 @@ class ControlClient:
         assert self._reader is not None
         try:
             while line := await self._reader.readline():
-                message = wire.decode(line)
+                message = wire.decode(line, limit=None)
                 request = message.get("request")
                 future = (self._replies.pop(request, None)
                           if message.get("kind") == "reply" and isinstance(request, int) else None)
@@ -96,7 +98,8 @@ class ControlClient:
             self._events.put_nowait(_END)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Every message after the snapshot (events, errors), until the server hangs up."""
+        """Every message after the snapshot (events, errors), until the server hangs up;
+        `wire.parse_event` makes an event message the Event it carries."""
         while (message := await self._events.get()) is not _END:
             yield message
         self._events.put_nowait(_END)  # a second iteration ends at once too

@@ -300,7 +300,7 @@ class ControlServer:
         try:
             line = await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT)
             hello = wire.decode(line)
-            wire.check_hello(hello)
+            wire.check_hello(hello, peer="the client")
         except (wire.ProtocolError, ValueError, TimeoutError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             self.log(f"control client {name} refused: {reason}")
