@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orch_tui.core import events as ev
+from orch_tui.core.control.server import ControlServer
 from orch_tui.core.controller import Launch, Listener
 from orch_tui.core.errors import OrchError
 from orch_tui.core.events import EventBus
@@ -43,6 +45,7 @@ class RunHost:
         self._orchestrator: Orchestrator | None = None
         self._record: RunRecord | None = None
         self._task: asyncio.Task[int] | None = None
+        self.control: ControlServer | None = None
 
     # --- starting and ending
 
@@ -81,6 +84,7 @@ class RunHost:
         self._task = asyncio.create_task(session.run(), name="orch-tui run")
         # Journal flushed and lock released as soon as the run ends, whatever observers do.
         self._task.add_done_callback(lambda _task: session.close())
+        self._serve_control(session.state)
         return Launch(notice=session.journal.notice, resume=session.describe_resume())
 
     def config_checked(self, path: Path, error: OrchError | None) -> None:
@@ -92,7 +96,10 @@ class RunHost:
         """The run's exit code once it ended; without a run, 0 or the config error's code."""
         if self._task is None:
             return self._config_error.exit_code if self._config_error is not None else 0
-        return await self._task
+        code = await self._task
+        if self.control is not None:
+            await self.control.wait_closed()  # attached clients get the run's last events
+        return code
 
     @property
     def done(self) -> bool:
@@ -107,6 +114,31 @@ class RunHost:
     def errors(self) -> list[str]:
         """Journal or joblog write failures, to tell the operator after the run."""
         return self.session.errors() if self.session is not None else []
+
+    # --- the control socket: clients in other processes (attach, status, shell commands)
+
+    def _serve_control(self, state: StateDir) -> None:
+        """Serve the run on `<output_dir>/.orch-tui/control.sock` until it ends; a socket that
+        cannot be made is a warning, never a reason to stop the run."""
+        server = ControlServer(self, state)
+        try:
+            server.bind()
+        except OrchError as exc:
+            self.bus.publish(
+                ev.Notice(time=self._clock(),
+                          level=ev.NoticeLevel.WARNING,
+                          message=f"no control socket (attach and shell commands will not "
+                          f"work): {exc}"))
+            return
+        self.control = server
+        serving = asyncio.create_task(server.start(), name="orch-tui control socket")
+        assert self._task is not None
+
+        def over(_task: asyncio.Task[int]) -> None:
+            serving.cancel()
+            server.close()
+
+        self._task.add_done_callback(over)
 
     # --- observers
 
