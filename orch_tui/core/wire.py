@@ -148,7 +148,11 @@ def _sequence(make: Callable[[Iterable[Any]], Any], enc: Encoder | None,
     """tuple[X, ...] and frozenset[X]: a JSON array."""
 
     def decode_sequence(value: Any) -> Any:
-        return make(_indexed(dec, item, f"[{i}]") for i, item in enumerate(_array(value)))
+        items = _array(value)
+        try:
+            return make([dec(item) for item in items])
+        except _Bad:  # again, item by item, to say which
+            return make(_indexed(dec, item, f"[{i}]") for i, item in enumerate(items))
 
     if enc is None:
         return list, decode_sequence
@@ -205,7 +209,7 @@ def _mapping(key: tuple[Encoder, Decoder], enc: Encoder | None,
         if not isinstance(value, dict):
             raise _Bad(f"expected an object, got {_show(value)}")
         return {
-            _indexed(decode_key, k, f"[{k!r}]"): _indexed(dec, v, f"[{k!r}]")
+            _indexed(decode_key, k, f"[{_show(k)}]"): _indexed(dec, v, f"[{_show(k)}]")
             for k, v in value.items()
         }
 
@@ -252,11 +256,19 @@ class _ClassCodec:
         if kind != self.name:
             raise _Bad(f"expected a {self.name}, got type {_show(kind)}")
         values = {}
-        for name, dec, required in self.decoders:
-            if name in data:
-                values[name] = _indexed(dec, data[name], f".{name}")
-            elif required:
-                raise _Bad(f"{self.name} misses its field {name!r}")
+        name, missing = "", None
+        try:  # one try around the loop, not one a field: this runs for every job of a snapshot
+            for name, dec, required in self.decoders:
+                if name in data:
+                    values[name] = dec(data[name])
+                elif required:
+                    missing = name
+                    break
+        except _Bad as bad:
+            bad.path.insert(0, f".{name}")
+            raise
+        if missing is not None:
+            raise _Bad(f"{self.name} misses its field {missing!r}")
         if len(values) + 1 != len(data):  # a key that is no field ("type" is the one more)
             unknown = sorted(data.keys() - self.names - {"type"})
             raise _Bad(f"{self.name} has no field {unknown[0]!r}")
