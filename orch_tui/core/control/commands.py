@@ -6,6 +6,8 @@ facts the client sees, so nothing here asks the scheduler anything but the comma
 
 from __future__ import annotations
 
+import signal
+
 from orch_tui.core import events as ev
 from orch_tui.core.controller import RunControl
 from orch_tui.core.events import JobState
@@ -97,7 +99,8 @@ class CommandHandler:
         if name == "stop":
             if self.over:
                 return False, "the run is over"
-            host.shutdown(kill=True, interrupted=True)
+            # Same as SIGTERM to the orchestrator (the issue's `orch-tui stop`): exit code 143.
+            host.shutdown(kill=True, interrupted=True, signal=signal.SIGTERM)
             return True, "stopping: no more launches, every job is being ended"
         host.kill_all_now()  # kill_now
         return True, "every job's process group got SIGKILL"
