@@ -123,12 +123,13 @@ class RunHost:
         server = ControlServer(self, state)
         try:
             server.bind()
-        except OrchError as exc:
+        except (OrchError, OSError) as exc:  # OSError: out of descriptors (ulimit -n)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self.bus.publish(
                 ev.Notice(time=self._clock(),
                           level=ev.NoticeLevel.WARNING,
                           message=f"no control socket (attach and shell commands will not "
-                          f"work): {exc}"))
+                          f"work): {reason}"))
             return
         self.control = server
         serving = asyncio.create_task(server.start(), name="orch-tui control socket")

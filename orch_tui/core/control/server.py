@@ -195,25 +195,26 @@ class ControlServer:
 
     def bind(self) -> Path:
         """Create the listening socket now (synchronously: clients may connect at once; they
-        are accepted when `start` runs). Raises StateError when it cannot be made safely."""
+        are accepted when `start` runs). Raises StateError when it cannot be made safely, and
+        OSError when the process is out of descriptors."""
         if self._sock is not None and self.path is not None:
             return self.path
-        # Our own descriptors: the session closes the state folder's when the run ends.
-        self._state_fd = os.dup(self.state.fd)
-        natural = self.state.path / SOCKET_NAME
-        if fits(natural):
-            self._dir_fd = os.dup(self.state.fd)
-            path, self._recorded = natural, False
-        else:
-            self._dir_fd = open_private_folder(fallback_base())
-            path = fallback_base() / fallback_name(self.state.output_dir)
-            self._recorded = True
-        self._sock = bind_private(self._dir_fd, path.name, path)
-        self.path = path
         try:
+            # Our own descriptors: the session closes the state folder's when the run ends.
+            self._state_fd = os.dup(self.state.fd)
+            natural = self.state.path / SOCKET_NAME
+            if fits(natural):
+                self._dir_fd = os.dup(self.state.fd)
+                path, self._recorded = natural, False
+            else:
+                self._dir_fd = open_private_folder(fallback_base())
+                path = fallback_base() / fallback_name(self.state.output_dir)
+                self._recorded = True
+            self._sock = bind_private(self._dir_fd, path.name, path)
+            self.path = path
             record_path(self._state_fd, self.state.path, path if self._recorded else None)
         except BaseException:
-            self.close()
+            self.close()  # out of descriptors midway (EMFILE): nothing of it is left open
             raise
         return path
 
