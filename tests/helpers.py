@@ -166,6 +166,18 @@ class Running:
         return await asyncio.wait_for(self.task, timeout)
 
 
+async def eventually(predicate: Callable[[], object],
+                     what: str = "the condition",
+                     timeout: float = 15.0) -> None:
+    """Poll `predicate` on the running loop until it holds (never a fixed wait: a loaded
+    machine only makes it take longer), failing after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
 async def start_run(plan: Plan, **kwargs) -> Running:
     """Start an orchestrator for `plan` on the running loop."""
     bus = ev.EventBus()

@@ -23,8 +23,7 @@ from orch_tui.core.host import RunHost
 from orch_tui.core.plan import load_plan
 from orch_tui.core.session import RunOptions
 from orch_tui.core.snapshot import RunSnapshot
-from tests.helpers import kill_quietly, process_state, write_workspace
-from tests.tmux import wait_until
+from tests.helpers import eventually, kill_quietly, process_state, write_workspace
 
 
 async def _start(ws) -> RunHost:
@@ -37,14 +36,6 @@ async def _start(ws) -> RunHost:
 def _output_dir(host: RunHost) -> Path:
     assert host.state is not None
     return host.state.output_dir
-
-
-async def _until(predicate, what: str, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def _running_pid(host: RunHost) -> int | None:
@@ -138,13 +129,13 @@ async def test_a_command_pauses_a_real_job_and_a_wrong_state_is_refused(workspac
     host = await _start(workspace(2, worker_args=["--seconds", "30"]))
     try:
         async with ControlClient.connect(host.control.path) as client:
-            await _until(lambda: _running_pid(host) is not None, "a running job")
+            await eventually(lambda: _running_pid(host) is not None, "a running job")
             pid = _running_pid(host)
             job = next(j.job_id for j in host.attach(lambda _e: None).jobs if j.pid == pid)
             queued = next(j.job_id for j in host.attach(lambda _e: None).jobs if j.pid is None)
             answer = await client.send("pause", job=job)
             assert answer["ok"] and answer["message"] == f"job {job} paused"
-            await _until(lambda: process_state(pid) == "T", "the job stopped (T)")
+            await eventually(lambda: process_state(pid) == "T", "the job stopped (T)")
             answer = await client.send("pause", job=queued)
             assert not answer["ok"]
             assert answer["message"] == f"job {queued} is queued: nothing to pause"
@@ -153,7 +144,7 @@ async def test_a_command_pauses_a_real_job_and_a_wrong_state_is_refused(workspac
             assert answer["ok"] and answer["message"] == "limit set to 1 (was 1)"
             answer = await client.send("resume", job=job)
             assert answer["ok"] and answer["message"] == f"job {job} resumed"
-            await _until(lambda: process_state(pid) in ("S", "R"), "the job running again")
+            await eventually(lambda: process_state(pid) in ("S", "R"), "the job running again")
             answer = await client.send("stop")
             assert answer["ok"]
         assert await asyncio.wait_for(host.wait(), 30) == 143  # `stop` is SIGTERM's shutdown
@@ -181,7 +172,7 @@ async def test_garbage_and_oversize_lines_drop_that_client_only(workspace):
             rest = await asyncio.wait_for(reader.read(), 10)  # the server hangs up
             assert b"RunFinished" not in rest
             writer.close()
-        await _until(lambda: host.control.clients == 1, "the bad clients dropped")
+        await eventually(lambda: host.control.clients == 1, "the bad clients dropped")
         assert (await good.send("pause", job=999))["message"] == "no job 999"
         messages = [m async for m in good.events()]
     assert await host.wait() == 0
@@ -227,10 +218,10 @@ async def test_a_client_killed_mid_run_leaves_the_run_alone(workspace):
         assert child.stdout is not None
         line = await asyncio.get_running_loop().run_in_executor(None, child.stdout.readline)
         assert line == b"attached\n"
-        await _until(lambda: host.control.clients == 1, "the client attached")
+        await eventually(lambda: host.control.clients == 1, "the client attached")
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
-        await _until(lambda: host.control.clients == 0, "the dead client dropped")
+        await eventually(lambda: host.control.clients == 0, "the dead client dropped")
         assert not host.done
         assert await host.wait() == 0
     finally:
@@ -246,7 +237,7 @@ async def test_a_client_that_never_reads_is_coalesced_then_dropped(workspace):
         _reader, stuck = await _raw(host.control.path)
         stuck.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         async with ControlClient.connect(host.control.path) as good:
-            await _until(lambda: host.control.clients == 2, "both attached")
+            await eventually(lambda: host.control.clients == 2, "both attached")
             heard: list[dict] = []
 
             async def listen() -> None:
@@ -265,8 +256,8 @@ async def test_a_client_that_never_reads_is_coalesced_then_dropped(workspace):
                     host.bus.publish(
                         ev.Notice(time=0.0, level=ev.NoticeLevel.INFO, message="n" * 1000))
                 sent += 20
-                await _until(lambda: _notices(heard) >= sent, "the good client keeps up")
-            await _until(
+                await eventually(lambda: _notices(heard) >= sent, "the good client keeps up")
+            await eventually(
                 lambda: any("fell behind" in m["event"].get("message", "") for m in heard
                             if m["kind"] == "event"), "the drop logged")
             samples = [

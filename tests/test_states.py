@@ -8,7 +8,6 @@ import asyncio
 import io
 import os
 import signal
-import time
 from pathlib import Path
 
 from orch_tui.core import events as ev
@@ -23,7 +22,7 @@ from orch_tui.core.tally import Counts
 from orch_tui.headless import HeadlessReporter
 from orch_tui.tui.model import RunModel
 from tests.fake_runner import Script, start_fake_run
-from tests.helpers import alive
+from tests.helpers import alive, eventually
 
 
 # --- cancelled
@@ -64,13 +63,6 @@ def test_cancelled_counts_apart_and_only_other_failures_make_the_exit_code_1():
     assert Counts.of([JobState.CANCELLED], missing=1).exit_code == 1
 
 
-async def _until(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_a_resume_runs_the_cancelled_job_again(workspace, tmp_path):
     record = tmp_path / "runs.txt"
     ws = workspace(2, worker_args=["--seconds", "2", "--record", str(record)])
@@ -78,7 +70,7 @@ async def test_a_resume_runs_the_cancelled_job_again(workspace, tmp_path):
     heard: list[ev.Event] = []
     first.start(load_plan(ws.config))
     first.attach(heard.append)
-    await _until(lambda: any(
+    await eventually(lambda: any(
         isinstance(e, ev.JobStateChanged) and e.state is JobState.RUNNING for e in heard))
     assert first.kill(2)
     assert await first.wait() == 0
@@ -186,7 +178,7 @@ async def test_a_real_job_ignoring_sigterm_stays_stopping_while_its_process_live
     host.start(load_plan(ws.config))
     record: list[ev.Event] = []
     host.attach(record.append)
-    await _until(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+    await eventually(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
     pid = int(pidfile.read_text().split()[0])
     assert host.kill(1)
     states = [e.state for e in record if isinstance(e, ev.JobStateChanged)]

@@ -19,6 +19,7 @@ from orch_tui.core.plan import load_plan
 from orch_tui.tui.screens.config import (ConfigScreen, YamlTree, edit_argv, editor_command,
                                          summary_rows)
 from tests.helpers import screen_text
+from tests.test_tui_app import until
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -184,11 +185,8 @@ async def test_error_without_line_shows_yaml_without_selection(tmp_path: Path) -
 
 
 async def wait_for_tree(pilot, tree: YamlTree) -> None:
-    for _ in range(100):
-        await pilot.pause(0.02)
-        if tree.root.children:
-            return
-    raise AssertionError("the directory tree never loaded")
+    """The directory tree has loaded (a worker fills it)."""
+    await until(pilot, lambda: bool(tree.root.children))
 
 
 async def test_picker_lists_yaml_and_folders_and_loads_choice(tmp_path: Path) -> None:
@@ -211,10 +209,7 @@ async def test_picker_lists_yaml_and_folders_and_loads_choice(tmp_path: Path) ->
         proj = next(node for node in tree.root.children if str(node.label) == "proj")
         tree.move_cursor(proj)
         await pilot.press("enter")  # expands the folder
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if proj.children:
-                break
+        await until(pilot, lambda: bool(proj.children))
         labels = sorted(str(node.label) for node in proj.children)
         assert labels == ["config.yaml", "in"]  # inputs.txt is hidden
         chosen = next(node for node in proj.children if str(node.label) == "config.yaml")
@@ -382,11 +377,8 @@ async def test_the_footer_offers_only_what_works(tmp_path: Path) -> None:
         (tmp_path / "new.yaml").write_text("x: 1\n", encoding="utf-8")
         await pilot.press("r")  # in the picker: rescans the tree
         tree = screen.query_one("#picker-tree", YamlTree)
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if any(str(node.label) == "new.yaml" for node in tree.root.children):
-                break
-        assert any(str(node.label) == "new.yaml" for node in tree.root.children)
+        await until(pilot,
+                    lambda: any(str(node.label) == "new.yaml" for node in tree.root.children))
 
 
 # The other orchestrator: a process holding the folder and its lock file as a run does.

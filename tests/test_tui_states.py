@@ -48,7 +48,7 @@ async def test_k_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace)
         assert app.model.visible("failed") == [], "cancelled is not a failure"
         assert app.model.counts().cancelled == 1
         await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
-        await pilot.pause(0.2)
+        await until(pilot, lambda: "exit code" in screen_text(app))
         summary = screen_text(app)
         assert "exit code 0" in summary and "cancelled 1" in summary
         row = app.model.rows[1]
