@@ -1,6 +1,6 @@
 """The control socket's server: real sockets, a real run, clients in this and other processes."""
 
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
 import asyncio

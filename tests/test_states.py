@@ -1,7 +1,7 @@
 """States that say what happened: cancelled, stopping, a requeue that forgets its attempt, and
 the real size of a finished output (core, journal, joblog, snapshot and the TUI's model)."""
 
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
 import asyncio

@@ -3,7 +3,7 @@ cancel a queued job, `stopping` while SIGTERM is ignored, ctrl+c twice as the qu
 the detail screen offering only the keys of the job's state; and ctrl+c twice in a real tmux
 terminal, where it is a key, not SIGINT."""
 
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
 import os

@@ -1,7 +1,7 @@
 """The control socket's wire codec: exact round trips, and a clear ProtocolError for anything
 a peer can send wrong."""
 
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
 import json
