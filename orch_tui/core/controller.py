@@ -6,7 +6,7 @@ snapshots. Everything crossing them is plain data (a `RunSnapshot`, then events)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -71,6 +71,21 @@ class Launch:
 
     notice: str | None = None
     resume: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """A run started in a process of its own (new session, no terminal): its pid, the control
+    socket it serves, and what starting it told the operator."""
+
+    pid: int
+    socket: Path
+    launch: Launch
+
+
+#: Starts a plan's run in a process of its own and returns once its control socket answers;
+#: raises OrchError (with the run's own message and exit code) when the run refuses to start.
+Spawner = Callable[["Plan"], Awaitable[Spawned]]
 
 
 class RunControl(Controller, Protocol):
