@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 from orch_tui import __version__, subcommands
+from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, spawn_run,
+                                 stderr_to_run_log)
 from orch_tui.core.errors import OrchError
 from orch_tui.core.events import RunFinished
 from orch_tui.core.host import RunHost
@@ -57,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--headless",
         action="store_true",
         help="no TUI: print progress lines (automatic when stdout is not a terminal)")
+    parser.add_argument("--detach",
+                        action="store_true",
+                        help="check the config here, then run with no terminal (progress to "
+                        "OUTPUT_DIR/.orch-tui/run.log) and print the pid and how to attach")
+    # The run process started by --detach and by the TUI reports on this descriptor.
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dry-run",
                         action="store_true",
                         help="print each expanded command, shell-quoted, one a line; run nothing")
@@ -97,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def use_tui(args: argparse.Namespace) -> bool:
     """The TUI unless asked not to, or when stdout is not a terminal (scripts, pipes, nohup)."""
-    return not args.headless and not args.dry_run and sys.stdout.isatty() and sys.stdin.isatty()
+    if args.headless or args.dry_run or args.detach or args.ready_fd is not None:
+        return False
+    return sys.stdout.isatty() and sys.stdin.isatty()
 
 
 def _config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path | None:
@@ -169,7 +179,22 @@ def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions
                       fresh=args.fresh,
                       recalibrate=args.recalibrate,
                       joblog=Path(args.joblog).absolute() if args.joblog else None,
-                      argv=tuple(sys.argv if argv is None else argv))
+                      argv=tuple(word for word in (sys.argv if argv is None else argv)
+                                 if not word.startswith("--ready-fd")))
+
+
+def run_flags(args: argparse.Namespace) -> list[str]:
+    """The command-line flags that shape a run, for the run process started on its behalf."""
+    flags = []
+    if args.max_procs is not None:
+        flags += ["--jobs", str(args.max_procs)]
+    flags += [
+        flag for flag, on in (("--overwrite", args.overwrite), ("--fresh", args.fresh),
+                              ("--recalibrate", args.recalibrate)) if on
+    ]
+    if args.joblog:
+        flags += ["--joblog", str(Path(args.joblog).absolute())]
+    return flags
 
 
 def headless_reporter(host: RunHost, stream: TextIO | None) -> HeadlessReporter:
@@ -182,17 +207,36 @@ def headless_reporter(host: RunHost, stream: TextIO | None) -> HeadlessReporter:
     return HeadlessReporter(stream, fallback=fallback)
 
 
-async def run_headless(plan: Plan, options: RunOptions, *, stream: TextIO | None = None) -> int:
-    """Run the plan with the headless reporter; signals stop it cleanly, SIGHUP does not."""
+async def run_headless(plan: Plan,
+                       options: RunOptions,
+                       *,
+                       stream: TextIO | None = None,
+                       ready: ReadyPipe | None = None) -> int:
+    """Run the plan with the headless reporter; signals stop it cleanly, SIGHUP does not.
+    With `ready` this is a run in a process of its own: progress goes to run.log and the
+    process that started it is told once the run and its control socket are up."""
     loop = asyncio.get_running_loop()
     host = RunHost(options)
-    launch = host.start(plan)
+    try:
+        launch = host.start(plan)
+    except OrchError as exc:
+        if ready is None:
+            raise
+        ready.refused(exc)
+        return exc.exit_code
+    if ready is not None:
+        assert host.state is not None
+        stream = open_run_log(host.state)
     if launch.notice:
-        print(f"orch-tui: warning: {printable(launch.notice)}", file=sys.stderr)
+        print(f"orch-tui: warning: {printable(launch.notice)}", file=stream or sys.stderr)
     reporter = headless_reporter(host, stream)
     reporter.adopt(host.attach(reporter))
     if launch.resume:
         reporter.write(launch.resume)
+    if ready is not None:
+        assert host.state is not None
+        ready.started(launch, host.control.path if host.control is not None else None)
+        stderr_to_run_log(host.state)
     received: list[int] = []
 
     def on_stop(signum: int) -> None:
@@ -352,6 +396,10 @@ def run(argv: list[str] | None) -> int:
     """`orch-tui [CONFIG]`: a run, in the TUI or headless, or its dry run."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.detach and args.dry_run:
+        parser.error("--detach runs the plan and --dry-run runs nothing: give one of them")
+    if args.ready_fd is not None:
+        return run_in_background(parser, args, argv)
     try:
         path = _config_path(parser, args)
         if use_tui(args):
@@ -360,6 +408,8 @@ def run(argv: list[str] | None) -> int:
         plan = load_plan(path)
         if args.dry_run:
             return dry_run(plan)
+        if args.detach:
+            return detach(plan, args)
         return asyncio.run(run_headless(plan, options_from(args, argv)))
     except OrchError as exc:
         print(f"orch-tui: error: {printable(str(exc))}", file=sys.stderr)
@@ -372,3 +422,29 @@ def run(argv: list[str] | None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"orch-tui: error: {printable(where)}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def detach(plan: Plan, args: argparse.Namespace) -> int:
+    """`--detach`: the config was checked here; the run goes on in a process of its own, and
+    this one prints its pid and how to find it again."""
+    spawned = asyncio.run(spawn_run(plan.config.path, run_flags(args)))
+    for line in (spawned.launch.notice, spawned.launch.resume):
+        if line:
+            print(f"orch-tui: {printable(line)}", file=sys.stderr)
+    sys.stdout.write(detached_message(spawned, plan.config.directories.output_dir))
+    return EXIT_OK
+
+
+def run_in_background(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                      argv: list[str] | None) -> int:
+    """The run process `--detach` and the TUI start (see background.py): leave the terminal,
+    load the plan, run it headless into run.log, and report on the ready descriptor."""
+    ready = ReadyPipe(args.ready_fd)
+    leave_terminal()
+    try:
+        path = _config_path(parser, args)
+        assert path is not None
+        return asyncio.run(run_headless(load_plan(path), options_from(args, argv), ready=ready))
+    except OrchError as exc:
+        ready.refused(exc)
+        return exc.exit_code

@@ -76,9 +76,13 @@ class RunStatus:
 
     @property
     def exit_code(self) -> int:
-        """`status`'s exit code: 0 running or ended clean, 1 ended with failures or work left."""
+        """`status`'s exit code: 0 running or ended clean, 1 ended with failures or work left.
+        A run that died before its journal recorded its jobs (killed at its first instant)
+        proves nothing done: 1."""
         if self.state is RunState.RUNNING:
             return 0
+        if self.state is RunState.DIED and self.counts.total == 0:
+            return 1
         return self.counts.exit_code
 
     def as_json(self) -> dict[str, Any]:
