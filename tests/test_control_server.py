@@ -276,6 +276,66 @@ async def test_a_client_that_never_reads_is_coalesced_then_dropped(workspace):
         host.close()
 
 
+async def test_a_stalled_client_is_cut_at_the_end_without_holding_the_run_s_exit(workspace):
+    host = await _start(workspace(1, worker_args=["--seconds", "2"]))
+    host.control.flush_timeout = 60.0  # before: all of it, for a client that never reads
+    host.control.stall_timeout = 0.2
+    try:
+        _reader, stuck = await _raw(host.control.path)
+        stuck.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await eventually(lambda: host.control.clients == 1, "the stuck client attached")
+        stalled = next(iter(host.control._clients))  # pylint: disable=protected-access
+        async with ControlClient.connect(host.control.path) as good:
+            await eventually(lambda: host.control.clients == 2, "both attached")
+            for _ in range(400):  # 4 MB: more than the stuck socket and its transport hold
+                host.bus.publish(
+                    ev.Notice(time=0.0, level=ev.NoticeLevel.INFO, message="n" * 10_000))
+            await eventually(lambda: stalled.blocked_since is not None,
+                             "the stuck client's writer waiting")
+            heard = [message async for message in good.events()]
+            assert await asyncio.wait_for(host.wait(), 20) == 0
+        assert heard[-1]["event"]["type"] == "RunFinished" and _notices(heard) == 400
+        assert stalled.dropped == "stopped reading (nothing taken in 0.2 s)"
+        stuck.close()
+    finally:
+        host.shutdown()
+        await host.wait()
+        host.close()
+
+
+async def test_a_burst_reaches_a_client_whole_and_in_order_in_a_few_writes(workspace):
+    host = await _start(workspace(1, worker_args=["--seconds", "30"]))
+    try:
+        async with ControlClient.connect(host.control.path) as client:
+            await eventually(lambda: host.control.clients == 1, "attached")
+            served = next(iter(host.control._clients))  # pylint: disable=protected-access
+            writes: list[bytes] = []
+            write = served.writer.write
+
+            def counted(data: bytes) -> None:
+                writes.append(data)
+                write(data)
+
+            served.writer.write = counted
+            for i in range(300):
+                host.bus.publish(ev.Notice(time=0.0, level=ev.NoticeLevel.INFO, message=f"b{i}"))
+            assert (await client.send("pause", job=999))["message"] == "no job 999"
+            burst: list[str] = []
+            async for message in client.events():
+                if message["kind"] == "event" and message["event"]["type"] == "Notice":
+                    burst.append(message["event"]["message"])
+                if len(burst) == 300:
+                    break
+        assert burst == [f"b{i}" for i in range(300)]
+        carrying = [data for data in writes if b'"message":"b' in data]
+        assert 1 <= len(carrying) <= 3, f"300 messages in {len(carrying)} writes"
+        assert all(data.endswith(b"\n") for data in writes)  # whole lines, never one cut
+    finally:
+        host.shutdown()
+        await host.wait()
+        host.close()
+
+
 def _notices(heard: list[dict]) -> int:
     return sum(1 for m in heard if m["kind"] == "event" and m["event"]["type"] == "Notice"
                and m["event"]["message"].startswith("nnn"))

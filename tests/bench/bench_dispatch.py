@@ -42,6 +42,18 @@ def timed(label: str, func) -> tuple[str, float, float]:
     return label, wall, (_children_cpu() - cpu0) + (time.process_time() - self0)
 
 
+def make_items(workdir: Path, count: int) -> Path:
+    """`count` empty input files in `workdir/in`, and the list of them (one a line) to feed
+    every tool the same jobs."""
+    inputs = workdir / "in"
+    inputs.mkdir()
+    for i in range(count):
+        (inputs / f"{i:06d}").touch()
+    items = workdir / "items.txt"
+    items.write_text("".join(f"{inputs / f'{i:06d}'}\n" for i in range(count)), encoding="utf-8")
+    return items
+
+
 def bench_xargs(items: Path, procs: int) -> None:
     """xargs -P: the floor every dispatcher is measured against."""
     with open(items, "rb") as stdin:
@@ -74,8 +86,9 @@ def bench_asyncio(count: int, procs: int) -> None:
     asyncio.run(main())
 
 
-def bench_orch(workdir: Path, items: Path, procs: int) -> None:
-    """orch-tui headless with --max-procs (no calibration), logs and all."""
+def orch_argv(workdir: Path, items: Path, procs: int) -> list[str]:
+    """The command line of an orch-tui headless run with --max-procs (no calibration), logs and
+    all, over `items`, its output in `workdir/out` (emptied first: every run starts fresh)."""
     config = workdir / "config.yaml"
     config.write_text(json.dumps({
         "binary": {
@@ -89,12 +102,12 @@ def bench_orch(workdir: Path, items: Path, procs: int) -> None:
     }),
                       encoding="utf-8")
     shutil.rmtree(workdir / "out", ignore_errors=True)
-    subprocess.run(
-        [sys.executable, "-m", "orch_tui",
-         str(config), "--headless", "--max-procs",
-         str(procs)],
-        check=False,
-        stdout=subprocess.DEVNULL)
+    return [sys.executable, "-m", "orch_tui", str(config), "--headless", "--max-procs", str(procs)]
+
+
+def bench_orch(workdir: Path, items: Path, procs: int) -> None:
+    """orch-tui headless with --max-procs (no calibration), logs and all."""
+    subprocess.run(orch_argv(workdir, items, procs), check=False, stdout=subprocess.DEVNULL)
 
 
 def bench_sweep(count: int, rounds: int = 50) -> tuple[float, float]:
@@ -128,13 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        inputs = workdir / "in"
-        inputs.mkdir()
-        for i in range(args.jobs):
-            (inputs / f"{i:06d}").touch()
-        items = workdir / "items.txt"
-        items.write_text("".join(f"{inputs / f'{i:06d}'}\n" for i in range(args.jobs)),
-                         encoding="utf-8")
+        items = make_items(workdir, args.jobs)
         rows = [timed("xargs -P", lambda: bench_xargs(items, args.procs))]
         if shutil.which("parallel"):
             rows.append(timed("GNU parallel", lambda: bench_parallel(items, args.procs)))
