@@ -8,13 +8,13 @@ import asyncio
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from orch_tui.core import events as ev
+from orch_tui.core import wire
 from orch_tui.core.control.client import ControlClient
 from orch_tui.core.control.location import find_socket
 from orch_tui.core.control.server import ControlServer
@@ -158,7 +158,10 @@ def test_pause_stops_the_process_and_resume_continues_it(run):
     assert paused.stdout == f"job {index} paused (clip0{index}.bin)\n"
     wait_until(lambda: process_state(pid) == "T", timeout=15, what="the job stopped (T)")
     human = run.cli("status").stdout
-    assert f"paused" in human and "1 paused" in human
+    assert "1 paused" in human and "ETA " in human
+    assert any(
+        line.startswith("  paused ") and line.endswith(f"#{index} clip0{index}.bin")
+        for line in human.splitlines())
 
     again = run.cli("pause", f"clip0{index}.bin")
     assert again.returncode == 1 and again.stdout == ""
@@ -215,8 +218,9 @@ def test_kill_then_requeue_and_a_higher_limit_run_the_job_again(run):
                (job := _jobs(run.out)[index]).state is ev.JobState.RUNNING and job.attempt == 2,
                timeout=20,
                what="the requeued job running again")
+    wait_until(lambda: len(run.running()) == 5, timeout=20, what="every job running")
     doc = json.loads(run.cli("status", "--json").stdout)
-    assert doc["limit"] == 5 and doc["counts"]["running"] == 5
+    assert doc["limit"] == 5 and doc["counts"]["running"] == 5 and len(doc["jobs"]) == 5
     assert "limit:    5 (" in run.cli("status").stdout
     assert run.cli("limit", "x").returncode == 2
 
@@ -331,3 +335,33 @@ async def test_a_word_naming_several_jobs_is_exit_2_listing_them(tmp_path):
     assert "'clip.mov' matches 2 inputs" in text
     assert "#1 /m/a/clip.mov" in text and "#2 /m/b/clip.mov" in text
     assert not [call for call in host.calls if call[0] == "pause"], "nothing was sent"
+
+
+async def test_a_run_speaking_another_protocol_is_exit_2(tmp_path):
+    state = StateDir.open(tmp_path / "out")
+
+    async def newer(reader, writer):  # answers the client's hello as a newer run would
+        await reader.readline()
+        hello = {**wire.hello(os.getpid(), "9.9"), "protocol": wire.PROTOCOL_VERSION + 1}
+        writer.write(wire.encode(hello))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_unix_server(newer, path=str(state.path / "control.sock"))
+    try:
+        for args in (["pause", "1"], ["wait"], ["stop"]):
+            proc = await asyncio.create_subprocess_exec(*CMD,
+                                                        args[0],
+                                                        str(tmp_path / "out"),
+                                                        *args[1:],
+                                                        stdin=subprocess.DEVNULL,
+                                                        stdout=subprocess.PIPE,
+                                                        stderr=subprocess.PIPE)
+            _out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 2, (args, err)
+            assert f"speaks protocol {wire.PROTOCOL_VERSION + 1}" in err.decode()
+            assert str(tmp_path / "out") in err.decode() and b"Traceback" not in err
+    finally:
+        server.close()
+        await server.wait_closed()
+        state.close()

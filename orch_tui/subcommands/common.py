@@ -98,11 +98,13 @@ async def connect(output_dir: Path) -> ControlClient:
 
 def _connect_error(output_dir: Path, exc: Exception) -> ShellError:
     status = journal_status(output_dir)
-    if status is None or status.state is not RunState.RUNNING:
-        return no_live_run(output_dir, status)  # it ended (or died) as we knocked
     folder = where(output_dir)
+    if status is not None and status.state is not RunState.RUNNING:
+        return no_live_run(output_dir, status)  # it ended (or died) as we knocked
     if isinstance(exc, wire.ProtocolError):
         return ShellError(f"the run in {folder}: {printable(str(exc))}", EXIT_USAGE)
+    if status is None:
+        return no_live_run(output_dir, status)
     if isinstance(exc, TimeoutError):
         return ShellError(f"the run in {folder} did not answer within {CONNECT_TIMEOUT:g} s",
                           EXIT_NO_RUN)
