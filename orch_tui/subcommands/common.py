@@ -20,8 +20,9 @@ from orch_tui.core.textutil import printable
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_RUN = 0, 1, 2, 3
 #: `wait --timeout` ran out, as timeout(1) says it.
 EXIT_TIMEOUT = 124
-#: A live run answers its socket at once; one that does not within this is treated as gone.
-CONNECT_TIMEOUT = 10.0
+#: A live run answers its socket at once, but its snapshot of 100,000 jobs takes seconds to
+#: read on a busy machine; one that has not answered within this is treated as gone.
+CONNECT_TIMEOUT = 30.0
 #: Targets: what every subcommand's OUTPUT_DIR argument accepts.
 TARGET_HELP = "the run's output folder, or its config file"
 
