@@ -76,8 +76,8 @@ def no_live_run(output_dir: Path, status: RunStatus | None) -> ShellError:
         return ShellError(
             f"no active run in {folder}: it died ({pid}started {when(status.started)}; "
             "its end was never recorded)", EXIT_NO_RUN)
-    return ShellError(f"the run in {folder} ({pid.rstrip(', ')}) serves no control socket",
-                      EXIT_NO_RUN)
+    holder = "" if status.pid is None else f" (pid {status.pid})"
+    return ShellError(f"the run in {folder}{holder} serves no control socket", EXIT_NO_RUN)
 
 
 async def connect(output_dir: Path) -> ControlClient:

@@ -30,7 +30,8 @@ POLL = 0.25
 EPILOG = ("Exit codes: the run's own (0 all done; 1 some job failed, was killed or missing; "
           "130/143 it was stopped by SIGINT/SIGTERM or `orch-tui stop`); 1 the run died "
           "(kill -9) with work left; 2 usage error, or a run speaking another protocol "
-          "version; 3 no run there; 124 --timeout ran out first (the run goes on).")
+          "version; 3 no run there; 124 --timeout ran out first (the run goes on); 130 wait itself "
+          "was interrupted (Ctrl-C: the run goes on).")
 
 
 def wait_parser() -> argparse.ArgumentParser:
@@ -106,9 +107,10 @@ async def _verdict(output_dir: Path) -> int:
         code = status.run_code
         if code is not None:
             if status.state is RunState.DIED:
+                pid = "" if status.pid is None else f" (pid {status.pid})"
                 print(
-                    f"orch-tui wait: the run in {where(output_dir)} died (pid {status.pid}) "
-                    "before it recorded its end",
+                    f"orch-tui wait: the run in {where(output_dir)}{pid} died before it "
+                    "recorded its end",
                     file=sys.stderr)
             return code
         await asyncio.sleep(POLL)
