@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orch-tui",
         description="Run one command over many input files, as many at once as the machine "
         "safely allows (calibrated from a measured test run).",
-        epilog="Subcommands: orch-tui status OUTPUT_DIR|CONFIG [--json] (see orch-tui status "
-        "--help). Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
+        epilog="Subcommands (OUTPUT_DIR or its CONFIG; see orch-tui SUBCOMMAND --help): status "
+        "[--json], wait [--timeout S], pause|resume|kill|requeue JOB..., limit N, stop. "
+        "Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
         "killed or its input was missing; 2 config or usage error; 130/143 after SIGINT/SIGTERM.")
     parser.add_argument("config_path", nargs="?", metavar="CONFIG", help="the YAML config file")
     parser.add_argument("--config",

@@ -1,9 +1,10 @@
 """What a run is doing, as one typed value, for `orch-tui status` and whoever else asks.
 
 `RunStatus` is the answer whatever its source: `journal_status` reads it from the journal alone
-(a finished or dead run, or a live one seen from outside); a live run's control socket can
-later give the same value with its ETA and progress filled in. A `StatusSource` is any function
-from the output folder to a `RunStatus` (None: no run there).
+(a finished or dead run, or a live one seen from outside); `with_snapshot` fills in what only
+the live run knows (its ETA, each job's progress, the limit now) from the snapshot its control
+socket gives. A `StatusSource` is any function from the output folder to a `RunStatus` (None:
+no run there).
 
 Reading never changes anything: the journal is opened read-only (no creation, no migration),
 never through a symlink, and an older schema is read for what it holds.
@@ -11,6 +12,7 @@ never through a symlink, and an older schema is read for what it holds.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import os
@@ -25,6 +27,7 @@ from orch_tui.core.errors import OrchError
 from orch_tui.core.events import JobState
 from orch_tui.core.journal.schema import JOURNAL_NAME, SCHEMA_VERSION, py_text
 from orch_tui.core.lock import held_by
+from orch_tui.core.snapshot import RunSnapshot
 from orch_tui.core.statedir import STATE_DIR_NAME
 from orch_tui.core.tally import Counts
 
@@ -53,6 +56,8 @@ class RunningJob:
     attempt: int
     started: float | None  # epoch seconds of this attempt's start
     progress: float | None = None  # 0..1, from a live source only
+    index: int | None = None  # the job's number (JOB of `orch-tui pause`), from a live source
+    pid: int | None = None  # its process, from a live source
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class RunStatus:
     limit: int | None = None
     limit_source: str | None = None
     eta_seconds: float | None = None  # only a live source knows it
+    eta_paused: bool = False  # every active job is paused: no ETA while nothing runs (live)
+    paused_all: bool = False  # no launches until resumed (live)
     jobs: tuple[RunningJob, ...] = field(default_factory=tuple)
     source: str = "journal"
     journal_schema: int = SCHEMA_VERSION
@@ -116,14 +123,31 @@ class RunStatus:
             self.limit_source,
             "eta_seconds":
             self.eta_seconds,
+            "eta_paused":
+            self.eta_paused,
+            "paused_all":
+            self.paused_all,
             "jobs": [{
                 "input": job.input_path,
                 "state": job.state.value,
                 "attempt": job.attempt,
                 "started": job.started,
                 "progress": job.progress,
+                "index": job.index,
+                "pid": job.pid,
             } for job in self.jobs],
         }
+
+    @property
+    def run_code(self) -> int | None:
+        """What `orch-tui wait` exits with once the run is over: the exit code it recorded
+        (143 after a stop), else what `status` says (a run that died with work left: 1);
+        None while it runs."""
+        if self.state is RunState.RUNNING:
+            return None
+        if self.state is RunState.FINISHED and self.run_exit_code is not None:
+            return self.run_exit_code
+        return self.exit_code
 
 
 #: A function giving the status of the run in an output folder (None: no run there).
@@ -202,6 +226,34 @@ def _read(conn: sqlite3.Connection, output_dir: Path, holder: int | None) -> Run
                      limit_source=values["limit_source"],
                      jobs=running if state is not RunState.FINISHED else (),
                      journal_schema=version)
+
+
+def with_snapshot(status: RunStatus, snap: RunSnapshot, *, epoch: float,
+                  monotonic: float) -> RunStatus:
+    """`status` (the journal's) with the live run's counts, limit, ETA and active jobs from
+    its snapshot. The snapshot's times are on the run's monotonic clock, the system-wide one
+    this process reads as `monotonic` at the instant it reads `epoch` (wall time)."""
+    progress = dict(snap.eta.progress)
+    jobs = sorted((job for job in snap.jobs if job.state.active),
+                  key=lambda job: (job.started is None, job.started or 0.0, job.job_id))
+    eta = snap.tally().eta(monotonic)
+    return dataclasses.replace(
+        status,
+        counts=snap.counts,
+        limit=snap.limit or status.limit,
+        limit_source=snap.limit_source.value if snap.limit_source else status.limit_source,
+        eta_seconds=eta.seconds,
+        eta_paused=eta.paused,
+        paused_all=snap.paused_all,
+        jobs=tuple(
+            RunningJob(str(job.input_path or job.name),
+                       job.state,
+                       job.attempt,
+                       None if job.started is None else epoch - (monotonic - job.started),
+                       progress=progress.get(job.job_id),
+                       index=job.job_id,
+                       pid=job.pid) for job in jobs),
+        source="live")
 
 
 def _finished_counts(text: str) -> Counts:

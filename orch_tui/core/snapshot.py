@@ -56,6 +56,8 @@ class JobView:
     ended: float | None = None
     output_bytes: int = 0  # a succeeded job's final output size (0: not known)
     detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
+    #: The input, as the plan has it: `orch-tui pause DIR JOB` names a job by its path.
+    input_path: Path | None = None
 
     @property
     def command(self) -> str:
@@ -100,6 +102,7 @@ def job_view(spec: JobSpec) -> JobView:
     """The view of a job nothing has happened to yet."""
     return JobView(job_id=spec.job_id,
                    name=spec.name,
+                   input_path=spec.input_path,
                    input_size=spec.input_size,
                    argv=spec.display_argv,
                    log_path=spec.log_path,

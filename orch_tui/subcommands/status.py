@@ -1,13 +1,14 @@
-"""Subcommands that look at a run from the shell, without the TUI: `orch-tui status`.
+"""`orch-tui status`: one screen on the latest run in an output folder, without the TUI.
 
-They take the run's output folder, or the config file that names it. `cli.py` hands them
-their arguments when the first one is a subcommand name (a config file of that name is given
-with `--config`).
+A live run answers on its control socket: its snapshot gives the ETA, each active job's
+progress and the limit now (source "live"); otherwise the journal alone tells (source
+"journal": a finished or dead run, or a live one whose socket does not answer).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -15,43 +16,59 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from orch_tui.core.config import load_config
 from orch_tui.core.errors import OrchError
-from orch_tui.core.runstatus import RunState, RunStatus, StatusSource, journal_status
+from orch_tui.core.runstatus import (RunState, RunStatus, StatusSource, journal_status,
+                                     with_snapshot)
+from orch_tui.core.snapshot import RunSnapshot
 from orch_tui.core.textutil import printable
+from orch_tui.subcommands.common import (EXIT_NO_RUN, EXIT_USAGE, ShellError, connect,
+                                         output_dir_of, subcommand_parser, when, where)
 
-#: The subcommands this version runs (cli.py dispatches on these names).
-SUBCOMMANDS = ("status", )
-EXIT_NO_RUN, EXIT_USAGE = 3, 2
+EPILOG = ("Exit codes: 0 running or finished clean; 1 finished with failures, or died with work "
+          "left; 2 usage error or unreadable journal; 3 no run there. --json (schema 1): schema, "
+          "output_dir, state (running|finished|died), source (live: from the run's control "
+          "socket; journal: its journal alone), pid, started, ended (epoch seconds), exit_code "
+          "(this command's), run_exit_code (the run's, once recorded), counts (one per job "
+          "state, and total), limit, limit_source, eta_seconds, eta_paused, paused_all (live "
+          "only), jobs (the active ones: input, state, attempt, started, and from a live "
+          "source progress 0..1, index, pid).")
 
 
 def status_parser() -> argparse.ArgumentParser:
     """`orch-tui status`'s arguments."""
-    parser = argparse.ArgumentParser(
-        prog="orch-tui status",
-        description="One screen on the latest run in an output folder: running, finished or "
-        "died, its counts, limit and running jobs (read from its journal).",
-        epilog="Exit codes: 0 running or finished clean; 1 finished with failures, or died "
-        "with work left; 2 usage error or unreadable journal; 3 no run there.")
-    parser.add_argument("target",
-                        metavar="OUTPUT_DIR",
-                        help="the run's output folder, or its config file")
+    parser = subcommand_parser(
+        "status", "One screen on the latest run in an output folder: running, finished or "
+        "died, its counts, limit, ETA and active jobs (from the live run, else its journal).",
+        EPILOG)
     parser.add_argument("--json", action="store_true", help="one JSON document (schema 1)")
     return parser
 
 
-def output_dir_of(target: str) -> Path:
-    """The output folder `target` names: itself, or a config file's directories.output_dir."""
-    path = Path(target)
-    if path.is_file():
-        return load_config(path).directories.output_dir
-    return path.absolute()
+def live_status(output_dir: Path) -> RunStatus | None:
+    """The journal's status, with the live run's figures when its control socket answers."""
+    status = journal_status(output_dir)
+    if status is None or status.state is not RunState.RUNNING:
+        return status
+    try:
+        snap = asyncio.run(_snapshot(output_dir))
+    except ShellError as exc:
+        if exc.exit_code == EXIT_USAGE:  # another protocol: say why the figures are missing
+            print(f"orch-tui status: warning: {exc}; from the journal alone", file=sys.stderr)
+        return journal_status(output_dir)  # read again: the run may have ended meanwhile
+    return with_snapshot(status, snap, epoch=time.time(), monotonic=time.monotonic())
 
 
-def main(command: str, argv: Sequence[str], *, source: StatusSource = journal_status) -> int:
-    """Run subcommand `command` with its arguments (the name already taken off)."""
-    assert command in SUBCOMMANDS
+async def _snapshot(output_dir: Path) -> RunSnapshot:
+    client = await connect(output_dir)
+    await client.close()
+    assert client.snapshot is not None
+    return client.snapshot
+
+
+def main(argv: Sequence[str], *, source: StatusSource = live_status) -> int:
+    """`orch-tui status` with its arguments."""
     args = status_parser().parse_args(list(argv))
+    output_dir = Path(args.target)
     try:
         output_dir = output_dir_of(args.target)
         status = source(output_dir)
@@ -59,8 +76,7 @@ def main(command: str, argv: Sequence[str], *, source: StatusSource = journal_st
         print(f"orch-tui status: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     if status is None:
-        print(f"orch-tui status: no run in {printable(str(output_dir))} (no journal)",
-              file=sys.stderr)
+        print(f"orch-tui status: no run in {where(output_dir)} (no journal)", file=sys.stderr)
         return EXIT_NO_RUN
     if args.json:
         json.dump(status.as_json(), sys.stdout, indent=2)
@@ -68,10 +84,6 @@ def main(command: str, argv: Sequence[str], *, source: StatusSource = journal_st
     else:
         write_status(status, sys.stdout)
     return status.exit_code
-
-
-def _when(epoch: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
 
 
 def _duration(seconds: float) -> str:
@@ -96,11 +108,11 @@ def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
         RunState.DIED: "died: no orch-tui holds it, its end was never recorded",
     }[status.state]
     pid = "-" if status.pid is None else str(status.pid)
-    ended = f"    ended {_when(status.ended)}" if status.ended else ""
+    ended = f"    ended {when(status.ended)}" if status.ended else ""
     lines = [
         f"run:      {what}",
         "folder:   " + _cut(printable(str(status.output_dir)), 70),
-        f"pid:      {pid}    started {_when(status.started)}{ended}",
+        f"pid:      {pid}    started {when(status.started)}{ended}",
         f"jobs:     {counts.ended}/{counts.total} ended, {counts.done} done "
         f"({counts.succeeded} succeeded, {counts.skipped} skipped)",
         f"          {counts.running} running, {counts.paused} paused, "
@@ -113,14 +125,18 @@ def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
         limit += f" ({status.limit_source})"
     if status.state is RunState.RUNNING:
         # From the journal alone there is no rate to go by: a live source fills it in.
-        limit += "    ETA " + ("-" if status.eta_seconds is None else _duration(status.eta_seconds))
+        eta = "-" if status.eta_seconds is None else _duration(status.eta_seconds)
+        limit += "    ETA " + ("paused" if status.eta_paused else eta)
+        if status.paused_all:
+            limit += "    launches paused"
     lines.append(f"limit:    {limit}")
     if status.jobs:
         lines.append("interrupted jobs:" if status.state is RunState.DIED else "active jobs:")
         for job in status.jobs:
             since = "-" if job.started is None else _duration(now - job.started)
             progress = "" if job.progress is None else f" {job.progress:4.0%}"
-            head = f"  {job.state.value:<8} {since:>8}{progress}  "
+            index = "" if job.index is None else f"#{job.index} "
+            head = f"  {job.state.value:<8} {since:>8}{progress}  {index}"
             lines.append(head + _cut(printable(Path(job.input_path).name), 80 - len(head)))
     lines.append(f"exit:     {status.exit_code}")
     return lines
