@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from orch_tui import attach
 from orch_tui import __version__, subcommands
 from orch_tui.core.errors import OrchError
 from orch_tui.core.events import RunFinished
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one command over many input files, as many at once as the machine "
         "safely allows (calibrated from a measured test run).",
         epilog="Subcommands: orch-tui status OUTPUT_DIR|CONFIG [--json] (see orch-tui status "
-        "--help). Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
+        "--help); orch-tui attach OUTPUT_DIR|CONFIG (the run screen on a live run). Exit "
+        "codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
         "killed or its input was missing; 2 config or usage error; 130/143 after SIGINT/SIGTERM.")
     parser.add_argument("config_path", nargs="?", metavar="CONFIG", help="the YAML config file")
     parser.add_argument("--config",
@@ -342,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m orch_tui`."""
     guard_standard_fds()
     words = sys.argv[1:] if argv is None else argv
+    if words and words[0] == "attach":  # as a subcommand: the name wins over a config file
+        return attach.main(words[1:])
     if words and words[0] in subcommands.SUBCOMMANDS:
         # A subcommand name wins over a config file of that name (`--config status` is one).
         return subcommands.main(words[0], words[1:])

@@ -15,6 +15,7 @@ from orch_tui.core.eta import Eta
 from orch_tui.core.events import JobState
 from orch_tui.core.tally import Counts
 from orch_tui.tui.model import RunModel
+from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.widgets.gauges import NoticeLine, ProgressLine, ResourceGauge, run_figures
 from orch_tui.tui.widgets.job_table import JobTable
 
@@ -47,6 +48,7 @@ class RunScreen(Screen[None]):
         Binding("enter", "detail", "Detail"),
         Binding("f", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
+        DETACH,
         Binding("q", "quit_run", "Quit"),  # ctrl+c too: the app binds it on every screen
     ]
 
@@ -194,6 +196,4 @@ class RunScreen(Screen[None]):
 
     def action_quit_run(self) -> None:
         """Wait for running jobs, kill them, or cancel."""
-        # pylint: disable-next=import-outside-toplevel
-        from orch_tui.tui.screens.modals import QuitModal
-        self.app.push_screen(QuitModal(), self.app.request_quit)  # type: ignore[attr-defined]
+        self.app.ask_quit()  # type: ignore[attr-defined]
