@@ -1,10 +1,11 @@
 """The TUI as a client of a run in another process: real run processes, real sockets, the app
 under Textual's pilot or in a tmux terminal."""
 
-# pylint: disable=missing-function-docstring  # each test's name says what it checks
+# pylint: disable=missing-function-docstring,redefined-outer-name  # test names say what; fixtures
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -22,7 +23,8 @@ from orch_tui.tui.app import EXIT_LOST, OrchApp
 from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.modals import QuitModal
 from orch_tui.tui.screens.run import RunScreen
-from tests.helpers import (CMD, eventually, kill_quietly, process_state, run_cli, screen_text)
+from tests.helpers import (CMD, WORKER, eventually, kill_quietly, process_state, run_cli,
+                           screen_text)
 from tests.test_tui_app import select, until
 from tests.tmux import Terminal, orch_command, read_int, wait_until
 
@@ -162,6 +164,46 @@ async def test_a_run_killed_while_attached_says_the_connection_is_lost_and_exits
         await app.controller.close()
 
 
+async def test_wait_then_quit_lets_the_running_job_finish_launches_no_more_and_exits_with_it(
+        workspace, runs):
+    ws = workspace(3, worker_args=["--seconds", "2"])
+    spawned = await runs.spawn(ws.plan(), jobs=1)
+    app = OrchApp(await RemoteRun.connect(spawned.socket))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: running(app, 1))
+        await pilot.press("q", "w")
+        await until(pilot, lambda: not app.is_running, timeout=20)
+    code = runs.procs[0].wait(15)
+    assert app.return_code == code
+    finished = app.controller.finished
+    assert finished is not None and finished.counts["succeeded"] == 1
+    assert finished.counts["queued"] == 2, "no launch after the choice"
+    await app.controller.close()
+
+
+async def test_a_connection_the_run_dropped_is_made_again_and_the_screen_starts_over(
+        workspace, runs):
+    ws = workspace(2, worker_args=["--seconds", "60"])
+    spawned = await runs.spawn(ws.plan(), jobs=1)
+    remote = await RemoteRun.connect(spawned.socket)
+    app = OrchApp(remote)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: running(app, 1))
+        before = app.model
+        # As the run drops a client that fell behind: the connection ends, the run is there.
+        remote._client._writer.transport.abort()  # pylint: disable=protected-access
+        await until(pilot, lambda: app.model is not before)
+        assert app.is_running and app.lost is None and running(app, 1)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        select(app, 1)
+        pid = app.model.rows[1].pid
+        await pilot.press("space")  # commands go over the new connection
+        await until(pilot, lambda: process_state(pid) == "T")
+        await pilot.press("d")
+    assert app.return_code == 0 and runs.procs[0].poll() is None
+    await remote.close()
+
+
 async def test_attach_with_no_live_run_exits_3(workspace, runs):
     ws = workspace(1, worker_args=["--seconds", "0.2"])
     result = run_cli("attach", str(ws.output_dir))
@@ -200,25 +242,26 @@ async def test_a_spawned_run_runs_to_the_finished_screen_and_q_exits_with_its_co
     await remote.close()
 
 
-def test_attach_in_a_terminal_pauses_with_space_and_kill_9_of_it_leaves_the_run_alone(
+def test_attach_in_a_terminal_pauses_with_space_and_kill_9_or_sigterm_of_it_leave_the_run(
         workspace, tmp_path):
-    ws = workspace(2, worker_args=["--seconds", "6"])
+    ws = workspace(2, worker_args=["--seconds", "12"])
     run = subprocess.Popen(  # pylint: disable=consider-using-with  # waited for below
         [*CMD, "--headless", "--jobs", "2", str(ws.config)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True)
-    terminal = Terminal(tmp_path)
-    pid_file = tmp_path / "attach.pid"
+    terminals = [Terminal(tmp_path), Terminal(tmp_path)]
+    pid_file, rc_file = tmp_path / "attach.pid", tmp_path / "attach.rc"
     try:
         wait_until(lambda: find_socket(ws.output_dir), what="the run's socket")
+        terminal = terminals[0]
         terminal.start(orch_command(["attach", str(ws.output_dir)],
                                     env={"TERM": "xterm-256color"},
                                     pid_file=pid_file),
                        cwd=ws.root)
         screen = terminal.wait_for("running", timeout=20)
-        assert "clip01.bin" in screen and "Detach" in screen
+        assert "clip01.bin" in screen and "d Detach" in screen and "q Quit" in screen
         terminal.send("Space")  # the first row: job 1
         terminal.wait_for("paused")
         wait_until(lambda: any(process_state(pid) == "T" for pid in _job_pids(ws)),
@@ -228,16 +271,37 @@ def test_attach_in_a_terminal_pauses_with_space_and_kill_9_of_it_leaves_the_run_
         attach_pid = read_int(pid_file)
         assert attach_pid is not None
         os.kill(attach_pid, signal.SIGKILL)
+        jobs = _job_pids(ws)
+        assert len(jobs) >= 2 and all(process_state(pid) in ("R", "S") for pid in jobs)
+
+        # SIGTERM to an attached client detaches it: exit 0, the way back printed.
+        terminal = terminals[1]
+        program = shlex.join([*CMD, "attach", str(ws.output_dir)])
+        terminal.start(shlex.join([
+            "env", "-u", "COLUMNS", "-u", "LINES", "TERM=xterm-256color", "sh", "-c",
+            f"{program}; echo $? > {shlex.quote(str(rc_file))}; sleep 60"
+        ]),
+                       cwd=ws.root)
+        terminal.wait_for("running", timeout=20)
+        client = wait_until(lambda: _pids_with(b"attach",
+                                               str(ws.output_dir).encode()),
+                            what="the attach process")
+        os.kill(client[0], signal.SIGTERM)
+        assert wait_until(lambda: read_int(rc_file) is not None, what="attach to exit")
+        assert read_int(rc_file) == 0
+        terminal.wait_for(f"detached: the run goes on (pid {run.pid}); orch-tui attach")
         assert run.wait(30) == 0, "the run finishes as if nothing happened"
     finally:
-        terminal.close()
+        for terminal in terminals:
+            terminal.close()
         if run.poll() is None:
             run.kill()
             run.wait()
 
 
-def _job_pids(ws) -> list[int]:
-    """The pids of the workers running `ws`'s jobs, from /proc (their argv names the worker)."""
+def _pids_with(*words: bytes) -> list[int]:
+    """The pids whose command line holds every one of `words` (the first as a whole
+    argument: a shell whose script names them is not one of them)."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -246,6 +310,11 @@ def _job_pids(ws) -> list[int]:
                     argv = handle.read().split(b"\0")
             except OSError:
                 continue
-            if any(str(ws.root).encode() in arg for arg in argv) and b"job.py" in b" ".join(argv):
+            if words[0] in argv and all(any(word in arg for arg in argv) for word in words):
                 pids.append(int(entry))
     return pids
+
+
+def _job_pids(ws) -> list[int]:
+    """The pids of the workers running `ws`'s jobs (their argv names the worker and ws)."""
+    return _pids_with(str(WORKER).encode(), str(ws.root).encode())

@@ -165,6 +165,9 @@ class OrchApp(App[int]):
 
     def _open_on(self, snapshot: RunSnapshot) -> None:
         self.model = RunModel.from_snapshot(snapshot, clock=self.controller.clock)
+        self._open_screen(snapshot)
+
+    def _open_screen(self, snapshot: RunSnapshot) -> None:
         if snapshot.finished is not None:
             self._show("finished")
         else:
@@ -185,20 +188,21 @@ class OrchApp(App[int]):
         self.exit(0, return_code=0)
 
     def _connection_lost(self, why: str) -> None:
-        """The run's process is gone (or will not take this client again): say so, exit."""
+        """The run's process is gone (or will not take this client again): say so, exit.
+        Called from the connection's task: the app acts on its own turn (call_later)."""
         self.lost = f"connection to the run lost: {why}"
         self.detach()
-        self.notify(self.lost, severity="error")
-        self.exit(EXIT_LOST, return_code=EXIT_LOST)
+        self.call_later(self.exit, EXIT_LOST, return_code=EXIT_LOST)
 
     def _resynced(self, snapshot: RunSnapshot) -> None:
         """The connection was made again: what happened meanwhile is only in the new snapshot,
-        so the model and the screens start over from it (events go on to the same listener)."""
+        so the model starts over from it now (before the next event is folded in), and the
+        screens on the app's next turn (they are built in its context)."""
         quitting = self.model.quitting if self.model is not None else None
-        self._open_on(snapshot)
-        assert self.model is not None
+        self.model = RunModel.from_snapshot(snapshot, clock=self.controller.clock)
         self.model.quitting = quitting
-        self.notify("reconnected to the run", timeout=4)
+        self.call_later(self._open_screen, snapshot)
+        self.call_later(self.notify, "reconnected to the run", timeout=4)
 
     def _cannot_start(self, exc: OrchError) -> None:
         """Another orchestrator holds the folder, or the state folder or journal is unusable:
@@ -235,11 +239,11 @@ class OrchApp(App[int]):
         # pylint: disable=import-outside-toplevel
         from orch_tui.tui.screens.calibration import CalibrationScreen
         from orch_tui.tui.screens.finished import FinishedScreen
-        from orch_tui.tui.screens.run import RunScreen
+        from orch_tui.tui.screens.run import DetachableRunScreen, RunScreen
         assert self.model is not None
         screens = {
             "calibration": CalibrationScreen,
-            "run": RunScreen,
+            "run": DetachableRunScreen if self.controller.detachable else RunScreen,
             "finished": FinishedScreen,
         }
         screen = screens[name](self.model, self.controller)

@@ -178,7 +178,8 @@ class CalibrationScreen(Screen[None]):
         """The key reference."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.help import HelpScreen
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(
+            HelpScreen(detachable=self.app.controller.detachable))  # type: ignore[attr-defined]
 
     def action_quit_run(self) -> None:
         """The same quit dialog as the run screen."""

@@ -48,7 +48,6 @@ class RunScreen(Screen[None]):
         Binding("enter", "detail", "Detail"),
         Binding("f", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
-        DETACH,
         Binding("q", "quit_run", "Quit"),  # ctrl+c too: the app binds it on every screen
     ]
 
@@ -192,8 +191,16 @@ class RunScreen(Screen[None]):
         """Every key and what it does."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.help import HelpScreen
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(
+            HelpScreen(detachable=self.app.controller.detachable))  # type: ignore[attr-defined]
 
     def action_quit_run(self) -> None:
         """Wait for running jobs, kill them, or cancel."""
         self.app.ask_quit()  # type: ignore[attr-defined]
+
+
+class DetachableRunScreen(RunScreen):
+    """The run screen of a run in another process: `d` detaches. In the footer it takes the
+    place of `?` (which still opens the help, where `d` is too): all keys fit in 80 columns."""
+
+    BINDINGS = [Binding("question_mark", "help", "Help", show=False), DETACH]
