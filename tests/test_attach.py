@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
 from orch_tui.core import events as ev
+from orch_tui.core import wire
 from orch_tui.core.control.location import find_socket
 from orch_tui.core.control.remote import RemoteRun
 from orch_tui.core.controller import Launch, Spawned
@@ -20,6 +23,7 @@ from orch_tui.core.errors import OrchError
 from orch_tui.core.events import JobState
 from orch_tui.core.plan import Plan
 from orch_tui.tui.app import EXIT_LOST, OrchApp
+from orch_tui.tui.screens.calibration import CalibrationScreen
 from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.modals import QuitModal
 from orch_tui.tui.screens.run import RunScreen
@@ -36,13 +40,14 @@ class Runs:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    async def spawn(self, plan: Plan, *, jobs: int = 2) -> Spawned:
+    async def spawn(self, plan: Plan, *, jobs: int | None = 2) -> Spawned:
+        """`jobs` None: the run calibrates."""
         output_dir = plan.config.directories.output_dir
         log = plan.config.path.parent / "run-process.log"
+        limit = ["--jobs", str(jobs)] if jobs is not None else []
         with open(log, "ab") as out:
             proc = subprocess.Popen(  # pylint: disable=consider-using-with  # reaped in close
-                [*CMD, "--headless", "--jobs",
-                 str(jobs), str(plan.config.path)],
+                [*CMD, "--headless", *limit, str(plan.config.path)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -202,6 +207,43 @@ async def test_a_connection_the_run_dropped_is_made_again_and_the_screen_starts_
         await pilot.press("d")
     assert app.return_code == 0 and runs.procs[0].poll() is None
     await remote.close()
+
+
+async def test_attaching_while_the_run_calibrates_opens_the_calibration_screen(workspace, runs):
+    ws = workspace(2, worker_args=["--seconds", "30"], resources={"stabilization_seconds": 4})
+    spawned = await runs.spawn(ws.plan(), jobs=None)
+    app = OrchApp(await RemoteRun.connect(spawned.socket))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, CalibrationScreen))
+        await until(pilot, lambda: app.model.calibrated is not None, timeout=30)
+        await until(pilot, lambda: f"limit {app.controller.limit}" in screen_text(app))
+        assert "Detach" in screen_text(app)
+        await pilot.press("d")
+    assert app.detached and app.return_code == 0
+    await app.controller.close()
+
+
+def test_attach_to_a_run_of_another_protocol_version_exits_2_saying_both(tmp_path):
+    state = tmp_path / "out" / ".orch-tui"
+    state.mkdir(parents=True, mode=0o700)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(state / "control.sock"))
+        server.listen()
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4096)  # the client's hello
+                hello = {**wire.hello(1, "9.9"), "protocol": wire.PROTOCOL_VERSION + 1}
+                conn.sendall(wire.encode(hello))
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        result = run_cli("attach", str(tmp_path / "out"))
+        thread.join(10)
+    assert result.returncode == 2
+    assert (f"speaks protocol {wire.PROTOCOL_VERSION + 1}, this orch-tui speaks "
+            f"{wire.PROTOCOL_VERSION}") in result.stderr
 
 
 async def test_attach_with_no_live_run_exits_3(workspace, runs):

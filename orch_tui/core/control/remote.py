@@ -232,10 +232,12 @@ class RemoteRun:
         why = "the run hung up"
         try:
             async for message in client.events():
-                if message.get("kind") == "error":
+                kind = wire.message_kind(message)
+                if kind == "error":
                     why = wire.parse_error(message)
                     break
-                self._fold(wire.parse_event(message))
+                if kind != "reply":  # a reply nobody waits for any more is no event
+                    self._fold(wire.parse_event(message))
         except wire.ProtocolError as exc:
             why = str(exc)
         await client.close()
