@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orch_tui.core import wire
 from orch_tui.core.config import load_config
@@ -23,6 +24,9 @@ from orch_tui.core.control.remote import RemoteRun, RunUnreachable
 from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import shell_quote
 from orch_tui.core.textutil import printable
+
+if TYPE_CHECKING:
+    from orch_tui.tui.app import OrchApp
 
 EXIT_USAGE, EXIT_NO_RUN = 2, 3
 
@@ -100,11 +104,17 @@ async def _run_app(remote: RemoteRun, output_dir: Path) -> int:
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+    return report_end(app, remote.pid, output_dir)
+
+
+def report_end(app: OrchApp, pid: int | None, output_dir: Path) -> int:
+    """After an app on a run in another process closed: what the terminal keeps (the way back
+    after a detach, why after a lost connection) and the exit code."""
     try:
         if app.lost is not None:
-            print(f"orch-tui attach: {printable(app.lost)}", file=sys.stderr)
+            print(f"orch-tui: {printable(app.lost)}", file=sys.stderr)
         elif app.detached or app.return_code is None:
-            print(detached_line(remote.pid, output_dir))
+            print(detached_line(pid, output_dir))
     except (OSError, ValueError):
         pass  # the terminal is gone (SIGHUP): nothing to tell
     return app.return_code if app.return_code is not None else 0

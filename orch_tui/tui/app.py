@@ -125,9 +125,10 @@ class OrchApp(App[int]):
         await self.start_run(message.plan)
 
     async def on_config_screen_attach(self, message: ConfigScreen.Attach) -> None:
-        """The config's folder is held by a live run: open that run instead of starting."""
+        """The config's folder is held by a live run: open that run instead of starting
+        (without a connector, starting says why it cannot, as before)."""
         if self.connector is None:
-            self.notify("attaching is not available here", severity="error")
+            await self.start_run(message.plan)
             return
         try:
             self.controller = await self.connector(message.socket)

@@ -197,10 +197,12 @@ class ConfigScreen(Screen):
             self.plan = plan
 
     class Attach(Message):
-        """The config's output folder is held by a live run: open it (its control socket)."""
+        """The config's output folder is held by a live run: open it (its control socket)
+        rather than start `plan`."""
 
-        def __init__(self, socket: Path) -> None:
+        def __init__(self, plan: Plan, socket: Path) -> None:
             super().__init__()
+            self.plan = plan
             self.socket = socket
 
     class Checked(Message):
@@ -364,7 +366,8 @@ class ConfigScreen(Screen):
         """Hand the validated plan to the app, which owns what happens next."""
         if self.plan is not None and not self._in_picker():
             live = live_run(self.plan.config.directories.output_dir)
-            self.post_message(self.Start(self.plan) if live is None else self.Attach(live.socket))
+            self.post_message(
+                self.Start(self.plan) if live is None else self.Attach(self.plan, live.socket))
 
     def action_edit(self) -> None:
         """Open the config in the operator's editor (at the error's line), the TUI suspended,
