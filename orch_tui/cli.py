@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from orch_tui import __version__, subcommands
+from orch_tui import __version__, attach, subcommands
 from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, spawn_run,
                                  stderr_to_run_log)
 from orch_tui.core.errors import OrchError
@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orch-tui",
         description="Run one command over many input files, as many at once as the machine "
         "safely allows (calibrated from a measured test run).",
-        epilog="Subcommands (OUTPUT_DIR or its CONFIG; see orch-tui SUBCOMMAND --help): status "
-        "[--json], wait [--timeout S], pause|resume|kill|requeue JOB..., limit N, stop. "
+        epilog="Subcommands (OUTPUT_DIR or its CONFIG; see orch-tui SUBCOMMAND --help): attach "
+        "(the run screen on a live run), status [--json], wait [--timeout S], "
+        "pause|resume|kill|requeue JOB..., limit N, stop. "
         "Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
         "killed or its input was missing; 2 config or usage error; 130/143 after SIGINT/SIGTERM.")
     parser.add_argument("config_path", nargs="?", metavar="CONFIG", help="the YAML config file")
@@ -387,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and `python -m orch_tui`."""
     guard_standard_fds()
     words = sys.argv[1:] if argv is None else argv
+    if words and words[0] == "attach":  # as a subcommand: the name wins over a config file
+        return attach.main(words[1:])
     if words and words[0] in subcommands.SUBCOMMANDS:
         # A subcommand name wins over a config file of that name (`--config status` is one).
         return subcommands.main(words[0], words[1:])

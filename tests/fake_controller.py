@@ -43,8 +43,10 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
                  paused_all: bool = False,
                  calibration: CalibrationStatus = CalibrationStatus.SKIPPED,
                  clock: Callable[[], float] = lambda: 0.0,
-                 started: bool = True) -> None:
-        """`started=False`: no run yet (the app opens on the config screen)."""
+                 started: bool = True,
+                 detachable: bool = False) -> None:
+        """`started=False`: no run yet (the app opens on the config screen); `detachable`: as
+        a run in another process (`d`, the detach choice when quitting)."""
         self.jobs = tuple(jobs)
         self.events = list(events)
         self._limit = limit
@@ -55,6 +57,7 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
         self.listeners: list[Listener] = []
         self.delivered = False
         self._started = started
+        self._detachable = detachable
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -66,7 +69,12 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
         """As constructed: a run under way, or none yet."""
         return self._started
 
-    def start(self, plan: Plan) -> Launch:
+    @property
+    def detachable(self) -> bool:
+        """As constructed."""
+        return self._detachable
+
+    async def launch(self, plan: Plan) -> Launch:
         """Record the request; the fake then plays its script."""
         self._record("start", plan)
         self._started = True

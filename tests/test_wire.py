@@ -94,6 +94,8 @@ EVENTS: dict[type, ev.Event] = {
     ev.CalibrationFinished(9.0, PROFILE, DECISION, LimitSource.WINDOW, ev.OutputBasis.INPUT_READ),
     ev.LimitChanged:
     ev.LimitChanged(9.5, 4, 1, LimitSource.LEARNED, DECISION, observations=12),
+    ev.PauseAllChanged:
+    ev.PauseAllChanged(9.7, True),
     ev.ResourcePressure:
     ev.ResourcePressure(10.0, ev.Resource.DISK, ev.PressureLevel.LOW, GB, 2 * GB),
     ev.Notice:

@@ -23,6 +23,7 @@ class OperatorCommands:
 
     # Owned by the Orchestrator; declared for the commands that use them.
     jobs: dict[int, Job]
+    bus: ev.EventBus
     paused_all: bool
     stopping: bool
     _interrupted: bool
@@ -86,6 +87,7 @@ class OperatorCommands:
         self.paused_all = True
         for job in self._active():
             self._life.pause(job, PauseReason.ALL)
+        self.bus.publish(ev.PauseAllChanged(time=self._now(), paused=True))
         self._notice(NoticeLevel.INFO, "paused: no launches, running jobs stopped")
         self._wake.set()
 
@@ -95,6 +97,7 @@ class OperatorCommands:
         for job in self._active():
             if job.paused_by is not PauseReason.MEMORY:
                 self._life.resume(job)
+        self.bus.publish(ev.PauseAllChanged(time=self._now(), paused=False))
         self._notice(NoticeLevel.INFO, "resumed: launching again")
         self._wake.set()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from orch_tui.core import events as ev
 
@@ -99,8 +99,13 @@ class RunControl(Controller, Protocol):
     def started(self) -> bool:
         """True once a run was started (attach only then)."""
 
-    def start(self, plan: Plan) -> Launch:
-        """Open the session and start the run on the running loop; raises OrchError (another
+    @property
+    def detachable(self) -> bool:
+        """True when the run lives in another process: leaving the screen (`d`) leaves it
+        running; False for a run in this process, which ends with it."""
+
+    async def launch(self, plan: Plan) -> Launch:
+        """Start the run (in this process, or one of its own); raises OrchError (another
         orchestrator holds the folder, the journal is unusable, ...) with nothing started."""
 
     def config_checked(self, path: Path, error: OrchError | None) -> None:
@@ -112,3 +117,21 @@ class RunControl(Controller, Protocol):
 
     def detach(self, listener: Listener) -> None:
         """No more events to `listener` (idempotent)."""
+
+
+@runtime_checkable
+class Connection(Protocol):  # pylint: disable=too-few-public-methods  # one hook: what broke
+    """A run watched over a connection that can break (a run in another process): what the
+    observer is told when it does."""
+
+    def follow(self, *, lost: Callable[[str], None], resynced: Callable[[RunSnapshot],
+                                                                        None]) -> None:
+        """`lost(why)`: the connection broke and could not be made again (the run died, or
+        dropped this client and is gone); `resynced(snapshot)`: it broke and was made again:
+        the events in between are lost, so the observer starts over from `snapshot` (its
+        listener keeps getting events after it)."""
+
+
+#: Connects to the run serving the control socket at a path (a RemoteRun, already attached
+#: to nothing): how a screen that found a live run opens it.
+Connector = Callable[["Path"], Awaitable["RunControl"]]

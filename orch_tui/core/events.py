@@ -304,6 +304,14 @@ class LimitChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PauseAllChanged(Event):
+    """The operator paused everything (no launches, every job stopped) or resumed it all: a
+    client in another process follows `paused_all` from this, never from a notice's words."""
+
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ResourcePressure(Event):
     """Memory or disk crossed a threshold (see PressureLevel)."""
 

@@ -60,6 +60,11 @@ class RunHost:
         return self._task is not None
 
     @property
+    def detachable(self) -> bool:
+        """The run is in this process: it cannot outlive it."""
+        return False
+
+    @property
     def state(self) -> StateDir | None:
         """The run's private state folder (for run.log), None before start."""
         return self.session.state if self.session is not None else None
@@ -86,6 +91,10 @@ class RunHost:
         self._task.add_done_callback(lambda _task: session.close())
         self._serve_control(session.state)
         return Launch(notice=session.journal.notice, resume=session.describe_resume())
+
+    async def launch(self, plan: Plan) -> Launch:
+        """`start`, for the TUI (which starts runs from its async handlers)."""
+        return self.start(plan)
 
     def config_checked(self, path: Path, error: OrchError | None) -> None:
         """Remember whether the command line's config is valid (see __init__)."""

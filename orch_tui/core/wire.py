@@ -40,8 +40,10 @@ PROGRAM = "orch-tui"
 MAX_LINE: int = 64 * 1024
 
 KINDS = ("hello", "snapshot", "event", "command", "reply", "error")
+#: stop: end every job, exit 143 (SIGTERM's); drain: no more launches, the running jobs finish
+#: (the TUI's "wait for running jobs, then quit").
 COMMANDS = ("pause", "resume", "kill", "requeue", "cancel", "pause_all", "resume_all", "set_limit",
-            "stop", "kill_now")
+            "stop", "drain", "kill_now")
 #: The commands on one job: they need a "job" (its index).
 JOB_COMMANDS = frozenset({"pause", "resume", "kill", "requeue", "cancel"})
 #: The commands with a number: they need a "value" (set_limit: the limit, at least 1).

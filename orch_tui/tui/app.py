@@ -4,6 +4,10 @@ The app owns no run: a host (core/host.py, created by the command line) does, an
 of its listeners. Attaching gives a snapshot, folded into a fresh `RunModel`; then every event is
 folded in (cheap, synchronous) and only the rare, discrete ones are forwarded as Textual
 messages; screens redraw from the model on timers. Commands go to the host (`Controller`).
+
+The run may live in another process (a `RemoteRun`: `controller.detachable`): then `d` leaves
+it running, the quit dialog offers that first, and a broken connection either starts the model
+over from a new snapshot or ends the app with why (`lost`).
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ from textual.message import Message
 from textual.screen import ModalScreen
 
 from orch_tui.core import events as ev
-from orch_tui.core.controller import RunControl
+from orch_tui.core.controller import Connection, Connector, RunControl
 from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import Plan, load_plan
-from orch_tui.core.snapshot import CalibrationStatus
+from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
 from orch_tui.tui.driver import HangupSafeDriver
 from orch_tui.tui.model import RunModel
 from orch_tui.tui.screens.config import ConfigScreen
 
 #: Events a screen must react to at once; samples and state changes are read from the model.
 PUSHED = (ev.CalibrationStarted, ev.CalibrationFinished, ev.RunFinished, ev.Notice,
-          ev.ResourcePressure, ev.LimitChanged)
+          ev.ResourcePressure, ev.LimitChanged, ev.PauseAllChanged)
+
+#: The app's exit code when the connection to a run in another process is lost for good.
+EXIT_LOST = 1
 
 #: Seconds after the calibration countdown opened the run screen by itself during which keys
 #: are still taken as meant for the calibration result (Enter as the count reaches 0).
@@ -64,9 +71,11 @@ class OrchApp(App[int]):
                  config_path: Path | None = None,
                  *,
                  start_dir: Path | None = None,
-                 yes: bool = False) -> None:
+                 yes: bool = False,
+                 connector: Connector | None = None) -> None:
         """With a host already running (an attached TUI, a test's fake), the app opens on the
-        run; otherwise on the config screen, and Enter asks the host to start."""
+        run; otherwise on the config screen, and Enter asks the host to start. `connector`
+        opens a run another process holds (the config screen's "Enter attaches")."""
         super().__init__()
         # One handle on the run, for the app and its screens alike (no second one beside it).
         self.controller = controller
@@ -75,6 +84,10 @@ class OrchApp(App[int]):
         self.yes = yes
         self.model: RunModel | None = None
         self.quit_when_finished = False
+        self.connector = connector
+        #: Set when the app ended by `d` (the run goes on) or by a lost connection (why).
+        self.detached = False
+        self.lost: str | None = None
         self._attached = False
         self._keys_from = 0.0  # keys typed before this (monotonic) time were for another screen
 
@@ -85,7 +98,7 @@ class OrchApp(App[int]):
             return HangupSafeDriver
         return driver
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         """Open the first screen: the running host's, the run (with --yes) or the config."""
         if self.controller.started:
             self._listen()
@@ -96,7 +109,7 @@ class OrchApp(App[int]):
             except OrchError as exc:
                 self.controller.config_checked(self.config_path, exc)  # shown on the config screen
             else:
-                self.start_run(plan)
+                await self.start_run(plan)
                 return
         self.push_screen(ConfigScreen(self.config_path, start_dir=self.start_dir))
 
@@ -107,9 +120,22 @@ class OrchApp(App[int]):
             return
         await super().on_event(event)
 
-    def on_config_screen_start(self, message: ConfigScreen.Start) -> None:
+    async def on_config_screen_start(self, message: ConfigScreen.Start) -> None:
         """The operator pressed enter on a valid config."""
-        self.start_run(message.plan)
+        await self.start_run(message.plan)
+
+    async def on_config_screen_attach(self, message: ConfigScreen.Attach) -> None:
+        """The config's folder is held by a live run: open that run instead of starting
+        (without a connector, starting says why it cannot, as before)."""
+        if self.connector is None:
+            await self.start_run(message.plan)
+            return
+        try:
+            self.controller = await self.connector(message.socket)
+        except OrchError as exc:
+            self.notify(str(exc), title="cannot attach", severity="error", timeout=15)
+            return
+        self._listen()
 
     def on_config_screen_checked(self, message: ConfigScreen.Checked) -> None:
         """The host decides the exit code of a run that never started."""
@@ -117,10 +143,10 @@ class OrchApp(App[int]):
 
     # --- the run
 
-    def start_run(self, plan: Plan) -> None:
+    async def start_run(self, plan: Plan) -> None:
         """Ask the host to start the run, then listen to it."""
         try:
-            launch = self.controller.start(plan)
+            launch = await self.controller.launch(plan)
         except OrchError as exc:
             self._cannot_start(exc)
             return
@@ -132,9 +158,17 @@ class OrchApp(App[int]):
 
     def _listen(self) -> None:
         """The run's state into a fresh model, then events; open the screen that fits it."""
+        if isinstance(self.controller, Connection):
+            self.controller.follow(lost=self._connection_lost, resynced=self._resynced)
         snapshot = self.controller.attach(self._fold_event)
         self._attached = True
+        self._open_on(snapshot)
+
+    def _open_on(self, snapshot: RunSnapshot) -> None:
         self.model = RunModel.from_snapshot(snapshot, clock=self.controller.clock)
+        self._open_screen(snapshot)
+
+    def _open_screen(self, snapshot: RunSnapshot) -> None:
         if snapshot.finished is not None:
             self._show("finished")
         else:
@@ -145,6 +179,31 @@ class OrchApp(App[int]):
         if self._attached:
             self.controller.detach(self._fold_event)
             self._attached = False
+
+    def action_detach_run(self) -> None:
+        """`d`: leave a run in another process running and close the app (exit code 0)."""
+        if not self.controller.detachable:
+            return
+        self.detached = True
+        self.detach()
+        self.exit(0, return_code=0)
+
+    def _connection_lost(self, why: str) -> None:
+        """The run's process is gone (or will not take this client again): say so, exit.
+        Called from the connection's task: the app acts on its own turn (call_later)."""
+        self.lost = f"connection to the run lost: {why}"
+        self.detach()
+        self.call_later(self.exit, EXIT_LOST, return_code=EXIT_LOST)
+
+    def _resynced(self, snapshot: RunSnapshot) -> None:
+        """The connection was made again: what happened meanwhile is only in the new snapshot,
+        so the model starts over from it now (before the next event is folded in), and the
+        screens on the app's next turn (they are built in its context)."""
+        quitting = self.model.quitting if self.model is not None else None
+        self.model = RunModel.from_snapshot(snapshot, clock=self.controller.clock)
+        self.model.quitting = quitting
+        self.call_later(self._open_screen, snapshot)
+        self.call_later(self.notify, "reconnected to the run", timeout=4)
 
     def _cannot_start(self, exc: OrchError) -> None:
         """Another orchestrator holds the folder, or the state folder or journal is unusable:
@@ -181,11 +240,11 @@ class OrchApp(App[int]):
         # pylint: disable=import-outside-toplevel
         from orch_tui.tui.screens.calibration import CalibrationScreen
         from orch_tui.tui.screens.finished import FinishedScreen
-        from orch_tui.tui.screens.run import RunScreen
+        from orch_tui.tui.screens.run import DetachableRunScreen, RunScreen
         assert self.model is not None
         screens = {
             "calibration": CalibrationScreen,
-            "run": RunScreen,
+            "run": DetachableRunScreen if self.controller.detachable else RunScreen,
             "finished": FinishedScreen,
         }
         screen = screens[name](self.model, self.controller)
@@ -203,6 +262,9 @@ class OrchApp(App[int]):
         the operator changed their mind. Until the run is over the run screen shows what the
         exit waits for (`stopping N jobs...`), whatever screen the choice was made on."""
         if how is None:
+            return
+        if how == "detach":
+            self.action_detach_run()
             return
         if not self.controller.started or (self.model is not None and self.model.finished):
             code = self.model.finished.exit_code if self.model and self.model.finished else 0
@@ -222,6 +284,8 @@ class OrchApp(App[int]):
         """ctrl+c is the run's quit key once a run exists; before, it keeps Textual's meaning
         (copy in an input of the config screen)."""
         del parameters
+        if action == "detach_run":  # `d`, in the footer only when the run outlives the app
+            return self.controller.detachable and self.controller.started
         return action != "ctrl_c" or self.controller.started
 
     def action_ctrl_c(self) -> None:
@@ -238,4 +302,10 @@ class OrchApp(App[int]):
             self.controller.kill_all_now()
             self.notify(f"SIGKILL sent to {self.model.counts().active} jobs", timeout=3)
         else:
-            self.push_screen(QuitModal(), self.request_quit)
+            self.ask_quit()
+
+    def ask_quit(self) -> None:
+        """The quit dialog: detach first when the run outlives the app."""
+        # pylint: disable-next=import-outside-toplevel
+        from orch_tui.tui.screens.modals import QuitModal
+        self.push_screen(QuitModal(detachable=self.controller.detachable), self.request_quit)

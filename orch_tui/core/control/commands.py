@@ -2,7 +2,9 @@
 
 The answer names the job's state when a command does not apply ("job 3 is queued: nothing to
 pause"); the states come from the snapshot the client got and the events since, the same
-facts the client sees, so nothing here asks the scheduler anything but the command itself."""
+facts the client sees, so nothing here asks the scheduler anything but the command itself.
+`refusal` is the rule both ends use: the run to answer, a remote TUI to predict the answer
+(and show it at once) while the command is on its way."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import signal
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import RunControl
-from orch_tui.core.events import JobState
+from orch_tui.core.events import REQUEUEABLE, JobState
 from orch_tui.core.snapshot import RunSnapshot
 from orch_tui.core.wire import Command
 
@@ -22,13 +24,22 @@ _REFUSED = {
     "requeue": "only a failed, killed or cancelled job can be requeued",
     "cancel": "only a queued job can be cancelled",
 }
+#: The states each job command applies to: the orchestrator's own rules (core/commands.py,
+#: lifecycle.py), which decide in the end (a job may change state on the way).
+APPLIES: dict[str, frozenset[JobState]] = {
+    "pause": frozenset({JobState.RUNNING}),
+    "resume": frozenset({JobState.PAUSED}),
+    "kill": frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PAUSED, JobState.STOPPING}),
+    "requeue": REQUEUEABLE,
+    "cancel": frozenset({JobState.QUEUED}),
+}
 
 
-class CommandHandler:
-    """Runs one client's commands on `host`; `observe` keeps job states current."""
+class JobStates:
+    """Every job's state and whether the run is over, as a client sees them: the snapshot,
+    then the events."""
 
-    def __init__(self, host: RunControl) -> None:
-        self.host = host
+    def __init__(self) -> None:
         self.states: dict[int, JobState] = {}
         self.over = False
 
@@ -44,63 +55,83 @@ class CommandHandler:
         elif isinstance(event, ev.RunFinished):
             self.over = True
 
+
+def refusal(cmd: Command, jobs: JobStates, *, paused_all: bool) -> str | None:
+    """Why `cmd` does not apply to the run `jobs` describes, in words (None: it applies)."""
+    if cmd.cmd in APPLIES:
+        return _job_refusal(cmd.cmd, cmd.job, jobs)
+    if jobs.over:
+        return "the run is over"
+    value = cmd.value
+    if cmd.cmd == "set_limit" and (value is None or isinstance(value, bool)
+                                   or not isinstance(value, int) or value < 1):
+        return f"limit {value!r}: give a whole number of at least 1"
+    if cmd.cmd == "pause_all" and paused_all:
+        return "every job is already paused"
+    if cmd.cmd == "resume_all" and not paused_all:
+        return "the run is not paused"
+    return None
+
+
+def _job_refusal(name: str, job: int | None, jobs: JobStates) -> str | None:
+    if job is None or job not in jobs.states:
+        return f"no job {job}" if job is not None else "which job?"
+    state = jobs.states[job]
+    if jobs.over:
+        return f"job {job} is {state.value}: the run is over"
+    if state not in APPLIES[name]:
+        return f"job {job} is {state.value}: {_REFUSED[name]}"
+    return None
+
+
+class CommandHandler(JobStates):
+    """Runs one client's commands on `host`; `observe` keeps job states current."""
+
+    def __init__(self, host: RunControl) -> None:
+        super().__init__()
+        self.host = host
+
     def run(self, cmd: Command) -> tuple[bool, str]:
         """Carry out `cmd`: (whether it did something, what happened in words)."""
-        if cmd.cmd in _REFUSED:
+        refused = refusal(cmd, self, paused_all=self.host.paused_all)
+        if refused is not None:
+            return False, refused
+        if cmd.cmd in APPLIES:
             return self._job_command(cmd)
-        if self.over and cmd.cmd != "stop":
-            return False, "the run is over"
         if cmd.cmd == "set_limit":
-            return self._set_limit(cmd.value)
+            assert cmd.value is not None
+            previous = self.host.limit
+            self.host.set_limit(cmd.value)
+            return True, f"limit set to {cmd.value} (was {previous})"
         return self._run_wide(cmd.cmd)
 
-    # One answer per way a job command can end.
-    # pylint: disable-next=too-many-return-statements
     def _job_command(self, cmd: Command) -> tuple[bool, str]:
         job = cmd.job
-        if job is None or job not in self.states:
-            return False, f"no job {job}" if job is not None else "which job?"
+        assert job is not None
         state = self.states[job]
-        if self.over:
-            return False, f"job {job} is {state.value}: the run is over"
         if cmd.cmd == "cancel":
-            if state is not JobState.QUEUED:
-                return False, f"job {job} is {state.value}: {_REFUSED['cancel']}"
             return (True, f"job {job} cancelled") if self.host.kill(job) else (
                 False, f"job {job}: could not cancel it")
-        done = getattr(self.host, cmd.cmd)(job)
-        if not done:
+        if not getattr(self.host, cmd.cmd)(job):  # it changed state on the way
             return False, f"job {job} is {state.value}: {_REFUSED[cmd.cmd]}"
         if cmd.cmd == "kill" and state is JobState.QUEUED:
             return True, f"job {job} cancelled (it was queued)"
         return True, f"job {job} {_PAST[cmd.cmd]}"
 
-    def _set_limit(self, value: int | None) -> tuple[bool, str]:
-        if value is None or isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            return False, f"limit {value!r}: give a whole number of at least 1"
-        previous = self.host.limit
-        self.host.set_limit(value)
-        return True, f"limit set to {value} (was {previous})"
-
-    # One answer per command and outcome.
-    # pylint: disable-next=too-many-return-statements
     def _run_wide(self, name: str) -> tuple[bool, str]:
         host = self.host
         if name == "pause_all":
-            if host.paused_all:
-                return False, "every job is already paused"
             host.pause_all()
             return True, "every job paused, no launches"
         if name == "resume_all":
-            if not host.paused_all:
-                return False, "the run is not paused"
             host.resume_all()
             return True, "resumed: launching again"
         if name == "stop":
-            if self.over:
-                return False, "the run is over"
             # Same as SIGTERM to the orchestrator (the issue's `orch-tui stop`): exit code 143.
             host.shutdown(kill=True, interrupted=True, signal=signal.SIGTERM)
             return True, "stopping: no more launches, every job is being ended"
+        if name == "drain":
+            host.shutdown(kill=False, interrupted=False)
+            return True, "no more launches: the running jobs finish, then the run ends"
         host.kill_all_now()  # kill_now
         return True, "every job's process group got SIGKILL"

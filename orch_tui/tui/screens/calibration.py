@@ -14,6 +14,7 @@ from textual.widgets import Footer, Sparkline, Static
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Controller
 from orch_tui.core.textutil import format_bytes
+from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.model import RunModel
 
 #: Seconds the result stays on screen before the run screen opens by itself.
@@ -61,6 +62,7 @@ class CalibrationScreen(Screen[None]):
         Binding("plus", "limit(1)", "+1 process"),
         Binding("minus", "limit(-1)", "-1 process"),
         Binding("question_mark", "help", "Help", show=False),
+        DETACH,
         Binding("q", "quit_run", "Quit"),
     ]
 
@@ -176,10 +178,9 @@ class CalibrationScreen(Screen[None]):
         """The key reference."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.help import HelpScreen
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(
+            HelpScreen(detachable=self.app.controller.detachable))  # type: ignore[attr-defined]
 
     def action_quit_run(self) -> None:
         """The same quit dialog as the run screen."""
-        # pylint: disable-next=import-outside-toplevel
-        from orch_tui.tui.screens.modals import QuitModal
-        self.app.push_screen(QuitModal(), self.app.request_quit)  # type: ignore[attr-defined]
+        self.app.ask_quit()  # type: ignore[attr-defined]

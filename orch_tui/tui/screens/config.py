@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from textual.widgets import ContentSwitcher, DirectoryTree, Footer, Input, Stati
 from orch_tui.core.plan import load_plan
 from orch_tui.core.errors import ConfigError, OrchError
 from orch_tui.core.fsutil import existing_ancestor
+from orch_tui.core.control.remote import live_run
 from orch_tui.core.lock import held_by
 from orch_tui.core.plan import Plan, shell_quote
 from orch_tui.core.textutil import format_bytes, printable
@@ -135,7 +137,14 @@ def summary_rows(plan: Plan) -> list[tuple[str, Text]]:
         _row("Output", _show(output_dir), "  ", ("exists" if exists else "will be created", "dim"),
              ", ", free))
     holder = held_by(output_dir)
-    if holder is not None:  # said before Enter, which would be refused
+    live = live_run(output_dir) if holder is not None else None
+    if live is not None:  # Enter attaches to it instead of starting
+        when = time.strftime(" started %H:%M:%S", time.localtime(
+            live.started)) if live.started else ""
+        rows.append(
+            _row("", (f"a run is active (pid {live.pid},{when})", "bold yellow"),
+                 ": Enter attaches"))
+    elif holder is not None:  # said before Enter, which would be refused
         rows.append(
             _row("", (f"held by another orch-tui (pid {holder})", "bold red"),
                  ": starting now would be refused; r checks again"))
@@ -186,6 +195,15 @@ class ConfigScreen(Screen):
         def __init__(self, plan: Plan) -> None:
             super().__init__()
             self.plan = plan
+
+    class Attach(Message):
+        """The config's output folder is held by a live run: open it (its control socket)
+        rather than start `plan`."""
+
+        def __init__(self, plan: Plan, socket: Path) -> None:
+            super().__init__()
+            self.plan = plan
+            self.socket = socket
 
     class Checked(Message):
         """The config at `path` was validated (`error` None when it is valid)."""
@@ -347,7 +365,9 @@ class ConfigScreen(Screen):
     def action_start(self) -> None:
         """Hand the validated plan to the app, which owns what happens next."""
         if self.plan is not None and not self._in_picker():
-            self.post_message(self.Start(self.plan))
+            live = live_run(self.plan.config.directories.output_dir)
+            self.post_message(
+                self.Start(self.plan) if live is None else self.Attach(self.plan, live.socket))
 
     def action_edit(self) -> None:
         """Open the config in the operator's editor (at the error's line), the TUI suspended,

@@ -21,6 +21,7 @@ from orch_tui.core.controller import Controller
 from orch_tui.core.events import REQUEUEABLE, JobState, ProgressSource
 from orch_tui.core.logtail import read_log
 from orch_tui.core.textutil import format_bytes, format_duration, printable
+from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.model import JobRow, RunModel
 from orch_tui.tui.widgets.columns import format_speed
 
@@ -62,6 +63,7 @@ class DetailScreen(Screen[None]):
         Binding("k", "kill", "Kill"),
         Binding("k", "cancel", "Cancel"),
         Binding("r", "requeue", "Requeue"),
+        DETACH,
     ]
 
     def __init__(self, model: RunModel, controller: Controller, job_id: int) -> None:

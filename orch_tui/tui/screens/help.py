@@ -23,6 +23,12 @@ KEYS = [
     ("q, ctrl+c", "quit: wait for running jobs, kill them, or cancel (ctrl+c twice: kill)"),
     ("?", "this help"),
 ]
+#: The run lives in another process (orch-tui attach, or a run started from the TUI).
+DETACHABLE_KEYS = [
+    ("d", "detach: the run goes on; orch-tui attach OUTPUT_DIR comes back to it"),
+    ("q, ctrl+c", "quit: detach (the default), wait for running jobs, stop the run, or cancel "
+     "(ctrl+c twice: stop it)"),
+]
 
 
 class HelpScreen(ModalScreen[None]):
@@ -30,11 +36,18 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
 
+    def __init__(self, *, detachable: bool = False) -> None:
+        super().__init__()
+        self.detachable = detachable
+
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
-        for key, what in KEYS:
+        keys = KEYS
+        if self.detachable:
+            keys = [*KEYS[:-2], *DETACHABLE_KEYS, KEYS[-1]]
+        for key, what in keys:
             table.add_row(Text(key), Text(what))
         with VerticalScroll(classes="dialog help"):
             yield Static(Text("Keys (escape closes)", style="bold"))

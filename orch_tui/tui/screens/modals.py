@@ -53,30 +53,60 @@ class ConfirmKill(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+#: `d` on the run's screens: handled (and shown in the footer only for a run in another
+#: process) by the app's check_action.
+DETACH = Binding("d", "app.detach_run", "Detach")
+
+
 class QuitModal(ModalScreen[str | None]):
-    """Quit while jobs run: wait for them, kill them, or stay."""
+    """Quit while jobs run: wait for them, kill them, or stay; for a run in another process,
+    first of all: detach (the run goes on), the default."""
 
     BINDINGS = [
         Binding("w", "choose('wait')", "Wait"),
-        Binding("k,q,ctrl+c", "choose('kill')", "Kill and quit", priority=True),
+        Binding("k,ctrl+c", "choose('kill')", "Kill and quit", priority=True),
         Binding("escape,c", "choose(None)", "Cancel"),
+        # q: as Kill when the run ends with the app; as Detach when it does not, so that q, q
+        # never stops a run that could have gone on.
+        Binding("q", "q", "Quit", show=False, priority=True),
+        Binding("d", "choose('detach')", "Detach", show=False),
     ]
+
+    def __init__(self, *, detachable: bool = False) -> None:
+        super().__init__()
+        self.detachable = detachable
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Text("Quit orch-tui?", style="bold"))
-            yield Button("Wait for running jobs, then quit (w)", id="wait")
-            yield Button("Kill running jobs and quit (k, q, ctrl+c)", variant="error", id="kill")
+            if self.detachable:
+                yield Static(Text("Leave the run?", style="bold"))
+                yield Button("Detach, the run goes on (d)", variant="primary", id="detach")
+                yield Button("Wait for running jobs, then quit (w)", id="wait")
+                yield Button("Stop the run: kill running jobs (k)", variant="error", id="kill")
+            else:
+                yield Static(Text("Quit orch-tui?", style="bold"))
+                yield Button("Wait for running jobs, then quit (w)", id="wait")
+                yield Button("Kill running jobs and quit (k, q, ctrl+c)",
+                             variant="error",
+                             id="kill")
             yield Button("Cancel (escape)", id="cancel")
 
     def on_mount(self) -> None:
-        """Cancel is the safe default."""
-        self.query_one("#cancel", Button).focus()
+        """Cancel is the safe default; detach when the run goes on without the app."""
+        self.query_one("#detach" if self.detachable else "#cancel", Button).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`d` means something only when detaching is offered."""
+        return self.detachable or parameters != ("detach", )
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         """Buttons answer like their keys."""
         choice = event.button.id
         self.dismiss(None if choice == "cancel" else choice)
+
+    def action_q(self) -> None:
+        """q: detach a run that goes on, kill one that would not."""
+        self.dismiss("detach" if self.detachable else "kill")
 
     def action_choose(self, choice: str | None) -> None:
         """Close with the choice."""

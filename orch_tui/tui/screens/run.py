@@ -15,6 +15,7 @@ from orch_tui.core.eta import Eta
 from orch_tui.core.events import JobState
 from orch_tui.core.tally import Counts
 from orch_tui.tui.model import RunModel
+from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.widgets.gauges import NoticeLine, ProgressLine, ResourceGauge, run_figures
 from orch_tui.tui.widgets.job_table import JobTable
 
@@ -190,10 +191,16 @@ class RunScreen(Screen[None]):
         """Every key and what it does."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.help import HelpScreen
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(
+            HelpScreen(detachable=self.app.controller.detachable))  # type: ignore[attr-defined]
 
     def action_quit_run(self) -> None:
         """Wait for running jobs, kill them, or cancel."""
-        # pylint: disable-next=import-outside-toplevel
-        from orch_tui.tui.screens.modals import QuitModal
-        self.app.push_screen(QuitModal(), self.app.request_quit)  # type: ignore[attr-defined]
+        self.app.ask_quit()  # type: ignore[attr-defined]
+
+
+class DetachableRunScreen(RunScreen):
+    """The run screen of a run in another process: `d` detaches. In the footer it takes the
+    place of `?` (which still opens the help, where `d` is too): all keys fit in 80 columns."""
+
+    BINDINGS = [Binding("question_mark", "help", "Help", show=False), DETACH]
