@@ -271,71 +271,52 @@ async def run_headless(plan: Plan,
     return code
 
 
-async def run_tui(path: Path | None, args: argparse.Namespace, argv: list[str] | None) -> int:
-    """Run the Textual app on this loop, attached to a run host.
-
-    SIGHUP (the SSH connection dropped) closes the app but not the run: the app's listener is
-    detached and the headless reporter attached, writing to <output_dir>/.orch-tui/run.log
-    until the end of the queue. SIGTERM and SIGINT from outside end the run as in headless."""
-    # pylint: disable-next=import-outside-toplevel
+async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
+    """The TUI on a run in a process of its own (background.py): Enter on the config screen
+    starts it there and attaches; a folder a live run holds is attached to. Whatever happens
+    to this process, `d`, a closed terminal (SIGHUP), SIGTERM, SIGINT or kill -9, the run goes
+    on; only the quit dialog's "stop" and "wait" reach it, as commands."""
+    # pylint: disable=import-outside-toplevel  # textual only when a screen is drawn
+    from orch_tui.core.control.remote import RemoteRun
     from orch_tui.tui.app import OrchApp
     # Textual sizes the screen with shutil.get_terminal_size(), which prefers these variables
     # to the terminal itself: exported, they would freeze the layout through every resize.
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
-    loop = asyncio.get_running_loop()
-    host = RunHost(options_from(args, argv), config=path)
-    app = OrchApp(host, path, start_dir=Path.cwd(), yes=args.yes)
-    received: list[int] = []
-    reporters: list[HeadlessReporter] = []
+    remote = RemoteRun(spawn=lambda plan: spawn_run(plan.config.path, run_flags(args)))
+    app = OrchApp(remote, path, start_dir=Path.cwd(), yes=args.yes, connector=RemoteRun.connect)
 
-    def go_headless() -> None:
-        # The TUI stops listening; the headless reporter takes over from the run's snapshot.
-        app.detach()
-        if reporters or host.done:
-            return
-        assert host.state is not None
-        reporter = HeadlessReporter(open_run_log(host.state))
-        reporter.adopt(host.attach(reporter))
-        reporter.write("orch-tui: the terminal is gone: the run continues headless")
-        reporters.append(reporter)
-
-    def on_hangup() -> None:
-        go_headless()
-        app.exit()
-
-    def on_stop(signum: int) -> None:
-        received.append(signum)
-        if host.started:
-            host.shutdown(kill=True, signal=signum)  # the summary's exit code: 128 + signum
-            app.request_quit("kill")
+    def leave() -> None:  # whoever sends the signal means this screen, never the run
+        if app.controller.started:
+            app.action_detach_run()
         else:
             app.exit()
 
-    loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_stop, signum)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, leave)
     try:
         await app.run_async()
-        go_headless()  # the app is gone with the run still going: whatever the cause, same
-        code = await host.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in signals:
             loop.remove_signal_handler(signum)
-        host.close()
-    if not reporters and app.model is not None and app.model.finished is not None:
+    controller = app.controller
+    if not isinstance(controller, RemoteRun) or not controller.started or app.plan is None:
+        error = remote.config_error
+        return error.exit_code if error is not None else EXIT_OK
+    await controller.close()
+    if app.model is not None and app.model.finished is not None and not app.detached:
         # The screen is gone with the TUI: the terminal keeps what happened and what is left.
-        print_exit_summary(sys.stdout, app.model.finished, resume_command(args, host))
-    if received:
-        return 128 + received[0]
-    return code
+        print_exit_summary(sys.stdout, app.model.finished, resume_command(args, app.plan))
+    return attach.report_end(app, controller.pid, app.plan.config.directories.output_dir)
 
 
 #: Counts of jobs a rerun of the same command runs again (missing inputs need the operator).
 WORK_LEFT = ("failed", "killed", "cancelled", "queued", "running", "paused", "stopping")
 
 
-def resume_command(args: argparse.Namespace, host: RunHost) -> str:
+def resume_command(args: argparse.Namespace, plan: Plan) -> str:
     """The command that finishes the work left (README: resume by running the same command):
     the same config, --jobs and --joblog; never --overwrite or --fresh (they would redo the
     work done) nor --demo (it would write the workspace again)."""
@@ -347,8 +328,7 @@ def resume_command(args: argparse.Namespace, host: RunHost) -> str:
         program += ["--joblog", str(Path(args.joblog).absolute())]
     if args.yes:
         program.append("--yes")
-    assert host.session is not None, "a run was started"
-    return shell_quote([*program, str(host.session.plan.config.path)])
+    return shell_quote([*program, str(plan.config.path)])
 
 
 def print_exit_summary(stream: TextIO | None, finished: RunFinished, resume: str) -> None:
@@ -407,7 +387,7 @@ def run(argv: list[str] | None) -> int:
     try:
         path = _config_path(parser, args)
         if use_tui(args):
-            return asyncio.run(run_tui(path, args, argv))
+            return asyncio.run(run_tui(path, args))
         assert path is not None
         plan = load_plan(path)
         if args.dry_run:

@@ -2,8 +2,9 @@
 
 Textual's pilot proves the screens; this proves what only a terminal shows: that the app draws
 in 80x24 with TERM=xterm-256color, TERM=screen and NO_COLOR, that keys typed on a tty reach it,
-that it survives SIGWINCH, that a dead terminal (SIGHUP) leaves the run going headless to the
-end, and that jobs never hold the terminal. Every wait polls the screen, a file or /proc."""
+that it survives SIGWINCH, that a dead terminal (SIGHUP) closes the screen and leaves the run,
+in a process of its own, going to the end, and that jobs never hold the terminal. Every wait
+polls the screen, a file or /proc."""
 
 # Test names say what each test checks; a docstring per test would only repeat them.
 # pylint: disable=missing-function-docstring
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from orch_tui.core.lock import held_by
 from tests.helpers import Workspace, alive, kill_quietly, process_state, write_workspace
 from tests.tmux import Terminal, orch_command, read_int, wait_until
 
@@ -256,7 +258,7 @@ def test_run_screen_fits_80x24_then_finishes_and_q_exits_0(tmp_path, terminal, e
     assert outputs == ["clip01_out.bin", "clip02_out.bin", "clip03_out.bin"]
 
 
-def test_space_pauses_and_resumes_then_quit_modal_escape_and_q_q_kills(tmp_path, terminal, cleanup):
+def test_space_pauses_and_resumes_then_quit_modal_escape_and_q_k_stops(tmp_path, terminal, cleanup):
     ws, pidfile = make_workspace(tmp_path, 3, 12)
     rc_file = start_run(terminal, ws, COLOR)
     pids = job_pids(pidfile, 2)
@@ -276,19 +278,19 @@ def test_space_pauses_and_resumes_then_quit_modal_escape_and_q_q_kills(tmp_path,
 
     # q asks; escape changes nothing.
     terminal.send("q")
-    terminal.wait_for("Quit orch-tui?")
+    terminal.wait_for("Leave the run?")
     terminal.send("Escape")
-    terminal.wait_for(lambda s: "Quit orch-tui?" not in s and run_screen(("clip01.bin", "running"))
+    terminal.wait_for(lambda s: "Leave the run?" not in s and run_screen(("clip01.bin", "running"))
                       (s),
                       what="the run screen back")
     assert all(alive(pid) for pid in pids.values())
     assert read_int(rc_file) is None, "escape must not quit"
 
-    # q q: kill the running jobs and quit.
+    # q k: stop the run (its jobs killed), as `orch-tui stop` does: 143.
     terminal.send("q")
-    terminal.wait_for("Quit orch-tui?")
-    terminal.send("q")
-    assert exit_code(rc_file) == 1  # killed jobs make the run a failure
+    terminal.wait_for("Leave the run?")
+    terminal.send("k")
+    assert exit_code(rc_file) == 143
     for pid in pids.values():
         wait_until(lambda pid=pid: not alive(pid), 5, f"worker {pid} gone")
     assert len(pidfile.read_text(encoding="ascii").splitlines()) == 2, "job 3 must not start"
@@ -318,9 +320,9 @@ def test_k_asks_n_keeps_the_job_y_kills_it(tmp_path, terminal, cleanup):
     assert alive(pids["clip02.bin"]), "k must kill only the selected job"
 
     terminal.send("q")
-    terminal.wait_for("Quit orch-tui?")
+    terminal.wait_for("Leave the run?")
     terminal.send("k")
-    assert exit_code(rc_file) == 1
+    assert exit_code(rc_file) == 143
     wait_until(lambda: not alive(pids["clip02.bin"]), 5, "job 2's process gone")
 
 
@@ -352,9 +354,9 @@ def test_resize_to_120x40_and_back_redraws_and_adds_the_node_column(tmp_path, te
     assert read_int(rc_file) is None, "the app must survive the resizes"
 
     terminal.send("q")
-    terminal.wait_for("Quit orch-tui?")
+    terminal.wait_for("Leave the run?")
     terminal.send("k")
-    assert exit_code(rc_file) == 1
+    assert exit_code(rc_file) == 143
 
 
 def program_report(pid: int, ws: Workspace, pidfile: Path, reaped: Path) -> str:
@@ -379,7 +381,8 @@ def program_report(pid: int, ws: Workspace, pidfile: Path, reaped: Path) -> str:
     return "\n".join(parts)
 
 
-def test_sighup_leaves_the_run_going_headless_to_the_end(tmp_path, terminal, cleanup):
+def test_sighup_closes_the_screen_and_the_run_in_its_own_process_goes_on_to_the_end(
+        tmp_path, terminal, cleanup):
     ws, pidfile = make_workspace(tmp_path, 4, 3)
     program_pid = tmp_path / "orch.pid"
     command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
@@ -393,24 +396,28 @@ def test_sighup_leaves_the_run_going_headless_to_the_end(tmp_path, terminal, cle
     started = job_pids(pidfile, 2)
     cleanup.extend(started.values())
     assert set(started) == {"clip01.bin", "clip02.bin"}
+    # The run is a process of its own, in a session of its own, with no terminal.
+    run_pid = _run_pid(ws)
+    cleanup.append(run_pid)
+    assert run_pid != pid
+    run_stat = Path(f"/proc/{run_pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    assert run_stat[3] != str(os.getsid(pid)) and run_stat[4] == "0", run_stat
 
     def diagnose() -> str:
-        return program_report(pid, ws, pidfile, terminal.reaped)
+        return program_report(run_pid, ws, pidfile, terminal.reaped)
 
     terminal.kill_server()  # the pane's terminal is gone: the kernel sends SIGHUP (and SIGCONT)
-    wait_until(lambda: terminal.tmux("has-session", check=False).returncode != 0, 5,
-               "the tmux server gone")
-    assert alive(pid), "the program must survive its terminal\n" + diagnose()
+    # The screen goes (it leaves the run, as `d` does: 0); the run never noticed.
+    assert terminal.exit_status(pid, timeout=15, detail=diagnose) == 0
+    assert alive(run_pid), "the run must survive the terminal\n" + diagnose()
     # Jobs 3 and 4 start after the hangup: the run goes on, it is not just draining.
     cleanup.extend(job_pids(pidfile, 4, timeout=10, detail=diagnose).values())
-    code = terminal.exit_status(pid, timeout=15, detail=diagnose)
+    wait_until(lambda: not alive(run_pid), 30, "the run to end by itself", diagnose)
 
     log = (ws.output_dir / ".orch-tui" / "run.log").read_text(encoding="utf-8")
-    assert "terminal is gone" in log, log
     final = log.strip().splitlines()[-1].split(" ", 1)[1]  # after run.log's timestamp
     assert final.startswith("done: 4 succeeded, 0 failed, 0 killed"), log
     assert final.endswith("(exit 0)"), log
-    assert code == 0, f"exit code {code}; run.log:\n{log}"
     for source in ws.inputs:
         output = ws.output_dir / source.name.replace(".bin", "_out.bin")
         assert output.read_bytes() == source.read_bytes(), f"{output} incomplete"
@@ -418,6 +425,11 @@ def test_sighup_leaves_the_run_going_headless_to_the_end(tmp_path, terminal, cle
         "clip01_out.bin", "clip02_out.bin", "clip03_out.bin", "clip04_out.bin"
     ]
     assert len(pidfile.read_text(encoding="ascii").splitlines()) == 4, "each job ran once"
+
+
+def _run_pid(ws: Workspace) -> int:
+    """The pid of the run holding the workspace's output folder (its lock's holder)."""
+    return wait_until(lambda: held_by(ws.output_dir), 10, "the run's pid")
 
 
 def test_jobs_never_hold_the_terminal(tmp_path, terminal, cleanup):
@@ -443,9 +455,9 @@ def test_jobs_never_hold_the_terminal(tmp_path, terminal, cleanup):
         assert stat[4] == "0", (name, stat)
 
     terminal.send("q")
-    terminal.wait_for("Quit orch-tui?")
+    terminal.wait_for("Leave the run?")
     terminal.send("k")
-    assert exit_code(rc_file) == 1
+    assert exit_code(rc_file) == 143
 
 
 def test_no_config_argument_opens_the_picker_on_the_current_folder(tmp_path, terminal):

@@ -85,6 +85,9 @@ class OrchApp(App[int]):
         self.model: RunModel | None = None
         self.quit_when_finished = False
         self.connector = connector
+        #: The plan of the run started or attached to from the config screen (the command
+        #: line prints its resume command and where to attach again).
+        self.plan: Plan | None = None
         #: Set when the app ended by `d` (the run goes on) or by a lost connection (why).
         self.detached = False
         self.lost: str | None = None
@@ -132,6 +135,7 @@ class OrchApp(App[int]):
             return
         try:
             self.controller = await self.connector(message.socket)
+            self.plan = message.plan
         except OrchError as exc:
             self.notify(str(exc), title="cannot attach", severity="error", timeout=15)
             return
@@ -150,6 +154,7 @@ class OrchApp(App[int]):
         except OrchError as exc:
             self._cannot_start(exc)
             return
+        self.plan = plan
         if launch.notice:
             self.notify(launch.notice, severity="warning", timeout=15)
         if launch.resume:

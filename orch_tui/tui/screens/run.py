@@ -200,7 +200,11 @@ class RunScreen(Screen[None]):
 
 
 class DetachableRunScreen(RunScreen):
-    """The run screen of a run in another process: `d` detaches. In the footer it takes the
-    place of `?` (which still opens the help, where `d` is too): all keys fit in 80 columns."""
+    """The run screen of a run in another process: `d` detaches. To fit it in 80 columns
+    with every other key, `+` and `-` share one footer entry (the help lists both)."""
 
-    BINDINGS = [Binding("question_mark", "help", "Help", show=False), DETACH]
+    BINDINGS = [
+        Binding("plus", "limit(1)", "±1", key_display="+/-"),
+        Binding("minus", "limit(-1)", "-1", show=False),
+        DETACH,
+    ]
