@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orch_tui.background import RunRefused, spawn_run
-from tests.helpers import alive, kill_quietly, run_cli, write_workspace
+from tests.helpers import alive, kill_quietly, process_state, run_cli, write_workspace
 from tests.tmux import Terminal, orch_command, read_int, wait_until
 
 PID_LINE = re.compile(r"running in the background, pid (\d+)")
@@ -195,3 +195,62 @@ def test_closing_the_terminal_after_detach_leaves_the_run_going(tmp_path, leftov
     assert len(_job_pids(pidfile)) == 4, "every job ran, once"
     assert subprocess.run(["pgrep", "-f", str(ws.config)], capture_output=True,
                           check=False).stdout == b"", "nothing left behind"
+
+
+def test_a_detached_run_attached_at_80x24_paused_detached_and_attached_again_stays_paused(
+        tmp_path, leftovers):
+    """The whole story of the issue, through the real commands in a real terminal: --detach,
+    attach, pause a job (state T at the OS level), d (the shell's prompt back, the run going,
+    the job still T), attach again (the row still says paused), then `orch-tui stop`."""
+    pidfile = tmp_path / "pids"
+    leftovers[1].append(pidfile)
+    ws = _workspace(tmp_path, 3, 60, pidfile)
+    result = run_cli(str(ws.config), "--detach", "--jobs", "2", timeout=30)
+    pid = int(PID_LINE.search(result.stdout).group(1))
+    leftovers[0].append(pid)
+    wait_until(lambda: len(_job_pids(pidfile)) == 2, 30, "two jobs running")
+    first = _job_pids(pidfile)
+    rc_file = tmp_path / "attach.rc"
+    terminal = Terminal(tmp_path)
+    try:
+        command = orch_command(["attach", str(ws.output_dir)],
+                               env={"TERM": "xterm-256color"},
+                               rc_file=rc_file)
+        terminal.start(f"{command}; exec cat", cwd=ws.root)
+        screen = terminal.wait_for(lambda s: "clip01.bin" in s and "d Detach" in s,
+                                   timeout=30,
+                                   what="the run screen")
+        lines = screen.splitlines()
+        assert len(lines) <= 24 and all(len(line) <= 80 for line in lines), screen
+        terminal.send("Space")  # the cursor starts on job 1
+        terminal.wait_for(lambda s: "paused" in s, what="job 1 paused")
+        wait_until(lambda: sorted(process_state(p) for p in first).count("T") == 1, 10,
+                   "one job in state T")
+        terminal.send("d")
+        wait_until(lambda: read_int(rc_file) is not None, 20, "attach to exit on d")
+        assert read_int(rc_file) == 0
+        terminal.wait_for(f"detached: the run goes on (pid {pid})", what="the way back")
+        assert alive(pid) and sorted(process_state(p) for p in first).count("T") == 1
+    finally:
+        terminal.close()
+
+    again = Terminal(tmp_path)
+    try:
+        again.start(orch_command(["attach", str(ws.output_dir)],
+                                 env={"TERM": "xterm-256color"},
+                                 rc_file=rc_file.with_suffix(".2")),
+                    cwd=ws.root)
+        again.wait_for(lambda s: "clip01.bin" in s and "paused" in s,
+                       timeout=30,
+                       what="job 1 still paused on attaching again")
+        stop = run_cli("stop", str(ws.output_dir), timeout=30)
+        assert stop.returncode == 0, stop.stderr
+        again.wait_for("exit code 143", timeout=30, what="the finished screen")
+        again.send("q")
+        wait_until(lambda: read_int(rc_file.with_suffix(".2")) is not None, 30,
+                   "the attached screen to exit with the run's code")
+        assert read_int(rc_file.with_suffix(".2")) == 143
+    finally:
+        again.close()
+    wait_until(lambda: not alive(pid), 30, "the run to stop")
+    assert not any(alive(p) for p in first), "a paused job is ended too"

@@ -216,13 +216,13 @@ def test_ctrl_c_twice_in_a_terminal_shows_stopping_until_the_jobs_are_gone(
     pids = [int(line.split()[0]) for line in pidfile.read_text().splitlines()]
     cleanup.extend(pids)
     terminal.send("C-c")
-    terminal.wait_for("Kill running jobs and quit (k, q, ctrl+c)")
+    terminal.wait_for("Stop the run: kill running jobs (k)")
     terminal.send("C-c")
     screen = terminal.wait_for("stopping 2 jobs...", what="the quit's wait said")
     assert screen.count(" stopping ") >= 2, screen
     assert all(alive(pid) for pid in pids), "SIGTERM ignored: alive through the grace period"
     assert read_int(rc_file) is None, "the program waits until they are gone"
     wait_until(lambda: read_int(rc_file) is not None, 15, "the program to exit")
-    assert read_int(rc_file) == 1
+    assert read_int(rc_file) == 143, "the run was stopped, as orch-tui stop does"
     assert not any(alive(pid) for pid in pids)
     assert len(pidfile.read_text().splitlines()) == 2, "job 3 never started"
