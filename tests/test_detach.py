@@ -49,6 +49,19 @@ def _job_pids(pidfile: Path) -> list[int]:
     return [int(p) for p in pidfile.read_text().split()] if pidfile.exists() else []
 
 
+def _detach(tmp_path: Path, leftovers, count: int, seconds: float, jobs: int):
+    """A workspace of `count` jobs of `seconds` started with --detach --jobs `jobs`: (the
+    workspace, its pidfile, the run's pid), all killed at the end if the test leaves them."""
+    pidfile = tmp_path / "pids"
+    leftovers[1].append(pidfile)
+    ws = _workspace(tmp_path, count, seconds, pidfile)
+    result = run_cli(str(ws.config), "--detach", "--jobs", str(jobs), timeout=30)
+    assert result.returncode == 0, result.stderr
+    pid = int(PID_LINE.search(result.stdout).group(1))
+    leftovers[0].append(pid)
+    return ws, pidfile, pid
+
+
 @pytest.fixture(name="leftovers")
 def fixture_leftovers():
     """Runs and jobs a failing test may leave behind: SIGKILLed at the end."""
@@ -118,13 +131,7 @@ def test_detach_and_dry_run_together_are_a_usage_error(tmp_path):
 
 def test_a_second_detach_on_a_held_folder_is_refused_with_the_run_s_own_message(
         tmp_path, leftovers):
-    pidfile = tmp_path / "pids"
-    leftovers[1].append(pidfile)
-    ws = _workspace(tmp_path, 2, 60, pidfile)
-    first = run_cli(str(ws.config), "--detach", "--jobs", "1", timeout=30)
-    assert first.returncode == 0, first.stderr
-    pid = int(PID_LINE.search(first.stdout).group(1))
-    leftovers[0].append(pid)
+    ws, pidfile, pid = _detach(tmp_path, leftovers, 2, 60, jobs=1)
     wait_until(lambda: _job_pids(pidfile), 30, "the first run's job")
 
     second = run_cli(str(ws.config), "--detach", timeout=30)
@@ -141,12 +148,7 @@ def test_a_second_detach_on_a_held_folder_is_refused_with_the_run_s_own_message(
 
 
 def test_a_detached_run_killed_with_kill_9_is_a_died_run_with_work_left(tmp_path, leftovers):
-    pidfile = tmp_path / "pids"
-    leftovers[1].append(pidfile)
-    ws = _workspace(tmp_path, 3, 60, pidfile)
-    result = run_cli(str(ws.config), "--detach", "--jobs", "1", timeout=30)
-    pid = int(PID_LINE.search(result.stdout).group(1))
-    leftovers[0].append(pid)
+    ws, pidfile, pid = _detach(tmp_path, leftovers, 3, 60, jobs=1)
     wait_until(lambda: _job_pids(pidfile), 30, "a job to start")
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not alive(pid), 30, "the run to die")
@@ -202,12 +204,7 @@ def test_a_detached_run_attached_at_80x24_paused_detached_and_attached_again_sta
     """The whole story of the issue, through the real commands in a real terminal: --detach,
     attach, pause a job (state T at the OS level), d (the shell's prompt back, the run going,
     the job still T), attach again (the row still says paused), then `orch-tui stop`."""
-    pidfile = tmp_path / "pids"
-    leftovers[1].append(pidfile)
-    ws = _workspace(tmp_path, 3, 60, pidfile)
-    result = run_cli(str(ws.config), "--detach", "--jobs", "2", timeout=30)
-    pid = int(PID_LINE.search(result.stdout).group(1))
-    leftovers[0].append(pid)
+    ws, pidfile, pid = _detach(tmp_path, leftovers, 3, 60, jobs=2)
     wait_until(lambda: len(_job_pids(pidfile)) == 2, 30, "two jobs running")
     first = _job_pids(pidfile)
     rc_file = tmp_path / "attach.rc"
