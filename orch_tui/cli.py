@@ -389,12 +389,7 @@ def run(argv: list[str] | None) -> int:
         if use_tui(args):
             return asyncio.run(run_tui(path, args))
         assert path is not None
-        plan = load_plan(path)
-        if args.dry_run:
-            return dry_run(plan)
-        if args.detach:
-            return detach(plan, args)
-        return asyncio.run(run_headless(plan, options_from(args, argv)))
+        return run_plan(load_plan(path), args, argv)
     except OrchError as exc:
         print(f"orch-tui: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
@@ -406,6 +401,15 @@ def run(argv: list[str] | None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"orch-tui: error: {printable(where)}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_plan(plan: Plan, args: argparse.Namespace, argv: list[str] | None) -> int:
+    """A valid plan without the TUI: its dry run, a detached run, or a headless one."""
+    if args.dry_run:
+        return dry_run(plan)
+    if args.detach:
+        return detach(plan, args)
+    return asyncio.run(run_headless(plan, options_from(args, argv)))
 
 
 def detach(plan: Plan, args: argparse.Namespace) -> int:

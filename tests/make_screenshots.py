@@ -24,9 +24,9 @@ if __package__ in (None, ""):  # run as a script: make `orch_tui` importable fro
 from textual.pilot import Pilot
 from textual.widgets import Log
 
+from orch_tui.background import spawn_run
+from orch_tui.core.control.remote import RemoteRun
 from orch_tui.core.events import JobState
-from orch_tui.core.host import RunHost
-from orch_tui.core.session import RunOptions
 from orch_tui.demo.workspace import write_demo_workspace
 from orch_tui.tui.app import OrchApp
 from orch_tui.tui.model import JobRow
@@ -150,19 +150,20 @@ async def make_screenshots(out: Path,
                            count: int = 12,
                            seconds: float = 8.0,
                            verbose: bool = True) -> list[Path]:
-    """Write the demo workspace, run it under the TUI headless and save the screenshots."""
+    """Write the demo workspace, run it in a process of its own as `orch-tui config.yaml` does,
+    watch it from the TUI (headless) and save the screenshots."""
     out.mkdir(parents=True, exist_ok=True)
     config = write_demo_workspace(workspace, count=count, seconds=seconds)
-    host = RunHost(RunOptions(), config=config)
-    app = OrchApp(host, config, start_dir=workspace)
+    remote = RemoteRun(spawn=lambda plan: spawn_run(plan.config.path))
+    app = OrchApp(remote, config, start_dir=workspace)
     async with app.run_test(size=SIZE) as pilot:
         shooter = Shooter(app, pilot, out, verbose=verbose)
         try:
             await shooter.run()
         finally:
-            if not host.done:
-                host.shutdown(kill=True, interrupted=True)
-                await asyncio.wait_for(host.wait(), 30)
+            if remote.started and remote.finished is None:
+                remote.shutdown(kill=True)  # a shot failed: the run must not outlive this
+            await remote.close()
     return shooter.saved
 
 
