@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run exactly N jobs at once: no calibration, no learning "
                         "(resources.max_processes, by contrast, only caps the calibrated limit); "
                         "--max-procs is the older name")
+    parser.add_argument("--adaptive",
+                        action="store_true",
+                        help="while cpu limits the calibrated limit, try one job more and keep it "
+                        "when the measured rate of work rises by 5%% (resources.adaptive)")
     parser.add_argument("--overwrite",
                         action="store_true",
                         help="run jobs whose output already exists (default: skip them)")
@@ -181,6 +185,7 @@ def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions
                       fresh=args.fresh,
                       recalibrate=args.recalibrate,
                       joblog=Path(args.joblog).absolute() if args.joblog else None,
+                      adaptive=args.adaptive,
                       argv=tuple(word for word in (sys.argv if argv is None else argv)
                                  if not word.startswith("--ready-fd")))
 
@@ -192,7 +197,8 @@ def run_flags(args: argparse.Namespace) -> list[str]:
         flags += ["--jobs", str(args.max_procs)]
     flags += [
         flag for flag, on in (("--overwrite", args.overwrite), ("--fresh", args.fresh),
-                              ("--recalibrate", args.recalibrate)) if on
+                              ("--recalibrate", args.recalibrate), ("--adaptive", args.adaptive))
+        if on
     ]
     if args.joblog:
         flags += ["--joblog", str(Path(args.joblog).absolute())]
@@ -326,6 +332,8 @@ def resume_command(args: argparse.Namespace, plan: Plan) -> str:
         program += ["--jobs", str(args.max_procs)]
     if args.joblog:
         program += ["--joblog", str(Path(args.joblog).absolute())]
+    if args.adaptive:
+        program.append("--adaptive")
     if args.yes:
         program.append("--yes")
     return shell_quote([*program, str(plan.config.path)])
@@ -382,6 +390,8 @@ def run(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.detach and args.dry_run:
         parser.error("--detach runs the plan and --dry-run runs nothing: give one of them")
+    if args.adaptive and args.max_procs is not None:
+        parser.error("--jobs N runs exactly N jobs and --adaptive finds the number: give one")
     if args.ready_fd is not None:
         return run_in_background(parser, args, argv)
     try:

@@ -66,6 +66,7 @@ class ResourcesConfig:
     stabilization_seconds: float = 5.0
     max_processes: int | None = None
     sample_interval: float = 1.0
+    adaptive: bool = False  # try one job more than the cpu rule; keep it when measured faster
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ _RESOURCES = (
     _Number("max_processes", True, lambda v: v >= 1, "must be >= 1"),
     _Number("sample_interval", False, lambda v: v > 0, "must be > 0"),
 )
+_RESOURCE_SWITCHES = ("adaptive", )
 _JOBS = (
     _Number("timeout", False, lambda v: v > 0, "must be > 0"),
     _Number("retries", True, lambda v: v >= 0, "must be >= 0"),
@@ -240,18 +242,32 @@ class _Document:
             raise self.error(f"{spec.rule}, got {node.value}", key, node)
         return int(value) if spec.integer else float(value)
 
-    def numbers(self, node: Node | None, section: str,
-                specs: Sequence[_Number]) -> dict[str, float | int]:
-        """An optional section of numeric settings, by name; missing or null keys are left out,
-        so the config dataclass built from them supplies their default."""
+    def switch(self, node: Node, key: str) -> bool:
+        """A YAML boolean (true/false), never a string or number that reads like one."""
+        if not isinstance(node, ScalarNode) or node.tag != _BOOL:
+            raise self.error(f"expected true or false, got {_describe(node)}", key, node)
+        return bool(self._constructor.construct_document(node))
+
+    def numbers(self,
+                node: Node | None,
+                section: str,
+                specs: Sequence[_Number],
+                switches: Sequence[str] = ()) -> dict[str, float | int]:
+        """An optional section of numeric settings (and on/off `switches`), by name; missing or
+        null keys are left out, so the config dataclass built from them supplies their default."""
         values: dict[str, float | int] = {}
         if node is None or _is_null(node):
             return values
-        given = self.mapping(node, section, tuple(spec.name for spec in specs), ())
+        given = self.mapping(node, section,
+                             tuple(spec.name for spec in specs) + tuple(switches), ())
         for spec in specs:
             value_node = given.get(spec.name)
             if value_node is not None and not _is_null(value_node):
                 values[spec.name] = self.number(value_node, f"{section}.{spec.name}", spec)
+        for name in switches:
+            value_node = given.get(name)
+            if value_node is not None and not _is_null(value_node):
+                values[name] = self.switch(value_node, f"{section}.{name}")
         return values
 
     def path_value(self, node: Node, key: str) -> Path:
@@ -417,8 +433,9 @@ def load_config(path: str | Path) -> Config:
     directories = doc.directories(top["directories"])
     # numbers() checked each value against its field's own spec (int or float); a setting not
     # given is left to the dataclass default.
-    resources = ResourcesConfig(
-        **cast(dict[str, Any], doc.numbers(top.get("resources"), "resources", _RESOURCES)))
+    resources = ResourcesConfig(**cast(
+        dict[str,
+             Any], doc.numbers(top.get("resources"), "resources", _RESOURCES, _RESOURCE_SWITCHES)))
     jobs = JobsConfig(**cast(dict[str, Any], doc.numbers(top.get("jobs"), "jobs", _JOBS)))
     return Config(path=config_path,
                   binary=binary,

@@ -99,6 +99,7 @@ class LimitSource(enum.Enum):
     OPERATOR = "operator"  # + / - or set limit
     MAX_PROCS = "max procs"  # --jobs (--max-procs): a fixed count, no calibration
     MEMORY_PRESSURE = "memory pressure"  # a job was requeued: lowered from the memory it reached
+    ADAPTIVE = "adaptive"  # --adaptive: one job more than the cpu rule tried, kept or undone
 
     @property
     def measured(self) -> bool:
@@ -124,6 +125,7 @@ _LIMIT_LABELS = {
     LimitSource.OPERATOR: "set by operator",
     LimitSource.MAX_PROCS: "--jobs",
     LimitSource.MEMORY_PRESSURE: "memory critical",
+    LimitSource.ADAPTIVE: "adaptive",
 }
 _LIMIT_EXPLAINED = {
     LimitSource.WINDOW: "measured over the stabilization window",
@@ -285,6 +287,39 @@ class CalibrationFinished(Event):
     output_basis: OutputBasis | None = None  # the window's output extrapolation (None: real)
 
 
+class AdaptivePhase(enum.Enum):
+    """What the adaptive limit did (`--adaptive`)."""
+
+    TRYING = "trying"  # one job more than before, measured once it is steady
+    KEPT = "kept"  # the rate of work rose enough: the job more stays
+    STEPPED_BACK = "stepped back"  # it did not: one job fewer, no new try for a while
+    PRESSURE = "pressure"  # memory or disk pressure: back to the cpu rule's limit
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveStep:
+    """The figures behind an adaptive limit; its words are made here only (`text`)."""
+
+    phase: AdaptivePhase
+    cpu_limit: int  # the three-constraint rule's limit, where cpu binds
+    extra: int  # jobs allowed above it now
+    gain: float | None = None  # the rate of work with one job more over without (0.14: +14%)
+
+    def text(self) -> str:
+        """`cpu rule 1, +1 measured: +14% throughput`, and the like for each phase."""
+        head = f"cpu rule {self.cpu_limit}"
+        kept = f", +{self.extra} measured" if self.extra else ""
+        shown = 0.0 if self.gain is None or abs(self.gain) < 0.005 else self.gain  # never "-0%"
+        gain = f"{shown:+.0%} throughput"
+        if self.phase is AdaptivePhase.TRYING:
+            return f"{head}, trying +{self.extra}"
+        if self.phase is AdaptivePhase.KEPT:
+            return f"{head}, +{self.extra} measured: {gain}"
+        if self.phase is AdaptivePhase.STEPPED_BACK:
+            return f"{head}{kept}, stepped back: one job more gave {gain}"
+        return f"{head}, memory or disk pressure: no job above it"
+
+
 @dataclass(frozen=True, slots=True)
 class LimitChanged(Event):
     """The number of jobs allowed at once changed (calibration, learning, or the operator)."""
@@ -294,10 +329,13 @@ class LimitChanged(Event):
     source: LimitSource
     decision: ScalingDecision | None = None
     observations: int = 0  # finished jobs behind a LEARNED limit
+    adaptive: AdaptiveStep | None = None  # the figures behind an ADAPTIVE limit
 
     @property
     def reason(self) -> str:
-        """The source in words ('learned from 12 jobs')."""
+        """The source in words ('learned from 12 jobs'); the one place a limit's words are made."""
+        if self.adaptive is not None:
+            return self.adaptive.text()
         if self.source is LimitSource.LEARNED:
             return f"learned from {self.observations} jobs"
         return self.source.label

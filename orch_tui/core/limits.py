@@ -6,17 +6,22 @@ finished job (the 90th percentile of their figures, `ProfileLearner`) unless the
 limit, which then wins for the rest of the run. Every change comes back as the `LimitChanged`
 event the scheduler publishes, so the rule is tested with plain numbers. The arithmetic itself
 is `scaling.compute_limit`, the three-constraint contract, unchanged.
+
+`--adaptive` (`AdaptiveLimit`) adds to it: while cpu binds, one job more is tried and kept only
+when the measured rate of work rises by `ADAPTIVE_GAIN`; memory, disk and max_processes still cap
+it, and memory or disk pressure takes every extra job away.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 
 from orch_tui.core import events as ev
 from orch_tui.core.calibration import ProfileLearner
 from orch_tui.core.config import ResourcesConfig
-from orch_tui.core.events import LimitSource
+from orch_tui.core.events import AdaptivePhase, AdaptiveStep, LimitSource
 from orch_tui.core.runner import NodeStats
 from orch_tui.core.scaling import (CapacitySource, ProcessProfile, ScalingDecision, SystemCapacity,
                                    compute_limit)
@@ -56,12 +61,125 @@ def capacity(total: NodeStats, ours_rss: int, ours_disk: int) -> SystemCapacity:
                           memory_source=total.memory_source)
 
 
+#: The least rise in the rate of work that keeps one job more: 5%. Two windows of the same length
+#: at the same concurrency differ by a few percent on their own (a job ending inside one, the
+#: probes' steps, a shared machine); below 5% a gain is as likely noise, and a job more costs
+#: memory and every job's latency for nothing.
+ADAPTIVE_GAIN = 0.05
+#: A measuring window, in stabilization windows: several ffmpeg ramp-ups long, so that one job's
+#: start or end weighs little in it.
+ADAPTIVE_WINDOWS = 3
+#: After a step back, no new try for this many measuring windows: the answer would be the same.
+ADAPTIVE_BACKOFF = 10
+
+
+def ceiling(decision: ScalingDecision, max_processes: int | None, jobs: int | None) -> int | None:
+    """The most jobs the rule's other limits allow: memory, disk, max_processes and the jobs
+    there are (None: nothing caps it). An adaptive limit never goes beyond it."""
+    caps = [c.allowed for c in (decision.memory, decision.disk) if c.allowed is not None]
+    caps += [cap for cap in (max_processes, jobs) if cap is not None]
+    return max(1, min(caps)) if caps else None
+
+
+# pylint: disable-next=too-many-instance-attributes  # one measurement's state, field by field
+class AdaptiveLimit:
+    """Jobs above the cpu rule's limit, found by measuring (pure: the caller gives the time
+    and the work done so far, the ETA's measure: input bytes weighted by progress).
+
+    A window's rate is compared only with one of the same length at the previous concurrency,
+    both started `settle` seconds after the limit was reached, so a new job's ramp-up (ffmpeg's
+    probing and lookahead fill) is not counted against it."""
+
+    def __init__(self, settle: float, *, gain: float = ADAPTIVE_GAIN) -> None:
+        self.settle, self.gain = settle, gain
+        self.length = max(1.0, ADAPTIVE_WINDOWS * settle)  # seconds of one measuring window
+        self.extra = 0  # jobs above the cpu rule, kept or being tried
+        self.trying = False
+        self.baseline: float | None = None  # work per second at the limit before the try
+        self.retry_at = -math.inf
+        self._steady_from: float | None = None
+        self._window: tuple[float, float] | None = None  # (start, work done then)
+
+    def restart(self, now: float, *, back_off: bool = False) -> None:
+        """Drop every extra job and measurement (the rule's limit changed, or pressure)."""
+        self.extra, self.trying, self.baseline = 0, False, None
+        self._steady_from = self._window = None
+        if back_off:
+            self.retry_at = now + ADAPTIVE_BACKOFF * self.length
+
+    def _measure(self, now: float, work_done: float, running: int, limit: int) -> float | None:
+        """The rate over a full window at a steady `limit` jobs (None until there is one)."""
+        if running < limit:  # launching, or the queue ran dry: not this concurrency's rate
+            self._steady_from = self._window = None
+            return None
+        if self._steady_from is None:
+            self._steady_from = now
+        if now - self._steady_from < self.settle:
+            return None
+        if self._window is None:
+            self._window = (now, work_done)
+            return None
+        start, done = self._window
+        if now - start < self.length:
+            return None
+        self._window = (now, work_done)
+        return (work_done - done) / (now - start)
+
+    # The figures of one sweep, all plain numbers.
+    # pylint: disable-next=too-many-arguments
+    def step(self, now: float, work_done: float, *, running: int, rule: ScalingDecision,
+             room: int | None, pressure: bool) -> AdaptiveStep | None:
+        """What to do at `now`: try one job more, keep it, step back, or nothing (None).
+        `room` is the ceiling of the other limits; `pressure` memory or disk pressure."""
+        if pressure or rule.binding != "cpu":
+            return self._without_extra(now, rule)
+        rate = self._measure(now, work_done, running, rule.limit + self.extra)
+        if rate is None:
+            return None
+        if self.trying:
+            return self._judge(now, rate, rule)
+        self.baseline = rate
+        if now < self.retry_at or rate <= 0 or (room is not None
+                                                and rule.limit + self.extra + 1 > room):
+            return None
+        self.extra += 1
+        self.trying = True
+        self._steady_from = self._window = None
+        return AdaptiveStep(AdaptivePhase.TRYING, rule.limit, self.extra)
+
+    def _without_extra(self, now: float, rule: ScalingDecision) -> AdaptiveStep | None:
+        """Pressure, or something other than cpu binds: the rule's limit alone, and a pause
+        before trying again when jobs above it were taken away."""
+        if not self.extra:
+            self.restart(now)
+            return None
+        self.restart(now, back_off=True)
+        return AdaptiveStep(AdaptivePhase.PRESSURE, rule.limit, 0)
+
+    def _judge(self, now: float, rate: float, rule: ScalingDecision) -> AdaptiveStep:
+        """The try's window is measured: keep the job more, or step back and back off."""
+        self.trying = False
+        gain = rate / self.baseline - 1 if self.baseline else math.inf
+        if gain >= self.gain:
+            self.baseline = rate
+            return AdaptiveStep(AdaptivePhase.KEPT, rule.limit, self.extra, gain)
+        self.extra -= 1
+        self.baseline, self.retry_at = None, now + ADAPTIVE_BACKOFF * self.length
+        self._steady_from = self._window = None
+        return AdaptiveStep(AdaptivePhase.STEPPED_BACK, rule.limit, self.extra, gain)
+
+
 # pylint: disable-next=too-many-instance-attributes  # the limit, its source and the figures behind it
 class LimitPolicy:
     """The current limit, the decision behind it, and the rules that change it."""
 
-    def __init__(self, resources: ResourcesConfig, *, fixed: int | None = None) -> None:
+    def __init__(self,
+                 resources: ResourcesConfig,
+                 *,
+                 fixed: int | None = None,
+                 adaptive: bool = False) -> None:
         self._resources = resources
+        self.adaptive = AdaptiveLimit(resources.stabilization_seconds) if adaptive else None
         self.fixed = fixed  # --jobs / --max-procs: no calibration, no learning
         self.manual = fixed is not None  # the operator's word wins over learning
         self.limit = 0  # set by calibration, a previous profile or `fixed` before any launch
@@ -133,9 +251,12 @@ class LimitPolicy:
         if profile is None:
             return None
         decision = self.decide(profile, system)
-        if decision.limit == self.limit:
+        extra = self.adaptive.extra if self.adaptive is not None else 0
+        if decision.limit == self.limit - extra and (not extra or decision.binding == "cpu"):
             self.decision = decision
             return None
+        if self.adaptive is not None:
+            self.adaptive.restart(now)
         return self.set(now, decision.limit, LimitSource.LEARNED, decision,
                         self.learner.observations)
 
@@ -152,6 +273,8 @@ class LimitPolicy:
         least, and no more than the rule allows with the memory it reached per job. This
         lowers an operator's or `--jobs` limit too: the alternative is the OOM killer."""
         self.pressure_rss = max(self.pressure_rss, peak_rss)
+        if self.adaptive is not None:
+            self.adaptive.restart(now, back_off=True)
         limit = self.limit - 1
         profile = self._at_least_pressure(self.learner.profile(typical_input))
         decision = None
@@ -162,6 +285,30 @@ class LimitPolicy:
             else:
                 decision = None
         return self.set(now, limit, LimitSource.MEMORY_PRESSURE, decision)
+
+    def adapt(self, now: float, work_done: float, running: int, queued: int,
+              pressure: bool) -> ev.LimitChanged | None:
+        """`--adaptive`: one sweep's step (see `AdaptiveLimit`); never with an operator's or
+        `--jobs` limit, nor before calibration, nor with nothing left to launch."""
+        adaptive, decision = self.adaptive, self.decision
+        if adaptive is None or self.manual or decision is None or (not queued
+                                                                   and not adaptive.extra):
+            return None
+        room = ceiling(decision, self._resources.max_processes, self.runnable)
+        step = adaptive.step(now,
+                             work_done,
+                             running=running,
+                             rule=decision,
+                             room=room,
+                             pressure=pressure)
+        if step is None:
+            return None
+        previous, self.limit = self.limit, decision.limit + step.extra
+        return ev.LimitChanged(time=now,
+                               limit=self.limit,
+                               previous=previous,
+                               source=LimitSource.ADAPTIVE,
+                               adaptive=step)
 
     def output_ratio(self) -> float:
         """The learned output/input size ratio (1.0 until something was measured)."""

@@ -14,6 +14,7 @@ from orch_tui.core import events as ev
 from orch_tui.core.calibration import CalibrationMeter, calibrated_profile, typical_input_size
 from orch_tui.core.clock import Clock, LoopClock, wait_at_most
 from orch_tui.core.commands import OperatorCommands
+from orch_tui.core.eta import EtaModel
 from orch_tui.core.events import JobState, LimitSource, NoticeLevel, PauseReason, StopReason
 from orch_tui.core.fsutil import file_size
 from orch_tui.core.job import Job
@@ -45,7 +46,8 @@ class Orchestrator(OperatorCommands):
                  done_before: frozenset[int] = frozenset(),
                  profile: ProcessProfile | None = None,
                  state: StateDir | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 adaptive: bool = False) -> None:
         self.plan, self.runner, self.bus = plan, runner, bus
         self._config = plan.config
         self._overwrite, self._done_before, self._seed_profile = overwrite, done_before, profile
@@ -60,7 +62,13 @@ class Orchestrator(OperatorCommands):
         self._life.state = state
         self._starts: set[asyncio.Task[bool]] = set()
         self._crash: BaseException | None = None
-        self._policy = LimitPolicy(plan.config.resources, fixed=max_procs)
+        adaptive = adaptive or plan.config.resources.adaptive
+        self._policy = LimitPolicy(plan.config.resources, fixed=max_procs, adaptive=adaptive)
+        # --adaptive measures the rate of work as the ETA does, from the same events.
+        self._work: EtaModel | None = None
+        if adaptive:
+            self._work = EtaModel({spec.job_id: spec.input_size for spec in plan.jobs}, {})
+            bus.add_listener(self._work.apply)
         self._monitor = Monitor(runner, bus, self._clock, plan.config.resources)
         self._wake = asyncio.Event()
         self.paused_all = self.halted = self.stopping = self._interrupted = False
@@ -121,6 +129,8 @@ class Orchestrator(OperatorCommands):
                 await self._drain()
         finally:
             sampler.cancel()
+            if self._work is not None:
+                self.bus.remove_listener(self._work.apply)
             for task in self._starts:
                 task.cancel()
             self.runner.close()
@@ -348,6 +358,12 @@ class Orchestrator(OperatorCommands):
             self._memory_kill(actions.requeue, StopReason.MEMORY_REQUEUED)
         if actions.fail is not None:
             self._memory_kill(actions.fail, StopReason.MEMORY)
+        if self._work is not None and self._monitor.calibrating is None:
+            running = sum(job.state is JobState.RUNNING for job in self._active())
+            self._publish_limit(
+                self._policy.adapt(self._now(),
+                                   self._work.state().work_done, running, len(self._queue),
+                                   not self._monitor.guard.may_launch()))
         self._wake.set()
 
     def projected_disk_use(self) -> int:

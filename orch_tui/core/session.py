@@ -35,6 +35,7 @@ class RunOptions:
     fresh: bool = False
     recalibrate: bool = False
     joblog: Path | None = None
+    adaptive: bool = False  # --adaptive (resources.adaptive turns it on from the config too)
     argv: Sequence[str] = ()
 
 
@@ -123,7 +124,8 @@ class RunSession:
                                          overwrite=options.overwrite,
                                          done_before=skip,
                                          profile=profile,
-                                         state=self.state)
+                                         state=self.state,
+                                         adaptive=options.adaptive)
         orchestrator = self.orchestrator
         # Without the journal a later resume could redo finished work: launch nothing more.
         self.journal.on_error = lambda line: orchestrator.stop_launching(
