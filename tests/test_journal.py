@@ -22,6 +22,7 @@ from orch_tui.core.journal import (BATCH_SIZE, JOURNAL_NAME, SCHEMA_VERSION, Jou
 from orch_tui.core.plan import Plan, load_plan
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from tests.helpers import unprivileged, start_run, write_workspace
+from tests.tmux import wait_until
 
 MB = 1024 * 1024
 
@@ -543,3 +544,26 @@ def test_a_journal_path_that_is_a_directory_is_a_journal_error(tmp_path):
     with pytest.raises(JournalError) as caught:
         Journal.open(tmp_path)
     assert str(tmp_path / JOURNAL_NAME) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_updates_handed_without_waking_the_writer_are_committed(plan):
+    """Job starts handed while the writer lingers after a job end's sync send it no message
+    (no context switch per event); they must still reach the file by the time trigger, and
+    every end must be committed before the listener returns (before anyone hears of it)."""
+    journal = Journal.open(plan.state_dir)
+    try:
+        journal.start_run(plan, [])
+        query = "SELECT input, state FROM jobs"
+        for job_id in (1, 2):
+            journal.listener(change(plan, job_id, JobState.RUNNING))
+            journal.listener(change(plan, job_id, JobState.SUCCEEDED, exit_code=0))
+            found = dict(rows(plan.state_dir, query))
+            assert found[str(plan.jobs[job_id - 1].input_path)] == "succeeded"
+        # Handed right after a sync: the writer is lingering and is not woken for it.
+        journal.listener(change(plan, 3, JobState.RUNNING))
+        third = str(plan.jobs[2].input_path)
+        wait_until(lambda: dict(rows(plan.state_dir, query)).get(third) == "running",
+                   timeout=15,
+                   what="a job start handed without a wake committed by the time trigger")
+    finally:
+        journal.close()

@@ -41,6 +41,8 @@ _SQL = "sql"  # payload: (statement, params)
 _CALL = "call"  # payload: (function of the connection, future for its result)
 _SYNC = "sync"  # payload: a future set to the commit's error (None: committed)
 _STOP = "stop"
+_WAKE = "wake"  # updates were handed while the writer was not collecting them
+_TICK = "tick"  # (no message: the batch's deadline or the linger time passed)
 
 
 def _create_private(path: Path) -> bool:
@@ -148,6 +150,13 @@ class Store:
         self.path = path
         self._trace = trace
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # Updates handed by callers, taken by the writer whenever it wakes: a job start must
+        # not wake the writer (a context switch per event); only the first update after the
+        # writer went idle, or every BATCH_SIZE-th, sends a _WAKE. `_collecting` (under
+        # `_lock`) is True while the writer will come back for them without one.
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, Any]] = []
+        self._collecting = False
         self._error: JournalError | None = None
         #: The first write failure (set by either thread), for the recorder's `on_error` hook.
         self.failure: str | None = None
@@ -168,11 +177,21 @@ class Store:
 
     def put_job(self, skip: bool, row: Row) -> None:
         """Queue a job's row (the newest per input wins within a batch; see `_Batch`)."""
-        self._queue.put((_JOB, (skip, row)))
+        self._hand((_JOB, (skip, row)))
 
     def put_sql(self, statement: str, params: Row) -> None:
         """Queue one statement for the next batch."""
-        self._queue.put((_SQL, (statement, params)))
+        self._hand((_SQL, (statement, params)))
+
+    def _hand(self, item: tuple[str, Any]) -> None:
+        """Leave one update for the writer; wake it only when it would not come back for it
+        by itself (idle), or when the batch reaches its size trigger."""
+        with self._lock:
+            self._pending.append(item)
+            wake = not self._collecting or len(self._pending) % BATCH_SIZE == 0
+            self._collecting = True
+        if wake:
+            self._queue.put((_WAKE, None))
 
     def sync(self, timeout: float) -> str | None:
         """Wait until everything queued is committed; the failure line, or None."""
@@ -330,17 +349,21 @@ class Store:
         batch = _Batch()
         try:
             while True:
-                timeout = max(0.0, batch.deadline - time.monotonic()) if batch.count else None
+                if batch.count:
+                    timeout: float | None = max(0.0, batch.deadline - time.monotonic())
+                else:
+                    # Linger while updates may still be handed without a wake (see `_hand`).
+                    timeout = BATCH_SECONDS if self._collecting else None
                 try:
                     kind, payload = self._queue.get(timeout=timeout)
                 except queue.Empty:
-                    self._commit(conn, batch)
-                    continue
-                if kind in (_JOB, _SQL):
-                    batch.add(kind, payload)
-                    # The deadline also counts when the queue never runs dry (a steady trickle).
-                    if batch.due():
+                    kind, payload = _TICK, None
+                # Everything handed before this message was sent goes in first (order kept).
+                self._take(conn, batch, linger=kind != _TICK)
+                if kind in (_WAKE, _TICK):
+                    if batch.count and batch.due():
                         self._commit(conn, batch)
+                        self._take(conn, batch, linger=kind != _TICK)
                     continue
                 error = self._commit(conn, batch)
                 if kind == _SYNC:
@@ -355,6 +378,23 @@ class Store:
                     future.set_exception(exc)
         finally:
             conn.close()
+
+    def _take(self, conn: sqlite3.Connection, batch: _Batch, *, linger: bool) -> None:
+        """Move the handed updates into the batch, committing whenever it is due (size, time).
+
+        The writer keeps collecting (callers do not wake it) while the batch holds updates,
+        and for one more BATCH_SECONDS after any message (`linger`): a steady run's job starts
+        then never wake it, the next job end's sync takes them."""
+        while True:
+            with self._lock:
+                items, self._pending = self._pending, []
+                if not items:
+                    self._collecting = bool(batch.count) or linger
+                    return
+            for kind, payload in items:
+                batch.add(kind, payload)
+                if batch.due():
+                    self._commit(conn, batch)
 
     def _commit(self, conn: sqlite3.Connection, batch: _Batch) -> str | None:
         """Commit the batch; on failure record the first error and return its line (the batch
