@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from orch_tui import __version__, attach, subcommands
+from orch_tui import attach, subcommands, version_line
 from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, spawn_run,
                                  stderr_to_run_log)
 from orch_tui.core.errors import OrchError
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes",
         action="store_true",
         help="TUI: skip the config screen and start at once when the config is valid")
-    parser.add_argument("--version", action="version", version=f"orch-tui {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     return parser
 
 

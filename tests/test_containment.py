@@ -98,7 +98,7 @@ def contained_as(daemon: int, mode: str) -> Path:
 
 
 def job_log(ws) -> str:
-    logs = list((ws.output_dir / ".orch-tui" / "logs").iterdir())
+    logs = list((ws.output_dir / ".orch-tui" / "logs").rglob("*.log"))
     assert len(logs) == 1
     return logs[0].read_text(encoding="utf-8", errors="replace")
 

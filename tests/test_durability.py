@@ -210,6 +210,6 @@ def test_nothing_the_run_creates_is_world_writable_even_with_umask_0(workspace):
     state = ws.output_dir / ".orch-tui"
     created = [p for p in state.rglob("*") if p.is_file()]
     assert any(p.name.startswith("journal") for p in created)
-    assert len(list((state / "logs").iterdir())) == 2
+    assert len(list((state / "logs").rglob("*.log"))) == 2
     for path in created:
         assert not path.stat().st_mode & stat.S_IWOTH, path

@@ -90,7 +90,7 @@ resources:
     assert produced == ["my holiday (2)_720p.mp4", "video1_720p.mp4", "video2_720p.mp4"]
     for name in produced:
         assert probe(tmp_path / "output" / name) == (1280, 720)
-    logs = list((tmp_path / "output" / ".orch-tui" / "logs").iterdir())
+    logs = list((tmp_path / "output" / ".orch-tui" / "logs").rglob("*.log"))
     assert len(logs) == 3 and "Output #0" in logs[0].read_text(encoding="utf-8")
 
 

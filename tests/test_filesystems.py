@@ -118,11 +118,11 @@ def test_a_logs_folder_that_stops_being_writable_stops_launching(workspace, tmp_
         preexec_fn=unprivileged())
     try:
         wait_lines(record, 1)
-        os.chmod(ws.output_dir / ".orch-tui" / "logs", 0o500)
+        os.chmod(ws.output_dir / ".orch-tui" / "logs" / "000", 0o500)  # where logs are made
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-        logs = ws.output_dir / ".orch-tui" / "logs"
+        logs = ws.output_dir / ".orch-tui" / "logs" / "000"
         if logs.exists():
             os.chmod(logs, 0o700)
     result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

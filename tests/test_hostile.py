@@ -174,9 +174,11 @@ def test_a_symlink_planted_in_the_state_folder_is_refused(workspace, tmp_path, n
 def test_a_link_planted_at_a_log_fails_that_job_alone(workspace, tmp_path, how):
     ws = workspace(3)
     target = victim(tmp_path)
-    logs = ws.output_dir / ".orch-tui" / "logs"
+    logs = ws.output_dir / ".orch-tui" / "logs" / "000"
     logs.mkdir(parents=True)
     os.chmod(ws.output_dir / ".orch-tui", 0o700)
+    os.chmod(logs.parent, 0o700)
+    os.chmod(logs, 0o700)
     planted = logs / "00002-clip02.log"
     if how == "symlink":
         planted.symlink_to(target)

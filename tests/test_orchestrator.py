@@ -34,7 +34,7 @@ async def test_every_job_runs_once_and_outputs_are_renamed(workspace):
         assert out.read_bytes() == src.read_bytes()
     for job_id in (1, 2, 3):
         assert run.recorder.states(job_id) == [JobState.RUNNING, JobState.SUCCEEDED]
-    logs = list((ws.output_dir / ".orch-tui" / "logs").iterdir())
+    logs = list((ws.output_dir / ".orch-tui" / "logs").rglob("*.log"))
     assert len(logs) == 3
     final = run.recorder.final()
     assert final.counts["succeeded"] == 3 and final.exit_code == 0

@@ -81,7 +81,7 @@ def test_seed_example_expansion() -> None:
     assert len(plan.run_token) == 16 and plan.run_temp_dir == temp.parent
     assert job.temp_output_path == temp
     assert job.argv == ("/usr/bin/ffmpeg", "-i", "/data/video1.mp4", str(temp))
-    assert job.log_path == Path("/path/to/output/.orch-tui/logs/00001-video1.log")
+    assert job.log_path == Path("/path/to/output/.orch-tui/logs/000/00001-video1.log")
     assert job.name == "video1.mp4"
     assert (job.job_id, job.index, job.input_size) == (1, 1, 100)
     assert plan.state_dir == Path("/path/to/output/.orch-tui")
@@ -141,7 +141,8 @@ def test_real_files_end_to_end(tmp_path: Path) -> None:
         (3, 3, "c.mp4", 30),
     ]
     assert [job.log_path.name for job in plan.jobs] == ["00001-a.log", "00002-b.log", "00003-c.log"]
-    assert all(job.log_path.parent == tmp_path / "out" / ".orch-tui" / "logs" for job in plan.jobs)
+    assert all(job.log_path.parent == tmp_path / "out" / ".orch-tui" / "logs" / "000"
+               for job in plan.jobs)
     assert plan.state_dir == tmp_path / "out" / ".orch-tui"
     assert len(plan.inputs.problems) == 2
     assert len(plan.inputs.duplicates) == 1

@@ -150,7 +150,7 @@ def spec(state: StateDir, binary: str = "/usr/bin/ffmpeg") -> JobSpec:
 
 
 def append(state: StateDir, data: bytes) -> None:
-    fd = state.open_log("00001-a.log")
+    fd = state.open_log(state.logs_path / "00001-a.log")
     try:
         os.write(fd, data)
     finally:

@@ -255,6 +255,9 @@ async def test_finished_screen_names_the_journal_and_joblog(workspace, tmp_path)
         await pilot.pause(0.2)
         text = screen_text(app)
         assert "journal.sqlite3" in text and str(joblog) in text
+        # The logs folder above the shard folders, and the journal beside it.
+        state = ws.output_dir / ".orch-tui"
+        assert f"logs: {state / 'logs'} " in text and str(state / "journal.sqlite3") in text
         await pilot.press("q")
     assert joblog.read_text(encoding="utf-8").startswith("Seq\tHost")
     assert (ws.output_dir / ".orch-tui" / "journal.sqlite3").exists()

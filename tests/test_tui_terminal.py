@@ -446,7 +446,7 @@ def test_jobs_never_hold_the_terminal(tmp_path, terminal, cleanup):
         fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
         assert fds[0] == os.devnull, (name, fds)
         for fd in (1, 2):
-            assert Path(fds[fd]).parent == logs, (name, fds)
+            assert Path(fds[fd]).parent == logs / "000", (name, fds)
         assert not any(
             target.startswith("/dev/pts") or target == "/dev/tty"
             for target in fds.values()), (name, fds)

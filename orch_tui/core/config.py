@@ -17,6 +17,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import difflib
+import enum
 import math
 import os
 import shutil
@@ -69,13 +70,21 @@ class ResourcesConfig:
     adaptive: bool = False  # try one job more than the cpu rule; keep it when measured faster
 
 
+class KeepLogs(enum.Enum):
+    """Which job logs outlive the run: all of them, or only those that say why a job did not
+    succeed (a run of 100,000 good jobs then leaves no 100,000 logs behind)."""
+    ALL = "all"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class JobsConfig:
-    """Per-job policy: timeout, retries, how hard to stop, when to give up."""
+    """Per-job policy: timeout, retries, how hard to stop, when to give up, which logs to keep."""
     timeout: float | None = None
     retries: int = 0
     kill_grace: float = 5.0
     halt_after_failures: int = 10
+    keep_logs: KeepLogs = KeepLogs.ALL
 
 
 @dataclass(frozen=True)
@@ -255,11 +264,17 @@ class _Document:
                 switches: Sequence[str] = ()) -> dict[str, float | int]:
         """An optional section of numeric settings (and on/off `switches`), by name; missing or
         null keys are left out, so the config dataclass built from them supplies their default."""
-        values: dict[str, float | int] = {}
         if node is None or _is_null(node):
-            return values
-        given = self.mapping(node, section,
-                             tuple(spec.name for spec in specs) + tuple(switches), ())
+            return {}
+        names = tuple(spec.name for spec in specs) + tuple(switches)
+        return self._numbers(self.mapping(node, section, names, ()), section, specs, switches)
+
+    def _numbers(self,
+                 given: dict[str, Node],
+                 section: str,
+                 specs: Sequence[_Number],
+                 switches: Sequence[str] = ()) -> dict[str, float | int]:
+        values: dict[str, float | int] = {}
         for spec in specs:
             value_node = given.get(spec.name)
             if value_node is not None and not _is_null(value_node):
@@ -269,6 +284,23 @@ class _Document:
             if value_node is not None and not _is_null(value_node):
                 values[name] = self.switch(value_node, f"{section}.{name}")
         return values
+
+    def jobs(self, node: Node | None) -> JobsConfig:
+        """`jobs`: its numbers, and `keep_logs` (one of KeepLogs' values)."""
+        if node is None or _is_null(node):
+            return JobsConfig()
+        names = tuple(spec.name for spec in _JOBS) + ("keep_logs", )
+        given = self.mapping(node, "jobs", names, ())
+        values: dict[str, Any] = dict(self._numbers(given, "jobs", _JOBS))
+        keep = given.get("keep_logs")
+        if keep is not None and not _is_null(keep):
+            word = self.text(keep, "jobs.keep_logs", "all or failed")
+            choices = {choice.value: choice for choice in KeepLogs}
+            if word not in choices:
+                raise self.error(f"must be one of {', '.join(choices)}, got {word!r}",
+                                 "jobs.keep_logs", keep)
+            values["keep_logs"] = choices[word]
+        return JobsConfig(**values)
 
     def path_value(self, node: Node, key: str) -> Path:
         """A path relative to the config's folder, `~` expanded, absolute and normalised."""
@@ -436,7 +468,7 @@ def load_config(path: str | Path) -> Config:
     resources = ResourcesConfig(**cast(
         dict[str,
              Any], doc.numbers(top.get("resources"), "resources", _RESOURCES, _RESOURCE_SWITCHES)))
-    jobs = JobsConfig(**cast(dict[str, Any], doc.numbers(top.get("jobs"), "jobs", _JOBS)))
+    jobs = doc.jobs(top.get("jobs"))
     return Config(path=config_path,
                   binary=binary,
                   directories=directories,

@@ -22,7 +22,7 @@ from orch_tui.core.job import Job
 from orch_tui.core.logtail import log_detail, log_size
 from orch_tui.core.outputs import publish_output, unlink_temp
 from orch_tui.core.runner import ExitStatus, Runner
-from orch_tui.core.statedir import RunTemp, StateDir
+from orch_tui.core.statedir import RunTemp, StateDir, UnsafeFileError
 from orch_tui.core.textutil import format_bytes
 
 #: Signals a process raises on itself (abort, a fault), often right after saying why.
@@ -208,7 +208,11 @@ class Lifecycle:
         """The job's log as `log_detail` and `log_size` take it: by name inside the checked logs
         folder when the run has one (no symlink on the way), else by path."""
         if self.state is not None:
-            return job.spec.log_path.name, self.state.logs_fd
+            try:
+                fd, name = self.state.log_location(job.spec.log_path, create=False)
+            except (OSError, UnsafeFileError):
+                return "", None  # no shard folder, so no log: nothing to read
+            return name, fd
         return str(job.spec.log_path), None
 
     def requeue_for_memory(self, job: Job) -> None:

@@ -144,7 +144,7 @@ class LocalRunner(Runner):
         A full, read-only or exhausted filesystem is systemic (stop launching, the job is not
         charged with it); a planted link or a foreign file fails this job alone."""
         try:
-            return self._state.open_log(spec.log_path.name)
+            return self._state.open_log(spec.log_path)
         except UnsafeFileError as exc:
             raise SpawnError(f"cannot create its log: {exc}") from None
         except OSError as exc:

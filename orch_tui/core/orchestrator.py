@@ -14,6 +14,7 @@ from orch_tui.core import events as ev
 from orch_tui.core.calibration import CalibrationMeter, calibrated_profile, typical_input_size
 from orch_tui.core.clock import Clock, LoopClock, wait_at_most
 from orch_tui.core.commands import OperatorCommands
+from orch_tui.core.config import KeepLogs
 from orch_tui.core.eta import EtaModel
 from orch_tui.core.events import JobState, LimitSource, NoticeLevel, PauseReason, StopReason
 from orch_tui.core.fsutil import file_size
@@ -136,9 +137,22 @@ class Orchestrator(OperatorCommands):
             self.runner.close()
             if self._life.state is not None:
                 self._life.state.release_run_temp()  # what killed jobs left half-written goes too
+                self._prune_logs(self._life.state)
                 if self._own_state:
                     self._life.state.close()
         return self._finish()
+
+    def _prune_logs(self, state: StateDir) -> None:
+        """keep_logs: failed: once every job is final (the run is over, so no operator is
+        reading a running job's log), delete the logs of succeeded and skipped jobs. A
+        succeeded job cannot be requeued (only failed, killed and cancelled ones can), so no
+        log of a job that will run again goes; every other state keeps its log."""
+        if self._config.jobs.keep_logs is not KeepLogs.FAILED:
+            return
+        for job in self.jobs.values():
+            if job.state in (JobState.SUCCEEDED, JobState.SKIPPED):
+                state.remove_log(job.spec.log_path)
+        state.remove_empty_shards()
 
     def _prepare(self) -> None:
         """Open the private state folder, drop the temporary outputs of dead runs, make this

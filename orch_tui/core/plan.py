@@ -125,6 +125,19 @@ def _check_outputs(config: Config, inputs: InputList, outputs: list[tuple[InputE
                 "output_suffix")
 
 
+#: Jobs per log shard folder: a run of 100,000 jobs makes 100 folders of 1,000 logs, not one
+#: folder of 100,000 (which slows every listing, `ls` and file manager alike).
+LOGS_PER_SHARD = 1000
+
+
+def log_shard(index: int) -> str:
+    """The shard folder of job `index`'s log: its thousands, three digits (`000` holds jobs
+    1-999, `001` holds 1000-1999). Zero-padded so the folders sort as the jobs do, and equal to
+    the leading digits of the five-digit log names inside, so `001/01234-clip.log` reads as job
+    1234 at a glance."""
+    return f"{index // LOGS_PER_SHARD:03d}"
+
+
 @dataclass(frozen=True)
 class _Layout:
     """What every job of one plan shares: the binary, its flags, and where files go."""
@@ -160,7 +173,8 @@ class _Layout:
                        temp_output_path=temp,
                        argv=(self.binary, ) + argv,
                        display_argv=(self.binary, ) + display,
-                       log_path=self.log_dir / f"{index:05d}-{safe_log_stem(entry.path.stem)}.log")
+                       log_path=self.log_dir / log_shard(index) /
+                       f"{index:05d}-{safe_log_stem(entry.path.stem)}.log")
 
 
 def build_plan(config: Config, inputs: InputList, *, run_token: str | None = None) -> Plan:

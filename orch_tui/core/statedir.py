@@ -109,6 +109,26 @@ def _open_private_dir(parent_fd: int, name: str, path: Path) -> int:
     return fd
 
 
+def _open_private_file(dir_fd: int, name: str, path: Path, flags: int) -> int:
+    """`name` under `dir_fd` (created 0o600), refused when a link or not a private plain file."""
+    try:
+        fd = os.open(name,
+                     flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     PRIVATE_FILE_MODE,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(f"{path}: is a symlink: refusing to write through it; "
+                                  "remove it") from None
+        raise
+    try:
+        check_private(os.fstat(fd), path, directory=False)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class RunTemp:
     """This run's folder of temporary outputs, flocked while the run lives."""
 
@@ -141,6 +161,7 @@ class StateDir:
         self.path = output_dir / STATE_DIR_NAME
         self.logs_path = self.path / LOGS_DIR_NAME
         self.out_fd, self.fd, self.logs_fd, self.tmp_fd = out_fd, fd, logs_fd, tmp_fd
+        self._shards: dict[str, int] = {}  # shard folder name -> its descriptor, opened once
         self._identity = _identity(os.fstat(fd))
         self.run_temp: RunTemp | None = None
 
@@ -169,34 +190,79 @@ class StateDir:
 
     # --- files of our own
 
-    def open_file(self, name: str, flags: int, *, where: str = "state") -> int:
+    def open_file(self, name: str, flags: int) -> int:
         """Open (creating 0o600) a file of ours by name, never through a symlink or a hard link,
         and only if it is a plain file we own that nobody else may write.
 
         Raises OSError for filesystem errors (full, read-only, too many files) and
         UnsafeFileError for a planted link or a foreign file."""
-        dir_fd = self.logs_fd if where == "logs" else self.fd
-        folder = self.logs_path if where == "logs" else self.path
-        try:
-            fd = os.open(name,
-                         flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         PRIVATE_FILE_MODE,
-                         dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise UnsafeFileError(f"{folder / name}: is a symlink: refusing to write "
-                                      "through it; remove it") from None
-            raise
-        try:
-            check_private(os.fstat(fd), folder / name, directory=False)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return _open_private_file(self.fd, name, self.path / name, flags)
 
-    def open_log(self, name: str) -> int:
-        """A job's log for appending (descriptor, close-on-exec)."""
-        return self.open_file(name, os.O_WRONLY | os.O_APPEND, where="logs")
+    def open_log(self, path: Path, flags: int = os.O_WRONLY | os.O_APPEND) -> int:
+        """A job's log (by default for appending; descriptor, close-on-exec), opened in its
+        shard folder's descriptor: no symlink on the way, at the folder or at the file."""
+        dir_fd, name = self.log_location(path)
+        return _open_private_file(dir_fd, name, path, flags)
+
+    def log_location(self, path: Path, *, create: bool = True) -> tuple[int, str]:
+        """(folder descriptor, file name) of a job's log: `logs/<shard>/<name>` (see
+        plan.log_shard) or, for a journal row of an older run, `logs/<name>`.
+
+        A shard folder is made (0o700) and opened once per run, then held. A symlink planted
+        in its place is removed (the link, never its target) and a real folder made; anything
+        else unusable raises UnsafeFileError, which fails the job alone. With `create` false a
+        missing shard raises FileNotFoundError. A path outside the logs folder is refused."""
+        if path.parent == self.logs_path:
+            return self.logs_fd, path.name
+        shard = path.parent.name
+        if path.parent.parent != self.logs_path or not shard.isdigit():
+            raise UnsafeFileError(f"{path}: not in the logs folder {self.logs_path}")
+        fd = self._shards.get(shard)
+        if fd is None:
+            fd = self._open_shard(shard, path.parent, create)
+            self._shards[shard] = fd
+        return fd, path.name
+
+    def _open_shard(self, shard: str, folder: Path, create: bool) -> int:
+        """Make (0o700) and open one shard folder. A filesystem error (full, out of inodes)
+        stays an OSError, which stops launching as any systemic error does."""
+        try:
+            st = os.stat(shard, dir_fd=self.logs_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            if not create:
+                raise
+        else:
+            if stat.S_ISLNK(st.st_mode):
+                os.unlink(shard, dir_fd=self.logs_fd)  # the link goes; its target is untouched
+        if create:
+            try:
+                os.mkdir(shard, PRIVATE_DIR_MODE, dir_fd=self.logs_fd)
+            except FileExistsError:
+                pass
+        try:
+            return _open_private_dir(self.logs_fd, shard, folder)
+        except StateError as exc:
+            raise UnsafeFileError(str(exc)) from None
+
+    def remove_log(self, path: Path) -> None:
+        """Delete a job's log (keep_logs: failed) through the held folder descriptors, never
+        following a link; a log that is not there is no error."""
+        try:
+            dir_fd, name = self.log_location(path, create=False)
+            if stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=dir_fd)
+        except (OSError, UnsafeFileError):
+            pass
+
+    def remove_empty_shards(self) -> None:
+        """Drop the shard folders a pruning left empty (rmdir refuses a folder with files)."""
+        for shard, fd in list(self._shards.items()):
+            try:
+                os.rmdir(shard, dir_fd=self.logs_fd)
+            except OSError:
+                continue
+            os.close(fd)
+            del self._shards[shard]
 
     def intact(self) -> bool:
         """False once the state folder was removed or replaced under us (stop launching)."""
@@ -264,6 +330,9 @@ class StateDir:
     def close(self) -> None:
         """Release every descriptor (idempotent)."""
         self.release_run_temp()
+        for fd in self._shards.values():
+            os.close(fd)
+        self._shards.clear()
         for name in ("tmp_fd", "logs_fd", "fd", "out_fd"):
             fd = getattr(self, name)
             if fd >= 0:

@@ -12,6 +12,7 @@ from textual.widgets.option_list import Option
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import JobState
 from orch_tui.core.logtail import describe_failure
+from orch_tui.core.statedir import LOGS_DIR_NAME
 from orch_tui.core.tally import BAD_STATES
 from orch_tui.core.textutil import format_duration, printable
 from orch_tui.tui.model import RunModel
@@ -74,11 +75,13 @@ class FinishedScreen(Screen[None]):
         text.append(f"\nwall time {format_duration(wall)}   throughput {rate:.1f} jobs/min\n")
         first = next(iter(model.rows.values()), None)
         if first is not None:
-            state_dir = first.log_path.parent.parent
+            # The logs folder, above the log's shard folder (an older run's logs have none).
+            logs = next((p for p in first.log_path.parents if p.name == LOGS_DIR_NAME),
+                        first.log_path.parent)
             text.append("logs: ", style="bold")
-            text.append(str(first.log_path.parent) + "\n")
+            text.append(str(logs) + "\n")
             text.append("journal: ", style="bold")
-            text.append(str(state_dir / "journal.sqlite3"))
+            text.append(str(logs.parent / "journal.sqlite3"))
         if model.joblog_path is not None:
             text.append("\njoblog: ", style="bold")
             text.append(str(model.joblog_path))
