@@ -18,33 +18,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch_tui.core import wire
-from orch_tui.core.config import load_config
 from orch_tui.core.control.location import find_socket
 from orch_tui.core.control.remote import RemoteRun, RunUnreachable
 from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import shell_quote
 from orch_tui.core.textutil import printable
+from orch_tui.subcommands.common import (EXIT_NO_RUN, EXIT_USAGE, output_dir_of, subcommand_parser)
 
 if TYPE_CHECKING:
     from orch_tui.tui.app import OrchApp
 
-EXIT_USAGE, EXIT_NO_RUN = 2, 3
-
 
 def attach_parser() -> argparse.ArgumentParser:
     """`orch-tui attach`'s arguments."""
-    parser = argparse.ArgumentParser(
-        prog="orch-tui attach",
+    return subcommand_parser(
+        "attach",
         description="Open the run screen on the live run in an output folder (started in "
         "another terminal, detached, or left by a closed SSH session). d detaches: the run "
         "goes on.",
         epilog="Exit codes: 0 detached; the run's own exit code when it ends while attached; "
         "1 connection to the run lost; 2 usage error or another protocol version; 3 no live "
         "run there.")
-    parser.add_argument("target",
-                        metavar="OUTPUT_DIR",
-                        help="the run's output folder, or its config file")
-    return parser
 
 
 def detached_line(pid: int | None, output_dir: Path) -> str:
@@ -56,10 +50,8 @@ def detached_line(pid: int | None, output_dir: Path) -> str:
 def main(argv: Sequence[str]) -> int:
     """`orch-tui attach TARGET` (the word `attach` already taken off)."""
     args = attach_parser().parse_args(list(argv))
-    target = Path(args.target)
     try:
-        output_dir = (load_config(target).directories.output_dir
-                      if target.is_file() else target.absolute())
+        output_dir = output_dir_of(args.target)
     except OrchError as exc:
         print(f"orch-tui attach: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code

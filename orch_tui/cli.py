@@ -190,19 +190,20 @@ def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions
                                  if not word.startswith("--ready-fd")))
 
 
-def run_flags(args: argparse.Namespace) -> list[str]:
-    """The command-line flags that shape a run, for the run process started on its behalf."""
+def run_flags(args: argparse.Namespace, *, resume: bool = False) -> list[str]:
+    """The command-line flags that shape a run: every one, for the run process started on its
+    behalf; with `resume`, those a rerun that finishes the work left repeats (never
+    --overwrite or --fresh: they would redo the work done; nor --recalibrate)."""
     flags = []
     if args.max_procs is not None:
         flags += ["--jobs", str(args.max_procs)]
-    flags += [
-        flag for flag, on in (("--overwrite", args.overwrite), ("--fresh", args.fresh),
-                              ("--recalibrate", args.recalibrate), ("--adaptive", args.adaptive))
-        if on
-    ]
     if args.joblog:
         flags += ["--joblog", str(Path(args.joblog).absolute())]
-    return flags
+    switches = [("--adaptive", args.adaptive)]
+    if not resume:
+        switches += [("--overwrite", args.overwrite), ("--fresh", args.fresh),
+                     ("--recalibrate", args.recalibrate)]
+    return flags + [flag for flag, on in switches if on]
 
 
 def headless_reporter(host: RunHost, stream: TextIO | None) -> HeadlessReporter:
@@ -328,12 +329,7 @@ def resume_command(args: argparse.Namespace, plan: Plan) -> str:
     work done) nor --demo (it would write the workspace again)."""
     installed = Path(sys.argv[0]).name == "orch-tui"  # else python -m orch_tui
     program = ["orch-tui"] if installed else [sys.executable, "-m", "orch_tui"]
-    if args.max_procs is not None:
-        program += ["--jobs", str(args.max_procs)]
-    if args.joblog:
-        program += ["--joblog", str(Path(args.joblog).absolute())]
-    if args.adaptive:
-        program.append("--adaptive")
+    program += run_flags(args, resume=True)
     if args.yes:
         program.append("--yes")
     return shell_quote([*program, str(plan.config.path)])
