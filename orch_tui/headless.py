@@ -12,14 +12,14 @@ import io
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, LimitSource
 from orch_tui.core.logtail import describe_failure
 from orch_tui.core.scaling import FLOOR_NOTE, CapacitySource, ScalingDecision
-from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
+from orch_tui.core.snapshot import CalibrationStatus, JobView, RunSnapshot, find_job
 from orch_tui.core.tally import Tally
 from orch_tui.core.textutil import format_bytes, format_duration, printable
 
@@ -112,6 +112,7 @@ class HeadlessReporter:
         self._last_progress = float("-inf")
         self._limit = 0
         self._log_paths: dict[int, str] = {}
+        self._views: Sequence[JobView] = ()
         self._capacity_said = False
         # What calibration is doing, while it measures (`calibrating job 1 (2.0 s left)`): no
         # running count, no limit and no ETA mean anything until it ends.
@@ -136,11 +137,17 @@ class HeadlessReporter:
         """Tell the reporter where each job's log is, for failure lines."""
         self._log_paths.update(paths)
 
+    def _log_of(self, job_id: int) -> str | None:
+        log = self._log_paths.get(job_id)
+        if log is None and (view := find_job(self._views, job_id)) is not None:
+            log = str(view.log_path)
+        return log
+
     def adopt(self, snapshot: RunSnapshot) -> None:
         """Attached midway (the TUI's terminal went away): go on from the run's state."""
         self._tally = snapshot.tally()
         self._total, self._limit = snapshot.counts.total, snapshot.limit
-        self.register_logs({job.job_id: str(job.log_path) for job in snapshot.jobs})
+        self._views = snapshot.jobs  # a job's log path is looked up when it fails
         if snapshot.calibration is CalibrationStatus.MEASURING and snapshot.calibration_job:
             self._calibration_job = snapshot.calibration_job
             self._calibrating = f"calibrating job {snapshot.calibration_job}"
@@ -221,7 +228,7 @@ class HeadlessReporter:
         if event.job_id == self._calibration_job and event.state.finished:
             self._calibration_ended(event.state)
         if event.state in (JobState.FAILED, JobState.KILLED, JobState.MISSING):
-            log = self._log_paths.get(event.job_id)
+            log = self._log_of(event.job_id)
             where = f" (log: {printable(log)})" if log and event.state is not JobState.MISSING \
                 else ""
             reason = describe_failure(event.reason, event.detail)

@@ -123,8 +123,8 @@ def test_basic_list(folder: Path) -> None:
     inputs = read_input_list(listing)
     assert inputs.path == listing
     assert inputs.entries == (
-        InputEntry(line=1, raw=str(first), path=first, size=5, problem=None),
-        InputEntry(line=2, raw="media/video2.mp4", path=second, size=3, problem=None),
+        InputEntry(line=1, raw=str(first), location=str(first), size=5, problem=None),
+        InputEntry(line=2, raw="media/video2.mp4", location=str(second), size=3, problem=None),
     )
     assert inputs.valid == inputs.entries
     assert not inputs.problems
@@ -291,7 +291,7 @@ def test_unreadable_entries(folder: Path) -> None:
 
 
 def test_input_list_dataclass_defaults() -> None:
-    entry = InputEntry(line=1, raw="a", path=Path("/a"), size=2, problem=None)
+    entry = InputEntry(line=1, raw="a", location="/a", size=2, problem=None)
     inputs = InputList(path=Path("/l"), entries=(entry, ))
     assert isinstance(inputs.duplicates, tuple) and not inputs.duplicates
     assert inputs.total_size == 2

@@ -16,23 +16,28 @@ from orch_tui.core.events import JobState, PauseReason, StopReason
 from orch_tui.core.job import Job
 from orch_tui.core.tally import Counts
 from orch_tui.core.jobqueue import JobQueue
-from orch_tui.core.plan import JobSpec
+from orch_tui.core.inputs import InputEntry
+from orch_tui.core.plan import JobLayout, JobSpec
 from orch_tui.core.runner import ProcessSample
 
 SIZES = {1: 100, 2: 250, 3: 50, 4: 1000}
 
+LAYOUT = JobLayout(binary="/bin/true",
+                   flags=("{input_file}", ),
+                   uses_output=False,
+                   output_dir="/out",
+                   log_dir="/out/.orch-tui/logs",
+                   temp_dir="/out/.orch-tui/tmp/t")
+
 
 def spec(job_id: int) -> JobSpec:
-    path = Path(f"/in/clip{job_id}.mp4")
-    return JobSpec(job_id=job_id,
-                   index=job_id,
-                   input_path=path,
-                   input_size=SIZES.get(job_id, 0),
-                   output_path=Path(f"/out/clip{job_id}.mp4"),
-                   temp_output_path=None,
-                   argv=("/bin/true", str(path)),
-                   display_argv=("/bin/true", str(path)),
-                   log_path=Path(f"/out/.orch-tui/logs/{job_id:05d}-clip{job_id}.log"))
+    path = f"/in/clip{job_id}.mp4"
+    entry = InputEntry(line=job_id,
+                       raw=path,
+                       location=path,
+                       size=SIZES.get(job_id, 0),
+                       problem=None)
+    return JobSpec(job_id=job_id, entry=entry, output_name=f"clip{job_id}.mp4", layout=LAYOUT)
 
 
 def test_the_byte_total_follows_every_way_in_and_out():

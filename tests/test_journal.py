@@ -522,7 +522,7 @@ async def test_a_real_run_is_journaled_and_joblogged(tmp_path):
     }
     by_index = {spec.name: spec for spec in plan.jobs}
     for name, f in fields.items():
-        assert f[0] == str(by_index[name].index) and f[1] == ":" and f[4:6] == ["0", "0"]
+        assert f[0] == str(by_index[name].job_id) and f[1] == ":" and f[4:6] == ["0", "0"]
         assert len(f[3]) >= 10 and float(f[2]) > 1e9
     assert float(fields["slow.bin"][3]) >= 1.0
     # The command spans lines (python -c): parallel's NUL keeps it on one joblog line.

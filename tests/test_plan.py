@@ -32,7 +32,7 @@ def seed_config(flags: tuple[str, ...] = SEED_FLAGS, suffix: str = "_720p") -> C
 def listed(*paths: str) -> InputList:
     """An in-memory input list of valid entries."""
     entries = tuple(
-        InputEntry(line=n, raw=p, path=Path(p), size=100 * n, problem=None)
+        InputEntry(line=n, raw=p, location=p, size=100 * n, problem=None)
         for n, p in enumerate(paths, start=1))
     return InputList(path=Path("/etc/orch/inputs.txt"), entries=entries, duplicates=())
 
@@ -83,7 +83,7 @@ def test_seed_example_expansion() -> None:
     assert job.argv == ("/usr/bin/ffmpeg", "-i", "/data/video1.mp4", str(temp))
     assert job.log_path == Path("/path/to/output/.orch-tui/logs/000/00001-video1.log")
     assert job.name == "video1.mp4"
-    assert (job.job_id, job.index, job.input_size) == (1, 1, 100)
+    assert (job.job_id, job.input_size) == (1, 100)
     assert plan.state_dir == Path("/path/to/output/.orch-tui")
     assert plan.existing == frozenset()
 
@@ -135,10 +135,10 @@ def test_real_files_end_to_end(tmp_path: Path) -> None:
     (tmp_path / "in" / "folder").mkdir()
     listing = "# inputs\nin/a.mp4\nin/missing.mp4\nin/folder\nin/b.mp4\nin/a.mp4\nin/c.mp4\n"
     plan = project(tmp_path, listing)
-    assert [(job.job_id, job.index, job.name, job.input_size) for job in plan.jobs] == [
-        (1, 1, "a.mp4", 10),
-        (2, 2, "b.mp4", 20),
-        (3, 3, "c.mp4", 30),
+    assert [(job.job_id, job.name, job.input_size) for job in plan.jobs] == [
+        (1, "a.mp4", 10),
+        (2, "b.mp4", 20),
+        (3, "c.mp4", 30),
     ]
     assert [job.log_path.name for job in plan.jobs] == ["00001-a.log", "00002-b.log", "00003-c.log"]
     assert all(job.log_path.parent == tmp_path / "out" / ".orch-tui" / "logs" / "000"
@@ -237,13 +237,13 @@ def test_an_output_name_longer_than_name_max_is_a_preflight_error_naming_the_inp
 
 def test_job_numbers_are_zero_padded_beyond_nine() -> None:
     plan = build_plan(seed_config(), listed(*(f"/d/v{n}.mp4" for n in range(1, 13))))
-    assert [job.index for job in plan.jobs] == list(range(1, 13))
+    assert [job.job_id for job in plan.jobs] == list(range(1, 13))
     assert plan.jobs[11].log_path.name == "00012-v12.log"
     assert plan.jobs[11].display_argv[-1] == "/path/to/output/v12_720p.mp4"
 
 
 def test_empty_plan_when_nothing_is_valid() -> None:
-    entry = InputEntry(line=1, raw="/d/x.mp4", path=Path("/d/x.mp4"), size=None, problem="missing")
+    entry = InputEntry(line=1, raw="/d/x.mp4", location="/d/x.mp4", size=None, problem="missing")
     plan = build_plan(seed_config(), InputList(path=Path("/l"), entries=(entry, )))
     assert isinstance(plan.jobs, tuple) and not plan.jobs
     assert plan.existing == frozenset()
@@ -259,7 +259,7 @@ def test_jobspec_is_frozen() -> None:
     job = build_plan(seed_config(), listed("/d/a.mp4")).jobs[0]
     assert isinstance(job, JobSpec)
     with pytest.raises(AttributeError):
-        job.index = 5  # type: ignore[misc]
+        job.job_id = 5  # type: ignore[misc]
 
 
 def test_collision_message_escapes_control_characters() -> None:
@@ -267,3 +267,41 @@ def test_collision_message_escapes_control_characters() -> None:
         build_plan(seed_config(), listed("/a/x\x1b[2J.mp4", "/b/x\x1b[2J.mp4"))
     assert str(info.value).isprintable()
     assert "/a/x\\x1b[2J.mp4" in str(info.value)
+
+
+def test_an_input_that_is_a_symlink_to_an_existing_output_is_refused(tmp_path: Path) -> None:
+    # in/b.mp4 -> out/a_720p.mp4: writing a's output would replace the file b names.
+    make(tmp_path / "in" / "a.mp4")
+    target = make(tmp_path / "out" / "a_720p.mp4")
+    (tmp_path / "in" / "b.mp4").symlink_to(target)
+    with pytest.raises(ConfigError) as info:
+        project(tmp_path, "in/a.mp4\nin/b.mp4\n")
+    assert "output for line 1" in str(info.value) and "input on line 2" in str(info.value)
+
+
+def test_an_output_folder_that_is_a_symlink_to_the_input_folder_is_seen(tmp_path: Path) -> None:
+    make(tmp_path / "in" / "a.mp4")
+    (tmp_path / "out").symlink_to(tmp_path / "in")
+    with pytest.raises(ConfigError, match="would overwrite the input on line 1"):
+        project(tmp_path, "in/a.mp4\n", suffix="")
+
+
+def test_existing_outputs_come_from_one_listing_and_a_dangling_link_is_not_one(
+        tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        make(tmp_path / "in" / f"{name}.mp4")
+    make(tmp_path / "out" / "a_720p.mp4")
+    (tmp_path / "out" / "b_720p.mp4").symlink_to(tmp_path / "nowhere")
+    plan = project(tmp_path, "in/a.mp4\nin/b.mp4\nin/c.mp4\n")
+    assert plan.existing == frozenset({1})
+
+
+def test_a_job_keeps_only_its_input_and_output_name(tmp_path: Path) -> None:
+    # 100,000 jobs: the paths and the argv are made when asked for, from the shared layout.
+    make(tmp_path / "in" / "a b.mp4")
+    job = project(tmp_path, "in/a b.mp4\n").jobs[0]
+    assert job.output_name == "a b_720p.mp4" and job.layout is not None
+    assert job.output_path == tmp_path / "out" / "a b_720p.mp4"
+    assert job.argv[-1] == str(job.temp_output_path) and job.display_argv[-1] == str(
+        job.output_path)
+    assert job.log_path == tmp_path / "out" / ".orch-tui" / "logs" / "000" / "00001-a_b.log"

@@ -10,7 +10,8 @@ import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, ProgressSource
-from orch_tui.core.plan import JobSpec
+from orch_tui.core.inputs import InputEntry
+from orch_tui.core.plan import JobLayout, JobSpec
 from orch_tui.core.probes import (BANNER_WINDOW, LINE_LIMIT, LOG_CHUNK, RUNNING_CAP, FfmpegLog,
                                   JobProbe, Progress, generic, is_ffmpeg_binary)
 from orch_tui.core.statedir import StateDir
@@ -138,19 +139,18 @@ def state_fixture(tmp_path: Path):
 
 
 def spec(state: StateDir, binary: str = "/usr/bin/ffmpeg") -> JobSpec:
-    return JobSpec(job_id=1,
-                   index=0,
-                   input_path=Path("/in/a.mp4"),
-                   input_size=1000,
-                   output_path=state.output_dir / "a.mp4",
-                   temp_output_path=None,
-                   argv=(binary, "-i", "/in/a.mp4", "a.mp4"),
-                   display_argv=(binary, ),
-                   log_path=state.logs_path / "00001-a.log")
+    layout = JobLayout(binary=binary,
+                       flags=("-i", "{input_file}", "{output_file}"),
+                       uses_output=False,
+                       output_dir=str(state.output_dir),
+                       log_dir=str(state.logs_path),
+                       temp_dir=str(state.output_dir / "tmp"))
+    entry = InputEntry(line=1, raw="/in/a.mp4", location="/in/a.mp4", size=1000, problem=None)
+    return JobSpec(job_id=1, entry=entry, output_name="a.mp4", layout=layout)
 
 
 def append(state: StateDir, data: bytes) -> None:
-    fd = state.open_log(state.logs_path / "00001-a.log")
+    fd = state.open_log(spec(state).log_path)
     try:
         os.write(fd, data)
     finally:

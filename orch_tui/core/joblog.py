@@ -50,7 +50,7 @@ def format_line(spec: JobSpec, start_wall: float, runtime: float, event: ev.JobS
     runtime = int(max(0.0, runtime) * 1000) / 1000
     # parallel turns newlines into NULs so that one job stays one line.
     command = shell_quote(spec.display_argv).replace("\n", "\0")
-    fields = (str(spec.index), ":", f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
+    fields = (str(spec.job_id), ":", f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
               str(exitval(event)), str(event.signal or 0), command)
     return "\t".join(fields) + "\n"
 

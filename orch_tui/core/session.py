@@ -42,11 +42,13 @@ class RunOptions:
 def done_before(plan: Plan, journal: Journal) -> frozenset[int]:
     """Jobs a previous run finished whose completion the outputs alone cannot show: commands
     without {output_file} (with one, an existing output already counts as done)."""
+    if not plan.jobs or plan.jobs[0].layout.uses_output:  # one layout: all or none write one
+        return frozenset()
     previous = journal.previous_jobs()
     done = set()
     for spec in plan.jobs:
-        record = previous.get(str(spec.input_path))
-        if record is not None and record.state in DONE_STATES and spec.temp_output_path is None:
+        record = previous.get(spec.entry.location)
+        if record is not None and record.state in DONE_STATES:
             done.add(spec.job_id)
     return frozenset(done)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from orch_tui.core import events as ev
 from orch_tui.core.eta import EtaState
@@ -69,7 +69,8 @@ class JobView:
 class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field per run figure
     """Everything about a run an observer needs to draw it now."""
 
-    jobs: tuple[JobView, ...]
+    #: In plan order: a tuple, or a `JobViews` that makes queued jobs' views when read.
+    jobs: Sequence[JobView]
     counts: Counts
     first_launch: float | None = None
     #: The ETA model's measurements (with the jobs' sizes and states: the same ETA on attach).
@@ -89,12 +90,16 @@ class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field 
 
     def tally(self) -> Tally:
         """A tally that goes on from this snapshot."""
-        return Tally({job.job_id: job.state
-                      for job in self.jobs},
+        jobs = self.jobs
+        if isinstance(jobs, JobViews):
+            states, sizes = jobs.states(), jobs.sizes()
+        else:
+            states = {job.job_id: job.state for job in jobs}
+            sizes = {job.job_id: job.input_size for job in jobs}
+        return Tally(states,
                      missing=self.counts.missing,
                      first_launch=self.first_launch,
-                     sizes={job.job_id: job.input_size
-                            for job in self.jobs},
+                     sizes=sizes,
                      eta_state=self.eta)
 
 
@@ -107,6 +112,66 @@ def job_view(spec: JobSpec) -> JobView:
                    argv=spec.display_argv,
                    log_path=spec.log_path,
                    output_path=spec.output_path)
+
+
+class JobViews(Sequence[JobView]):
+    """A snapshot's jobs in plan order, where a job nothing has happened to gets its view when
+    it is read. A snapshot of 100,000 waiting jobs is then a copy of the few views that exist,
+    not 100,000 new ones: the headless reporter's attach took seconds before the first launch.
+    Immutable as a tuple is: `made` is the record's copy, never changed after."""
+
+    __slots__ = ("_specs", "_by_id", "_made")
+
+    def __init__(self, specs: Sequence[JobSpec], by_id: Mapping[int, JobSpec],
+                 made: Mapping[int, JobView]) -> None:
+        self._specs, self._by_id, self._made = specs, by_id, made
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    @overload
+    def __getitem__(self, index: int) -> JobView:
+        ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[JobView, ...]:
+        ...
+
+    def __getitem__(self, index: int | slice) -> JobView | tuple[JobView, ...]:
+        if isinstance(index, slice):
+            return tuple(self._view(spec) for spec in self._specs[index])
+        return self._view(self._specs[index])
+
+    def __iter__(self) -> Iterator[JobView]:
+        return map(self._view, self._specs)
+
+    def _view(self, spec: JobSpec) -> JobView:
+        return self._made.get(spec.job_id) or job_view(spec)
+
+    def states(self) -> dict[int, JobState]:
+        """Every job's state, without making the queued jobs' views."""
+        made = self._made
+        return {
+            job_id: view.state if (view := made.get(job_id)) else JobState.QUEUED
+            for job_id in self._by_id
+        }
+
+    def sizes(self) -> dict[int, int]:
+        """Every job's input size, from the specs."""
+        return {job_id: spec.input_size for job_id, spec in self._by_id.items()}
+
+    def get(self, job_id: int) -> JobView | None:
+        """Job `job_id`'s view, None when the plan has no such job."""
+        spec = self._by_id.get(job_id)
+        return None if spec is None else self._view(spec)
+
+
+def find_job(jobs: Sequence[JobView], job_id: int) -> JobView | None:
+    """Job `job_id` of a snapshot: at once from a `JobViews`, by a scan from a plain tuple (a
+    snapshot read from the wire, a test's)."""
+    if isinstance(jobs, JobViews):
+        return jobs.get(job_id)
+    return next((job for job in jobs if job.job_id == job_id), None)
 
 
 def job_views(plan: Plan) -> list[JobView]:
@@ -126,6 +191,7 @@ class RunRecord:
                  paused_all: Callable[[], bool] = lambda: False) -> None:
         # Views only for jobs something happened to: a queued job's is made from its spec when
         # a snapshot is taken, so 100,000 waiting jobs cost the record nothing per job.
+        self._plan_jobs = plan.jobs
         self._specs = {spec.job_id: spec for spec in plan.jobs}
         self.jobs: dict[int, JobView] = {}
         self.tally = Tally({job_id: JobState.QUEUED
@@ -213,9 +279,7 @@ class RunRecord:
 
     def snapshot(self) -> RunSnapshot:
         """The state now, frozen."""
-        jobs = self.jobs
-        views = tuple(jobs.get(job_id) or job_view(spec) for job_id, spec in self._specs.items())
-        return RunSnapshot(jobs=views,
+        return RunSnapshot(jobs=JobViews(self._plan_jobs, self._specs, dict(self.jobs)),
                            counts=self.tally.counts(),
                            first_launch=self.tally.first_launch,
                            eta=self.tally.work.state(),

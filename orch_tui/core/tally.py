@@ -10,6 +10,7 @@ those of "Numbers and states an operator can trust": `running` excludes paused j
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass, fields
 
@@ -106,8 +107,7 @@ class Tally:
                  eta_state: EtaState | None = None) -> None:
         self._states: dict[int, JobState] = dict(states or {})
         self._counts = dict.fromkeys(JobState, 0)
-        for state in self._states.values():
-            self._counts[state] += 1
+        self._counts.update(Counter(self._states.values()))
         self.missing = missing
         self.first_launch = first_launch
         self.work = EtaModel(sizes or {}, self._states, eta_state)

@@ -101,9 +101,22 @@ def expand(text: str, values: Mapping[str, str]) -> str:
     return "".join(out)
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """(stem, extension) of a file name, exactly as `PurePath.stem` and `.suffix` split it,
+    without making a Path (a plan splits 100,000 names)."""
+    dot = name.rfind(".")
+    return (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")
+
+
+def output_name(name: str, suffix: str) -> str:
+    """The spec's naming rule on a file name: `video1.mp4` + `_720p` -> `video1_720p.mp4`."""
+    stem, extension = split_name(name)
+    return f"{stem}{suffix}{extension}"
+
+
 def output_path(input_path: Path, output_dir: Path, suffix: str) -> Path:
     """The spec's naming rule: `/data/video1.mp4` + `_720p` -> `<output_dir>/video1_720p.mp4`."""
-    return output_dir / f"{input_path.stem}{suffix}{input_path.suffix}"
+    return output_dir / output_name(input_path.name, suffix)
 
 
 def check_suffix(suffix: str) -> None:

@@ -23,7 +23,7 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,6 +327,8 @@ class _Registry:
             if len(inner) != 1 or len(args) != 2:
                 raise TypeError(f"the wire carries `X | None` unions only, not {hint!r}")
             return _optional(*self.compile(inner[0]))
+        if origin is Sequence:  # read back as a tuple
+            return _sequence(tuple, *self.compile(args[0]))
         if origin is tuple:
             if len(args) == 2 and args[1] is Ellipsis:
                 return _sequence(tuple, *self.compile(args[0]))
