@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,30 @@ def _read_to_end(fd: int) -> bytes:
     return b"".join(chunks)[:_REPORT_LIMIT]
 
 
-def _parse_report(report: bytes) -> dict[str, Any] | None:
+def _parse_report(line: bytes) -> dict[str, Any] | None:
     try:
-        message = json.loads(report.decode("utf-8", "replace").strip() or "null")
+        message = json.loads(line.decode("utf-8", "replace").strip() or "null")
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
+
+
+#: Called (from a reader thread) with the lines of the input list read so far and their total.
+Progress = Callable[[int, int], None]
+
+
+def _read_report(fd: int, progress: Progress | None) -> dict[str, Any] | None:
+    """The run's report from the pipe `fd`: its loading lines go to `progress` as they come,
+    the last line is the report (None if the run died without one). Closes `fd`."""
+    with os.fdopen(fd, "rb") as pipe:
+        report = None
+        for line in pipe:
+            report = _parse_report(line[:_REPORT_LIMIT])
+            if report is not None and "loading" in report:
+                if progress is not None:
+                    progress(int(report["loading"]), int(report.get("of", 0)))
+                report = None
+    return report
 
 
 def _last_line(text: bytes) -> str:
@@ -65,9 +84,14 @@ def _last_line(text: bytes) -> str:
     return lines[-1].removeprefix("orch-tui: error: ") if lines else ""
 
 
-async def spawn_run(config: Path, flags: Sequence[str] = ()) -> Spawned:
-    """Start the run of `config` (with command-line `flags`) in a process of its own; return
-    once its control socket is bound. Raises RunRefused when the run would not start."""
+def spawn_run(config: Path,
+              flags: Sequence[str] = (),
+              progress: Progress | None = None) -> Coroutine[Any, Any, Spawned]:
+    """Start the run of `config` (with command-line `flags`) in a process of its own, at once;
+    await the result to know it started: it returns once the control socket is bound, and
+    raises RunRefused when the run would not start. Started before the first await, so the
+    caller's own work (the TUI importing Textual) overlaps the run loading its list, whose
+    progress goes to `progress` (from a thread)."""
     ready_r, ready_w = os.pipe()
     err_r, err_w = os.pipe()
     argv = [
@@ -75,12 +99,13 @@ async def spawn_run(config: Path, flags: Sequence[str] = ()) -> Spawned:
         str(Path(config).absolute())
     ]
     try:
-        process = await asyncio.create_subprocess_exec(*argv,
-                                                       stdin=asyncio.subprocess.DEVNULL,
-                                                       stdout=asyncio.subprocess.DEVNULL,
-                                                       stderr=err_w,
-                                                       pass_fds=(ready_w, ),
-                                                       start_new_session=True)
+        # pylint: disable-next=consider-using-with  # reaped by _started, which owns it
+        process = subprocess.Popen(argv,
+                                   stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL,
+                                   stderr=err_w,
+                                   pass_fds=(ready_w, ),
+                                   start_new_session=True)
     except OSError:
         for fd in (ready_r, err_r):
             os.close(fd)
@@ -88,15 +113,22 @@ async def spawn_run(config: Path, flags: Sequence[str] = ()) -> Spawned:
     finally:
         os.close(ready_w)
         os.close(err_w)
+    return _started(process, ready_r, err_r, progress)
+
+
+async def _started(process: subprocess.Popen[bytes], ready_r: int, err_r: int,
+                   progress: Progress | None) -> Spawned:
+    report: dict[str, Any] | None = None
     try:
-        report = _parse_report(await asyncio.to_thread(_read_to_end, ready_r))
+        report = await asyncio.to_thread(_read_report, ready_r, progress)
         if report is None:  # it died before it could say: its stderr says why
             why = _last_line(await asyncio.to_thread(_read_to_end, err_r))
             raise RunRefused(f"the run process ended before it started: {why or 'no reason given'}",
                              1)
-        os.close(err_r)
     finally:
-        await process.wait()  # the intermediate process exits at once
+        if report is not None:
+            os.close(err_r)
+        await asyncio.to_thread(process.wait)  # the intermediate process exits at once
     return _spawned(report)
 
 
@@ -145,6 +177,15 @@ class ReadyPipe:
         finally:
             os.close(self.fd)
             self.fd = None
+
+    def loading(self, done: int, total: int) -> None:
+        """How far loading the input list is (lines read, of all): a line before the report."""
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, f'{{"loading": {done}, "of": {total}}}\n'.encode())
+        except OSError:
+            pass  # the parent went away: the report will say the same
 
     def refused(self, exc: OrchError) -> None:
         """The run will not start: why, and its exit code."""

@@ -17,6 +17,9 @@ from typing import TextIO
 from orch_tui import attach, subcommands, version_line
 from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, spawn_run,
                                  stderr_to_run_log)
+from orch_tui.core.config import Config, load_config
+from orch_tui.core.control.remote import RemoteRun, live_run
+from orch_tui.core.controller import LoadProgress, Starting
 from orch_tui.core.errors import OrchError
 from orch_tui.core.events import RunFinished
 from orch_tui.core.host import RunHost
@@ -283,15 +286,20 @@ async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
     starts it there and attaches; a folder a live run holds is attached to. Whatever happens
     to this process, `d`, a closed terminal (SIGHUP), SIGTERM, SIGINT or kill -9, the run goes
     on; only the quit dialog's "stop" and "wait" reach it, as commands."""
-    # pylint: disable=import-outside-toplevel  # textual only when a screen is drawn
-    from orch_tui.core.control.remote import RemoteRun
+    remote = RemoteRun(spawn=lambda plan: spawn_run(plan.config.path, run_flags(args)))
+    early = start_early(remote, path, args)  # the run loads its list while Textual imports
+    # pylint: disable-next=import-outside-toplevel  # textual only when a screen is drawn
     from orch_tui.tui.app import OrchApp
     # Textual sizes the screen with shutil.get_terminal_size(), which prefers these variables
     # to the terminal itself: exported, they would freeze the layout through every resize.
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
-    remote = RemoteRun(spawn=lambda plan: spawn_run(plan.config.path, run_flags(args)))
-    app = OrchApp(remote, path, start_dir=Path.cwd(), yes=args.yes, connector=RemoteRun.connect)
+    app = OrchApp(remote,
+                  path,
+                  start_dir=Path.cwd(),
+                  yes=args.yes,
+                  connector=RemoteRun.connect,
+                  starting=early[1] if early else None)
 
     def leave() -> None:  # whoever sends the signal means this screen, never the run
         if app.controller.started:
@@ -309,21 +317,45 @@ async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
         for signum in signals:
             loop.remove_signal_handler(signum)
     controller = app.controller
-    if not isinstance(controller, RemoteRun) or not controller.started or app.plan is None:
+    config = app.plan.config if app.plan is not None else early[0] if early else None
+    if not isinstance(controller, RemoteRun) or not controller.started or config is None:
+        if early and app.starting is not None and not remote.started:
+            folder = printable(shell_quote([str(early[0].directories.output_dir)]))
+            print(f"orch-tui: left while the run was starting; it goes on: orch-tui attach "
+                  f"{folder}")
         error = remote.config_error
         return error.exit_code if error is not None else EXIT_OK
     await controller.close()
     if app.model is not None and app.model.finished is not None and not app.detached:
         # The screen is gone with the TUI: the terminal keeps what happened and what is left.
-        print_exit_summary(sys.stdout, app.model.finished, resume_command(args, app.plan))
-    return attach.report_end(app, controller.pid, app.plan.config.directories.output_dir)
+        print_exit_summary(sys.stdout, app.model.finished, resume_command(args, config))
+    return attach.report_end(app, controller.pid, config.directories.output_dir)
+
+
+def start_early(remote: RemoteRun, path: Path | None,
+                args: argparse.Namespace) -> tuple[Config, Starting] | None:
+    """With --yes on a valid config whose folder no live run holds, start the run at once,
+    before Textual is even imported: its list loads in its own process meanwhile, and the app
+    shows that progress until it can attach. Otherwise (None) the app opens as before: the
+    config screen shows a config error, the preflight offers to attach to the live run."""
+    if not args.yes or path is None:
+        return None
+    try:
+        config = load_config(path)
+    except OrchError:
+        return None
+    if live_run(config.directories.output_dir) is not None:
+        return None
+    progress = LoadProgress()
+    spawning = spawn_run(config.path, run_flags(args), progress.update)
+    return config, Starting(remote.adopt(spawning), progress)
 
 
 #: Counts of jobs a rerun of the same command runs again (missing inputs need the operator).
 WORK_LEFT = ("failed", "killed", "cancelled", "queued", "running", "paused", "stopping")
 
 
-def resume_command(args: argparse.Namespace, plan: Plan) -> str:
+def resume_command(args: argparse.Namespace, config: Config) -> str:
     """The command that finishes the work left (README: resume by running the same command):
     the same config, --jobs and --joblog; never --overwrite or --fresh (they would redo the
     work done) nor --demo (it would write the workspace again)."""
@@ -332,7 +364,7 @@ def resume_command(args: argparse.Namespace, plan: Plan) -> str:
     program += run_flags(args, resume=True)
     if args.yes:
         program.append("--yes")
-    return shell_quote([*program, str(plan.config.path)])
+    return shell_quote([*program, str(config.path)])
 
 
 def print_exit_summary(stream: TextIO | None, finished: RunFinished, resume: str) -> None:
@@ -438,7 +470,8 @@ def run_in_background(parser: argparse.ArgumentParser, args: argparse.Namespace,
     try:
         path = _config_path(parser, args)
         assert path is not None
-        return asyncio.run(run_headless(load_plan(path), options_from(args, argv), ready=ready))
+        plan = load_plan(path, ready.loading)
+        return asyncio.run(run_headless(plan, options_from(args, argv), ready=ready))
     except OrchError as exc:
         ready.refused(exc)
         return exc.exit_code

@@ -15,7 +15,7 @@ from orch_tui.core.plan import JobLayout, JobSpec
 from orch_tui.core.probes import (BANNER_WINDOW, LINE_LIMIT, LOG_CHUNK, RUNNING_CAP, FfmpegLog,
                                   JobProbe, Progress, generic, is_ffmpeg_binary)
 from orch_tui.core.statedir import StateDir
-from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.model import Given, JobRow, RunModel
 from orch_tui.tui.screens.detail import describe_progress
 from orch_tui.tui.widgets.columns import format_speed, layout_columns, row_cells
 
@@ -256,9 +256,7 @@ def started_model() -> RunModel:
     row = JobRow(job_id=1,
                  name="a.mp4",
                  input_size=1000,
-                 argv=("ffmpeg", ),
-                 log_path=Path("/l"),
-                 output_path=Path("/o"))
+                 planned=Given(argv=("ffmpeg", ), log_path=Path("/l"), output_path=Path("/o")))
     model = RunModel([row], clock=lambda: 10.0)
     change(model, JobState.RUNNING, JobState.QUEUED)
     return model

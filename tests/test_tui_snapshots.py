@@ -31,7 +31,7 @@ from orch_tui.core.plan import safe_log_stem
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.snapshot import CalibrationStatus, JobView
 from orch_tui.tui.app import OrchApp
-from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.model import Given, JobRow, RunModel
 from orch_tui.tui.screens import config as config_screen
 from orch_tui.tui.screens import detail as detail_screen
 from orch_tui.tui.screens.detail import DetailScreen
@@ -111,9 +111,9 @@ def make_rows(names: Sequence[str]) -> list[JobRow]:
             JobRow(job_id=index,
                    name=name,
                    input_size=1_000_000 + 137_731 * index,
-                   argv=tuple(argv),
-                   log_path=LOGS / f"{index:05d}-{safe_log_stem(stem)}.log",
-                   output_path=output))
+                   planned=Given(argv=tuple(argv),
+                                 log_path=LOGS / f"{index:05d}-{safe_log_stem(stem)}.log",
+                                 output_path=output)))
     return rows
 
 

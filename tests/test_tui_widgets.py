@@ -19,7 +19,7 @@ from orch_tui.core.events import JobState
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
 from orch_tui.core.textutil import format_bytes, format_duration
 from orch_tui.tui.history import HISTORY_POINTS
-from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.model import Given, JobRow, RunModel
 from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar, run_figures
 from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
@@ -38,9 +38,10 @@ def make_model(names: list[str], clock: Callable[[], float] = fixed_clock) -> Ru
         JobRow(job_id=index,
                name=name,
                input_size=1000,
-               argv=("ffmpeg", "-i", name),
-               log_path=Path(f"/logs/{index}.log"),
-               output_path=Path(f"/out/{name}")) for index, name in enumerate(names, 1)
+               planned=Given(argv=("ffmpeg", "-i", name),
+                             log_path=Path(f"/logs/{index}.log"),
+                             output_path=Path(f"/out/{name}")))
+        for index, name in enumerate(names, 1)
     ]
     return RunModel(rows, clock=clock)
 

@@ -4,6 +4,7 @@ a peer can send wrong."""
 # pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -196,6 +197,60 @@ async def test_a_fake_run_s_snapshot_round_trips_midway_and_at_the_end(workspace
         assert round_trip(event) == event
 
 
+def test_a_plan_s_jobs_go_in_columns_with_only_what_happened_to_each(workspace):
+    ws = workspace(["a [b].bin", "caf\u00e9.bin", "3.bin"], size=1000)
+    plan = ws.plan()
+    record = RunRecord(plan)
+    record(
+        ev.JobStateChanged(time=5.0,
+                           job_id=2,
+                           name="caf\u00e9.bin",
+                           state=JobState.FAILED,
+                           previous=JobState.RUNNING,
+                           attempt=1,
+                           exit_code=3,
+                           reason="exit 3"))
+    snap = record.snapshot()
+    data = wire.to_wire(snap)["jobs"]
+    assert data["ids"] == [1, 2, 3] and data["sizes"] == [1000] * 3
+    assert data["outputs"] == [spec.output_name for spec in plan.jobs]
+    assert [change["job_id"] for change in data["changed"]] == [2]
+    assert "argv" not in data["changed"][0], "a change carries no planned fact"
+    back = round_trip(snap)
+    assert back == snap
+    assert [job.argv for job in back.jobs] == [spec.display_argv for spec in plan.jobs]
+    assert back.jobs[1].state is JobState.FAILED and back.jobs[1].exit_code == 3
+
+
+def test_a_queued_job_costs_a_fraction_of_its_view_on_the_wire(workspace):
+    ws = workspace(200, size=10)
+    snap = RunRecord(ws.plan()).snapshot()
+    size = len(wire.encode(wire.snapshot_message(snap)))
+    views = dataclasses.replace(snap, jobs=tuple(snap.jobs))
+    full = len(wire.encode(wire.snapshot_message(views)))
+    assert size * 3 < full, f"{size / 200:.0f} bytes a job in columns, {full / 200:.0f} as views"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda jobs: jobs["sizes"].pop(), "columns differ in length"),
+    (lambda jobs: jobs["ids"].__setitem__(1, "two"), r"jobs\[1\]: expected an integer"),
+    (lambda jobs: jobs["changed"].append({
+        "job_id": 99,
+        "state": "failed"
+    }), "no job 99"),
+    (lambda jobs: jobs["changed"].append({
+        "job_id": 1,
+        "argv": ["rm"]
+    }), "no field 'argv'"),
+])
+def test_a_wrong_job_column_or_change_is_named(workspace, change, message):
+    ws = workspace(3, size=10)
+    data = wire.to_wire(RunRecord(ws.plan()).snapshot())
+    change(data["jobs"])
+    with pytest.raises(wire.ProtocolError, match=message):
+        wire.from_wire(data)
+
+
 # --- what a peer can send wrong
 
 
@@ -285,11 +340,11 @@ def test_wrong_payloads_name_what_is_wrong(data, message):
 def test_a_wrong_job_deep_in_a_snapshot_is_named_by_its_place():
     snap = RunSnapshot(jobs=job_views([JobState.QUEUED] * 3), counts=Counts(queued=3))
     data = wire.to_wire(snap)
-    data["jobs"][2]["state"] = "exploded"
+    data["jobs"]["views"][2]["state"] = "exploded"
     data["eta"]["history"] = [[0.0, 1.0]]
     with pytest.raises(wire.ProtocolError, match=r"RunSnapshot\.jobs\[2\]\.state: expected one"):
         wire.from_wire(data)
-    data["jobs"][2]["state"] = "queued"
+    data["jobs"]["views"][2]["state"] = "queued"
     data["eta"]["history"] = [[0.0, 1.0, 2.0]]
     with pytest.raises(wire.ProtocolError, match=r"eta\.history\[0\]: expected 2 items, got 3"):
         wire.from_wire(data)

@@ -83,6 +83,28 @@ class Spawned:
     launch: Launch
 
 
+class LoadProgress:
+    """How far a starting run is with reading its input list: lines read, of all. Written by
+    the thread reading the run's reports, read by a screen's timer (two ints, no lock needed:
+    a late or torn pair only shows a frame of an older figure)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+
+    def update(self, done: int, total: int) -> None:
+        """The run has read `done` of `total` lines."""
+        self.done, self.total = done, total
+
+
+@dataclass(frozen=True)
+class Starting:
+    """A run already starting in a process of its own (the TUI with --yes starts it before
+    drawing anything): `launch` completes when it can be attached to (or raises OrchError)."""
+    launch: Awaitable[Launch]
+    progress: LoadProgress
+
+
 #: Starts a plan's run in a process of its own and returns once its control socket answers;
 #: raises OrchError (with the run's own message and exit code) when the run refuses to start.
 Spawner = Callable[["Plan"], Awaitable[Spawned]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -109,6 +110,16 @@ def _resolve(raw: str, folder: str) -> str:
     return joined
 
 
+def _place(raw: str, stripped: str, folder: str) -> str:
+    """The path a line names: as written, or trimmed of stray spaces when only that exists."""
+    resolved = _resolve(raw, folder)
+    if stripped != raw and not os.path.lexists(resolved):
+        trimmed = _resolve(stripped, folder)
+        if os.path.lexists(trimmed):
+            return trimmed
+    return resolved
+
+
 def _inspect(path: str) -> tuple[int | None, str | None]:
     """(size, problem) for one input, following symlinks as the command will."""
     try:
@@ -122,7 +133,12 @@ def _inspect(path: str) -> tuple[int | None, str | None]:
     return info.st_size, None
 
 
-def read_input_list(path: str | Path) -> InputList:
+#: Lines between two calls of read_input_list's `progress`.
+PROGRESS_EVERY = 5000
+
+
+def read_input_list(path: str | Path,
+                    progress: Callable[[int, int], None] | None = None) -> InputList:
     """Parse the input list at `path`.
 
     One path a line; relative paths resolve against the list's folder and `~` is expanded.
@@ -131,7 +147,8 @@ def read_input_list(path: str | Path) -> InputList:
     trimmed one is used (stray editor spaces are far more common than names ending in spaces).
     Lines that are blank or whitespace-only, and lines whose first non-blank character is `#`,
     are skipped. Missing, directory and unreadable entries are recorded, not raised; a repeated
-    path is recorded as a Duplicate and kept once.
+    path is recorded as a Duplicate and kept once. `progress(lines done, lines)` is called
+    every PROGRESS_EVERY lines and at the end (a screen's progress bar over a long list).
     """
     list_path = Path(os.path.abspath(os.path.expanduser(path)))
     text = _read_text(list_path)
@@ -141,16 +158,15 @@ def read_input_list(path: str | Path) -> InputList:
     entries: list[InputEntry] = []
     duplicates: list[Duplicate] = []
     first_line: dict[str, int] = {}
-    for number, line in enumerate(text.split("\n"), start=1):
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        if progress is not None and number % PROGRESS_EVERY == 0:
+            progress(number, len(lines))
         raw = line.removesuffix("\r")
         stripped = raw.strip()
         if not stripped or stripped[0] == "#":
             continue
-        resolved = _resolve(raw, folder)
-        if stripped != raw and not os.path.lexists(resolved):
-            trimmed = _resolve(stripped, folder)
-            if os.path.lexists(trimmed):
-                resolved = trimmed
+        resolved = _place(raw, stripped, folder)
         if resolved in first_line:
             duplicates.append(
                 Duplicate(line=number, first_line=first_line[resolved], path=Path(resolved)))
@@ -158,6 +174,8 @@ def read_input_list(path: str | Path) -> InputList:
         first_line[resolved] = number
         size, problem = _inspect(resolved)
         entries.append(InputEntry(number, raw, resolved, size, problem))
+    if progress is not None:
+        progress(len(lines), len(lines))
     if not entries:
         raise _error("input list names no files (only blank lines and # comments)", list_path)
     return InputList(path=list_path, entries=tuple(entries), duplicates=tuple(duplicates))

@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -294,8 +294,8 @@ def build_plan(config: Config, inputs: InputList, *, run_token: str | None = Non
     return Plan(config=config, inputs=inputs, jobs=jobs, existing=existing, run_token=token)
 
 
-def load_plan(path: str | Path) -> Plan:
+def load_plan(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Plan:
     """Config, input list and plan, as every front end loads them: each problem raises a
-    located ConfigError."""
+    located ConfigError. `progress` follows the reading of the list (read_input_list)."""
     config = load_config(path)
-    return build_plan(config, read_input_list(config.directories.input_file_list))
+    return build_plan(config, read_input_list(config.directories.input_file_list, progress))

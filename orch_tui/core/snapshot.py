@@ -126,6 +126,16 @@ class JobViews(Sequence[JobView]):
                  made: Mapping[int, JobView]) -> None:
         self._specs, self._by_id, self._made = specs, by_id, made
 
+    @property
+    def specs(self) -> Sequence[JobSpec]:
+        """The plan's jobs, in order (the wire sends these in columns)."""
+        return self._specs
+
+    @property
+    def made(self) -> Mapping[int, JobView]:
+        """The views of the jobs something happened to."""
+        return self._made
+
     def __len__(self) -> int:
         return len(self._specs)
 
@@ -144,6 +154,14 @@ class JobViews(Sequence[JobView]):
 
     def __iter__(self) -> Iterator[JobView]:
         return map(self._view, self._specs)
+
+    def __eq__(self, other: object) -> bool:
+        """The same views in the same order (as tuples compare)."""
+        if not isinstance(other, JobViews):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, as a list is
 
     def _view(self, spec: JobSpec) -> JobView:
         return self._made.get(spec.job_id) or job_view(spec)

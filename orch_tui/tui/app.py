@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 
 from orch_tui.core import events as ev
-from orch_tui.core.controller import Connection, Connector, RunControl
+from orch_tui.core.controller import Connection, Connector, Launch, RunControl, Starting
 from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import Plan, load_plan
 from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
@@ -72,10 +72,12 @@ class OrchApp(App[int]):
                  *,
                  start_dir: Path | None = None,
                  yes: bool = False,
-                 connector: Connector | None = None) -> None:
+                 connector: Connector | None = None,
+                 starting: Starting | None = None) -> None:
         """With a host already running (an attached TUI, a test's fake), the app opens on the
         run; otherwise on the config screen, and Enter asks the host to start. `connector`
-        opens a run another process holds (the config screen's "Enter attaches")."""
+        opens a run another process holds (the config screen's "Enter attaches");
+        `starting`, a run already being started (--yes), is shown loading, then attached."""
         super().__init__()
         # One handle on the run, for the app and its screens alike (no second one beside it).
         self.controller = controller
@@ -85,6 +87,7 @@ class OrchApp(App[int]):
         self.model: RunModel | None = None
         self.quit_when_finished = False
         self.connector = connector
+        self.starting = starting
         #: The plan of the run started or attached to from the config screen (the command
         #: line prints its resume command and where to attach again).
         self.plan: Plan | None = None
@@ -105,6 +108,12 @@ class OrchApp(App[int]):
         """Open the first screen: the running host's, the run (with --yes) or the config."""
         if self.controller.started:
             self._listen()
+            return
+        if self.starting is not None:
+            # pylint: disable-next=import-outside-toplevel
+            from orch_tui.tui.screens.starting import StartingScreen
+            self.push_screen(StartingScreen(self.starting.progress, self.config_path))
+            self.run_worker(self._started(self.starting), exit_on_error=False)
             return
         if self.yes and self.config_path is not None:
             try:
@@ -155,6 +164,23 @@ class OrchApp(App[int]):
             self._cannot_start(exc)
             return
         self.plan = plan
+        self._launched(launch)
+
+    async def _started(self, starting: Starting) -> None:
+        """The run started before the app: attach once it answers; if it refused, the config
+        screen says why (it checks the config again: a config error shows in place)."""
+        try:
+            launch = await starting.launch
+        except OrchError as exc:
+            self.starting = None
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            self._cannot_start(exc)
+            return
+        self._launched(launch)
+
+    def _launched(self, launch: Launch) -> None:
+        """Say what starting said, then follow the run."""
         if launch.notice:
             self.notify(launch.notice, severity="warning", timeout=15)
         if launch.resume:
@@ -301,6 +327,8 @@ class OrchApp(App[int]):
         from orch_tui.tui.screens.modals import QuitModal
         if isinstance(self.screen, QuitModal):
             self.screen.dismiss("kill")
+        elif self.model is None and self.starting is not None:
+            self.exit()  # still starting: nothing to ask, the run goes on in its own process
         elif self.model is not None and self.model.finished is not None:
             self.request_quit("kill")
         elif self.model is not None and self.model.quitting == "kill":

@@ -11,16 +11,64 @@ import collections
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from orch_tui.core import events as ev
 from orch_tui.core.eta import Eta
 from orch_tui.core.events import JobState
-from orch_tui.core.plan import Plan, shell_quote
+from orch_tui.core.plan import JobSpec, Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
-from orch_tui.core.snapshot import JobView, RunSnapshot, job_views
+from orch_tui.core.snapshot import JobView, JobViews, RunSnapshot
 from orch_tui.core.tally import ACTIVE_STATES, BAD_STATES, DONE_STATES, Counts, Tally
 from orch_tui.tui.history import JobHistory
+
+
+class Planned(Protocol):
+    """A job's fixed facts: a JobView, `Given` values, or `FromSpec` (made when shown)."""
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The command as shown (the final output name)."""
+
+    @property
+    def log_path(self) -> Path:
+        """Its log."""
+
+    @property
+    def output_path(self) -> Path:
+        """Its final output."""
+
+
+class Given(NamedTuple):
+    """A job's fixed facts given as values (a test's or a benchmark's row)."""
+    argv: tuple[str, ...]
+    log_path: Path
+    output_path: Path
+
+
+class FromSpec:
+    """A job's fixed facts made from its spec when a screen shows them: attaching to a run of
+    100,000 queued jobs makes no paths and no command lines (that took seconds)."""
+
+    __slots__ = ("spec", )
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The command as shown (the final output name)."""
+        return self.spec.display_argv
+
+    @property
+    def log_path(self) -> Path:
+        """Its log."""
+        return self.spec.log_path
+
+    @property
+    def output_path(self) -> Path:
+        """Its final output."""
+        return self.spec.output_path
 
 
 @dataclass(slots=True)
@@ -31,9 +79,7 @@ class JobRow:
     job_id: int
     name: str
     input_size: int
-    argv: tuple[str, ...]  # shared with the plan: the quoted line is made when shown
-    log_path: Path
-    output_path: Path
+    planned: Planned  # the command, log and output: made when shown, not for every row
     state: JobState = JobState.QUEUED
     attempt: int = 0
     node: str = ""
@@ -56,6 +102,21 @@ class JobRow:
     history: JobHistory | None = None
     version: int = 0
     detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The command as shown (the final output name)."""
+        return self.planned.argv
+
+    @property
+    def log_path(self) -> Path:
+        """Its log."""
+        return self.planned.log_path
+
+    @property
+    def output_path(self) -> Path:
+        """Its final output."""
+        return self.planned.output_path
 
     @property
     def command(self) -> str:
@@ -85,9 +146,7 @@ def row_of(view: JobView) -> JobRow:
     return JobRow(job_id=view.job_id,
                   name=view.name,
                   input_size=view.input_size,
-                  argv=view.argv,
-                  log_path=view.log_path,
-                  output_path=view.output_path,
+                  planned=view,
                   state=view.state,
                   attempt=view.attempt,
                   node=view.node,
@@ -99,6 +158,14 @@ def row_of(view: JobView) -> JobRow:
                   reason=view.reason,
                   output_bytes=view.output_bytes,
                   detail=view.detail)
+
+
+def row_of_spec(spec: JobSpec) -> JobRow:
+    """A queued row of a job of the plan."""
+    return JobRow(job_id=spec.job_id,
+                  name=spec.name,
+                  input_size=spec.input_size,
+                  planned=FromSpec(spec))
 
 
 #: The table's filters, with the tally's definitions: `running` lists every job holding a
@@ -164,12 +231,21 @@ class RunModel:
     @classmethod
     def from_plan(cls, plan: Plan, *, clock: Callable[[], float]) -> RunModel:
         """One row per job of the plan, all queued."""
-        return cls([row_of(view) for view in job_views(plan)], clock=clock)
+        return cls([row_of_spec(spec) for spec in plan.jobs], clock=clock)
 
     @classmethod
     def from_snapshot(cls, snapshot: RunSnapshot, *, clock: Callable[[], float]) -> RunModel:
         """The model of a run already under way (or just started): what attaching gives."""
-        model = cls([row_of(view) for view in snapshot.jobs], clock=clock)
+        jobs = snapshot.jobs
+        if isinstance(jobs, JobViews):  # a run's own snapshot: queued jobs from their specs
+            made = jobs.made
+            rows = [
+                row_of(view) if (view := made.get(spec.job_id)) else row_of_spec(spec)
+                for spec in jobs.specs
+            ]
+        else:
+            rows = [row_of(view) for view in jobs]
+        model = cls(rows, clock=clock)
         model.tally = snapshot.tally()
         model.preflight = snapshot.preflight
         model.limit, model.limit_reason = snapshot.limit, snapshot.limit_reason

@@ -194,15 +194,16 @@ def model_child(jobs: int, samples: int) -> None:
     # pylint: disable=import-outside-toplevel  # the checkout under test, from PYTHONPATH
     from orch_tui.core import events as ev
     from orch_tui.core.events import JobState
-    from orch_tui.tui.model import JobRow, RunModel
+    from orch_tui.tui.model import Given, JobRow, RunModel
 
     rows = [
         JobRow(job_id=i,
                name=f"f{i:06d}.bin",
                input_size=1,
-               argv=("cp", f"/in/f{i:06d}.bin", f"/out/f{i:06d}_out.bin"),
-               log_path=Path(f"/out/.orch-tui/logs/{i}.log"),
-               output_path=Path(f"/out/f{i:06d}_out.bin")) for i in range(1, jobs + 1)
+               planned=Given(argv=("cp", f"/in/f{i:06d}.bin", f"/out/f{i:06d}_out.bin"),
+                             log_path=Path(f"/out/.orch-tui/logs/{i}.log"),
+                             output_path=Path(f"/out/f{i:06d}_out.bin")))
+        for i in range(1, jobs + 1)
     ]
     model = RunModel(rows, clock=time.monotonic)
     for row in rows:

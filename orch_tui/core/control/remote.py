@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from orch_tui.core import procfs, wire
 from orch_tui.core.control.client import ControlClient
 from orch_tui.core.control.commands import JobStates, refusal
 from orch_tui.core.control.location import find_socket
-from orch_tui.core.controller import Launch, Listener, Spawner
+from orch_tui.core.controller import Launch, Listener, Spawned, Spawner
 from orch_tui.core.errors import OrchError
 from orch_tui.core.lock import held_by
 from orch_tui.core.plan import Plan
@@ -157,7 +157,11 @@ class RemoteRun:
         """Start `plan` in a process of its own (the spawner), then connect to it."""
         if self._spawn is None:
             raise RuntimeError("a RemoteRun made by connect() has its run already")
-        spawned = await self._spawn(plan)
+        return await self.adopt(self._spawn(plan))
+
+    async def adopt(self, spawning: Awaitable[Spawned]) -> Launch:
+        """Connect to a run being started in a process of its own, once it answers."""
+        spawned = await spawning
         await self._open(spawned.socket)
         self.pid = spawned.pid
         return spawned.launch

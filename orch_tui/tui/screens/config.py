@@ -13,7 +13,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rich.table import Table
@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DirectoryTree, Footer, Input, Static, TextArea
 
+from orch_tui.core.config import load_config
 from orch_tui.core.plan import load_plan
 from orch_tui.core.errors import ConfigError, OrchError
 from orch_tui.core.fsutil import existing_ancestor
@@ -176,6 +177,29 @@ def summarize(plan: Plan) -> Table:
     return grid
 
 
+#: Input lists this long (bytes; about 20,000 lines) are read in a thread with a progress line.
+BACKGROUND_LIST_BYTES = 1 << 20
+
+
+def _list_bytes(config_path: Path) -> int:
+    """The size of the config's input list (0 when the config or the list cannot be read: the
+    load then reports why, at once)."""
+    try:
+        return os.stat(load_config(config_path).directories.input_file_list).st_size
+    except (OrchError, OSError):
+        return 0
+
+
+def _load(
+        path: Path,
+        progress: Callable[[int, int], None] | None = None
+) -> tuple[Plan | None, ConfigError | None]:
+    try:
+        return load_plan(path, progress), None
+    except ConfigError as exc:
+        return None, exc
+
+
 class ConfigScreen(Screen):
     """Choose and validate a config; Enter posts `ConfigScreen.Start` with the Plan."""
 
@@ -259,19 +283,43 @@ class ConfigScreen(Screen):
         self.revalidate()
 
     def revalidate(self) -> None:
-        """Load the config again and show either its error or the preflight summary."""
+        """Load the config again and show either its error or the preflight summary. A long
+        input list is read in a thread, its progress on the status line, and the screen keeps
+        answering keys meanwhile; a short one (most) at once, without a flicker."""
         if self.path is None:
             return
-        try:
-            self.plan = load_plan(self.path)
-        except ConfigError as exc:
-            self.plan = None
-            self.error = exc
-            self._show_error(exc)
-        else:
-            self.error = None
-            self._show_summary(self.plan)
-        self.post_message(self.Checked(self.path, self.error))
+        self.plan = None
+        if _list_bytes(self.path) >= BACKGROUND_LIST_BYTES:
+            self._set_status(
+                Text.assemble(("Reading the input list", "bold"), "  ", _show(self.path)))
+            self.run_worker(self._load_in_thread, thread=True, exclusive=True, group="load")
+            return
+        self._loaded(self.path, *_load(self.path))
+
+    def _load_in_thread(self) -> None:
+        path = self.path
+        assert path is not None
+
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(self._loading, done, total)
+
+        plan, error = _load(path, progress)
+        self.app.call_from_thread(self._loaded, path, plan, error)
+
+    def _loading(self, done: int, total: int) -> None:
+        self._set_status(
+            Text.assemble(("Reading the input list", "bold"), f"  {done:,} of {total:,} lines",
+                          f"  {done / total:.0%}" if total else ""))
+
+    def _loaded(self, path: Path, plan: Plan | None, error: ConfigError | None) -> None:
+        if path != self.path:
+            return  # another config was picked meanwhile; its own load shows it
+        self.plan, self.error = plan, error
+        if error is not None:
+            self._show_error(error)
+        elif plan is not None:
+            self._show_summary(plan)
+        self.post_message(self.Checked(path, error))
         self.refresh_bindings()
 
     def _picker_status(self) -> None:
