@@ -295,12 +295,15 @@ def _close_tui(terminal: Terminal, tui_pid: int) -> None:
 
 def _stop_tui(root: Path, terminal: Terminal, tui_pid: int, run_pid: int | None) -> None:
     """`orch-tui stop` the run, close the terminal, and make sure both processes are gone."""
-    subprocess.run(_orch("stop", str(root / "out")),
-                   cwd=root,
-                   stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL,
-                   check=False,
-                   timeout=EXIT_TIMEOUT)
+    try:
+        subprocess.run(_orch("stop", str(root / "out")),
+                       cwd=root,
+                       stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL,
+                       check=False,
+                       timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pass  # the run is stopped by signal below
     if run_pid is not None and not _ended(run_pid):
         say(f"  ! run process {run_pid} still there after `orch-tui stop`: SIGTERM")
         os.kill(run_pid, signal.SIGTERM)
