@@ -199,6 +199,10 @@ class Processes:
         """Kill every job left in the workspace (each by its process group: a job leads its
         own); how many there were. Nothing of a measurement outlives it."""
         left = self.sleeps()
+        named = [
+            f"{pid} {' '.join(_cmdline(pid))} (parent {(_stat(pid) or ('', '', 0))[2]})"
+            for pid in left
+        ]
         for pid in left:
             try:
                 group = os.getpgid(pid)
@@ -209,7 +213,7 @@ class Processes:
             except ProcessLookupError:
                 pass
         if left:
-            say(f"  ! {len(left)} job(s) left running: killed")
+            say(f"  ! {len(left)} job(s) left running, killed: {'; '.join(named)}")
         return len(left)
 
 
@@ -326,6 +330,9 @@ def large_tui(root: Path, config: Path, figures: Figures) -> None:
         else:
             say("  ! no launch in the TUI; last screen:\n" + terminal.screen())
         peak, run_peak = _peak_mib(tui_pid), _peak_mib(run_pid)
+        if first is not None and run_peak is None:
+            say(f"  ! the run process (pid {run_pid}, the first job's parent) was gone 3 s "
+                f"after it; its run.log ends: {_tail(root / 'out' / '.orch-tui' / 'run.log')}")
     finally:
         _stop_tui(root, terminal, tui_pid, run_pid)
         procs.sweep()
