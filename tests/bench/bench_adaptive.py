@@ -68,6 +68,32 @@ def _orch(root: Path, *extra: str) -> float:
         [sys.executable, "-m", "orch_tui", "--headless", "--fresh", *extra, "config.yaml"], root)
 
 
+def makespans(seconds: int,
+              clips: int,
+              runs: int,
+              max_n: int = 4,
+              base: Path | None = None) -> dict[str, float]:
+    """Median makespans in seconds, `runs` times each in turn: parallel_jN for N = 1..max_n,
+    then orch_default and orch_adaptive, on `clips` links of one 1080p clip of `seconds` (in a
+    temporary folder under `base`)."""
+    with tempfile.TemporaryDirectory(prefix="bench-adaptive-", dir=base) as tmp:
+        root = Path(tmp)
+        clip = make_1080p_clip(root / "clip.mp4", seconds)
+        _workspace(root, clip, clips)
+        times: dict[str, list[float]] = {}
+        for _ in range(runs):
+            for jobs in range(1, max_n + 1):
+                times.setdefault(f"parallel_j{jobs}", []).append(_parallel(root, jobs))
+            times.setdefault("orch_default", []).append(_orch(root))
+            times.setdefault("orch_adaptive", []).append(_orch(root, "--adaptive"))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def best_parallel(medians: dict[str, float]) -> float:
+    """The shortest makespan of any `parallel -j N`: what the ratios are taken against."""
+    return min(value for name, value in medians.items() if name.startswith("parallel"))
+
+
 def main() -> None:
     """Run every contender --runs times; print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -76,25 +102,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-n", type=int, default=4)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-adaptive-") as tmp:
-        root = Path(tmp)
-        clip = make_1080p_clip(root / "clip.mp4", args.seconds)
-        _workspace(root, clip, args.clips)
-        times: dict[str, list[float]] = {}
-        for _ in range(args.runs):
-            for jobs in range(1, args.max_n + 1):
-                times.setdefault(f"parallel_j{jobs}", []).append(_parallel(root, jobs))
-            times.setdefault("orch_default", []).append(_orch(root))
-            times.setdefault("orch_adaptive", []).append(_orch(root, "--adaptive"))
-        medians = {name: statistics.median(values) for name, values in times.items()}
-        best = min(v for k, v in medians.items() if k.startswith("parallel"))
-        print(f"{args.clips} clips of {args.seconds} s, {args.runs} runs, "
-              f"load average {os.getloadavg()[0]:.2f}")
-        for name, value in medians.items():
-            print(f"{name:>16} {value:7.2f} s  {value / best:5.2f}x best parallel")
-        print(" ".join(f"{name}={value:.2f}" for name, value in medians.items()) +
-              f" adaptive_ratio={medians['orch_adaptive'] / best:.3f}"
-              f" default_ratio={medians['orch_default'] / best:.3f}")
+    medians = makespans(args.seconds, args.clips, args.runs, args.max_n)
+    best = best_parallel(medians)
+    print(f"{args.clips} clips of {args.seconds} s, {args.runs} runs, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for name, value in medians.items():
+        print(f"{name:>16} {value:7.2f} s  {value / best:5.2f}x best parallel")
+    print(" ".join(f"{name}={value:.2f}" for name, value in medians.items()) +
+          f" adaptive_ratio={medians['orch_adaptive'] / best:.3f}"
+          f" default_ratio={medians['orch_default'] / best:.3f}")
 
 
 if __name__ == "__main__":

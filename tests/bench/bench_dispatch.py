@@ -86,9 +86,9 @@ def bench_asyncio(count: int, procs: int) -> None:
     asyncio.run(main())
 
 
-def orch_argv(workdir: Path, items: Path, procs: int) -> list[str]:
-    """The command line of an orch-tui headless run with --max-procs (no calibration), logs and
-    all, over `items`, its output in `workdir/out` (emptied first: every run starts fresh)."""
+def orch_config(workdir: Path, items: Path) -> Path:
+    """The config of a run of `true {input_file}` over `items`, its output in `workdir/out`
+    (emptied first: every run starts fresh)."""
     config = workdir / "config.yaml"
     config.write_text(json.dumps({
         "binary": {
@@ -102,12 +102,23 @@ def orch_argv(workdir: Path, items: Path, procs: int) -> list[str]:
     }),
                       encoding="utf-8")
     shutil.rmtree(workdir / "out", ignore_errors=True)
-    return [sys.executable, "-m", "orch_tui", str(config), "--headless", "--max-procs", str(procs)]
+    return config
 
 
-def bench_orch(workdir: Path, items: Path, procs: int) -> None:
-    """orch-tui headless with --max-procs (no calibration), logs and all."""
-    subprocess.run(orch_argv(workdir, items, procs), check=False, stdout=subprocess.DEVNULL)
+def orch_argv(workdir: Path, items: Path, procs: int) -> list[str]:
+    """The command line of an orch-tui headless run with --max-procs (no calibration), logs and
+    all, over `items` (see orch_config). Made before the clock starts: emptying the output
+    folder of the previous run is no part of the run."""
+    return [
+        sys.executable, "-m", "orch_tui",
+        str(orch_config(workdir, items)), "--headless", "--max-procs",
+        str(procs)
+    ]
+
+
+def bench_orch(argv: list[str]) -> int:
+    """orch-tui headless with --max-procs (no calibration), logs and all; its exit code."""
+    return subprocess.run(argv, check=False, stdout=subprocess.DEVNULL).returncode
 
 
 def bench_sweep(count: int, rounds: int = 50) -> tuple[float, float]:
@@ -146,7 +157,8 @@ def main() -> None:
         if shutil.which("parallel"):
             rows.append(timed("GNU parallel", lambda: bench_parallel(items, args.procs)))
         rows.append(timed("bare asyncio", lambda: bench_asyncio(args.jobs, args.procs)))
-        rows.append(timed("orch-tui", lambda: bench_orch(workdir, items, args.procs)))
+        argv = orch_argv(workdir, items, args.procs)
+        rows.append(timed("orch-tui", lambda: bench_orch(argv)))
     base = rows[0][1]
     print(f"{args.jobs} `true` jobs, {args.procs} at a time, {os.cpu_count()} cores")
     print(f"{'tool':<14}{'wall s':>9}{'cpu s':>9}{'vs xargs':>10}")

@@ -61,18 +61,24 @@ def vm_hwm(pid: int) -> int | None:
     return None
 
 
-def write_workspace(root: Path, jobs: int) -> Path:
-    """JOBS one-byte inputs, their list and a config copying each to its output."""
+def write_workspace(root: Path,
+                    jobs: int,
+                    *,
+                    binary: str = "/bin/cp",
+                    flags: tuple[str, ...] = ("{input_file}", "{output_file}"),
+                    content: bytes = b"x") -> Path:
+    """JOBS inputs holding `content`, their list and a config running `binary` with `flags` on
+    each (by default copying it to its output)."""
     inputs = root / "in"
     inputs.mkdir(parents=True)
     names = [f"f{i:06d}.bin" for i in range(jobs)]
     for name in names:
-        (inputs / name).write_bytes(b"x")
+        (inputs / name).write_bytes(content)
     (root / "inputs.txt").write_text("".join(f"in/{name}\n" for name in names), encoding="utf-8")
     config = {
         "binary": {
-            "path": "/bin/cp",
-            "flags": ["{input_file}", "{output_file}"]
+            "path": binary,
+            "flags": list(flags)
         },
         "directories": {
             "input_file_list": "inputs.txt",
@@ -132,6 +138,12 @@ def headless(code: Path, root: Path, config: Path, procs: int, seconds: float) -
     return usage.ru_maxrss, f"exit {process.returncode}, {done} done in {elapsed:.0f}s"
 
 
+def is_finished(screen: str) -> bool:
+    """The finished screen shows (its summary names the journal)."""
+    screen = screen.lower()
+    return "finished" in screen and "journal" in screen
+
+
 def tui(code: Path, root: Path, config: Path, procs: int, seconds: float) -> tuple[int, str]:
     """Peak RSS (KiB) of a TUI run in tmux, read until the finished screen or `seconds`."""
     fresh_output(root)
@@ -162,8 +174,8 @@ def tui(code: Path, root: Path, config: Path, procs: int, seconds: float) -> tup
                                     capture_output=True,
                                     text=True,
                                     check=False,
-                                    env=env).stdout.lower()
-            finished = "finished" in screen and "journal" in screen
+                                    env=env).stdout
+            finished = is_finished(screen)
         peak = vm_hwm(pid) or 0  # a high-water mark: read once, before the process goes
         # A hangup would only detach the TUI (the run goes on headless): stop the run itself.
         os.kill(pid, signal.SIGTERM)
