@@ -85,6 +85,18 @@ async def test_a_raise_that_speeds_the_work_up_is_kept_and_the_next_is_stepped_b
     assert run.orchestrator.decision is not None and run.orchestrator.decision.limit == 1
 
 
+async def test_the_first_try_starts_when_calibration_ends_with_its_rate_as_baseline(workspace):
+    # A cpu rule of one job: the calibration job ran alone, so its rate is the one-job rate
+    # and no window at one job is spent before trying two.
+    run = await adaptive_run(workspace, two_faster_three_not, adaptive=True)
+    calibrated = run.recorder.of(ev.CalibrationFinished)[0]
+    first = steps(run)[0]
+    assert first.adaptive is not None and first.adaptive.phase is AdaptivePhase.TRYING
+    assert 0 <= first.time - calibrated.time <= 2 * RESOURCES["sample_interval"]
+    kept = steps(run)[1]
+    assert kept.adaptive is not None and kept.adaptive.phase is AdaptivePhase.KEPT
+
+
 async def test_a_raise_that_does_not_speed_the_work_up_is_stepped_back(workspace):
     run = await adaptive_run(workspace, lambda running: 10.0 * running, adaptive=True)
     seen = phases(run)

@@ -99,10 +99,18 @@ class AdaptiveLimit:
         self.retry_at = -math.inf
         self._steady_from: float | None = None
         self._window: tuple[float, float] | None = None  # (start, work done then)
+        self._seeded = False  # a baseline from calibration: try one job more at once
+
+    def seed(self, rate: float) -> None:
+        """The calibration job's rate of work, measured while it ran alone: the baseline at a
+        cpu rule of one job, so the first try starts at once instead of after a window of one
+        job (which, on a small machine, is most of a short batch: 6 clips of 30 s take 50 s)."""
+        if rate > 0 and not self.extra:
+            self.baseline, self._seeded = rate, True
 
     def restart(self, now: float, *, back_off: bool = False) -> None:
         """Drop every extra job and measurement (the rule's limit changed, or pressure)."""
-        self.extra, self.trying, self.baseline = 0, False, None
+        self.extra, self.trying, self.baseline, self._seeded = 0, False, None, False
         self._steady_from = self._window = None
         if back_off:
             self.retry_at = now + ADAPTIVE_BACKOFF * self.length
@@ -133,15 +141,25 @@ class AdaptiveLimit:
         `room` is the ceiling of the other limits; `pressure` memory or disk pressure."""
         if pressure or rule.binding != "cpu":
             return self._without_extra(now, rule)
+        if self._seeded:
+            self._seeded = False
+            if rule.limit == 1 and not self.extra and self._fits(rule, room):
+                return self._try(rule)
         rate = self._measure(now, work_done, running, rule.limit + self.extra)
         if rate is None:
             return None
         if self.trying:
             return self._judge(now, rate, rule)
         self.baseline = rate
-        if now < self.retry_at or rate <= 0 or (room is not None
-                                                and rule.limit + self.extra + 1 > room):
+        if now < self.retry_at or rate <= 0 or not self._fits(rule, room):
             return None
+        return self._try(rule)
+
+    def _fits(self, rule: ScalingDecision, room: int | None) -> bool:
+        return room is None or rule.limit + self.extra + 1 <= room
+
+    def _try(self, rule: ScalingDecision) -> AdaptiveStep:
+        """One job more, measured from when it has settled."""
         self.extra += 1
         self.trying = True
         self._steady_from = self._window = None
@@ -232,6 +250,12 @@ class LimitPolicy:
         self.learner.seed(profile, ratio, measured=source is not LimitSource.WINDOW)
         decision = self.decide(profile, system)
         return decision, self.set(now, decision.limit, source, decision)
+
+    def calibration_rate(self, rate: float) -> None:
+        """The rate of work of the calibration job alone: with a cpu rule of one job, the
+        adaptive limit's baseline (its first try then starts at once)."""
+        if self.adaptive is not None and self.decision is not None and self.decision.limit == 1:
+            self.adaptive.seed(rate)
 
     def operator(self, now: float, limit: int) -> ev.LimitChanged | None:
         """The operator's limit: it wins over learning from now on."""

@@ -255,6 +255,10 @@ class Orchestrator(OperatorCommands):
             if result is not None:
                 basis = meter.output_basis() if result[2] is LimitSource.WINDOW else None
                 self._calibrated(result[0], result[2], result[1], basis)
+                if self._work is not None and job.started is not None:
+                    alone = self._now() - job.started  # the job ran alone all along
+                    if alone > 0:
+                        self._policy.calibration_rate(self._work.state().work_done / alone)
                 return
 
     def _calibrated(self,

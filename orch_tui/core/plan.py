@@ -83,22 +83,29 @@ class JobSpec(NamedTuple):
     @property
     def log_path(self) -> Path:
         """Its log, in the shard folder of its thousands (`logs/001/01234-clip.log`)."""
+        return Path(self.log_location)
+
+    @property
+    def log_location(self) -> str:
+        """`log_path` as text (what the journal stores, made without a Path)."""
         stem = safe_log_stem(templates.split_name(self.entry.name)[0])
-        return Path(self.layout.log_dir, log_shard(self.job_id), f"{self.job_id:05d}-{stem}.log")
+        return f"{self.layout.log_dir}/{log_shard(self.job_id)}/{self.job_id:05d}-{stem}.log"
+
+    @property
+    def output_location(self) -> str:
+        """`output_path` as text."""
+        return _join(self.layout.output_dir, self.output_name)
 
     @property
     def argv(self) -> tuple[str, ...]:
         """What runs: the binary and its expanded flags, writing to the temporary output."""
         temp = self.temp_output_path
-        return self._expand(str(temp) if temp is not None else self._output())
+        return self._expand(str(temp) if temp is not None else self.output_location)
 
     @property
     def display_argv(self) -> tuple[str, ...]:
         """What the operator sees: the same command naming the final output."""
-        return self._expand(self._output())
-
-    def _output(self) -> str:
-        return _join(self.layout.output_dir, self.output_name)
+        return self._expand(self.output_location)
 
     def _expand(self, output_file: str) -> tuple[str, ...]:
         location = self.entry.location

@@ -27,7 +27,7 @@ from orch_tui.core.errors import OrchError
 from orch_tui.core.events import JobState
 from orch_tui.core.journal.schema import JOURNAL_NAME, SCHEMA_VERSION, py_text
 from orch_tui.core.lock import held_by
-from orch_tui.core.snapshot import RunSnapshot
+from orch_tui.core.snapshot import RunSnapshot, touched
 from orch_tui.core.statedir import STATE_DIR_NAME
 from orch_tui.core.tally import Counts
 
@@ -234,7 +234,7 @@ def with_snapshot(status: RunStatus, snap: RunSnapshot, *, epoch: float,
     its snapshot. The snapshot's times are on the run's monotonic clock, the system-wide one
     this process reads as `monotonic` at the instant it reads `epoch` (wall time)."""
     progress = dict(snap.eta.progress)
-    jobs = sorted((job for job in snap.jobs if job.state.active),
+    jobs = sorted((job for job in touched(snap.jobs) if job.state.active),
                   key=lambda job: (job.started is None, job.started or 0.0, job.job_id))
     eta = snap.tally().eta(monotonic)
     return dataclasses.replace(

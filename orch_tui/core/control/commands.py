@@ -13,7 +13,7 @@ import signal
 from orch_tui.core import events as ev
 from orch_tui.core.controller import RunControl
 from orch_tui.core.events import REQUEUEABLE, JobState
-from orch_tui.core.snapshot import RunSnapshot
+from orch_tui.core.snapshot import RunSnapshot, job_states
 from orch_tui.core.wire import Command
 
 _PAST = {"pause": "paused", "resume": "resumed", "kill": "killed", "requeue": "requeued"}
@@ -45,7 +45,7 @@ class JobStates:
 
     def seed(self, snapshot: RunSnapshot) -> None:
         """Every job's state when the client attached."""
-        self.states = {job.job_id: job.state for job in snapshot.jobs}
+        self.states = job_states(snapshot.jobs)
         self.over = snapshot.finished is not None
 
     def observe(self, event: ev.Event) -> None:

@@ -224,11 +224,10 @@ class Journal:
         if state.finished:
             # A requeued job starts a new attempt; keeping ended ones would cost every job.
             self._starts.pop(event.job_id, None)
-        row = (db_text(str(spec.input_path)), db_text(str(spec.output_path)), state.value,
-               event.exit_code, event.signal, started,
-               now if state.finished else None, event.attempt, event.peak_rss, event.cpu_seconds,
-               db_text(str(spec.log_path)), self._run_id, db_text(event.reason),
-               db_text(event.detail))
+        row = (db_text(spec.entry.location), db_text(spec.output_location), state.value,
+               event.exit_code, event.signal, started, now if state.finished else None,
+               event.attempt, event.peak_rss, event.cpu_seconds, db_text(spec.log_location),
+               self._run_id, db_text(event.reason), db_text(event.detail))
         skip = state is ev.JobState.SKIPPED
         self._store.put_job(skip, row)
         if state.finished and not skip and self._sync:
