@@ -71,11 +71,18 @@ class RunLog(io.TextIOWrapper):
         super().__init__(io.FileIO(fd, "a"), encoding="utf-8", line_buffering=True)
         self._clock = clock
         self._at_line_start = True
+        self._stamped: tuple[int, str] = (-1, "")  # (second, its stamp): two lines a job
+
+    def _stamp(self) -> str:
+        second = int(self._clock())
+        if second != self._stamped[0]:
+            self._stamped = (second, datetime.datetime.fromtimestamp(second).astimezone().isoformat(
+                timespec="seconds"))
+        return self._stamped[1]
 
     def write(self, text: str) -> int:
         """Write `text`, stamping the start of every line in it."""
-        stamp = datetime.datetime.fromtimestamp(
-            self._clock()).astimezone().isoformat(timespec="seconds")
+        stamp = self._stamp()
         out = []
         for piece in text.splitlines(keepends=True):
             if self._at_line_start:
