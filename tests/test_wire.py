@@ -370,12 +370,12 @@ def test_hello_and_its_version_check():
         "pid": os.getpid()
     }
     wire.check_hello(wire.decode(wire.encode({**mine, "started": 12.0})))  # extra keys: fine
-    other = {**mine, "protocol": 2}
+    other = {**mine, "protocol": 1}
     with pytest.raises(wire.ProtocolError) as caught:
         wire.check_hello(other)
-    assert str(caught.value) == "this run speaks protocol 2, this orch-tui speaks 1"
+    assert str(caught.value) == "this run speaks protocol 1, this orch-tui speaks 2"
     assert caught.value.exit_code == 2
-    with pytest.raises(wire.ProtocolError, match="^the client speaks protocol 2"):
+    with pytest.raises(wire.ProtocolError, match="^the client speaks protocol 1"):
         wire.check_hello(other, peer="the client")
     for bad, message in (({
             **mine, "program": "pueue"
