@@ -83,14 +83,13 @@ class Spawned:
     launch: Launch
 
 
+@dataclass
 class LoadProgress:
     """How far a starting run is with reading its input list: lines read, of all. Written by
     the thread reading the run's reports, read by a screen's timer (two ints, no lock needed:
     a late or torn pair only shows a frame of an older figure)."""
-
-    def __init__(self) -> None:
-        self.done = 0
-        self.total = 0
+    done: int = 0
+    total: int = 0
 
     def update(self, done: int, total: int) -> None:
         """The run has read `done` of `total` lines."""

@@ -137,28 +137,12 @@ def _inspect(path: str) -> tuple[int | None, str | None]:
 PROGRESS_EVERY = 5000
 
 
-def read_input_list(path: str | Path,
-                    progress: Callable[[int, int], None] | None = None) -> InputList:
-    """Parse the input list at `path`.
-
-    One path a line; relative paths resolve against the list's folder and `~` is expanded.
-    Only the line ending (LF or CRLF) is removed, so inner, leading and trailing spaces are part
-    of the name; when the exact name does not exist but the whitespace-trimmed one does, the
-    trimmed one is used (stray editor spaces are far more common than names ending in spaces).
-    Lines that are blank or whitespace-only, and lines whose first non-blank character is `#`,
-    are skipped. Missing, directory and unreadable entries are recorded, not raised; a repeated
-    path is recorded as a Duplicate and kept once. `progress(lines done, lines)` is called
-    every PROGRESS_EVERY lines and at the end (a screen's progress bar over a long list).
-    """
-    list_path = Path(os.path.abspath(os.path.expanduser(path)))
-    text = _read_text(list_path)
-    if not text.strip():
-        raise _error("input list is empty; list one input file per line", list_path)
-    folder = str(list_path.parent).rstrip("/")
+def _parse(lines: list[str], folder: str,
+           progress: Callable[[int, int], None] | None) -> tuple[list[InputEntry], list[Duplicate]]:
+    """The entries and duplicates of the list's lines (see read_input_list)."""
     entries: list[InputEntry] = []
     duplicates: list[Duplicate] = []
     first_line: dict[str, int] = {}
-    lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         if progress is not None and number % PROGRESS_EVERY == 0:
             progress(number, len(lines))
@@ -176,6 +160,27 @@ def read_input_list(path: str | Path,
         entries.append(InputEntry(number, raw, resolved, size, problem))
     if progress is not None:
         progress(len(lines), len(lines))
+    return entries, duplicates
+
+
+def read_input_list(path: str | Path,
+                    progress: Callable[[int, int], None] | None = None) -> InputList:
+    """Parse the input list at `path`.
+
+    One path a line; relative paths resolve against the list's folder and `~` is expanded.
+    Only the line ending (LF or CRLF) is removed, so inner, leading and trailing spaces are part
+    of the name; when the exact name does not exist but the whitespace-trimmed one does, the
+    trimmed one is used (stray editor spaces are far more common than names ending in spaces).
+    Lines that are blank or whitespace-only, and lines whose first non-blank character is `#`,
+    are skipped. Missing, directory and unreadable entries are recorded, not raised; a repeated
+    path is recorded as a Duplicate and kept once. `progress(lines done, lines)` is called
+    every PROGRESS_EVERY lines and at the end (a screen's progress bar over a long list).
+    """
+    list_path = Path(os.path.abspath(os.path.expanduser(path)))
+    text = _read_text(list_path)
+    if not text.strip():
+        raise _error("input list is empty; list one input file per line", list_path)
+    entries, duplicates = _parse(text.split("\n"), str(list_path.parent).rstrip("/"), progress)
     if not entries:
         raise _error("input list names no files (only blank lines and # comments)", list_path)
     return InputList(path=list_path, entries=tuple(entries), duplicates=tuple(duplicates))

@@ -66,6 +66,8 @@ class OrchApp(App[int]):
     # to quit, the second kills and quits (priority: before a screen's copy binding).
     BINDINGS = [Binding("ctrl+c", "ctrl_c", "Quit", show=False, priority=True)]
 
+    # The run, the config, and the command line's keyword options, each its own argument.
+    # pylint: disable-next=too-many-arguments
     def __init__(self,
                  controller: RunControl,
                  config_path: Path | None = None,
