@@ -17,15 +17,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from orch_tui.core.controller import Launch, Spawned
 from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import shell_quote
 from orch_tui.core.statedir import StateDir
 from orch_tui.core.textutil import printable
+
+_T = TypeVar("_T")
 
 #: The most a run's report or its dying words may take (a line, a traceback's tail).
 _REPORT_LIMIT = 64 * 1024
@@ -116,11 +119,40 @@ def spawn_run(config: Path,
     return _started(process, ready_r, err_r, progress)
 
 
+def _in_daemon_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+    """`function(*args)` in a daemon thread: unlike asyncio.to_thread, whose executor the end
+    of `asyncio.run` waits for, a TUI closed while its run is still loading (`q` on the
+    starting screen) exits at once; the run goes on and reports to nobody."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]  # set with error None
+
+    def work() -> None:
+        try:
+            outcome: tuple[_T | None, BaseException | None] = (function(*args), None)
+        except BaseException as exc:  # pylint: disable=broad-exception-caught  # handed over
+            outcome = (None, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
+
+    threading.Thread(target=work, name="orch-tui run report", daemon=True).start()
+    return future
+
+
 async def _started(process: subprocess.Popen[bytes], ready_r: int, err_r: int,
                    progress: Progress | None) -> Spawned:
     report: dict[str, Any] | None = None
     try:
-        report = await asyncio.to_thread(_read_report, ready_r, progress)
+        report = await _in_daemon_thread(_read_report, ready_r, progress)
         if report is None:  # it died before it could say: its stderr says why
             why = _last_line(await asyncio.to_thread(_read_to_end, err_r))
             raise RunRefused(f"the run process ended before it started: {why or 'no reason given'}",
