@@ -191,6 +191,14 @@ def job_states(jobs: Sequence[JobView]) -> dict[int, JobState]:
     return {job.job_id: job.state for job in jobs}
 
 
+def job_inputs(jobs: Sequence[JobView]) -> dict[int, tuple[str, Path]]:
+    """Every job's name and input (what `orch-tui kill DIR clip.mp4` matches), from a
+    `JobViews`' specs rather than 100,000 made views."""
+    if isinstance(jobs, JobViews):
+        return {spec.job_id: (spec.name, spec.input_path) for spec in jobs.specs}
+    return {job.job_id: (job.name, job.input_path or Path(job.name)) for job in jobs}
+
+
 def touched(jobs: Sequence[JobView]) -> Iterable[JobView]:
     """The views of the jobs something happened to (every job whose state ever changed):
     a `JobViews`' made views, any other list whole."""

@@ -19,6 +19,7 @@ from orch_tui.core import wire
 from orch_tui.core.control.client import ControlClient
 from orch_tui.core.errors import OrchError
 from orch_tui.core.jobmatch import JobMatchError, match_jobs
+from orch_tui.core.snapshot import job_inputs
 from orch_tui.core.textutil import printable
 from orch_tui.subcommands.common import (EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ShellError, connect,
                                          output_dir_of, subcommand_parser, where)
@@ -84,12 +85,12 @@ async def _send_all(client: ControlClient, command: str, args: argparse.Namespac
     """Send the command (once per job) and print each answer: what was done on stdout, what
     was refused on stderr."""
     assert client.snapshot is not None
-    names = {job.job_id: job.name for job in client.snapshot.jobs}
     sends: list[tuple[int | None, int | None, str]]  # job, value, the job's name
     if command in JOB_COMMANDS:
-        inputs = {job.job_id: job.input_path or Path(job.name) for job in client.snapshot.jobs}
+        known = job_inputs(client.snapshot.jobs)
+        inputs = {job_id: path for job_id, (_, path) in known.items()}
         try:
-            sends = [(job, None, names[job]) for job in match_jobs(args.jobs, inputs)]
+            sends = [(job, None, known[job][0]) for job in match_jobs(args.jobs, inputs)]
         except JobMatchError as exc:
             raise ShellError(f"{where(output_dir)}: {exc}", EXIT_USAGE) from None
     elif command == "limit":
