@@ -126,21 +126,22 @@ def _in_daemon_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future
     loop = asyncio.get_running_loop()
     future: asyncio.Future[_T] = loop.create_future()
 
-    def settle(result: _T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
+    def succeed(result: _T) -> None:
+        if not future.done():
+            future.set_result(result)
+
+    def fail(error: BaseException) -> None:
+        if not future.done():
             future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]  # set with error None
 
     def work() -> None:
         try:
-            outcome: tuple[_T | None, BaseException | None] = (function(*args), None)
-        except BaseException as exc:  # pylint: disable=broad-exception-caught  # handed over
-            outcome = (None, exc)
-        try:
-            loop.call_soon_threadsafe(settle, *outcome)
+            try:
+                result = function(*args)
+            except BaseException as exc:  # pylint: disable=broad-exception-caught  # handed over
+                loop.call_soon_threadsafe(fail, exc)
+            else:
+                loop.call_soon_threadsafe(succeed, result)
         except RuntimeError:
             pass  # the loop is closed: nobody waits any more
 

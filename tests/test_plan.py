@@ -259,7 +259,7 @@ def test_jobspec_is_frozen() -> None:
     job = build_plan(seed_config(), listed("/d/a.mp4")).jobs[0]
     assert isinstance(job, JobSpec)
     with pytest.raises(AttributeError):
-        job.job_id = 5  # type: ignore[misc]
+        job.job_id = 5  # type: ignore[misc]  # the write a frozen job refuses is the point
 
 
 def test_collision_message_escapes_control_characters() -> None:

@@ -41,7 +41,9 @@ def test_the_run_process_reports_its_list_loading_before_it_starts(tmp_path: Pat
 
 def notified(app: OrchApp, words: str) -> bool:
     """The app said `words` in a notification."""
-    return any(words in str(note.message) for note in app._notifications)  # pylint: disable=protected-access
+    # Textual has no public list of the notifications it showed.
+    notes = app._notifications  # pylint: disable=protected-access
+    return any(words in str(note.message) for note in notes)
 
 
 def _app(launch: asyncio.Future[Launch], progress: LoadProgress,

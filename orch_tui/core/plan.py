@@ -6,6 +6,7 @@ disk, so output-name collisions are refused before a single job starts.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -88,8 +89,7 @@ class JobSpec(NamedTuple):
     @property
     def log_location(self) -> str:
         """`log_path` as text (what the journal stores, made without a Path)."""
-        stem = safe_log_stem(templates.split_name(self.entry.name)[0])
-        return f"{self.layout.log_dir}/{log_shard(self.job_id)}/{self.job_id:05d}-{stem}.log"
+        return _log_location(self.layout.log_dir, self.job_id, self.entry.name)
 
     @property
     def output_location(self) -> str:
@@ -184,6 +184,15 @@ def log_shard(index: int) -> str:
     the leading digits of the five-digit log names inside, so `001/01234-clip.log` reads as job
     1234 at a glance."""
     return f"{index // LOGS_PER_SHARD:03d}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _log_location(log_dir: str, job_id: int, name: str) -> str:
+    """A job's log path: asked for by its launch, its probe, the guardian, the journal and its
+    end, so it is made once per job rather than by each of them (the running jobs' stay in the
+    cache, 100,000 queued ones never enter it)."""
+    stem = safe_log_stem(templates.split_name(name)[0])
+    return f"{log_dir}/{log_shard(job_id)}/{job_id:05d}-{stem}.log"
 
 
 class _RealDirs(dict[str, str]):

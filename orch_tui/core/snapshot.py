@@ -213,11 +213,6 @@ def find_job(jobs: Sequence[JobView], job_id: int) -> JobView | None:
     return next((job for job in jobs if job.job_id == job_id), None)
 
 
-def job_views(plan: Plan) -> list[JobView]:
-    """One queued view per job of the plan."""
-    return [job_view(spec) for spec in plan.jobs]
-
-
 # pylint: disable-next=too-many-instance-attributes  # the run's figures a late observer needs
 class RunRecord:
     """The run's state, kept up to date by `apply(event)` (a bus listener from the start)."""

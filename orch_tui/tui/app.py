@@ -31,6 +31,7 @@ from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
 from orch_tui.tui.driver import HangupSafeDriver
 from orch_tui.tui.model import RunModel
 from orch_tui.tui.screens.config import ConfigScreen
+from orch_tui.tui.screens.starting import StartingScreen
 
 #: Events a screen must react to at once; samples and state changes are read from the model.
 PUSHED = (ev.CalibrationStarted, ev.CalibrationFinished, ev.RunFinished, ev.Notice,
@@ -112,8 +113,6 @@ class OrchApp(App[int]):
             self._listen()
             return
         if self.starting is not None:
-            # pylint: disable-next=import-outside-toplevel
-            from orch_tui.tui.screens.starting import StartingScreen
             self.push_screen(StartingScreen(self.starting.progress, self.config_path))
             self.run_worker(self._started(self.starting), exit_on_error=False)
             return
