@@ -62,6 +62,13 @@ class Workspace:
         return load_plan(self.config)
 
 
+def not_a_video(size: int) -> bytes:
+    """Bytes no ffmpeg demuxer accepts, every time: random bytes now and then probe as MPEG
+    audio or another raw format and transcode to exit 0."""
+    line = b"this is not a video\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
 def write_workspace(root: Path,
                     names: list[str] | int = 3,
                     *,

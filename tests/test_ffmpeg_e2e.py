@@ -13,7 +13,7 @@ import pytest
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState, ProgressSource
 from orch_tui.core.plan import load_plan
-from tests.helpers import start_run
+from tests.helpers import not_a_video, start_run
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -176,7 +176,7 @@ async def test_a_calibrated_ffmpeg_run_with_a_corrupt_clip_reports_true_figures(
     bad = tmp_path / "data" / "bad.mp4"
     # As large as a good clip, so the calibrated figure (scaled to the typical input) is one
     # clip's output.
-    bad.write_bytes(os.urandom((tmp_path / "data" / "a.mp4").stat().st_size))
+    bad.write_bytes(not_a_video((tmp_path / "data" / "a.mp4").stat().st_size))
     with open(tmp_path / "inputs.txt", "a", encoding="utf-8") as handle:
         handle.write(f"{bad}\n")
     plan = load_plan(tmp_path / "config.yaml")

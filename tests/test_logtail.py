@@ -12,7 +12,7 @@ import pytest
 
 from orch_tui.core.logtail import (MAX_DETAIL, TAIL_BYTES, describe_failure, last_meaningful_line,
                                    log_detail, log_size, read_log)
-from tests.helpers import run_cli, write_workspace
+from tests.helpers import not_a_video, run_cli, write_workspace
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None and not os.environ.get("CI"),
@@ -40,7 +40,7 @@ FFMPEG_TAIL = (
 @needs_ffmpeg
 def test_real_ffmpeg_on_a_corrupt_input_names_its_error(tmp_path):
     bad = tmp_path / "bad.mp4"
-    bad.write_bytes(os.urandom(200 * 1024))
+    bad.write_bytes(not_a_video(200 * 1024))
     log = tmp_path / "job.log"
     with open(log, "wb") as out:
         code = subprocess.run(
