@@ -39,6 +39,8 @@ from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.job_table import JobTable
 
 SIZE = (120, 36)
+#: The run screen is also shot at these sizes.
+WIDE, SMALL = (200, 50), (80, 24)
 #: Longer than any redraw timer of the screens (0.25 s calibration, 0.5 s run and detail).
 REDRAW = 0.7
 DEFAULT_WORKSPACE = Path(tempfile.gettempdir()) / "orch-tui-demo"
@@ -112,6 +114,12 @@ class Shooter:
             lambda: app.model is not None and app.model.counts().failed >= 1 and len(self.sampled(
                 4)) >= 2, "a mid-run moment", 90.0)
         await self.shoot("04-run.svg")
+        # The same moment on a large and a small terminal: where the extra space goes, and
+        # what still fits at 80x24.
+        for width, height in (WIDE, SMALL):
+            await pilot.resize_terminal(width, height)
+            await self.shoot(f"04-run-{width}x{height}.svg")
+        await pilot.resize_terminal(*SIZE)
 
         # The job with the most samples that is not about to end, so its detail shows it running.
         rows = app.model.rows
