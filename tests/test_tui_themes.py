@@ -5,27 +5,44 @@ every built-in theme legible in the job table, and NO_COLOR colourless whatever 
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import stat
 from pathlib import Path
 
 import pytest
 from rich.segment import Segment
+from textual.binding import Binding
 from textual.color import Color
 from textual.command import CommandPalette
+from textual.dom import DOMNode
+
+import orch_tui.tui
+from orch_tui.core import events as ev
 
 from orch_tui.core.events import JobState
 from orch_tui.tui.app import OrchApp
+from orch_tui.tui.screens.config import ConfigScreen
+from orch_tui.tui.screens.detail import DetailScreen
+from orch_tui.tui.screens.finished import FinishedScreen
+from orch_tui.tui.screens.help import HelpScreen
 from orch_tui.tui.screens.modals import QuitModal
 from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.settings import Settings, SettingsError, SettingsFile, settings_dir
 from orch_tui.tui.widgets.job_table import JobTable
 from tests.fake_controller import FakeController, job_views
+from tests.helpers import write_workspace
 
 STATES = list(JobState)
 #: Shown dim on purpose (nothing to do about them): not held to the contrast of the others.
 DIM = {JobState.QUEUED, JobState.SKIPPED}
+FINISHED = ev.RunFinished(time=1.0,
+                          counts={"failed": 1},
+                          wall_seconds=1.0,
+                          exit_code=1,
+                          interrupted=False)
 
 
 @pytest.fixture(name="store")
@@ -266,3 +283,56 @@ async def test_no_color_stays_grey_with_a_saved_theme_and_after_choosing_one(sto
         assert app.theme == "textual-light"
         assert all(hue_free(cell) for cell in shown_states(app).values())
     assert store.load().theme == "textual-light"
+
+
+# --- ctrl+p everywhere
+
+
+def screen_classes() -> list[type]:
+    """Every screen and widget class orch-tui defines (their bindings are orch-tui's keys)."""
+    found: list[type] = []
+    for info in pkgutil.walk_packages(orch_tui.tui.__path__, "orch_tui.tui."):
+        module = importlib.import_module(info.name)
+        found += [
+            value for value in vars(module).values() if isinstance(value, type)
+            and issubclass(value, DOMNode) and value.__module__ == module.__name__
+        ]
+    return found
+
+
+def test_no_orch_tui_key_is_shadowed_by_the_palette():
+    classes = screen_classes()
+    assert JobTable in classes and RunScreen in classes and QuitModal in classes
+    palette = OrchApp.COMMAND_PALETTE_BINDING
+    for cls in classes:
+        for binding in getattr(cls, "BINDINGS", []):
+            keys = binding.key if isinstance(binding, Binding) else binding[0]
+            assert palette not in keys.split(","), (cls, binding)
+
+
+async def open_palette_on(app: OrchApp, pilot, screen: type) -> None:
+    await pilot.pause()
+    assert isinstance(app.screen, screen), app.screen
+    await pilot.press("ctrl+p")
+    assert isinstance(app.screen, CommandPalette), f"ctrl+p on {screen.__name__}"
+    await pilot.press("escape")
+    assert isinstance(app.screen, screen)
+
+
+async def test_ctrl_p_opens_the_palette_on_every_screen(tmp_path):
+    config = write_workspace(tmp_path / "ws", 2).config
+    app = OrchApp(FakeController(started=False), config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_palette_on(app, pilot, ConfigScreen)
+    app = app_on(None, [JobState.FAILED])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_palette_on(app, pilot, RunScreen)
+        await pilot.press("question_mark")
+        await open_palette_on(app, pilot, HelpScreen)
+        await pilot.press("escape", "enter")
+        await open_palette_on(app, pilot, DetailScreen)
+        await pilot.press("escape", "q")
+        await open_palette_on(app, pilot, QuitModal)
+        await pilot.press("escape")
+        app.controller.listeners[0](FINISHED)
+        await open_palette_on(app, pilot, FinishedScreen)
