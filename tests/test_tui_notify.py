@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from orch_tui.cli import build_parser
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Listener
 from orch_tui.core.events import JobState
@@ -243,3 +244,9 @@ def test_a_real_run_ending_rings_the_terminal_bell_unless_quiet(tmp_path, termin
     terminal.send("q")
     wait_until(lambda: read_int(rc_file) is not None, 10, "the program to exit")
     assert read_int(rc_file) == 0
+
+
+def test_quiet_is_a_flag_of_the_command_line_harmless_headless():
+    args = build_parser().parse_args(["config.yaml", "--quiet", "--headless"])
+    assert args.quiet and args.headless
+    assert not build_parser().parse_args(["config.yaml"]).quiet
