@@ -24,6 +24,7 @@ from orch_tui.core.errors import OrchError
 from orch_tui.core.plan import shell_quote
 from orch_tui.core.textutil import printable
 from orch_tui.subcommands.common import (EXIT_NO_RUN, EXIT_USAGE, output_dir_of, subcommand_parser)
+from orch_tui.tui.settings import SettingsFile
 
 if TYPE_CHECKING:
     from orch_tui.tui.app import OrchApp
@@ -86,7 +87,7 @@ async def _run_app(remote: RemoteRun, output_dir: Path) -> int:
     from orch_tui.tui.app import OrchApp
     for name in ("COLUMNS", "LINES"):  # as cli.run_tui: they would freeze the layout
         os.environ.pop(name, None)
-    app = OrchApp(remote, start_dir=Path.cwd())
+    app = OrchApp(remote, start_dir=Path.cwd(), settings=SettingsFile.default())
     loop = asyncio.get_running_loop()
     signals = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
     for signum in signals:  # whoever sends them means this client, never the run

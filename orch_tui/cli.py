@@ -28,6 +28,7 @@ from orch_tui.core.session import RunOptions
 from orch_tui.core.statedir import StateDir
 from orch_tui.core.textutil import printable
 from orch_tui.headless import HeadlessReporter, RunLog
+from orch_tui.tui.settings import SettingsFile
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes",
         action="store_true",
         help="TUI: skip the config screen and start at once when the config is valid")
+    parser.add_argument("--quiet",
+                        action="store_true",
+                        help="TUI: no bell and no desktop notification when the run ends")
     parser.add_argument("--version", action="version", version=version_line())
     return parser
 
@@ -299,7 +303,9 @@ async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
                   start_dir=Path.cwd(),
                   yes=args.yes,
                   connector=RemoteRun.connect,
-                  starting=early[1] if early else None)
+                  starting=early[1] if early else None,
+                  settings=SettingsFile.default(),
+                  quiet=args.quiet)
 
     def leave() -> None:  # whoever sends the signal means this screen, never the run
         if app.controller.started:

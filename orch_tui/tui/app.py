@@ -5,6 +5,11 @@ of its listeners. Attaching gives a snapshot, folded into a fresh `RunModel`; th
 folded in (cheap, synchronous) and only the rare, discrete ones are forwarded as Textual
 messages; screens redraw from the model on timers. Commands go to the host (`Controller`).
 
+The app's chrome: Textual's themes through the command palette (ctrl+p), the choice kept in
+the user's settings (tui/settings.py); NO_COLOR greys every theme (Textual's filter); the end of
+the run rings the bell and, on terminals known to show one, sends a desktop notification
+(tui/notify.py), once, unless `quiet`.
+
 The run may live in another process (a `RemoteRun`: `controller.detachable`): then `d` leaves
 it running, the quit dialog offers that first, and a broken connection either starts the model
 over from a new snapshot or ends the app with why (`lost`).
@@ -12,16 +17,18 @@ over from a new snapshot or ends the app with why (`lost`).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from textual import events
 from textual._time import get_time
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Connection, Connector, Launch, RunControl, Starting
@@ -30,8 +37,10 @@ from orch_tui.core.plan import Plan, load_plan
 from orch_tui.core.snapshot import CalibrationStatus, RunSnapshot
 from orch_tui.tui.driver import HangupSafeDriver
 from orch_tui.tui.model import RunModel
+from orch_tui.tui.notify import notification
 from orch_tui.tui.screens.config import ConfigScreen
 from orch_tui.tui.screens.starting import StartingScreen
+from orch_tui.tui.settings import Settings, SettingsError, SettingsFile
 
 #: Events a screen must react to at once; samples and state changes are read from the model.
 PUSHED = (ev.CalibrationStarted, ev.CalibrationFinished, ev.RunFinished, ev.Notice,
@@ -61,8 +70,25 @@ class OrchApp(App[int]):
     """orch-tui's Textual application: a listener of the run its `controller` (the host) owns."""
 
     CSS_PATH = "app.tcss"
+    # The states' colours as text colours: $warning, $success... are fills, pale on a light
+    # theme's surface (paused was 1.4:1 in textual-light); Textual's $text-* variants are made
+    # for reading on the theme's own background (at least 2.5:1 in every built-in theme, see
+    # tests/test_tui_themes.py). Queued and skipped stay dim on purpose; missing
+    # keeps its magenta (Textual maps it per light and dark theme), apart from every $text-*.
+    CSS = """
+    JobTable {
+        & > .job-table--running { color: $text-primary; text-style: bold; }
+        & > .job-table--paused { color: $text-warning; }
+        & > .job-table--stopping { color: $text-error; text-style: italic; }
+        & > .job-table--succeeded { color: $text-success; }
+        & > .job-table--failed { color: $text-error; text-style: bold; }
+        & > .job-table--killed { color: $text-error; }
+        & > .job-table--skipped { color: $text-success; text-style: dim; }
+    }
+    """
     TITLE = "orch-tui"
-    ENABLE_COMMAND_PALETTE = False
+    # ctrl+p on every screen (Textual binds it with priority; no orch-tui key uses it).
+    ENABLE_COMMAND_PALETTE = True
     # One meaning on every screen of a run, as the quit dialog says: the first ctrl+c asks how
     # to quit, the second kills and quits (priority: before a screen's copy binding).
     BINDINGS = [Binding("ctrl+c", "ctrl_c", "Quit", show=False, priority=True)]
@@ -76,12 +102,22 @@ class OrchApp(App[int]):
                  start_dir: Path | None = None,
                  yes: bool = False,
                  connector: Connector | None = None,
-                 starting: Starting | None = None) -> None:
+                 starting: Starting | None = None,
+                 settings: SettingsFile | None = None,
+                 quiet: bool = False) -> None:
         """With a host already running (an attached TUI, a test's fake), the app opens on the
         run; otherwise on the config screen, and Enter asks the host to start. `connector`
         opens a run another process holds (the config screen's "Enter attaches");
-        `starting`, a run already being started (--yes), is shown loading, then attached."""
+        `starting`, a run already being started (--yes), is shown loading, then attached.
+        `settings`: where the theme is kept (None: nowhere, as in tests); `quiet`: no bell
+        nor notification at the end."""
         super().__init__()
+        self.settings_file = settings
+        self.settings = Settings()
+        self._settings_warning: str | None = None
+        self.quiet = quiet
+        self._alerted = False
+        self._load_settings()
         # One handle on the run, for the app and its screens alike (no second one beside it).
         self.controller = controller
         self.config_path = config_path
@@ -107,8 +143,66 @@ class OrchApp(App[int]):
             return HangupSafeDriver
         return driver
 
+    # --- settings: the theme
+
+    def _load_settings(self) -> None:
+        """The saved theme, if it is one Textual knows; else the default and, on mount, one
+        warning (a settings file never stops a run)."""
+        if self.settings_file is None:
+            return
+        try:
+            self.settings = self.settings_file.load()
+        except SettingsError as exc:
+            self._settings_warning = f"{exc}; using the default theme"
+            return
+        theme = self.settings.theme
+        if theme is None:
+            return
+        if theme in self.available_themes:
+            self.theme = theme
+        else:
+            self._settings_warning = (f"unknown theme {theme!r} in {self.settings_file.path}; "
+                                      "using the default theme")
+
+    def watch_theme(self, theme: str) -> None:
+        """A theme chosen in the palette is saved for the next start (the one loaded at start
+        is not written again)."""
+        if self.settings_file is None or theme == (self.settings.theme or ""):
+            return
+        self.settings = Settings(theme=theme)
+        try:
+            self.settings_file.save(self.settings)
+        except SettingsError as exc:
+            self.notify(str(exc),
+                        title="theme not saved",
+                        severity="warning",
+                        timeout=8,
+                        markup=False)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's palette commands ("Theme" among them), but "Quit" asks as q does: the
+        plain exit Textual offers would leave a run without the choice of how."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":
+                yield SystemCommand("Quit", "Leave orch-tui (asks what to do with the run)",
+                                    self._palette_quit)
+            else:
+                yield command
+
+    def _palette_quit(self) -> None:
+        if self.controller.started:
+            self.ask_quit()
+        else:
+            self.exit()
+
     async def on_mount(self) -> None:
         """Open the first screen: the running host's, the run (with --yes) or the config."""
+        if self._settings_warning is not None:
+            self.notify(self._settings_warning,
+                        title="settings",
+                        severity="warning",
+                        timeout=8,
+                        markup=False)
         if self.controller.started:
             self._listen()
             return
@@ -258,11 +352,32 @@ class OrchApp(App[int]):
             if self.quit_when_finished:
                 self.exit(event.exit_code, return_code=event.exit_code)
                 return
+            self._alert(event)
             self._show("finished")
             return
         handler = getattr(self.screen, "on_core", None)
         if handler is not None:
             handler(event)
+
+    def _alert(self, finished: ev.RunFinished) -> None:
+        """The run ended while watched: the bell, and a desktop notification where the terminal
+        is known to show one. Once per app (a resync's snapshot or a re-attach of a finished
+        run never rings: the end was already told); never with `quiet`, never in tests'
+        headless runs. Written before the finished screen, so a terminal has it first."""
+        if self.quiet or self._alerted:
+            return
+        self._alerted = True
+        self.bell()
+        text = notification(finished, os.environ)
+        if text:
+            self.write_escape(text)
+
+    def write_escape(self, text: str) -> None:
+        """Write an escape sequence to the terminal as `bell()` does (Textual has no public
+        call for a raw sequence; its own bell and clipboard write through the driver)."""
+        driver = self._driver  # pylint: disable=protected-access  # see the docstring
+        if not self.is_headless and driver is not None:
+            driver.write(text)
 
     def _show(self, name: str, *, grace: float = 0.0) -> None:
         """Switch to one of the run's screens by name. Keys typed before the switch, still
