@@ -297,27 +297,27 @@ def test_space_pauses_and_resumes_then_quit_modal_escape_and_q_k_stops(tmp_path,
     assert not any(path.is_file() for path in ws.output_dir.iterdir()), "no partial output kept"
 
 
-def test_k_asks_n_keeps_the_job_y_kills_it(tmp_path, terminal, cleanup):
+def test_x_asks_n_keeps_the_job_y_kills_it(tmp_path, terminal, cleanup):
     ws, pidfile = make_workspace(tmp_path, 2, 12)
     rc_file = start_run(terminal, ws, COLOR)
     pids = job_pids(pidfile, 2)
     cleanup.extend(pids.values())
     terminal.wait_for(run_screen(("clip01.bin", "running")), what="job 1 running")
 
-    terminal.send("k")
+    terminal.send("x")
     terminal.wait_for("Kill job #1 clip01.bin?")
     terminal.send("n")
     terminal.wait_for(lambda s: "Kill job" not in s and run_screen(("clip01.bin", "running"))(s),
                       what="the dialog gone")
     assert alive(pids["clip01.bin"])
 
-    terminal.send("k")
+    terminal.send("x")
     terminal.wait_for("Kill job #1 clip01.bin?")
     terminal.send("y")
     terminal.wait_for(run_screen(("clip01.bin", "killed"), ("clip02.bin", "running")),
                       what="job 1 killed")
     wait_until(lambda: not alive(pids["clip01.bin"]), 5, "job 1's process gone")
-    assert alive(pids["clip02.bin"]), "k must kill only the selected job"
+    assert alive(pids["clip02.bin"]), "x must kill only the selected job"
 
     terminal.send("q")
     terminal.wait_for("Leave the run?")
