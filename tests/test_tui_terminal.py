@@ -92,11 +92,11 @@ def run_screen(*states: tuple[str, str], names: tuple[str, ...] = ()):
         lines = screen.rstrip("\n").splitlines()
         if not lines or "/" not in lines[0] or "limit" not in lines[0]:
             return False
-        if not any(line.startswith("# input") for line in lines):
+        if not any(line.lstrip().startswith("# input") for line in lines):
             return False
         if "Pause" not in lines[-1] or "Quit" not in lines[-1]:
             return False
-        rows = [line for line in lines if re.match(r"\d+ ", line)]
+        rows = [line for line in lines if re.match(r"\s*●?\s*\d+ ", line)]
         if not all(any(f" {name} " in row for row in rows) for name in names):
             return False
         return all(
@@ -225,7 +225,7 @@ def test_run_screen_fits_80x24_then_finishes_and_q_exits_0(tmp_path, terminal, e
     assert re.search(r"\b[0-3]/3\b", lines[0]) and "limit 2" in lines[0], screen
     assert "CPU" in screen and "MEM" in screen and "DISK" in screen, screen
     # The table: its header, every job with its full name and state.
-    header = next(line for line in lines if line.startswith("# input"))
+    header = next(line for line in lines if line.lstrip().startswith("# input"))
     for column in ("state", "elapsed", "prog", "cpu", "rss", "out"):
         assert column in header.split(), header
     for name in ("clip01.bin", "clip02.bin", "clip03.bin"):

@@ -40,8 +40,8 @@ def quit_notice(model: RunModel, paused_all: bool) -> str:
 
 def run_bindings(*, detachable: bool = False) -> list[BindingType]:
     """The run screen's keys, in the order the footer shows them and cuts them from the
-    right: at 80 columns the job keys, find, filter, marks, detail, help and quit (and detach,
-    for a run in another process) show; at 60 still help and quit. Every key, shown or not
+    right: at 80 columns the job keys, find, filter, detail, pause all, help and quit (and
+    detach, for a run in another process) show; at 60 still help and quit. Every key, shown or not
     (show=False), is in the help (?)."""
     detach = [DETACH] if detachable else []
     # A run in another process: + and - share one footer entry (the help lists both).
@@ -61,11 +61,11 @@ def run_bindings(*, detachable: bool = False) -> list[BindingType]:
         *detach,
         Binding("slash", "search", "Find"),
         Binding("f", "filter(1)", "Filter"),
-        Binding("m", "mark", "Mark"),
         Binding("r", "requeue", "Requeue"),
         Binding("enter", "detail", "Detail"),
-        Binding("s", "sort", "Sort"),
         Binding("P", "toggle_pause_all", "All"),
+        Binding("m", "mark", "Mark"),
+        Binding("s", "sort", "Sort"),
         *limit,
         Binding("c", "cancel", "Cancel", show=False),
         Binding("R", "requeue_all", "Requeue all", show=False),
@@ -162,8 +162,9 @@ class RunScreen(Screen[None]):
                      command: Callable[[int], bool],
                      *,
                      ask: str | None = None) -> None:
-        """`command` each of `ids` whose state `applies`, after one confirmation (`ask`, the
-        question: how many) if asked; the notice says how many were done and skipped."""
+        """`command` each of `ids` whose state `applies`, after one confirmation if `ask` (the
+        question, formatted with {count} and {jobs}: how many); the notice says how many were
+        done and how many skipped."""
         rows = self.model.rows
         chosen = [job_id for job_id in ids if applies(rows[job_id].state)]
         skipped = len(ids) - len(chosen)
@@ -187,7 +188,9 @@ class RunScreen(Screen[None]):
         else:
             detail = f"{skipped} other{'' if skipped == 1 else 's'} skipped (not in a state to " \
                 f"{verb})." if skipped else ""
-            self.app.push_screen(ConfirmMany(ask.format(plural(len(chosen))), detail), confirmed)
+            count = len(chosen)
+            question = ask.format(count=count, jobs="job" if count == 1 else "jobs")
+            self.app.push_screen(ConfirmMany(question, detail), confirmed)
 
     def action_toggle_pause(self) -> None:
         """Pause the selected running job, or resume it if paused; with marks: pause the
@@ -196,9 +199,11 @@ class RunScreen(Screen[None]):
         if marked := self._marked():
             states = {self.model.rows[job_id].state for job_id in marked}
             if JobState.RUNNING in states:
-                self._act_on_many("pause", marked, JobState.RUNNING.__eq__, self.controller.pause)
+                self._act_on_many("pause", marked, lambda state: state is JobState.RUNNING,
+                                  self.controller.pause)
             else:
-                self._act_on_many("resume", marked, JobState.PAUSED.__eq__, self.controller.resume)
+                self._act_on_many("resume", marked, lambda state: state is JobState.PAUSED,
+                                  self.controller.resume)
             return
         job_id = self._selected()
         if job_id is None:
@@ -221,16 +226,17 @@ class RunScreen(Screen[None]):
             if cancel:
                 self._act_on_many("cancel",
                                   marked,
-                                  JobState.QUEUED.__eq__,
+                                  lambda state: state is JobState.QUEUED,
                                   self.controller.kill,
-                                  ask="Cancel {} marked (take them off the queue)?")
+                                  ask="Cancel {count} marked {jobs} (take them off the queue)?")
             else:
-                self._act_on_many("kill",
-                                  marked,
-                                  lambda state: state is JobState.QUEUED or
-                                  (state.active and state is not JobState.STOPPING),
-                                  self.controller.kill,
-                                  ask="Kill {} marked (queued ones: off the queue)?")
+                self._act_on_many(
+                    "kill",
+                    marked,
+                    lambda state: state is JobState.QUEUED or
+                    (state.active and state is not JobState.STOPPING),
+                    self.controller.kill,
+                    ask="Kill {count} marked {jobs}? (a queued one is taken off the queue)")
             return
         job_id = self._selected()
         if job_id is None:
@@ -263,7 +269,7 @@ class RunScreen(Screen[None]):
                               marked,
                               REQUEUEABLE.__contains__,
                               self.controller.requeue,
-                              ask="Requeue {} marked?")
+                              ask="Requeue {count} marked {jobs}?")
             return
         job_id = self._selected()
         if job_id is None:
@@ -286,7 +292,7 @@ class RunScreen(Screen[None]):
                           ids,
                           again.__contains__,
                           self.controller.requeue,
-                          ask="Requeue {} failed and killed?")
+                          ask="Requeue {count} failed and killed {jobs}?")
 
     def action_mark(self) -> None:
         """Mark the selected job (or unmark it) and move down: m m m marks three in a row."""

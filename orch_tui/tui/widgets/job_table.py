@@ -139,6 +139,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._visible_view = ("all", "index", False)
         self._visible_version = model.states_version
         self._sorted_at = 0.0
+        self._resort_pending = False
         self._marked: set[int] = set()
         self._cursor = 0
         self._last_selected: int | None = self.selected_job_id
@@ -381,9 +382,11 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         """A sort on a live column is redone when a row changed (or, sorted by elapsed time,
         when the second ticked), at most once per RESORT_INTERVAL: O(n log n) per refresh at
         most, never per frame; sorted by index or state nothing is redone here."""
-        if self._sort not in LIVE_SORTS or not (dirty or (ticked and self._sort == "elapsed")):
+        if self._sort not in LIVE_SORTS:
             return False
-        return time.monotonic() - self._sorted_at >= RESORT_INTERVAL
+        if dirty or (ticked and self._sort == "elapsed"):
+            self._resort_pending = True  # kept until done: the dirty set is taken only once
+        return self._resort_pending and time.monotonic() - self._sorted_at >= RESORT_INTERVAL
 
     def _recompute_visible(self) -> bool:
         """Refilter, keep the selected job under the cursor if it still passes; return whether
@@ -392,7 +395,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         visible = self.model.visible(self._filter, self._sort, reverse=self._reverse)
         self._visible_version = self.model.states_version
         self._visible_view = (self._filter, self._sort, self._reverse)
-        self._sorted_at = time.monotonic()
+        self._sorted_at, self._resort_pending = time.monotonic(), False
         if visible == self._visible:
             self._set_title()
             return False
@@ -497,12 +500,12 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _label(self, column: Column) -> str:
         """A header label, with the sort's arrow on the sorted column (none for the plan's
-        order, the default); the arrow alone when both do not fit (# of a short run)."""
+        order, the default); the label is cut to keep the arrow ("pro▲", "▲" for # of a short
+        run)."""
         if (self._sort, self._reverse) == ("index", False) or column.key != SORT_COLUMNS.get(
                 self._sort, self._sort):
             return column.label
-        label = column.label + ARROWS[self._reverse]
-        return label if len(label) <= column.width else ARROWS[self._reverse]
+        return column.label[:max(0, column.width - 1)] + ARROWS[self._reverse]
 
     # pylint: disable-next=too-many-arguments,too-many-positional-arguments  # one line's inputs
     def _render_row(self, row: JobRow, width: int, cursor: int, elapsed: float | None,
