@@ -3,7 +3,7 @@ pane move the real program's cursor (what `enter` then opens says where it is), 
 columns the footer still shows q and ?."""
 
 # Test names say what each test checks; a docstring per test would only repeat them.
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring,invalid-name  # G is the key typed, not g
 from __future__ import annotations
 
 import re
@@ -42,6 +42,14 @@ def on_run_screen(screen: str) -> bool:
     return "Find" in screen.rstrip("\n").splitlines()[-1]
 
 
+def selected(term: Terminal, job_id: int, name: str, what: str) -> None:
+    """Enter opens the selected job's detail: it is job `job_id`; escape goes back."""
+    term.send("Enter")
+    term.wait_for(detail_of(job_id, name), what=what)
+    term.send("Escape")  # then wait: escape and a key at once read as alt+key
+    term.wait_for(on_run_screen, what="the run screen")
+
+
 def test_G_goes_to_the_last_job_and_slash_finds_one_as_typed(tmp_path, term):
     ws, pidfile = make_workspace(tmp_path, 30, 60)
     rc_file = start_run(term, ws, COLOR)
@@ -54,10 +62,7 @@ def test_G_goes_to_the_last_job_and_slash_finds_one_as_typed(tmp_path, term):
     screen = term.wait_for(lambda s: "clip30.bin" in (table_rows(s) or [""])[-1],
                            what="the last job at the bottom of the table")
     assert "clip01.bin" not in screen
-    term.send("Enter")
-    term.wait_for(detail_of(30, "clip30.bin"), what="job 30's detail: G selected it")
-    term.send("Escape")  # then wait: escape and a key at once read as alt+key
-    term.wait_for(on_run_screen, what="the run screen")
+    selected(term, 30, "clip30.bin", "job 30's detail: G selected it")
 
     term.send("/")
     term.wait_for("search input names", what="the search line")
@@ -67,10 +72,7 @@ def test_G_goes_to_the_last_job_and_slash_finds_one_as_typed(tmp_path, term):
     term.send("Enter")
     term.wait_for(lambda s: "search input names" not in s and "Find" in s.splitlines()[-1],
                   what="the search line closed")
-    term.send("Enter")
-    term.wait_for(detail_of(7, "clip07.bin"), what="job 7's detail: the search selected it")
-    term.send("Escape")  # then wait: escape and a key at once read as alt+key
-    term.wait_for(on_run_screen, what="the run screen")
+    selected(term, 7, "clip07.bin", "job 7's detail: the search selected it")
 
     term.send("/")
     term.wait_for("search input names")
@@ -80,10 +82,7 @@ def test_G_goes_to_the_last_job_and_slash_finds_one_as_typed(tmp_path, term):
                   what="the pattern typed")
     term.send("Escape")
     term.wait_for(lambda s: "Find" in s.splitlines()[-1], what="the search closed")
-    term.send("Enter")
-    term.wait_for(detail_of(7, "clip07.bin"), what="escape put the cursor back on job 7")
-    term.send("Escape")  # then wait: escape and a key at once read as alt+key
-    term.wait_for(on_run_screen, what="the run screen")
+    selected(term, 7, "clip07.bin", "escape put the cursor back on job 7")
 
     term.send("q")
     term.wait_for("Leave the run?")
