@@ -6,6 +6,7 @@ records the commands) and, where the OS is the point, on real processes."""
 # pylint: disable=missing-function-docstring,invalid-name
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from textual import events
@@ -490,3 +491,33 @@ async def test_s_slash_and_G_keep_working_at_a_hundred_thousand_jobs() -> None:
         await pilot.press("R")
         assert isinstance(app.screen, ConfirmMany)
         assert "Requeue 3 failed and killed jobs?" in screen_text(app)
+
+
+async def test_a_live_sort_puts_changed_rows_back_in_place_as_a_full_sort_would(
+        monkeypatch) -> None:
+    monkeypatch.setattr("orch_tui.tui.widgets.job_table.RESORT_INTERVAL", 0.0)
+    rng = random.Random(12)
+    count = 2_000
+    states = [
+        rng.choice([JobState.RUNNING, JobState.QUEUED, JobState.SUCCEEDED]) for _ in range(count)
+    ]
+    now = [NOW]
+    app = OrchApp(
+        FakeController(views([f"clip{i}.mp4" for i in range(count)], states), clock=lambda: now[0]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await on_run_screen(pilot, app)
+        running = [i for i in range(1, count + 1) if states[i - 1] is JobState.RUNNING]
+        for sort, reverse in (("cpu", False), ("rss", True), ("elapsed", True), ("progress", False),
+                              ("output", True)):
+            table.set_sort(sort, reverse)
+            for _ in range(3):
+                for job_id in rng.sample(running, 40):
+                    sampled(app,
+                            job_id,
+                            cpu=rng.random() * 4,
+                            rss=rng.randrange(10**9),
+                            progress=rng.random(),
+                            output=rng.randrange(10**8))
+                now[0] += 1.5  # the second ticks: every running row's elapsed time moved
+                table.refresh_from_model()
+                assert table.visible_ids == app.model.visible("all", sort, reverse=reverse), sort

@@ -184,6 +184,7 @@ FILTERS: dict[str, frozenset[JobState] | None] = {
 }
 
 _STATE_RANK = {state: rank for rank, state in enumerate(JobState)}
+_ACTIVE = frozenset(state for state in JobState if state.active)  # a set: cheaper than .active
 
 
 def _elapsed_key(row: JobRow, now: float) -> float:
@@ -198,8 +199,8 @@ SORTS: dict[str, Callable[[JobRow, float], float] | None] = {
     "state": lambda row, now: _STATE_RANK[row.state],
     "elapsed": _elapsed_key,
     "progress": lambda row, now: -1.0 if row.progress is None else row.progress,
-    "cpu": lambda row, now: row.cpu if row.state.active else -1.0,
-    "rss": lambda row, now: row.rss if row.state.active else -1,
+    "cpu": lambda row, now: row.cpu if row.state in _ACTIVE else -1.0,
+    "rss": lambda row, now: row.rss if row.state in _ACTIVE else -1,
     "output": lambda row, now: row.output_bytes,
 }
 #: Sorts on figures that change with every sample: the table re-sorts them on its refresh tick
@@ -223,6 +224,7 @@ class RunModel:
         self.order: list[int] = [row.job_id for row in rows]
         self.dirty: set[int] = set()
         self.states_version = 0
+        self._positions: dict[int, int] | None = None  # job id -> place in the plan's order
         self.preflight: ev.PreflightDone | None = None
         self.system: ev.SystemSample | None = None
         self.limit = 0
@@ -400,13 +402,22 @@ class RunModel:
             ids = list(self.order)
         else:
             ids = [job_id for job_id in self.order if rows[job_id].state in states]
-        key = SORTS[sort]
-        if key is not None:
-            now = self.clock()
-            ids.sort(key=lambda job_id: key(rows[job_id], now), reverse=reverse)
+        if SORTS[sort] is not None:
+            ids.sort(key=self.sort_key(sort, reverse))
         elif reverse:
             ids.reverse()
         return ids
+
+    def sort_key(self, sort: str, reverse: bool) -> Callable[[int], tuple[float, int]]:
+        """A job id's place in the order of the sort column `sort`: (value, place in the plan),
+        the value negated when reversed, so that ties keep the plan's order either way and one
+        job can be put back in place with bisect (the table's re-sort of changed rows)."""
+        value = SORTS[sort] or (lambda row, now: 0.0)
+        positions = self._positions
+        if positions is None:
+            positions = self._positions = {job_id: index for index, job_id in enumerate(self.order)}
+        rows, now, sign = self.rows, self.clock(), -1 if reverse else 1
+        return lambda job_id: (sign * value(rows[job_id], now), positions[job_id])
 
     def find(self, ids: list[int], pattern: str, start: int, step: int = 1) -> int | None:
         """The index in `ids` of the first job whose input name contains `pattern` (any case),
