@@ -15,34 +15,17 @@ import os
 import statistics
 import time
 
-from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets import job_table
 from orch_tui.tui.widgets.job_table import JobTable
 from tests.fake_controller import FakeController, job_views
+from tests.test_tui_widgets import sample
 
 JOBS = 100_000
 RUNNING = range(1, JOBS + 1, 1000)
 KEYS = ["G", "g", "s", "s", "S", "f", "F", "slash", "7", "7", "7", "enter", "n", "M", "escape"]
-
-
-def sample(app: OrchApp, job_id: int, cpu: float) -> None:
-    """One CPU sample of a running job."""
-    app.model.apply(
-        ev.JobSample(time=0.0,
-                     job_id=job_id,
-                     node="local",
-                     pid=1,
-                     cpu_cores=cpu,
-                     rss_bytes=1,
-                     processes=1,
-                     read_fraction=0.1,
-                     output_bytes=1,
-                     elapsed=1.0,
-                     progress=0.1,
-                     progress_source=ev.ProgressSource.READ_OFFSET))
 
 
 async def main() -> None:
@@ -66,7 +49,7 @@ async def main() -> None:
         times = []
         for round_ in range(11):
             for job_id in RUNNING:
-                sample(app, job_id, ((job_id * 7 + round_ * 13) % 100) / 25)
+                sample(app.model, job_id, cpu=((job_id * 7 + round_ * 13) % 100) / 25)
             start = time.perf_counter()
             table.refresh_from_model()
             times.append(time.perf_counter() - start)
