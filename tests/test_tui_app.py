@@ -100,7 +100,7 @@ async def test_space_pauses_at_the_os_level_and_resumes(workspace):
         await until(pilot, lambda: app.controller.done)
 
 
-async def test_k_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
+async def test_x_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
     pidfile = tmp_path / "pids"
     ws = workspace(
         1, worker_args=["--seconds", "60", "--grandchildren", "1", "--pidfile",
@@ -112,11 +112,11 @@ async def test_k_asks_then_kills_the_job_and_its_children(workspace, tmp_path):
             await until(pilot, lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
             pids = [int(p) for p in pidfile.read_text().split()]
             select(app, 1)
-            await pilot.press("k")
+            await pilot.press("x")
             assert isinstance(app.screen, ConfirmKill)
             await pilot.press("n")
             assert app.model.rows[1].state is JobState.RUNNING
-            await pilot.press("k")
+            await pilot.press("ctrl+k")  # k9s's kill key does the same
             await pilot.press("y")
             await until(pilot, lambda: app.model.rows[1].state is JobState.KILLED)
             await until(pilot, lambda: not any(alive(p) for p in pids), timeout=3)
@@ -206,9 +206,11 @@ async def test_f_cycles_the_filter_and_question_mark_opens_help(workspace):
         await pilot.press("escape")
         table = app.screen.query_one(JobTable)
         await pilot.press("f")
-        assert table.filter == "running"
-        await pilot.press("f")
+        assert table.filter == "running" and table.border_title.startswith("jobs · running ")
+        await pilot.press("f", "f", "f")
         assert table.filter == "failed"
+        await pilot.press("F")
+        assert table.filter == "queued"
         await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
         await pilot.press("enter")
         assert isinstance(app.screen, DetailScreen)

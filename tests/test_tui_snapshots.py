@@ -492,7 +492,7 @@ def test_quit_modal(snap_compare, size):
 def test_kill_confirm_modal(snap_compare, size):
     app = session_app(run_model())
     # The cursor starts on job 1 (succeeded); job 3 is running.
-    assert snap_compare(app, terminal_size=size, press=["down", "down", "k"], run_before=played)
+    assert snap_compare(app, terminal_size=size, press=["down", "down", "x"], run_before=played)
 
 
 @sizes

@@ -30,7 +30,7 @@ def offered(screen) -> set[str]:
 JOB_KEYS = {"pause", "resume", "kill", "cancel", "requeue"}
 
 
-async def test_k_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
+async def test_x_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
     # The worker writes 20 chunks as it runs and the 19 bytes left over at its very end, after
     # its last sample: only the final size after the rename says 627,019 bytes.
     ws = workspace(2, worker_args=["--seconds", "5"], size=627_019)
@@ -38,7 +38,7 @@ async def test_k_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: len(running_ids(app)) == 1)
         select(app, 2)
-        await pilot.press("k")
+        await pilot.press("x")
         assert isinstance(app.screen, ConfirmKill)
         text = screen_text(app)
         assert "Cancel job #2" in text and "removed from the" in text
@@ -173,7 +173,7 @@ async def test_the_detail_screen_offers_only_the_keys_of_the_job_s_state(workspa
         select(app, 3)
         await pilot.press("enter")
         assert offered(app.screen) & JOB_KEYS == {"cancel"}
-        await pilot.press("k")
+        await pilot.press("x")
         assert isinstance(app.screen, ConfirmKill) and "Cancel job #3" in screen_text(app)
         await pilot.press("n")
         assert app.model.rows[3].state is JobState.QUEUED

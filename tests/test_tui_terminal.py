@@ -92,11 +92,11 @@ def run_screen(*states: tuple[str, str], names: tuple[str, ...] = ()):
         lines = screen.rstrip("\n").splitlines()
         if not lines or "/" not in lines[0] or "limit" not in lines[0]:
             return False
-        if not any(line.startswith("# input") for line in lines):
+        if not any(line.lstrip().startswith("# input") for line in lines):
             return False
         if "Pause" not in lines[-1] or "Quit" not in lines[-1]:
             return False
-        rows = [line for line in lines if re.match(r"\d+ ", line)]
+        rows = [line for line in lines if re.match(r"\s*●?\s*\d+ ", line)]
         if not all(any(f" {name} " in row for row in rows) for name in names):
             return False
         return all(
@@ -225,7 +225,7 @@ def test_run_screen_fits_80x24_then_finishes_and_q_exits_0(tmp_path, terminal, e
     assert re.search(r"\b[0-3]/3\b", lines[0]) and "limit 2" in lines[0], screen
     assert "CPU" in screen and "MEM" in screen and "DISK" in screen, screen
     # The table: its header, every job with its full name and state.
-    header = next(line for line in lines if line.startswith("# input"))
+    header = next(line for line in lines if line.lstrip().startswith("# input"))
     for column in ("state", "elapsed", "prog", "cpu", "rss", "out"):
         assert column in header.split(), header
     for name in ("clip01.bin", "clip02.bin", "clip03.bin"):
@@ -297,27 +297,27 @@ def test_space_pauses_and_resumes_then_quit_modal_escape_and_q_k_stops(tmp_path,
     assert not any(path.is_file() for path in ws.output_dir.iterdir()), "no partial output kept"
 
 
-def test_k_asks_n_keeps_the_job_y_kills_it(tmp_path, terminal, cleanup):
+def test_x_asks_n_keeps_the_job_y_kills_it(tmp_path, terminal, cleanup):
     ws, pidfile = make_workspace(tmp_path, 2, 12)
     rc_file = start_run(terminal, ws, COLOR)
     pids = job_pids(pidfile, 2)
     cleanup.extend(pids.values())
     terminal.wait_for(run_screen(("clip01.bin", "running")), what="job 1 running")
 
-    terminal.send("k")
+    terminal.send("x")
     terminal.wait_for("Kill job #1 clip01.bin?")
     terminal.send("n")
     terminal.wait_for(lambda s: "Kill job" not in s and run_screen(("clip01.bin", "running"))(s),
                       what="the dialog gone")
     assert alive(pids["clip01.bin"])
 
-    terminal.send("k")
+    terminal.send("x")
     terminal.wait_for("Kill job #1 clip01.bin?")
     terminal.send("y")
     terminal.wait_for(run_screen(("clip01.bin", "killed"), ("clip02.bin", "running")),
                       what="job 1 killed")
     wait_until(lambda: not alive(pids["clip01.bin"]), 5, "job 1's process gone")
-    assert alive(pids["clip02.bin"]), "k must kill only the selected job"
+    assert alive(pids["clip02.bin"]), "x must kill only the selected job"
 
     terminal.send("q")
     terminal.wait_for("Leave the run?")

@@ -205,12 +205,15 @@ async def test_cursor_keys_move_the_selection_and_post_messages() -> None:
         assert app.moves == [2, 3, 2, 2 + page, 2, 100, 1]
 
 
-async def test_letters_are_left_to_the_screen() -> None:
+async def test_letters_other_than_movement_are_left_to_the_screen() -> None:
+    # j and k move since issue 12 (vi keys; kill is x now), p and x are the screen's.
     app = HostApp(numbered(10))
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(JobTable)
-        await pilot.press("j", "k", "p")
-        assert table.selected_job_id == 1
+        await pilot.press("j", "j")
+        assert table.selected_job_id == 3
+        await pilot.press("k", "p", "x")
+        assert table.selected_job_id == 2
 
 
 async def test_click_selects_a_row() -> None:
@@ -300,18 +303,30 @@ async def test_filter_cycle_shows_matching_states_and_keeps_the_selection() -> N
         table = app.query_one(JobTable)
         await pilot.press("down", "down", "down", "down")
         assert table.selected_job_id == 5
+        # Each state the header counts apart has its own filter (issue 12: paused, queued and
+        # killed are no longer inside running and failed).
         assert table.cycle_filter() == "running"
         await pilot.pause()
-        assert ids_on_screen(table) == [3, 5, 6]
+        assert ids_on_screen(table) == [3, 5]
         assert table.selected_job_id == 5 and table.cursor_row == 1
+        assert table.cycle_filter() == "paused"
+        await pilot.pause()
+        assert ids_on_screen(table) == [6]
+        assert table.cycle_filter() == "queued"
+        await pilot.pause()
+        assert ids_on_screen(table) == [1, 2, 4, 11, 12]
         assert table.cycle_filter() == "failed"
         await pilot.pause()
-        assert ids_on_screen(table) == [7, 8]
-        assert table.selected_job_id in (7, 8)
+        assert ids_on_screen(table) == [7]
+        assert table.selected_job_id == 7
+        assert table.cycle_filter() == "killed"
+        await pilot.pause()
+        assert ids_on_screen(table) == [8]
         await pilot.press("down")
         assert table.cycle_filter() == "done"
         await pilot.pause()
         assert ids_on_screen(table) == [9, 10]
+        assert table.cycle_filter(-1) == "killed" and table.cycle_filter() == "done"
         assert table.cycle_filter() == "all"
         await pilot.pause()
         assert table.selected_job_id in (9, 10)

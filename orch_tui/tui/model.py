@@ -19,7 +19,7 @@ from orch_tui.core.events import JobState
 from orch_tui.core.plan import JobSpec, Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.snapshot import JobView, JobViews, RunSnapshot
-from orch_tui.core.tally import ACTIVE_STATES, BAD_STATES, DONE_STATES, Counts, Tally
+from orch_tui.core.tally import DONE_STATES, Counts, Tally
 from orch_tui.tui.history import JobHistory
 
 
@@ -168,15 +168,49 @@ def row_of_spec(spec: JobSpec) -> JobRow:
                   planned=FromSpec(spec))
 
 
-#: The table's filters, with the tally's definitions: `running` lists every job holding a
-#: process (paused and stopping ones too: `space` resumes a paused one), `failed` every job
-#: that ended without its work done (not a cancelled one), `done` the jobs whose work is done.
+#: The table's filters, `f` cycles them in this order. Each state the run screen's header counts
+#: on its own has a filter of its own: `running` lists the jobs at work (a stopping one until
+#: it is gone), `failed` the jobs that ended in an error (a missing input too; a killed one is
+#: `killed`, a cancelled one only in `all`: the operator chose it), `done` the jobs whose work
+#: is done.
 FILTERS: dict[str, frozenset[JobState] | None] = {
     "all": None,
-    "running": ACTIVE_STATES,
-    "failed": BAD_STATES,
+    "running": frozenset({JobState.RUNNING, JobState.STOPPING}),
+    "paused": frozenset({JobState.PAUSED}),
+    "queued": frozenset({JobState.QUEUED}),
+    "failed": frozenset({JobState.FAILED, JobState.MISSING}),
+    "killed": frozenset({JobState.KILLED}),
     "done": DONE_STATES,
 }
+
+_STATE_RANK = {state: rank for rank, state in enumerate(JobState)}
+_ACTIVE = frozenset(state for state in JobState if state.active)  # a set: cheaper than .active
+
+
+def _elapsed_key(row: JobRow, now: float) -> float:
+    elapsed = row.elapsed(now)
+    return -1.0 if elapsed is None else elapsed
+
+
+#: The table's sort columns, `s` cycles them in this order: each maps a row (and the clock) to
+#: its sort value; "index" is the plan's order and needs no key. A missing figure sorts first.
+SORTS: dict[str, Callable[[JobRow, float], float] | None] = {
+    "index": None,
+    "state": lambda row, now: _STATE_RANK[row.state],
+    "elapsed": _elapsed_key,
+    "progress": lambda row, now: -1.0 if row.progress is None else row.progress,
+    "cpu": lambda row, now: row.cpu if row.state in _ACTIVE else -1.0,
+    "rss": lambda row, now: row.rss if row.state in _ACTIVE else -1,
+    "output": lambda row, now: row.output_bytes,
+}
+#: Sorts on figures that change with every sample: the table re-sorts them on its refresh tick
+#: (at most once per tick); "index" never changes and "state" only with a state change.
+LIVE_SORTS = frozenset({"elapsed", "progress", "cpu", "rss", "output"})
+
+
+def cycle(names: list[str], current: str, step: int) -> str:
+    """The name `step` places after `current` in `names`, wrapping (f/F, s)."""
+    return names[(names.index(current) + step) % len(names)]
 
 
 # The run-wide figures every screen reads, in one place.
@@ -190,6 +224,7 @@ class RunModel:
         self.order: list[int] = [row.job_id for row in rows]
         self.dirty: set[int] = set()
         self.states_version = 0
+        self._positions: dict[int, int] | None = None  # job id -> place in the plan's order
         self.preflight: ev.PreflightDone | None = None
         self.system: ev.SystemSample | None = None
         self.limit = 0
@@ -357,12 +392,46 @@ class RunModel:
         dirty, self.dirty = self.dirty, set()
         return dirty
 
-    def visible(self, name: str) -> list[int]:
-        """Job ids passing the filter `name` (a key of FILTERS), in list order."""
+    def visible(self, name: str, sort: str = "index", *, reverse: bool = False) -> list[int]:
+        """Job ids passing the filter `name` (a key of FILTERS), in the order of the sort
+        column `sort` (a key of SORTS; ties keep the plan's order). O(n log n) at most: the
+        table calls it on a key, or once per refresh when a live column is sorted."""
         states = FILTERS[name]
+        rows = self.rows
         if states is None:
-            return list(self.order)
-        return [job_id for job_id in self.order if self.rows[job_id].state in states]
+            ids = list(self.order)
+        else:
+            ids = [job_id for job_id in self.order if rows[job_id].state in states]
+        if SORTS[sort] is not None:
+            ids.sort(key=self.sort_key(sort, reverse))
+        elif reverse:
+            ids.reverse()
+        return ids
+
+    def sort_key(self, sort: str, reverse: bool) -> Callable[[int], tuple[float, int]]:
+        """A job id's place in the order of the sort column `sort`: (value, place in the plan),
+        the value negated when reversed, so that ties keep the plan's order either way and one
+        job can be put back in place with bisect (the table's re-sort of changed rows)."""
+        value = SORTS[sort] or (lambda row, now: 0.0)
+        positions = self._positions
+        if positions is None:
+            positions = self._positions = {job_id: index for index, job_id in enumerate(self.order)}
+        rows, now, sign = self.rows, self.clock(), -1 if reverse else 1
+        return lambda job_id: (sign * value(rows[job_id], now), positions[job_id])
+
+    def find(self, ids: list[int], pattern: str, start: int, step: int = 1) -> int | None:
+        """The index in `ids` of the first job whose input name contains `pattern` (any case),
+        from `start` on in the direction of `step` (1 or -1), wrapping; None when none does.
+        One pass at most (~15 ms at 100,000 jobs)."""
+        if not ids or not pattern:
+            return None
+        needle = pattern.casefold()
+        rows, count = self.rows, len(ids)
+        for offset in range(count):
+            index = (start + step * offset) % count
+            if needle in rows[ids[index]].name.casefold():
+                return index
+        return None
 
     @property
     def total(self) -> int:

@@ -60,8 +60,8 @@ class DetailScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("space", "pause", "Pause"),
         Binding("space", "resume", "Resume"),
-        Binding("k", "kill", "Kill"),
-        Binding("k", "cancel", "Cancel"),
+        Binding("x,ctrl+k", "kill", "Kill"),
+        Binding("x,c", "cancel", "Cancel"),
         Binding("r", "requeue", "Requeue"),
         DETACH,
     ]

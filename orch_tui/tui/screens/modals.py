@@ -1,4 +1,4 @@
-"""Small dialogs: confirm a kill, and how to quit while jobs are running."""
+"""Small dialogs: confirm a kill (of one job or many), and how to quit while jobs are running."""
 
 from __future__ import annotations
 
@@ -12,13 +12,29 @@ from textual.widgets import Button, Static
 from orch_tui.core.events import JobState
 
 
-class ConfirmKill(ModalScreen[bool]):
-    """Kill job N? y / n; for a queued job, which has no process yet: cancel it? y / n."""
+class Confirm(ModalScreen[bool]):
+    """A yes / no question whose safe answer, no, has the focus."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
+
+    def on_mount(self) -> None:
+        """No is the safe default."""
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Buttons answer like their keys."""
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        """Close with the answer."""
+        self.dismiss(yes)
+
+
+class ConfirmKill(Confirm):
+    """Kill job N? y / n; for a queued job, which has no process yet: cancel it? y / n."""
 
     def __init__(self, job_id: int, name: str, state: JobState = JobState.RUNNING) -> None:
         super().__init__()
@@ -40,17 +56,26 @@ class ConfirmKill(ModalScreen[bool]):
             yield Button(words[2], variant="warning" if self.queued else "error", id="yes")
             yield Button(words[3], id="no")
 
-    def on_mount(self) -> None:
-        """Cancel is the safe default."""
-        self.query_one("#no", Button).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        """Buttons answer like their keys."""
-        self.dismiss(event.button.id == "yes")
+def plural(count: int, word: str = "job") -> str:
+    """'1 job', '3 jobs'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
-    def action_answer(self, yes: bool) -> None:
-        """Close with the answer."""
-        self.dismiss(yes)
+
+class ConfirmMany(Confirm):
+    """One confirmation for an action on many jobs, saying how many: "Kill 3 marked jobs?"."""
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(
+                Text.assemble((self.question, "bold"), f"\n{self.detail}" * bool(self.detail)))
+            yield Button("Yes (y)", variant="warning", id="yes")
+            yield Button("No (n)", id="no")
 
 
 #: `d` on the run's screens: handled (and shown in the footer only for a run in another

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.reactive import reactive
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Controller
 from orch_tui.core.eta import Eta
-from orch_tui.core.events import JobState
+from orch_tui.core.events import REQUEUEABLE, JobState
 from orch_tui.core.tally import Counts
 from orch_tui.tui.model import RunModel
-from orch_tui.tui.screens.modals import DETACH
+from orch_tui.tui.screens.modals import DETACH, ConfirmMany, plural
 from orch_tui.tui.widgets.gauges import NoticeLine, ProgressLine, ResourceGauge, run_figures
 from orch_tui.tui.widgets.job_table import JobTable
+from orch_tui.tui.widgets.search import SearchBar
 
 #: How often samples are applied to the screen (coalesced, inside batch_update).
 REFRESH = 0.5
@@ -34,22 +38,51 @@ def quit_notice(model: RunModel, paused_all: bool) -> str:
     return f"waiting for {jobs} to finish, then quitting (no more launches){held}"
 
 
+def run_bindings(*, detachable: bool = False) -> list[BindingType]:
+    """The run screen's keys, in the order the footer shows them and cuts them from the
+    right: at 80 columns the job keys, find, filter, detail, pause all, help and quit (and
+    detach, for a run in another process) show; at 60 still help and quit. Every key, shown or not
+    (show=False), is in the help (?)."""
+    detach = [DETACH] if detachable else []
+    # A run in another process: + and - share one footer entry (the help lists both).
+    limit = [
+        Binding("plus", "limit(1)", "±1", key_display="+/-"),
+        Binding("minus", "limit(-1)", "-1", show=False),
+    ] if detachable else [
+        Binding("plus", "limit(1)", "+1"),
+        Binding("minus", "limit(-1)", "-1"),
+    ]
+    return [
+        Binding("space", "toggle_pause", "Pause", key_display="␣"),
+        Binding("x", "kill", "Kill"),
+        Binding("ctrl+k", "kill", "Kill", show=False),  # as k9s
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_run", "Quit"),  # ctrl+c too: the app binds it on every screen
+        *detach,
+        Binding("slash", "search", "Find"),
+        Binding("f", "filter(1)", "Filter"),
+        Binding("r", "requeue", "Requeue"),
+        Binding("enter", "detail", "Detail"),
+        Binding("P", "toggle_pause_all", "All"),
+        Binding("m", "mark", "Mark"),
+        Binding("s", "sort", "Sort"),
+        *limit,
+        Binding("c", "cancel", "Cancel", show=False),
+        Binding("R", "requeue_all", "Requeue all", show=False),
+        Binding("M", "mark_all", "Mark all", show=False),
+        Binding("escape", "clear_marks", "Clear marks", show=False),
+        Binding("n", "find_next(1)", "Next match", show=False),
+        Binding("N", "find_next(-1)", "Previous match", show=False),
+        Binding("F", "filter(-1)", "Previous filter", show=False),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+    ]
+
+
+# pylint: disable-next=too-many-public-methods  # one action per key of the run screen
 class RunScreen(Screen[None]):
     """The screen an operator lives in while the jobs run."""
 
-    BINDINGS = [
-        # Short labels and a compact footer: every key must fit in 80 columns.
-        Binding("space", "toggle_pause", "Pause", key_display="␣"),
-        Binding("k", "kill", "Kill"),
-        Binding("r", "requeue", "Requeue"),
-        Binding("P", "toggle_pause_all", "All"),
-        Binding("plus", "limit(1)", "+1"),
-        Binding("minus", "limit(-1)", "-1"),
-        Binding("enter", "detail", "Detail"),
-        Binding("f", "filter", "Filter"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit_run", "Quit"),  # ctrl+c too: the app binds it on every screen
-    ]
+    BINDINGS = run_bindings()
 
     # The run-level figures, bound to the widgets that show them (data_bind in compose): set
     # from the model with each refresh, they repaint those widgets only when they change.
@@ -78,6 +111,7 @@ class RunScreen(Screen[None]):
         yield NoticeLine(id="notice").data_bind(RunScreen.pressure, RunScreen.paused_all,
                                                 RunScreen.notice)
         yield Footer(compact=True, show_command_palette=False)
+        yield SearchBar(id="search")
 
     def on_mount(self) -> None:
         """Focus the table (so single-letter keys reach the screen) and start the redraw timer."""
@@ -115,8 +149,62 @@ class RunScreen(Screen[None]):
     def _selected(self) -> int | None:
         return self.query_one(JobTable).selected_job_id
 
+    def _marked(self) -> list[int]:
+        """The marked jobs, in the plan's order (empty: the keys act on the selected job)."""
+        marked = self.query_one(JobTable).marked
+        return [job_id for job_id in self.model.order if job_id in marked]
+
+    # pylint: disable-next=too-many-arguments  # the verb, whom, how, and the question
+    def _act_on_many(self,
+                     verb: str,
+                     ids: list[int],
+                     applies: Callable[[JobState], bool],
+                     command: Callable[[int], bool],
+                     *,
+                     ask: str | None = None) -> None:
+        """`command` each of `ids` whose state `applies`, after one confirmation if `ask` (the
+        question, formatted with {count} and {jobs}: how many); the notice says how many were
+        done and how many skipped."""
+        rows = self.model.rows
+        chosen = [job_id for job_id in ids if applies(rows[job_id].state)]
+        skipped = len(ids) - len(chosen)
+        if not chosen:
+            self.notify(
+                f"nothing to {verb}: {plural(skipped)} skipped (not in a state to "
+                f"{verb})",
+                severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            done = sum(1 for job_id in chosen if command(job_id))
+            skip = f"; {skipped} skipped (not in a state to {verb})" if skipped else ""
+            self.notify(f"{verb}: {plural(done)}{skip}")
+            self.refresh_view()
+
+        if ask is None:
+            confirmed(True)
+        else:
+            detail = f"{skipped} other{'' if skipped == 1 else 's'} skipped (not in a state to " \
+                f"{verb})." if skipped else ""
+            count = len(chosen)
+            question = ask.format(count=count, jobs="job" if count == 1 else "jobs")
+            self.app.push_screen(ConfirmMany(question, detail), confirmed)
+
     def action_toggle_pause(self) -> None:
-        """Pause the selected running job, or resume it if paused."""
+        """Pause the selected running job, or resume it if paused; with marks: pause the
+        marked running jobs, or if none runs, resume the marked paused ones (no confirmation,
+        as for one job)."""
+        if marked := self._marked():
+            states = {self.model.rows[job_id].state for job_id in marked}
+            if JobState.RUNNING in states:
+                self._act_on_many("pause", marked, lambda state: state is JobState.RUNNING,
+                                  self.controller.pause)
+            else:
+                self._act_on_many("resume", marked, lambda state: state is JobState.PAUSED,
+                                  self.controller.resume)
+            return
         job_id = self._selected()
         if job_id is None:
             return
@@ -129,14 +217,35 @@ class RunScreen(Screen[None]):
             self.notify(f"job #{job_id} is {state.value}: nothing to pause", severity="warning")
         self.refresh_view()
 
-    def action_kill(self) -> None:
-        """Ask, then kill the selected job (a queued one is taken off the queue)."""
+    def action_kill(self, cancel: bool = False) -> None:
+        """Ask, then kill the selected job (a queued one is taken off the queue); with marks,
+        kill the marked jobs (one question with the count). `cancel`: queued jobs only."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.modals import ConfirmKill
+        if marked := self._marked():
+            if cancel:
+                self._act_on_many("cancel",
+                                  marked,
+                                  lambda state: state is JobState.QUEUED,
+                                  self.controller.kill,
+                                  ask="Cancel {count} marked {jobs} (take them off the queue)?")
+            else:
+                self._act_on_many(
+                    "kill",
+                    marked,
+                    lambda state: state is JobState.QUEUED or
+                    (state.active and state is not JobState.STOPPING),
+                    self.controller.kill,
+                    ask="Kill {count} marked {jobs}? (a queued one is taken off the queue)")
+            return
         job_id = self._selected()
         if job_id is None:
             return
         row = self.model.rows[job_id]
+        if cancel and row.state is not JobState.QUEUED:
+            self.notify(f"only queued jobs can be cancelled (#{job_id} is {row.state.value})",
+                        severity="warning")
+            return
         if row.state.finished or row.state is JobState.STOPPING:
             self.notify(f"job #{job_id} is already {row.state.value}", severity="warning")
             return
@@ -148,8 +257,20 @@ class RunScreen(Screen[None]):
 
         self.app.push_screen(ConfirmKill(job_id, row.name, row.state), confirmed)
 
+    def action_cancel(self) -> None:
+        """Ask, then take the selected queued job (or the marked queued ones) off the queue."""
+        self.action_kill(cancel=True)
+
     def action_requeue(self) -> None:
-        """Run a failed, killed or cancelled job again."""
+        """Run a failed, killed or cancelled job again; with marks: the marked ones that are
+        (one question with the count)."""
+        if marked := self._marked():
+            self._act_on_many("requeue",
+                              marked,
+                              REQUEUEABLE.__contains__,
+                              self.controller.requeue,
+                              ask="Requeue {count} marked {jobs}?")
+            return
         job_id = self._selected()
         if job_id is None:
             return
@@ -159,6 +280,84 @@ class RunScreen(Screen[None]):
                 f"only failed, killed or cancelled jobs can be requeued (#{job_id} is {state})",
                 severity="warning")
         self.refresh_view()
+
+    def action_requeue_all(self) -> None:
+        """Requeue every failed and killed job, whatever the filter shows (one question)."""
+        again = {JobState.FAILED, JobState.KILLED}
+        ids = [job_id for job_id in self.model.order if self.model.rows[job_id].state in again]
+        if not ids:
+            self.notify("no failed or killed job to requeue", severity="warning")
+            return
+        self._act_on_many("requeue",
+                          ids,
+                          again.__contains__,
+                          self.controller.requeue,
+                          ask="Requeue {count} failed and killed {jobs}?")
+
+    def action_mark(self) -> None:
+        """Mark the selected job (or unmark it) and move down: m m m marks three in a row."""
+        table = self.query_one(JobTable)
+        table.toggle_mark()
+        table.action_cursor_down()
+
+    def action_mark_all(self) -> None:
+        """Mark every job the filter shows."""
+        self.query_one(JobTable).mark_visible()
+
+    def action_clear_marks(self) -> None:
+        """Escape: unmark every job."""
+        self.query_one(JobTable).clear_marks()
+
+    def action_sort(self) -> None:
+        """Sort by the next column: index, state, elapsed, progress, CPU, RSS, output."""
+        self.query_one(JobTable).cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        """Reverse the sort order."""
+        self.query_one(JobTable).reverse_sort()
+
+    def action_search(self) -> None:
+        """Open the search line: the cursor follows the pattern as it is typed."""
+        self.query_one(SearchBar).open(self.query_one(JobTable).cursor_row)
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        """Each keystroke: the first match at or after where the search started (none: the
+        cursor waits there)."""
+        table, search = self.query_one(JobTable), self.query_one(SearchBar)
+        search.found = bool(event.value) and table.find(event.value, search.origin)
+        if not search.found:
+            table.cursor_row = search.origin
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        """Enter: keep the match, and the pattern for n / N."""
+        search = self.query_one(SearchBar)
+        if event.value:
+            search.pattern = event.value
+            if not search.found:
+                self.notify(f"no input name contains {event.value!r}", severity="warning")
+        self._close_search()
+
+    @on(SearchBar.Cancelled)
+    def _search_cancelled(self) -> None:
+        """Escape: back where the search started."""
+        self.query_one(JobTable).cursor_row = self.query_one(SearchBar).origin
+        self._close_search()
+
+    def _close_search(self) -> None:
+        self.query_one(SearchBar).close()
+        self.query_one(JobTable).focus()
+
+    def action_find_next(self, step: int) -> None:
+        """n / N: the next (previous) job matching the last search, wrapping."""
+        pattern = self.query_one(SearchBar).pattern
+        if not pattern:
+            self.notify("no search yet: / searches input names", severity="warning")
+            return
+        table = self.query_one(JobTable)
+        if not table.find(pattern, table.cursor_row + step, step):
+            self.notify(f"no input name contains {pattern!r}", severity="warning")
 
     def action_toggle_pause_all(self) -> None:
         """Pause everything (no launches, all running jobs stopped), or resume it all."""
@@ -181,11 +380,10 @@ class RunScreen(Screen[None]):
         if job_id is not None:
             self.app.push_screen(DetailScreen(self.model, self.controller, job_id))
 
-    def action_filter(self) -> None:
-        """Cycle the table's state filter: all, running, failed, done."""
-        table = self.query_one(JobTable)
-        table.cycle_filter()
-        self.notify(f"filter: {table.filter}", timeout=2)
+    def action_filter(self, step: int) -> None:
+        """Cycle the table's state filter (f forward, F back): all, running, paused, queued,
+        failed, killed, done; the table's title says which and how many rows it shows."""
+        self.query_one(JobTable).cycle_filter(step)
 
     def action_help(self) -> None:
         """Every key and what it does."""
@@ -199,12 +397,8 @@ class RunScreen(Screen[None]):
         self.app.ask_quit()  # type: ignore[attr-defined]
 
 
-class DetachableRunScreen(RunScreen):
-    """The run screen of a run in another process: `d` detaches. To fit it in 80 columns
-    with every other key, `+` and `-` share one footer entry (the help lists both)."""
+class DetachableRunScreen(RunScreen, inherit_bindings=False):
+    """The run screen of a run in another process: `d` detaches (after q in the footer, so
+    that it fits in 80 columns with the other keys)."""
 
-    BINDINGS = [
-        Binding("plus", "limit(1)", "±1", key_display="+/-"),
-        Binding("minus", "limit(-1)", "-1", show=False),
-        DETACH,
-    ]
+    BINDINGS = [*Screen.BINDINGS, *run_bindings(detachable=True)]
