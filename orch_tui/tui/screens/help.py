@@ -44,6 +44,7 @@ GROUPS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("run", "", [
         ("P", "pause / resume everything (no launches, all running jobs stopped)"),
         ("+ / -", "raise / lower the process limit"),
+        ("ctrl+p", "command palette: change the theme (remembered), keys, screenshot, quit"),
         ("q, ctrl+c", "quit: wait for running jobs, kill them, or cancel (ctrl+c twice: kill)"),
         ("?", "this help"),
     ]),
