@@ -22,8 +22,8 @@ from textual.strip import Strip
 
 from orch_tui.core.events import JobState
 from orch_tui.tui.model import FILTERS, JobRow, RunModel
-from orch_tui.tui.widgets.columns import (BASE, SPARK, STATE, Column, fit, layout_columns,
-                                          row_cells, sparkline)
+from orch_tui.tui.widgets.columns import (BASE, SPARK, STATE, Column, column_label, fit,
+                                          layout_columns, row_cells, spark_scales, sparkline)
 
 #: The layout helpers stay importable from here (the tests and benchmarks use this module).
 __all__ = ["JobTable", "layout_columns", "sparkline"]
@@ -127,8 +127,14 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._id_width = max(1, len(str(max(model.order, default=0))))
         self._layouts: dict[int, tuple[tuple[Column, ...], int]] = {}
         self._styles: dict[str, Style] = {}
-        self._strips: LRUCache[tuple[int, int, int, int, int, bool], Strip] = LRUCache(256)
-        self._header: tuple[int, Strip] | None = None
+        self._strips: LRUCache[tuple[int, int, int, int, int, bool, int], Strip] = LRUCache(256)
+        self._header: tuple[int, int, Strip] | None = None
+        # The sparkline columns' shared scales, what they were computed for, and their version
+        # (part of each cached line's key: a new scale redraws every line).
+        self._scales: dict[str, float] = {}
+        self._scales_for: tuple[int, int, int, int] | None = None
+        self._scales_version = 0
+        self._ticks = 0
         self.virtual_size = Size(0, len(self._visible) + 1)
 
     # --- public API
@@ -187,6 +193,9 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         else only on-screen rows the model marked dirty (and running rows when the elapsed
         second ticked). Cheap when nothing changed, whatever the number of jobs."""
         dirty = self.model.take_dirty()
+        self._ticks += 1
+        if self._update_scales():
+            self.refresh()
         second = int(self.model.clock())
         ticked = second != self._last_second
         self._last_second = second
@@ -207,7 +216,8 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        if y == 0:
+        if y == 0:  # a full repaint starts here: a scroll brings new rows into the scale
+            self._update_scales()
             return self._header_strip(width)
         index = self.scroll_offset.y + y - 1
         if not 0 <= index < len(self._visible):
@@ -217,7 +227,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         cursor = 0 if index != self._cursor else (2 if self.has_focus else 1)
         calibration = row.job_id == self.model.calibration_job
         key = (row.job_id, row.version, width, cursor, -1 if elapsed is None else int(elapsed),
-               calibration)
+               calibration, self._scales_version)
         strip = self._strips.get(key)
         if strip is None:
             strip = self._render_row(row, width, cursor, elapsed, calibration)
@@ -364,14 +374,35 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._styles[name] = style
         return style
 
+    def _update_scales(self) -> bool:
+        """Recompute the sparklines' shared scales over the active rows and the rows on screen
+        (at most the limit plus a page: cheap at any number of jobs) once per tick, scroll
+        position or list; return whether they changed."""
+        first, count = self._page()
+        key = (self._ticks, first, count, id(self._visible))
+        if key == self._scales_for:
+            return False
+        self._scales_for = key
+        _columns, spark = self._columns_at(self.scrollable_content_region.width)
+        rows = self.model.rows
+        shown = [rows[job_id] for job_id in self._visible[first:first + count]]
+        scales = spark_scales([*(rows[job_id] for job_id in self.model.active), *shown], spark)
+        if scales == self._scales:
+            return False
+        self._scales = scales
+        self._scales_version += 1
+        return True
+
     def _header_strip(self, width: int) -> Strip:
-        if self._header is not None and self._header[0] == width:
-            return self._header[1]
+        if self._header is not None and self._header[:2] == (width, self._scales_version):
+            return self._header[2]
         columns, _spark = self._columns_at(width)
         style = self._style("job-table--header")
-        text = " ".join(fit(column.label, column.width, right=column.right) for column in columns)
+        text = " ".join(
+            fit(column_label(column, self._scales), column.width, right=column.right)
+            for column in columns)
         strip = Strip([Segment(fit(text, width), style)], width)
-        self._header = (width, strip)
+        self._header = (width, self._scales_version, strip)
         return strip
 
     # pylint: disable-next=too-many-arguments,too-many-positional-arguments  # one line's inputs
@@ -386,7 +417,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
             SPARK: base if cursor else self._style("job-table--spark"),
         }
         segments = [
-            Segment(text, styles[kind])
-            for text, kind in row_cells(row, columns, spark, elapsed, calibration=calibration)
+            Segment(text, styles[kind]) for text, kind in row_cells(
+                row, columns, spark, elapsed, calibration=calibration, scales=self._scales)
         ]
         return Strip(segments).adjust_cell_length(width, base)
