@@ -121,10 +121,11 @@ def chart_lines(values: Sequence[float],
 
 
 def _time_axis(left: str, right: str, width: int) -> str:
-    """The x axis under the plot: `left` at its start, `right` at its end (the right one wins
-    when both do not fit)."""
-    left = left[:max(0, width - len(right) - 1)]
-    return left + right.rjust(width - len(left))
+    """The x axis under the plot: `left` at its start, `right` at its end; when both do not
+    fit, the right one alone (a cut time would read as another time)."""
+    if len(left) + 1 + len(right) > width:
+        left = ""
+    return (left + right.rjust(width - len(left)))[:width]
 
 
 def ago(seconds: float) -> str:

@@ -113,16 +113,14 @@ def scale_top(key: str, peak: float) -> float:
     """The top of a sparkline column's scale: `peak` rounded up to what its label shows (so
     the label is a true bound): tenths of a core (whole cores from 10), three figures of bytes."""
     if key == "cpu":
-        step = 0.1 if peak < 10 else 1.0
-        return math.ceil(round(peak / step, 6)) * step
+        per = 10 if peak < 10 else 1  # steps per core
+        return math.ceil(round(peak * per, 6)) / per
     unit = 1.0
     while peak / unit >= 1024 and unit < 1024**4:
         unit *= 1024
     scaled = peak / unit
-    step = 0.01 if scaled < 10 else 0.1 if scaled < 100 else 1.0
-    if unit == 1.0:
-        step = 1.0
-    return math.ceil(round(scaled / step, 6)) * step * unit
+    per = 1 if unit == 1.0 or scaled >= 100 else 10 if scaled >= 10 else 100  # steps per unit
+    return math.ceil(round(scaled * per, 6)) / per * unit
 
 
 def scale_label(key: str, top: float) -> str:
