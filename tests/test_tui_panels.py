@@ -7,10 +7,13 @@ replays fixed events with a frozen clock."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from textual.app import App
 
 from orch_tui.core.textutil import format_duration
+from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.run import CHARTS_MIN_HEIGHT, RunScreen
 from orch_tui.tui.widgets.charts import ResourceChart
 from orch_tui.tui.widgets.columns import WIDEST_SPARK, layout_columns
@@ -51,6 +54,14 @@ async def test_run_screen_shows_titled_panels_and_the_essential_figures(size):
         table = screen.query_one(JobTable)
         assert table.scrollable_content_region.height - 1 >= 10  # ten rows at least
         assert "≤" in text  # the sparkline columns say their scale
+
+
+async def test_the_config_name_in_the_title_is_never_markup():
+    script = run_model()
+    app = OrchApp(script.controller, Path("/cfg/[bold red]run[x].yaml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await played(pilot)
+        assert "orch-tui · [bold red]run[x].yaml" in screen_text(app)[0]
 
 
 async def test_at_80x24_the_resources_are_one_line_of_gauges():

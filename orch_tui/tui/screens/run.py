@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -93,7 +94,9 @@ class RunScreen(Screen[None]):
         """Focus the table (so single-letter keys reach the screen), title the panels and start
         the redraw timer."""
         header = self.query_one("#run-header")
-        header.border_title, header.border_subtitle = panel_title(*self._where())
+        # Text, never a str: Textual reads a str title as markup, and a folder name is not.
+        title, subtitle = panel_title(*self._where())
+        header.border_title, header.border_subtitle = Text(title), Text(subtitle)
         resources = self.query_one("#gauges")
         resources.border_title = "resources"
         self._fit(self.size.height)
