@@ -488,14 +488,14 @@ async def test_columns_collapse_when_narrow(width: int) -> None:
 
 
 def test_layout_keeps_the_essentials_at_any_width() -> None:
-    for width in (30, 50, 79, 119, 123, 200):
+    for width in (30, 50, 79, 119, 122, 200):
         columns, _spark = layout_columns(width, 6)
         keys = [column.key for column in columns]
         assert keys[:3] == ["id", "name", "state"]
         if width >= 79:
             assert {"elapsed", "progress", "cpu", "rss"} <= set(keys)
-        # The node column comes with the wide sparklines and the progress bar's four cells.
-        assert ("node" in keys) == (width >= 123)
+        # The node column comes with the wide sparklines and a progress bar of three cells.
+        assert ("node" in keys) == (width >= 122)
 
 
 def test_formatting_helpers() -> None:

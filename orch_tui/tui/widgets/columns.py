@@ -25,7 +25,8 @@ ELLIPSIS = "…"
 #: The name column never shrinks below this before optional columns are dropped.
 NAME_MIN = 20
 #: On a narrow screen a progress bar never takes the cells a name needs for its calibration
-#: mark in full (NAME_MIN // 2 of name, then " (calibration)").
+#: mark in full (NAME_MIN // 2 of name, then " (calibration)"): at 80 columns the output
+#: column and the name come first, and the progress is its percentage.
 NAME_BAR_MIN = 24
 STATE_WIDTH = max(len(state.value) for state in JobState)
 NODE_WIDTH = 16
@@ -210,13 +211,13 @@ def _roomy(spark: int, *, bar_cells: int, name_min: int) -> _Level:
 LEVELS = (
     _roomy(WIDEST_SPARK, bar_cells=10, name_min=40),
     _roomy(WIDER_SPARK, bar_cells=8, name_min=30),
-    _Level(node=True, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=4),
+    _Level(node=True, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=3),
     _Level(node=False, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=5),
     _Level(node=False, spark=WIDE_SPARK, output=True, eta=True, bar_cells=5),
     _Level(node=False, spark=WIDE_SPARK, output=True, bar_cells=5),
     _Level(node=False, spark=NARROW_SPARK, output=True, bar_cells=5, name_min=NAME_BAR_MIN),
     _Level(node=False, spark=NARROW_SPARK, output=True, bar_cells=3, name_min=NAME_BAR_MIN),
-    _Level(node=False, spark=NARROW_SPARK, output=False, bar_cells=3, name_min=NAME_BAR_MIN),
+    _Level(node=False, spark=NARROW_SPARK, output=True),
     _Level(node=False, spark=NARROW_SPARK, output=False),
     _Level(node=False, spark=0, output=False),
     _Level(node=False, spark=0, output=False, rss=False),
