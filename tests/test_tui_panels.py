@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
+from orch_tui.core.events import JobState
 from orch_tui.core.textutil import format_duration
 from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.run import CHARTS_MIN_HEIGHT, RunScreen
@@ -19,6 +20,8 @@ from orch_tui.tui.widgets.charts import ResourceChart
 from orch_tui.tui.widgets.columns import WIDEST_SPARK, layout_columns
 from orch_tui.tui.widgets.job_table import JobTable
 from tests.test_tui_snapshots import OUT, played, run_model, session_app
+from tests.test_tui_widgets import HostApp, change, numbered, sample
+from tests.test_tui_widgets import screen_lines as table_lines
 
 SIZES = [(80, 24), (120, 40), (200, 50)]
 
@@ -93,3 +96,25 @@ async def test_larger_screens_give_the_room_to_taller_charts_and_wider_sparkline
         await pilot.resize_terminal(120, CHARTS_MIN_HEIGHT - 1)
         await pilot.pause()
         assert app.screen.has_class("-compact")  # back to gauges when the rows run short
+
+
+async def test_the_table_draws_every_row_s_sparkline_on_the_column_s_scale():
+    model = numbered(5)
+    for job_id in (1, 2):
+        change(model, job_id, JobState.RUNNING)
+    for cores in (0.5, 1.0, 2.0):
+        sample(model, 1, cpu=cores)
+        sample(model, 2, cpu=0.8)
+    app = HostApp(model)
+    async with app.run_test(size=(120, 24)) as pilot:
+        table = app.query_one(JobTable)
+        table.refresh_from_model()
+        await pilot.pause()
+        header, first, second = table_lines(table)[:3]
+        assert "cpu ≤2.0c" in header
+        assert "▃▅█ 2.00" in first  # its own peak fills the column
+        assert "▄▄▄ 0.80" in second  # a steady 0.8 core is 40% of it, not a full bar
+        change(model, 1, JobState.SUCCEEDED)  # off the screen's active rows, still on screen
+        table.refresh_from_model()
+        await pilot.pause()
+        assert "cpu ≤2.0c" in table_lines(table)[0]

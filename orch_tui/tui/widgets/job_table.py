@@ -132,7 +132,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         # The sparkline columns' shared scales, what they were computed for, and their version
         # (part of each cached line's key: a new scale redraws every line).
         self._scales: dict[str, float] = {}
-        self._scales_for: tuple[int, int, int, int] | None = None
+        self._scales_for: tuple[int, int, int, int, int] | None = None
         self._scales_version = 0
         self._ticks = 0
         self.virtual_size = Size(0, len(self._visible) + 1)
@@ -377,13 +377,14 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
     def _update_scales(self) -> bool:
         """Recompute the sparklines' shared scales over the active rows and the rows on screen
         (at most the limit plus a page: cheap at any number of jobs) once per tick, scroll
-        position or list; return whether they changed."""
+        position, width or list; return whether they changed."""
         first, count = self._page()
-        key = (self._ticks, first, count, id(self._visible))
+        width = self.scrollable_content_region.width
+        key = (self._ticks, first, count, width, id(self._visible))
         if key == self._scales_for:
             return False
         self._scales_for = key
-        _columns, spark = self._columns_at(self.scrollable_content_region.width)
+        _columns, spark = self._columns_at(width)
         rows = self.model.rows
         shown = [rows[job_id] for job_id in self._visible[first:first + count]]
         scales = spark_scales([*(rows[job_id] for job_id in self.model.active), *shown], spark)
