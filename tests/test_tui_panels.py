@@ -100,21 +100,19 @@ async def test_larger_screens_give_the_room_to_taller_charts_and_wider_sparkline
 
 async def test_the_table_draws_every_row_s_sparkline_on_the_column_s_scale():
     model = numbered(5)
-    for job_id in (1, 2):
+    for job_id, cores in ((1, (0.5, 1.0, 2.0)), (2, (0.8, 0.8, 0.8))):
         change(model, job_id, JobState.RUNNING)
-    for cores in (0.5, 1.0, 2.0):
-        sample(model, 1, cpu=cores)
-        sample(model, 2, cpu=0.8)
+        for value in cores:
+            sample(model, job_id, cpu=value)
     app = HostApp(model)
     async with app.run_test(size=(120, 24)) as pilot:
-        table = app.query_one(JobTable)
-        table.refresh_from_model()
         await pilot.pause()
-        header, first, second = table_lines(table)[:3]
+        header, first, second = table_lines(app.query_one(JobTable))[:3]
         assert "cpu ≤2.0c" in header
         assert "▃▅█ 2.00" in first  # its own peak fills the column
         assert "▄▄▄ 0.80" in second  # a steady 0.8 core is 40% of it, not a full bar
         change(model, 1, JobState.SUCCEEDED)  # off the screen's active rows, still on screen
+        table = app.query_one(JobTable)
         table.refresh_from_model()
         await pilot.pause()
         assert "cpu ≤2.0c" in table_lines(table)[0]
