@@ -17,6 +17,8 @@ def reference(samples: list[float], stride: int, aggregate: Aggregate) -> list[f
     chunks = [samples[i:i + stride] for i in range(0, len(samples), stride)]
     if aggregate is Aggregate.MEAN:
         return [sum(chunk) / len(chunk) for chunk in chunks]
+    if aggregate is Aggregate.MIN:
+        return [min(chunk) for chunk in chunks]
     return [max(chunk) for chunk in chunks]
 
 

@@ -46,6 +46,10 @@ MIB, GIB = 1024**2, 1024**3
 
 SIZES = [(80, 24), (120, 40)]
 sizes = pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+#: The run screen also at 200x50, where the panels' extra room goes to the charts and the
+#: table's sparklines and progress bars.
+RUN_SIZES = [*SIZES, (200, 50)]
+run_sizes = pytest.mark.parametrize("size", RUN_SIZES, ids=[f"{w}x{h}" for w, h in RUN_SIZES])
 
 NAMES = ("clip01.mp4", "clip02.mp4", "holiday clip 03.mp4", "clip04.mp4", "clip05.mp4",
          "clip06.mp4", "clip07_corrupt.mp4", "clip08.mp4", "clip09.mp4", "clip10.mp4",
@@ -211,6 +215,25 @@ def system_sample(model: RunModel, *, disk_danger: bool) -> None:
                         projected_disk_use=12 * GIB))
 
 
+def system_history(model: RunModel, start: float = 900.0) -> None:
+    """A system sample a second from `start` to just before NOW: the load climbs as jobs
+    launch, memory in use follows it, and the disk fills as outputs are written."""
+    for second in range(int(NOW - start)):
+        load = min(1.0, second / 60) * (0.85 + 0.1 * ((second * 7) % 5) / 4)
+        model.apply(
+            ev.SystemSample(time=start + second,
+                            node="local",
+                            logical_cores=8,
+                            cpu_percent=5.0 + 80.0 * load,
+                            total_memory=16 * GIB,
+                            available_memory=int((14.5 - 5.5 * load) * GIB),
+                            memory_reserve=int(3.2 * GIB),
+                            free_disk=int((200 - 1.7 * second) * GIB),
+                            disk_total=500 * GIB,
+                            disk_reserve=20 * GIB,
+                            projected_disk_use=12 * GIB))
+
+
 def calibration_model(*, finished: bool) -> Script:
     """Job 1 measured through a 5 s window: 3 s in, or over with the limit decided."""
     model = new_model(NAMES)
@@ -273,6 +296,7 @@ def run_model(names: Sequence[str] = NAMES) -> Script:
     change(model, 7, JobState.FAILED, 935.0, reason="exit 1", exit_code=1)
     change(model, 8, JobState.RUNNING, 960.0)
     change(model, 8, JobState.KILLED, 970.0, reason="operator", signal=15)
+    system_history(model)
     system_sample(model, disk_danger=True)
     model.apply(
         ev.Notice(time=902.0,
@@ -442,7 +466,31 @@ def test_calibration_result(snap_compare, size):
     assert snap_compare(app, terminal_size=size, run_before=played)
 
 
-@sizes
+def serve_log(monkeypatch: pytest.MonkeyPatch, shown: Path, root: Path, text: str) -> None:
+    """Write `text` as the log the detail screen shows at `shown` (under SNAP_ROOT): the
+    screen reads it from under `root` (tmp_path) and shows the path it expects."""
+    log = root / shown.relative_to(SNAP_ROOT)
+    log.parent.mkdir(parents=True)
+    log.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(detail_screen.os.path, "getsize",
+                        lambda path: os.stat(log if Path(path) == shown else path).st_size)
+    monkeypatch.setattr(
+        detail_screen, "read_log",
+        lambda path, offset, limit: read_log(log if Path(path) == shown else path, offset, limit))
+
+
+def detail_of(script: Script, job_id: int):
+    """A run_before that opens the detail of `job_id` once the script is played."""
+
+    async def open_detail(pilot) -> None:
+        await played(pilot)
+        await pilot.app.push_screen(DetailScreen(pilot.app.model, script.controller, job_id))
+        await pilot.pause()
+
+    return open_detail
+
+
+@run_sizes
 def test_run_mixed_states_with_disk_in_danger(snap_compare, size):
     assert snap_compare(session_app(run_model()), terminal_size=size, run_before=played)
 
@@ -450,23 +498,35 @@ def test_run_mixed_states_with_disk_in_danger(snap_compare, size):
 @sizes
 def test_detail_of_a_running_job_with_its_log(snap_compare, size, tmp_path, monkeypatch):
     script = run_model()
-    shown = script.model.rows[3].log_path
-    log = tmp_path / shown.relative_to(SNAP_ROOT)
-    log.parent.mkdir(parents=True)
-    log.write_text(DETAIL_LOG, encoding="utf-8")
-    # The screen shows the log under SNAP_ROOT and reads the one under tmp_path.
-    monkeypatch.setattr(detail_screen.os.path, "getsize",
-                        lambda path: os.stat(log if Path(path) == shown else path).st_size)
-    monkeypatch.setattr(
-        detail_screen, "read_log",
-        lambda path, offset, limit: read_log(log if Path(path) == shown else path, offset, limit))
+    serve_log(monkeypatch, script.model.rows[3].log_path, tmp_path, DETAIL_LOG)
+    assert snap_compare(session_app(script), terminal_size=size, run_before=detail_of(script, 3))
 
-    async def open_detail(pilot) -> None:
-        await played(pilot)
-        await pilot.app.push_screen(DetailScreen(pilot.app.model, script.controller, 3))
-        await pilot.pause()
 
-    assert snap_compare(session_app(script), terminal_size=size, run_before=open_detail)
+def test_detail_of_a_finished_job_charts_its_whole_life(snap_compare, tmp_path, monkeypatch):
+    """A job that ran 50 minutes: its 3000 samples are charted in HISTORY_POINTS points from
+    its start (the CPU's early burst and the RSS peak at 40 minutes are still there)."""
+    script = run_model()
+    model = script.model
+    change(model, 9, JobState.RUNNING, -2000.0)
+    for second in range(1, 3001):
+        model.apply(
+            ev.JobSample(time=-2000.0 + second,
+                         job_id=9,
+                         node="local",
+                         pid=41009,
+                         cpu_cores=3.5 if second < 300 else 1.0 + (second % 600) / 600,
+                         rss_bytes=(900 if second == 2400 else 200 + second // 30) * MIB,
+                         processes=2,
+                         read_fraction=second / 3000,
+                         output_bytes=second * 40_000,
+                         elapsed=float(second),
+                         progress=min(0.99, second / 3000)))
+    change(model, 9, JobState.SUCCEEDED, 1000.0, exit_code=0)
+    script = Script(model, controller_for(model, decision()[1].limit))  # the script grew
+    serve_log(monkeypatch, model.rows[9].log_path, tmp_path, "encoded 3000 s of video\n")
+    assert snap_compare(session_app(script),
+                        terminal_size=(120, 40),
+                        run_before=detail_of(script, 9))
 
 
 @sizes

@@ -12,7 +12,6 @@ from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.filter import Monochrome
 from textual.strip import Strip
-from textual.widgets import Sparkline
 
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
@@ -21,6 +20,7 @@ from orch_tui.core.textutil import format_bytes, format_duration
 from orch_tui.tui.history import HISTORY_POINTS
 from orch_tui.tui.model import Given, JobRow, RunModel
 from orch_tui.tui.screens.detail import DetailScreen
+from orch_tui.tui.widgets.charts import SeriesChart
 from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar, run_figures
 from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
 
@@ -366,6 +366,9 @@ async def test_only_dirty_rows_on_screen_are_repainted() -> None:
     model = numbered(50)
     for job_id in (2, 3):
         change(model, job_id, JobState.RUNNING)
+    # A first sample sets the RSS column's shared scale (a new scale redraws every line);
+    # the next ones stay under it.
+    sample(model, 3, cpu=0.5)
     app = HostApp(model)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(CountingTable)
@@ -471,8 +474,8 @@ async def test_the_detail_screen_charts_a_finished_job_s_whole_life() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await app.push_screen(DetailScreen(model, None, 1))
         await pilot.pause()
-        cpu = app.screen.query_one("#detail-cpu", Sparkline).data
-        rss = app.screen.query_one("#detail-rss", Sparkline).data
+        cpu = app.screen.query_one("#detail-cpu", SeriesChart).data
+        rss = app.screen.query_one("#detail-rss", SeriesChart).data
         assert cpu is not None and rss is not None
         assert HISTORY_POINTS // 2 <= len(cpu) <= HISTORY_POINTS
         assert cpu[0] > 1.0 and cpu[-1] == pytest.approx(1.0)  # its start is still there
@@ -500,13 +503,14 @@ async def test_columns_collapse_when_narrow(width: int) -> None:
 
 
 def test_layout_keeps_the_essentials_at_any_width() -> None:
-    for width in (30, 50, 79, 119, 200):
+    for width in (30, 50, 79, 119, 122, 200):
         columns, _spark = layout_columns(width, 6)
         keys = [column.key for column in columns]
         assert keys[:3] == ["id", "name", "state"]
         if width >= 79:
             assert {"elapsed", "progress", "cpu", "rss"} <= set(keys)
-        assert ("node" in keys) == (width >= 119)
+        # The node column comes with the wide sparklines and a progress bar of three cells.
+        assert ("node" in keys) == (width >= 122)
 
 
 def test_formatting_helpers() -> None:

@@ -25,18 +25,20 @@ class Aggregate(enum.Enum):
 
     MEAN = "mean"
     MAX = "max"
+    MIN = "min"
 
 
 class Series:
     """Samples folded into at most `capacity` evenly spaced points (see the module docstring).
 
-    A point is the exact mean or max (`aggregate`) of `stride` consecutive samples, up to
+    A point is the exact mean, max or min (`aggregate`) of `stride` consecutive samples, up to
     float32 rounding: merging two full points of equal weight keeps it exact, (a + b) / 2 for a
-    mean, max(a, b) for a max. The last point may cover fewer samples (the ones since the last
-    full point); it is shown so a chart is current, and replaced as samples arrive.
+    mean, max(a, b) for a max, min(a, b) for a min. The last point may cover fewer samples (the
+    ones since the last full point); it is shown so a chart is current, and replaced as samples
+    arrive.
     """
 
-    __slots__ = ("_points", "_capacity", "_mean", "_stride", "_count", "_acc")
+    __slots__ = ("_points", "_capacity", "_mean", "_pick", "_stride", "_count", "_acc")
 
     def __init__(self, aggregate: Aggregate, capacity: int = HISTORY_POINTS) -> None:
         if capacity < 2 or capacity % 2:
@@ -44,6 +46,7 @@ class Series:
         self._points = array("f")
         self._capacity = capacity
         self._mean = aggregate is Aggregate.MEAN
+        self._pick = min if aggregate is Aggregate.MIN else max
         self._stride = 1
         self._count = 0  # samples in the partial point
         self._acc = 0.0  # their sum (mean) or max (max)
@@ -58,7 +61,7 @@ class Series:
         if self._mean:
             self._acc += value
         else:
-            self._acc = value if self._count == 0 else max(self._acc, value)
+            self._acc = value if self._count == 0 else self._pick(self._acc, value)
         self._count += 1
         if self._count < self._stride:
             return
@@ -69,7 +72,7 @@ class Series:
             half = self._capacity // 2
             for i in range(half):  # in place: the buffer is never reallocated
                 a, b = points[2 * i], points[2 * i + 1]
-                points[i] = (a + b) / 2 if self._mean else max(a, b)
+                points[i] = (a + b) / 2 if self._mean else self._pick(a, b)
             del points[half:]
             self._stride *= 2
 
@@ -104,13 +107,55 @@ class JobHistory:
     kills at its peak, so a spike must survive downsampling instead of being averaged away.
     """
 
-    __slots__ = ("cpu", "rss")
+    __slots__ = ("cpu", "rss", "first", "last")
 
     def __init__(self, capacity: int = HISTORY_POINTS) -> None:
         self.cpu = Series(Aggregate.MEAN, capacity)
         self.rss = Series(Aggregate.MAX, capacity)
+        #: The times of the first and the latest sample: what a chart's time axis spans.
+        self.first: float | None = None
+        self.last: float | None = None
 
-    def add(self, cpu_cores: float, rss_bytes: float) -> None:
-        """Fold one sample of the job in."""
+    def add(self, cpu_cores: float, rss_bytes: float, time: float | None = None) -> None:
+        """Fold one sample of the job in (taken at `time`, when known)."""
         self.cpu.add(cpu_cores)
         self.rss.add(rss_bytes)
+        if time is not None:
+            self.first = time if self.first is None else self.first
+            self.last = time
+
+
+#: Points kept per system series: a resources chart is at most ~70 cells wide at 200 columns
+#: (three side by side), and each point must stay one cell or less of it.
+SYSTEM_POINTS = 256
+
+
+# `add()` is its one command; the series are read as attributes.
+# pylint: disable-next=too-few-public-methods
+class SystemHistory:
+    """The machine over the whole run, for the resources panel's charts: three series of at
+    most SYSTEM_POINTS points each (3 KB in all, whatever the run's length), downsampled as a
+    `Series` is (adjacent points merge, the stride doubles).
+
+    CPU points are means (busy on average over the span). Available memory and disk headroom
+    (free disk less the outputs still to be written) are minima: the reserve is crossed at the
+    lowest point, so a dip must survive downsampling.
+    """
+
+    __slots__ = ("cpu", "memory", "disk", "first", "last")
+
+    def __init__(self, capacity: int = SYSTEM_POINTS) -> None:
+        self.cpu = Series(Aggregate.MEAN, capacity)
+        self.memory = Series(Aggregate.MIN, capacity)
+        self.disk = Series(Aggregate.MIN, capacity)
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def add(self, time: float, cpu_percent: float, available_memory: float,
+            disk_headroom: float) -> None:
+        """Fold one system sample in."""
+        self.cpu.add(cpu_percent)
+        self.memory.add(available_memory)
+        self.disk.add(disk_headroom)
+        self.first = time if self.first is None else self.first
+        self.last = time

@@ -20,7 +20,7 @@ from orch_tui.core.plan import JobSpec, Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.snapshot import JobView, JobViews, RunSnapshot
 from orch_tui.core.tally import DONE_STATES, Counts, Tally
-from orch_tui.tui.history import JobHistory
+from orch_tui.tui.history import JobHistory, SystemHistory
 
 
 class Planned(Protocol):
@@ -227,6 +227,14 @@ class RunModel:
         self._positions: dict[int, int] | None = None  # job id -> place in the plan's order
         self.preflight: ev.PreflightDone | None = None
         self.system: ev.SystemSample | None = None
+        #: Every system sample since the TUI saw the run, in bounded memory (tui/history.py).
+        self.system_history = SystemHistory()
+        #: Jobs holding a process (running, paused, stopping): at most the limit plus the
+        #: paused ones, so a figure over them (the table's sparkline scale) is cheap at 100,000.
+        self.active: set[int] = {row.job_id for row in rows if row.state.active}
+        #: Jobs that succeeded since the first launch and their inputs' bytes: the throughput.
+        self.succeeded_jobs = 0
+        self.succeeded_bytes = 0
         self.limit = 0
         self.limit_reason = ""
         self.limit_source: ev.LimitSource | None = None
@@ -291,7 +299,19 @@ class RunModel:
         model.pressure = {event.resource: event for event in snapshot.pressure}
         model.finished = snapshot.finished
         model.joblog_path = snapshot.joblog
+        model.count_succeeded()
         return model
+
+    def count_succeeded(self) -> None:
+        """Count the jobs that succeeded since the first launch (once, when attaching: later
+        state changes keep the sums); earlier runs' successes are no throughput of this one."""
+        start = self.tally.first_launch
+        done = [
+            row for row in self.rows.values() if row.state is JobState.SUCCEEDED
+            and start is not None and row.ended is not None and row.ended >= start
+        ]
+        self.succeeded_jobs = len(done)
+        self.succeeded_bytes = sum(row.input_size for row in done)
 
     # --- applying events
 
@@ -312,6 +332,14 @@ class RunModel:
         if row is None:
             return
         self.tally.change(event)
+        if (event.state is JobState.SUCCEEDED) != (row.state is JobState.SUCCEEDED):
+            sign = 1 if event.state is JobState.SUCCEEDED else -1
+            self.succeeded_jobs += sign
+            self.succeeded_bytes += sign * row.input_size
+        if event.state.active:
+            self.active.add(row.job_id)
+        else:
+            self.active.discard(row.job_id)
         if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
             forget_attempt(row)
             row.started = event.time
@@ -347,11 +375,13 @@ class RunModel:
         row.node, row.pid = event.node, event.pid
         if row.history is None:
             row.history = JobHistory()
-        row.history.add(event.cpu_cores, event.rss_bytes)
+        row.history.add(event.cpu_cores, event.rss_bytes, event.time)
         self._touch(row)
 
     def _on_system_sample(self, event: ev.SystemSample) -> None:
         self.system = event
+        self.system_history.add(event.time, event.cpu_percent, event.available_memory,
+                                event.free_disk - event.projected_disk_use)
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self.limit, self.limit_reason = event.limit, event.reason
@@ -445,3 +475,11 @@ class RunModel:
     def eta(self) -> Eta:
         """Time until the work left is done, `paused`, or nothing yet (core/eta.py)."""
         return self.tally.eta(self.clock())
+
+    def wall_seconds(self) -> float | None:
+        """Seconds since the run's first launch (its own total once it finished); None before
+        anything was launched."""
+        if self.finished is not None:
+            return self.finished.wall_seconds
+        start = self.tally.first_launch
+        return None if start is None else max(0.0, self.clock() - start)

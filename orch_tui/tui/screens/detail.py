@@ -13,16 +13,18 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Sparkline, Static
+from textual.widgets import Footer, Log, Static
 
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import REQUEUEABLE, JobState, ProgressSource
 from orch_tui.core.logtail import read_log
 from orch_tui.core.textutil import format_bytes, format_duration, printable
+from orch_tui.tui.history import Aggregate
 from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.model import JobRow, RunModel
+from orch_tui.tui.widgets.charts import SeriesChart, compact_bytes, cores
 from orch_tui.tui.widgets.columns import format_speed
 
 #: The log tail reads at most this much per tick, so a chatty job cannot stall the UI.
@@ -78,11 +80,9 @@ class DetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-info")
-        with Vertical(id="detail-sparks"):
-            yield Static(Text("CPU cores (mean) and RSS (peak) since the job started"),
-                         classes="muted")
-            yield Sparkline([], id="detail-cpu")
-            yield Sparkline([], id="detail-rss")
+        with Horizontal(id="detail-charts"):
+            yield SeriesChart("CPU cores (mean)", Aggregate.MEAN, cores, id="detail-cpu")
+            yield SeriesChart("RSS (peak)", Aggregate.MAX, compact_bytes, id="detail-rss")
         yield Log(id="detail-log", max_lines=5000, auto_scroll=True)
         yield Footer()
 
@@ -140,12 +140,17 @@ class DetailScreen(Screen[None]):
         info.append("\nlog: ", style="bold")
         info.append(str(row.log_path))
         self.query_one("#detail-info", Static).update(info)
-        # The attempt's whole life in at most HISTORY_POINTS points, kept after the job ends.
+        # The attempt's whole life in at most HISTORY_POINTS points, kept after the job ends,
+        # on a time axis from the job's start.
         history = row.history
         cpu = [] if history is None else history.cpu.values()
         rss = [] if history is None else history.rss.values()
-        self.query_one("#detail-cpu", Sparkline).data = cpu
-        self.query_one("#detail-rss", Sparkline).data = rss
+        span = None
+        if history is not None and history.first is not None and history.last is not None:
+            start = row.started if row.started is not None else history.first
+            span = (history.first - start, history.last - start)
+        self.query_one("#detail-cpu", SeriesChart).set_data(cpu, span)
+        self.query_one("#detail-rss", SeriesChart).set_data(rss, span)
         self._tail(row.log_path)
 
     def _tail(self, path: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from textual import on
+from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -19,12 +21,17 @@ from orch_tui.core.events import REQUEUEABLE, JobState
 from orch_tui.core.tally import Counts
 from orch_tui.tui.model import RunModel
 from orch_tui.tui.screens.modals import DETACH, ConfirmMany, plural
+from orch_tui.tui.widgets.charts import ResourceChart
 from orch_tui.tui.widgets.gauges import NoticeLine, ProgressLine, ResourceGauge, run_figures
+from orch_tui.tui.widgets.header import HeaderLine, panel_title
 from orch_tui.tui.widgets.job_table import JobTable
 from orch_tui.tui.widgets.search import SearchBar
 
 #: How often samples are applied to the screen (coalesced, inside batch_update).
 REFRESH = 0.5
+#: Below this many rows the resources panel is one line of gauges (the `-compact` class), so
+#: that at 80x24 the table keeps its ten rows; from here on it is history charts.
+CHARTS_MIN_HEIGHT = 28
 
 
 def quit_notice(model: RunModel, paused_all: bool) -> str:
@@ -100,30 +107,60 @@ class RunScreen(Screen[None]):
         self.controller = controller
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="run-header"):
+        # Three bordered panels (app.tcss): the run, the machine's history, the jobs.
+        with Vertical(id="run-header", classes="panel"):
+            yield HeaderLine(self.model, id="header-line")
             yield ProgressLine(id="progress").data_bind(RunScreen.counts, RunScreen.eta,
                                                         RunScreen.limit, RunScreen.limit_why)
-            with Horizontal(id="gauges"):
-                yield ResourceGauge(self.model, "cpu", id="gauge-cpu")
-                yield ResourceGauge(self.model, "memory", id="gauge-memory")
-                yield ResourceGauge(self.model, "disk", id="gauge-disk")
-        yield JobTable(self.model, id="jobs")
+        with Horizontal(id="gauges", classes="panel"):
+            yield ResourceChart(self.model, "cpu", id="gauge-cpu")
+            yield ResourceChart(self.model, "memory", id="gauge-memory")
+            yield ResourceChart(self.model, "disk", id="gauge-disk")
+        yield JobTable(self.model, id="jobs", classes="panel")
         yield NoticeLine(id="notice").data_bind(RunScreen.pressure, RunScreen.paused_all,
                                                 RunScreen.notice)
         yield Footer(compact=True, show_command_palette=False)
         yield SearchBar(id="search")
 
     def on_mount(self) -> None:
-        """Focus the table (so single-letter keys reach the screen) and start the redraw timer."""
+        """Focus the table (so single-letter keys reach the screen), title the panels and start
+        the redraw timer."""
+        header = self.query_one("#run-header")
+        # Text, never a str: Textual reads a str title as markup, and a folder name is not.
+        title, subtitle = panel_title(*self._where())
+        header.border_title, header.border_subtitle = Text(title), Text(subtitle)
+        resources = self.query_one("#gauges")
+        resources.border_title = "resources"
+        self._fit(self.size.height)
         self.query_one(JobTable).focus()
         self.set_interval(REFRESH, self.refresh_view)
         self.refresh_view()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Charts when there is room for them and the table's ten rows, gauges otherwise."""
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        compact = height < CHARTS_MIN_HEIGHT
+        self.set_class(compact, "-compact")
+        self.query_one("#gauges").border_subtitle = ("" if compact else
+                                                     "history of the run · ┄ reserve line")
+
+    def _where(self) -> tuple[Path | None, Path | None]:
+        """The config file (when this TUI knows it) and the output folder (every job's output
+        is in it)."""
+        plan = getattr(self.app, "plan", None)
+        config = plan.config.path if plan is not None else getattr(self.app, "config_path", None)
+        order = self.model.order
+        output = self.model.rows[order[0]].output_path.parent if order else None
+        return config, output
 
     def refresh_view(self) -> None:
         """Apply everything that changed since the last tick in one batch: the rows that
         changed, the gauges' samples, and the run-level figures (repainted only if changed)."""
         with self.app.batch_update():
             self.query_one(JobTable).refresh_from_model()
+            self.query_one(HeaderLine).refresh()
             for gauge in self.query(ResourceGauge):
                 gauge.refresh_from_model()
             self._set_figures()

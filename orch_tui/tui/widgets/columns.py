@@ -6,6 +6,8 @@ the width and the row, tested without a screen; job_table.py turns them into sty
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,10 +18,16 @@ from orch_tui.core.textutil import format_bytes, format_duration, printable
 from orch_tui.tui.model import JobRow
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
+#: A progress bar's partial cell, in eighths (index 0: nothing).
+BAR_EIGHTHS = " ▏▎▍▌▋▊▉"
 ELLIPSIS = "…"
 
 #: The name column never shrinks below this before optional columns are dropped.
 NAME_MIN = 20
+#: On a narrow screen a progress bar never takes the cells a name needs for its calibration
+#: mark in full (NAME_MIN // 2 of name, then " (calibration)"): at 80 columns the output
+#: column and the name come first, and the progress is its percentage.
+NAME_BAR_MIN = 24
 STATE_WIDTH = max(len(state.value) for state in JobState)
 NODE_WIDTH = 16
 ELAPSED_WIDTH = 8
@@ -32,15 +40,26 @@ BYTES_VALUE_WIDTH = 5
 CALIBRATION_MARKS = (" (calibration)", " (calib)")
 WIDE_SPARK = 8
 NARROW_SPARK = 4
+#: Where the screen has room to spare (120 columns and up), the sparklines take it.
+WIDER_SPARK, WIDEST_SPARK = 16, 24
+#: The sparkline columns a scale is kept for, and the floor of each: a CPU scale never goes
+#: under one core, so a few idle jobs do not draw full bars.
+SCALE_FLOORS = {"cpu": 1.0, "rss": 0.0}
 
 
-def sparkline(values: list[float], width: int, *, floor: float = 0.0) -> str:
-    """The last `width` values as block characters, scaled to max(values, floor); short
-    histories are padded on the left so every row's sparkline ends in the same column."""
+def sparkline(values: list[float],
+              width: int,
+              *,
+              floor: float = 0.0,
+              top: float | None = None) -> str:
+    """The last `width` values as block characters, scaled to `top` (the column's shared
+    scale: values above it are drawn full) or else to max(values, floor); short histories are
+    padded on the left so every row's sparkline ends in the same column."""
     if width <= 0:
         return ""
     points = values[-width:]
-    top = max(max(points, default=0.0), floor)
+    if top is None:
+        top = max(max(points, default=0.0), floor)
     if top <= 0:
         chars = SPARK_CHARS[0] * len(points)
     else:
@@ -67,6 +86,76 @@ def format_speed(speed: float | None, fps: float | None) -> str:
     if fps is not None:
         return f"{fps:.0f} fps"
     return "-"
+
+
+def progress_bar(fraction: float, cells: int) -> str:
+    """`fraction` (0-1) as `cells` cells of full blocks and one partial eighth, padded with
+    spaces: 0.4 in 5 cells is '██   '."""
+    if cells <= 0:
+        return ""
+    eighths = round(min(max(fraction, 0.0), 1.0) * cells * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (BAR_EIGHTHS[part] if part else "")).ljust(cells)
+
+
+def progress_cell(progress: float | None, bar_cells: int, width: int) -> str:
+    """The progress column: a bar of `bar_cells` cells and the percentage in four, '-' without
+    a figure; exactly `width` cells."""
+    if progress is None:
+        return fit("-", width, right=True)
+    fraction = min(max(progress, 0.0), 1.0)
+    percent = f"{fraction:.0%}".rjust(PROGRESS_WIDTH)
+    if not bar_cells:
+        return fit(percent, width, right=True)
+    return fit(progress_bar(fraction, bar_cells) + " " + percent, width)
+
+
+def scale_top(key: str, peak: float) -> float:
+    """The top of a sparkline column's scale: `peak` rounded up to what its label shows (so
+    the label is a true bound): tenths of a core (whole cores from 10), three figures of bytes."""
+    if key == "cpu":
+        per = 10 if peak < 10 else 1  # steps per core
+        return math.ceil(round(peak * per, 6)) / per
+    unit = 1.0
+    while peak / unit >= 1024 and unit < 1024**4:
+        unit *= 1024
+    scaled = peak / unit
+    per = 1 if unit == 1.0 or scaled >= 100 else 10 if scaled >= 10 else 100  # steps per unit
+    return math.ceil(round(scaled * per, 6)) / per * unit
+
+
+def scale_label(key: str, top: float) -> str:
+    """A scale's top as a header shows it: '≤1.9c', '≤12c', '≤47.7M'."""
+    if key == "cpu":
+        return f"≤{top:.1f}c" if top < 10 else f"≤{top:.0f}c"
+    return "≤" + format_bytes(top, compact=True)
+
+
+def column_label(column: Column, scales: dict[str, float]) -> str:
+    """A column's header: the sparkline columns say their scale when they have one and there
+    is room ('cpu ≤1.9c', else 'cpu')."""
+    top = scales.get(column.key)
+    if top is None:
+        return column.label
+    scale = scale_label(column.key, top)
+    label = f"{column.label} {scale}"
+    return label if cell_len(label) <= column.width else column.label
+
+
+def spark_scales(rows: Iterable[JobRow], spark: int) -> dict[str, float]:
+    """The shared scale of each sparkline column: the peak over the last `spark` points of
+    `rows` (the screen passes the active rows and the rows on screen: a few dozen, whatever
+    the number of jobs), never under the column's floor. Empty without sparklines."""
+    if not spark:
+        return {}
+    peaks = dict(SCALE_FLOORS)
+    for row in rows:
+        history = row.history
+        if history is None:
+            continue
+        peaks["cpu"] = max(peaks["cpu"], max(history.cpu.tail(spark), default=0.0))
+        peaks["rss"] = max(peaks["rss"], max(history.rss.tail(spark), default=0.0))
+    return {key: scale_top(key, top) for key, top in peaks.items() if top > 0}
 
 
 def fit(text: str, width: int, *, right: bool = False, ellipsis: bool = False) -> str:
@@ -103,14 +192,31 @@ class _Level:
     cpu: bool = True
     elapsed: bool = True
     progress: bool = True
+    bar_cells: int = 0  # cells of the progress bar (0: the percentage alone)
+    name_min: int = NAME_MIN  # the wide levels want a wide name too, not only wide sparklines
 
 
-#: Tried in order; the first whose fixed columns leave NAME_MIN cells for the name wins.
+def _roomy(spark: int, *, bar_cells: int, name_min: int) -> _Level:
+    """A level for a wide screen: every column, wider sparklines and bar, and a wider name."""
+    return _Level(node=True,
+                  spark=spark,
+                  output=True,
+                  speed=True,
+                  eta=True,
+                  bar_cells=bar_cells,
+                  name_min=name_min)
+
+
+#: Tried in order; the first whose fixed columns leave `name_min` cells for the name wins.
 LEVELS = (
-    _Level(node=True, spark=WIDE_SPARK, output=True, speed=True, eta=True),
-    _Level(node=False, spark=WIDE_SPARK, output=True, speed=True, eta=True),
-    _Level(node=False, spark=WIDE_SPARK, output=True, eta=True),
-    _Level(node=False, spark=WIDE_SPARK, output=True),
+    _roomy(WIDEST_SPARK, bar_cells=10, name_min=40),
+    _roomy(WIDER_SPARK, bar_cells=8, name_min=30),
+    _Level(node=True, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=3),
+    _Level(node=False, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=5),
+    _Level(node=False, spark=WIDE_SPARK, output=True, eta=True, bar_cells=5),
+    _Level(node=False, spark=WIDE_SPARK, output=True, bar_cells=5),
+    _Level(node=False, spark=NARROW_SPARK, output=True, bar_cells=5, name_min=NAME_BAR_MIN),
+    _Level(node=False, spark=NARROW_SPARK, output=True, bar_cells=3, name_min=NAME_BAR_MIN),
     _Level(node=False, spark=NARROW_SPARK, output=True),
     _Level(node=False, spark=NARROW_SPARK, output=False),
     _Level(node=False, spark=0, output=False),
@@ -130,7 +236,8 @@ def _columns_for(level: _Level, id_width: int) -> list[Column]:
     if level.elapsed:
         columns.append(Column("elapsed", "elapsed", ELAPSED_WIDTH, True))
     if level.progress:
-        columns.append(Column("progress", "prog", PROGRESS_WIDTH, True))
+        cells = level.bar_cells + 1 if level.bar_cells else 0
+        columns.append(Column("progress", "prog", cells + PROGRESS_WIDTH, True))
     if level.speed:
         columns.append(Column("speed", "speed", SPEED_WIDTH, True))
     if level.eta:
@@ -146,11 +253,12 @@ def _columns_for(level: _Level, id_width: int) -> list[Column]:
 
 def layout_columns(width: int, id_width: int) -> tuple[tuple[Column, ...], int]:
     """The columns that fit in `width` cells (the name takes what is left) and the sparkline
-    width; optional columns go first, then sparklines shrink, then values drop."""
+    width; wide screens get wider sparklines and progress bars, then optional columns go, then
+    sparklines and bars shrink, then values drop."""
     for level in LEVELS:
         columns = _columns_for(level, id_width)
         fixed = sum(column.width for column in columns) + len(columns) - 1
-        if fixed + NAME_MIN <= width or level is LEVELS[-1]:
+        if fixed + level.name_min <= width or level is LEVELS[-1]:
             name_width = max(1, width - fixed)
             resolved = tuple(
                 column._replace(width=name_width) if column.key == "name" else column
@@ -197,8 +305,6 @@ def _cell(row: JobRow, column: Column, elapsed: float | None, calibration: bool)
         return fit(printable(where) or "-", width, ellipsis=True)
     if key == "elapsed":
         text = "-" if elapsed is None else format_duration(elapsed, stopwatch=True)
-    elif key == "progress":
-        text = "-" if row.progress is None else f"{min(max(row.progress, 0), 1):.0%}"
     elif key == "speed":
         text = format_speed(row.speed, row.fps) if row.state is JobState.RUNNING else "-"
     elif key == "eta":
@@ -209,33 +315,55 @@ def _cell(row: JobRow, column: Column, elapsed: float | None, calibration: bool)
     return fit(text, width, right=True)
 
 
+def _progress_pieces(row: JobRow, column: Column) -> list[tuple[str, str]]:
+    """The progress cell: its bar drawn as a sparkline is, the percentage as plain text."""
+    cell = progress_cell(row.progress, max(0, column.width - PROGRESS_WIDTH - 1), column.width)
+    if column.width <= PROGRESS_WIDTH or row.progress is None:
+        return [(cell, BASE)]
+    cut = column.width - PROGRESS_WIDTH
+    return [(cell[:cut], SPARK), (cell[cut:], BASE)]
+
+
+def _figure_pieces(row: JobRow, key: str, spark: int, top: float | None) -> list[tuple[str, str]]:
+    """A CPU or RSS cell: the sparkline (on the column's shared scale `top`), then the value."""
+    active = row.state.active
+    if key == "cpu":
+        floor, value_width = SCALE_FLOORS["cpu"], CPU_VALUE_WIDTH
+        value = format_cores(row.cpu) if active else "-"
+    else:
+        floor, value_width = SCALE_FLOORS["rss"], BYTES_VALUE_WIDTH
+        value = format_bytes(row.rss, compact=True) if active else "-"
+    pieces = []
+    if spark:
+        tail = _history_tail(row, key, spark)
+        pieces += [(sparkline(tail, spark, floor=floor, top=top), SPARK), (" ", BASE)]
+    pieces.append((fit(value, value_width, right=True), BASE))
+    return pieces
+
+
+# pylint: disable-next=too-many-arguments  # one line's inputs, the last two by keyword
 def row_cells(row: JobRow,
               columns: tuple[Column, ...],
               spark: int,
               elapsed: float | None,
               *,
-              calibration: bool = False) -> list[tuple[str, str]]:
+              calibration: bool = False,
+              scales: dict[str, float] | None = None) -> list[tuple[str, str]]:
     """One job's line as (text, BASE|STATE|SPARK) pieces, separators included; every piece is
     plain text (names are never markup) and the pieces fill the columns' widths exactly.
-    `calibration` marks the job calibration measured."""
-    active = row.state.active
+    `calibration` marks the job calibration measured; `scales` are the sparkline columns'
+    shared tops (`spark_scales`), without which each row is scaled to its own peak."""
+    scales = scales or {}
     pieces: list[tuple[str, str]] = []
     for position, column in enumerate(columns):
         if position:
             pieces.append((" ", BASE))
         key = column.key
-        if key not in ("cpu", "rss"):
+        if key == "progress":
+            pieces += _progress_pieces(row, column)
+        elif key in ("cpu", "rss"):
+            pieces += _figure_pieces(row, key, spark, scales.get(key))
+        else:
             pieces.append((_cell(row, column, elapsed,
                                  calibration), STATE if key == "state" else BASE))
-            continue
-        if key == "cpu":
-            floor, value_width = 1.0, CPU_VALUE_WIDTH
-            value = format_cores(row.cpu) if active else "-"
-        else:
-            floor, value_width = 0.0, BYTES_VALUE_WIDTH
-            value = format_bytes(row.rss, compact=True) if active else "-"
-        if spark:
-            pieces.append((sparkline(_history_tail(row, key, spark), spark, floor=floor), SPARK))
-            pieces.append((" ", BASE))
-        pieces.append((fit(value, value_width, right=True), BASE))
     return pieces

@@ -24,8 +24,8 @@ from textual.strip import Strip
 
 from orch_tui.core.events import JobState
 from orch_tui.tui.model import FILTERS, LIVE_SORTS, SORTS, JobRow, RunModel, cycle
-from orch_tui.tui.widgets.columns import (BASE, SPARK, STATE, Column, fit, layout_columns,
-                                          row_cells, sparkline)
+from orch_tui.tui.widgets.columns import (BASE, SPARK, STATE, Column, column_label, fit,
+                                          layout_columns, row_cells, spark_scales, sparkline)
 
 #: The layout helpers stay importable from here (the tests and benchmarks use this module).
 __all__ = ["JobTable", "layout_columns", "sparkline"]
@@ -148,8 +148,15 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._id_width = max(1, len(str(max(model.order, default=0))))
         self._layouts: dict[int, tuple[tuple[Column, ...], int]] = {}
         self._styles: dict[str, Style] = {}
-        self._strips: LRUCache[tuple[int, int, int, int, int, bool, bool], Strip] = LRUCache(256)
-        self._header: tuple[int, Strip] | None = None
+        self._strips: LRUCache[tuple[int, int, int, int, int, bool, bool, int],
+                               Strip] = LRUCache(256)
+        self._header: tuple[int, int, Strip] | None = None
+        # The sparkline columns' shared scales, what they were computed for, and their version
+        # (part of each cached line's key: a new scale redraws every line).
+        self._scales: dict[str, float] = {}
+        self._scales_for: tuple[int, int, int, int, int] | None = None
+        self._scales_version = 0
+        self._ticks = 0
         self.virtual_size = Size(0, len(self._visible) + 1)
         self._set_title()
 
@@ -274,6 +281,9 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         else only on-screen rows the model marked dirty (and running rows when the elapsed
         second ticked). Cheap when nothing changed, whatever the number of jobs."""
         dirty = self.model.take_dirty()
+        self._ticks += 1
+        if self._update_scales():
+            self.refresh()
         second = int(self.model.clock())
         ticked = second != self._last_second
         self._last_second = second
@@ -297,7 +307,8 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        if y == 0:
+        if y == 0:  # a full repaint starts here: a scroll brings new rows into the scale
+            self._update_scales()
             return self._header_strip(width)
         index = self.scroll_offset.y + y - 1
         if not 0 <= index < len(self._visible):
@@ -308,7 +319,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         calibration = row.job_id == self.model.calibration_job
         marked = row.job_id in self._marked
         key = (row.job_id, row.version, width, cursor, -1 if elapsed is None else int(elapsed),
-               calibration, marked)
+               calibration, marked, self._scales_version)
         strip = self._strips.get(key)
         if strip is None:
             strip = self._render_row(row, width, cursor, elapsed, (calibration, marked))
@@ -513,15 +524,35 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._styles[name] = style
         return style
 
+    def _update_scales(self) -> bool:
+        """Recompute the sparklines' shared scales over the active rows and the rows on screen
+        (at most the limit plus a page: cheap at any number of jobs) once per tick, scroll
+        position, width or list; return whether they changed."""
+        first, count = self._page()
+        width = self.scrollable_content_region.width
+        key = (self._ticks, first, count, width, id(self._visible))
+        if key == self._scales_for:
+            return False
+        self._scales_for = key
+        _columns, spark = self._columns_at(width)
+        rows = self.model.rows
+        shown = [rows[job_id] for job_id in self._visible[first:first + count]]
+        scales = spark_scales([*(rows[job_id] for job_id in self.model.active), *shown], spark)
+        if scales == self._scales:
+            return False
+        self._scales = scales
+        self._scales_version += 1
+        return True
+
     def _header_strip(self, width: int) -> Strip:
-        if self._header is not None and self._header[0] == width:
-            return self._header[1]
+        if self._header is not None and self._header[:2] == (width, self._scales_version):
+            return self._header[2]
         columns, _spark = self._columns_at(width)
         style = self._style("job-table--header")
         text = " ".join(
             fit(self._label(column), column.width, right=column.right) for column in columns)
         strip = Strip([Segment(fit(" " * MARK_WIDTH + text, width), style)], width)
-        self._header = (width, strip)
+        self._header = (width, self._scales_version, strip)
         return strip
 
     def _label(self, column: Column) -> str:
@@ -530,7 +561,7 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         run)."""
         if (self._sort, self._reverse) == ("index", False) or column.key != SORT_COLUMNS.get(
                 self._sort, self._sort):
-            return column.label
+            return column_label(column, self._scales)  # a sparkline column's shared scale
         return column.label[:max(0, column.width - 1)] + ARROWS[self._reverse]
 
     # pylint: disable-next=too-many-arguments,too-many-positional-arguments  # one line's inputs
@@ -552,6 +583,6 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
                 styles[kind] = base + Style(color=styles[kind].color)
         segments = [Segment(fit(MARK_GLYPH if marked else "", MARK_WIDTH), base)]
         segments.extend(
-            Segment(text, styles[kind])
-            for text, kind in row_cells(row, columns, spark, elapsed, calibration=calibration))
+            Segment(text, styles[kind]) for text, kind in row_cells(
+                row, columns, spark, elapsed, calibration=calibration, scales=self._scales))
         return Strip(segments).adjust_cell_length(width, base)
