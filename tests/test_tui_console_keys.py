@@ -114,7 +114,8 @@ async def test_the_wheel_scrolls_the_table_and_the_cursor_stays_on_its_job() -> 
         assert ids_shown(table)[0] > 1 and table.selected_job_id == 1
         await pilot.press("j")  # the next key brings the cursor's job back into view
         assert table.selected_job_id == 2 and ids_shown(table)[0] <= 2
-        await pilot.click(JobTable, offset=(10, 4))
+        # The fourth data line: under the panel's border (the gutter) and the table's header.
+        await pilot.click(JobTable, offset=(table.gutter.left + 10, table.gutter.top + 4))
         assert table.selected_job_id == ids_shown(table)[3]
 
 
@@ -227,7 +228,7 @@ async def test_s_cycles_the_sort_column_and_S_reverses_it_keeping_the_selected_j
         labels = {
             "state": "state",
             "elapsed": "elapsed",
-            "progress": "pro",
+            "progress": "prog",  # the bar makes the column wide enough for the arrow
             "cpu": "cpu",
             "rss": "rss",
             "output": "out"

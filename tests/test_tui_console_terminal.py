@@ -28,8 +28,8 @@ def term_fixture(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Ter
 
 
 def table_rows(screen: str) -> list[str]:
-    """The job table's lines (a job id then its input name)."""
-    return [line for line in screen.splitlines() if re.match(r"\s*●?\s*\d+ clip", line)]
+    """The job table's lines (a job id then its input name), inside the panel's border."""
+    return [line for line in screen.splitlines() if re.match(r"[│\s]*●?\s*\d+ clip", line)]
 
 
 def detail_of(job_id: int, name: str):

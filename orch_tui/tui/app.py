@@ -70,22 +70,6 @@ class OrchApp(App[int]):
     """orch-tui's Textual application: a listener of the run its `controller` (the host) owns."""
 
     CSS_PATH = "app.tcss"
-    # The states' colours as text colours: $warning, $success... are fills, pale on a light
-    # theme's surface (paused was 1.4:1 in textual-light); Textual's $text-* variants are made
-    # for reading on the theme's own background (at least 2.5:1 in every built-in theme, see
-    # tests/test_tui_themes.py). Queued and skipped stay dim on purpose; missing
-    # keeps its magenta (Textual maps it per light and dark theme), apart from every $text-*.
-    CSS = """
-    JobTable {
-        & > .job-table--running { color: $text-primary; text-style: bold; }
-        & > .job-table--paused { color: $text-warning; }
-        & > .job-table--stopping { color: $text-error; text-style: italic; }
-        & > .job-table--succeeded { color: $text-success; }
-        & > .job-table--failed { color: $text-error; text-style: bold; }
-        & > .job-table--killed { color: $text-error; }
-        & > .job-table--skipped { color: $text-success; text-style: dim; }
-    }
-    """
     TITLE = "orch-tui"
     # ctrl+p on every screen (Textual binds it with priority; no orch-tui key uses it).
     ENABLE_COMMAND_PALETTE = True

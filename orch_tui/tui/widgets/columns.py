@@ -211,7 +211,10 @@ def _roomy(spark: int, *, bar_cells: int, name_min: int) -> _Level:
 LEVELS = (
     _roomy(WIDEST_SPARK, bar_cells=10, name_min=40),
     _roomy(WIDER_SPARK, bar_cells=8, name_min=30),
-    _Level(node=True, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=3),
+    # 18, not NAME_MIN: at 120 columns (inside the panel's border, the scrollbar and the
+    # marks) the node column still fits beside names of 18 cells.
+    _Level(node=True, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=3,
+           name_min=18),
     _Level(node=False, spark=WIDE_SPARK, output=True, speed=True, eta=True, bar_cells=5),
     _Level(node=False, spark=WIDE_SPARK, output=True, eta=True, bar_cells=5),
     _Level(node=False, spark=WIDE_SPARK, output=True, bar_cells=5),

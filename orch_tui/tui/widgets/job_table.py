@@ -99,15 +99,20 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         }
         & > .job-table--spark { color: $accent; }
         & > .job-table--marked { background: $accent 30%; text-style: bold; }
+        /* The states in $text-* colours: $warning, $success... are fills, pale on a light
+           theme's surface (paused was 1.4:1 in textual-light); the $text-* variants are made
+           for reading on the theme's background (2.5:1 or more in every built-in theme, see
+           tests/test_tui_themes.py). Queued and skipped stay dim on purpose; missing keeps
+           its magenta. */
         & > .job-table--queued { color: $text-muted; text-style: dim; }
-        & > .job-table--running { color: $primary; text-style: bold; }
-        & > .job-table--paused { color: $warning; }
-        & > .job-table--stopping { color: $error; text-style: italic; }
-        & > .job-table--succeeded { color: $success; }
-        & > .job-table--failed { color: $error; text-style: bold; }
-        & > .job-table--killed { color: $error; }
+        & > .job-table--running { color: $text-primary; text-style: bold; }
+        & > .job-table--paused { color: $text-warning; }
+        & > .job-table--stopping { color: $text-error; text-style: italic; }
+        & > .job-table--succeeded { color: $text-success; }
+        & > .job-table--failed { color: $text-error; text-style: bold; }
+        & > .job-table--killed { color: $text-error; }
         & > .job-table--cancelled { color: $text-muted; }
-        & > .job-table--skipped { color: $success; text-style: dim; }
+        & > .job-table--skipped { color: $text-success; text-style: dim; }
         & > .job-table--missing { color: magenta; }
     }
     """
