@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def attach_parser() -> argparse.ArgumentParser:
     """`orch-tui attach`'s arguments."""
-    return subcommand_parser(
+    parser = subcommand_parser(
         "attach",
         description="Open the run screen on the live run in an output folder (started in "
         "another terminal, detached, or left by a closed SSH session). d detaches: the run "
@@ -40,6 +40,10 @@ def attach_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 detached; the run's own exit code when it ends while attached; "
         "1 connection to the run lost; 2 usage error or another protocol version; 3 no live "
         "run there.")
+    parser.add_argument("--quiet",
+                        action="store_true",
+                        help="no bell and no desktop notification when the run ends")
+    return parser
 
 
 def detached_line(pid: int | None, output_dir: Path) -> str:
@@ -60,10 +64,10 @@ def main(argv: Sequence[str]) -> int:
     if socket is None:
         print(f"orch-tui attach: no live run in {printable(str(output_dir))}", file=sys.stderr)
         return EXIT_NO_RUN
-    return asyncio.run(attach(output_dir, socket))
+    return asyncio.run(attach(output_dir, socket, quiet=args.quiet))
 
 
-async def attach(output_dir: Path, socket: Path) -> int:
+async def attach(output_dir: Path, socket: Path, *, quiet: bool = False) -> int:
     """Connect, run the app on the run, hang up; the exit code (see the module's docstring)."""
     try:
         remote = await RemoteRun.connect(socket)
@@ -77,17 +81,17 @@ async def attach(output_dir: Path, socket: Path) -> int:
         print(f"orch-tui attach: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return await _run_app(remote, output_dir)
+        return await _run_app(remote, output_dir, quiet=quiet)
     finally:
         await remote.close()
 
 
-async def _run_app(remote: RemoteRun, output_dir: Path) -> int:
+async def _run_app(remote: RemoteRun, output_dir: Path, *, quiet: bool) -> int:
     # pylint: disable-next=import-outside-toplevel  # textual only for the commands that draw
     from orch_tui.tui.app import OrchApp
     for name in ("COLUMNS", "LINES"):  # as cli.run_tui: they would freeze the layout
         os.environ.pop(name, None)
-    app = OrchApp(remote, start_dir=Path.cwd(), settings=SettingsFile.default())
+    app = OrchApp(remote, start_dir=Path.cwd(), settings=SettingsFile.default(), quiet=quiet)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
     for signum in signals:  # whoever sends them means this client, never the run

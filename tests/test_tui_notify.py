@@ -19,7 +19,7 @@ from orch_tui.tui.notify import Protocol, clean, notification, protocol_for, seq
 from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.run import RunScreen
 from tests.fake_controller import FakeController, job_views
-from tests.helpers import write_workspace
+from tests.helpers import run_cli, write_workspace
 # The 80x24 tmux terminal fixture those tests use (pytest finds it by its name, `terminal`).
 from tests.test_tui_terminal import terminal_fixture  # pylint: disable=unused-import
 from tests.tmux import Terminal, orch_command, read_int, wait_until
@@ -250,3 +250,21 @@ def test_quiet_is_a_flag_of_the_command_line_harmless_headless():
     args = build_parser().parse_args(["config.yaml", "--quiet", "--headless"])
     assert args.quiet and args.headless
     assert not build_parser().parse_args(["config.yaml"]).quiet
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["bell", "quiet"])
+def test_an_attached_screen_rings_at_the_end_unless_attach_quiet(tmp_path, terminal, quiet):
+    ws = write_workspace(tmp_path / "ws", 2, worker_args=["--seconds", "3"])
+    detached = run_cli("--detach", "--jobs", "2", str(ws.config), cwd=ws.root)
+    assert detached.returncode == 0, detached.stderr
+    rc_file = terminal.workdir / "rc"
+    args = ["attach", str(ws.output_dir)] + (["--quiet"] if quiet else [])
+    env = {"TERM": "xterm-256color", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    terminal.start(orch_command(args, env=env, rc_file=rc_file), cwd=ws.root)
+    terminal.wait_for(lambda s: "running" in s and "clip01.bin" in s, what="a job running")
+    assert bell_flag(terminal) == "0", "no bell before the end"
+    terminal.wait_for("Finished: exit code 0", timeout=20)
+    assert bell_flag(terminal) == ("0" if quiet else "1")
+    terminal.send("q")
+    wait_until(lambda: read_int(rc_file) is not None, 10, "the program to exit")
+    assert read_int(rc_file) == 0
