@@ -287,16 +287,25 @@ def test_rows_carry_the_probe_and_only_success_shows_100() -> None:
     assert describe_progress(row) == "100.0% (ffmpeg)"
 
 
+def cells_by_key(pieces: list[tuple[str, str]], columns) -> dict[str, str]:
+    """A drawn line cut back into its columns (a cell may be several pieces: a bar and its
+    percentage), each stripped."""
+    line = "".join(text for text, _ in pieces)
+    cells, start = {}, 0
+    for column in columns:
+        cells[column.key] = line[start:start + column.width].strip()
+        start += column.width + 1
+    return cells
+
+
 def test_ffmpeg_without_status_lines_shows_a_dash_and_why() -> None:
     model = started_model()
     model.apply(ffmpeg_sample(1, None))
     row = model.rows[1]
     assert describe_progress(row).startswith("- (no duration or status line from ffmpeg yet")
     columns, spark = layout_columns(120, 2)
-    cells = [text for text, _ in row_cells(row, columns, spark, 5.0)]
-    keys = [column.key for column in columns]
-    assert cells[2 * keys.index("progress")].strip() == "-"
-    assert cells[2 * keys.index("speed")].strip() == "-"
+    cells = cells_by_key(row_cells(row, columns, spark, 5.0), columns)
+    assert cells["progress"] == "-" and cells["speed"] == "-"
 
 
 def test_speed_and_eta_collapse_at_80_columns() -> None:
@@ -314,7 +323,7 @@ def test_a_paused_job_shows_no_stale_speed_or_time_left() -> None:
     change(model, JobState.PAUSED, JobState.RUNNING)
     row = model.rows[1]
     columns, spark = layout_columns(120, 2)
-    cells = [text.strip() for text, _ in row_cells(row, columns, spark, 5.0)]
-    keys = [column.key for column in columns]
-    assert [cells[2 * keys.index(key)] for key in ("progress", "speed", "eta")] == ["50%", "-", "-"]
+    cells = cells_by_key(row_cells(row, columns, spark, 5.0), columns)
+    assert cells["progress"].split()[-1] == "50%"  # after its bar
+    assert (cells["speed"], cells["eta"]) == ("-", "-")
     assert describe_progress(row) == "50.0% (ffmpeg)"
