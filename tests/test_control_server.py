@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -413,3 +414,25 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks)
+
+
+async def test_a_close_cancelled_while_it_waits_leaves_a_second_close_clean(workspace):
+    # RemoteRun.close cancels its reader while that reader may be closing the client, then
+    # closes the client itself: the second close used to raise CancelledError (CI, once).
+    host = await _start(workspace(1, worker_args=["--seconds", "30"]))
+    client = ControlClient.connect(host.control.path)
+    await client.open()
+    writer = client._writer  # pylint: disable=protected-access  # the transport's state
+    assert writer is not None
+    try:
+        closing = asyncio.create_task(client.close())
+        while not writer.transport.is_closing():
+            await asyncio.sleep(0)
+        closing.cancel()  # it now waits for the connection to be lost
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        await asyncio.wait_for(client.close(), 10)
+    finally:
+        host.shutdown()
+        await host.wait()
+        host.close()

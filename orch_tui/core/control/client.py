@@ -128,5 +128,8 @@ class ControlClient:
                 await self._pump
         if self._writer is not None:
             self._writer.close()
+            # Shielded: a close cancelled while it waits (RemoteRun.close cancels the reader
+            # that was closing this client) must not cancel the transport's one close-waiter
+            # future, which a second close then awaits (it raised CancelledError there).
             with contextlib.suppress(OSError):
-                await self._writer.wait_closed()
+                await asyncio.shield(self._writer.wait_closed())
