@@ -42,7 +42,7 @@ def test_the_run_process_reports_its_list_loading_before_it_starts(tmp_path: Pat
 def notified(app: OrchApp, words: str) -> bool:
     """The app said `words` in a notification."""
     # Textual has no public list of the notifications it showed.
-    notes = app._notifications  # pylint: disable=protected-access
+    notes = app._notifications  # pylint: disable=protected-access  # no public list exists
     return any(words in str(note.message) for note in notes)
 
 

@@ -1,6 +1,6 @@
 """Unit tests of the charts, the system history, the table's shared sparkline scale and its
 progress bar: exact strings for known inputs, no screen."""
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from orch_tui.tui.widgets.columns import (Column, column_label, progress_bar, pr
                                           row_cells, scale_label, scale_top, spark_scales,
                                           sparkline)
 from orch_tui.tui.widgets.header import header_variants, panel_title, throughput
+from tests.test_tui_widgets import sample
 from tests.test_tui_widgets import system as widget_system
 
 GIB, MIB = 1024**3, 1024**2
@@ -52,17 +53,17 @@ def change(model: RunModel, job_id: int, state: JobState, time: float) -> None:
 def run_with(model: RunModel, job_id: int, cpu: list[float], rss: list[int]) -> None:
     change(model, job_id, JobState.RUNNING, 900.0)
     for second, (cores, size) in enumerate(zip(cpu, rss), 1):
-        model.apply(
-            ev.JobSample(time=900.0 + second,
-                         job_id=job_id,
-                         node="local",
-                         pid=4000 + job_id,
-                         cpu_cores=cores,
-                         rss_bytes=size,
-                         processes=1,
-                         read_fraction=None,
-                         output_bytes=0,
-                         elapsed=float(second)))
+        sample(model,
+               job_id,
+               cores,
+               size,
+               time=900.0 + second,
+               pid=4000 + job_id,
+               read_fraction=None,
+               output_bytes=0,
+               elapsed=float(second),
+               progress=None,
+               progress_source=ev.ProgressSource.NONE)
 
 
 def system(model: RunModel, time: float, cpu: float, available: int, free: int) -> None:

@@ -2,8 +2,8 @@
 search, sort, filters, marks and the actions on many jobs, on a snapshot (FakeController
 records the commands) and, where the OS is the point, on real processes."""
 
-# Each test's name says what it checks, with the keys as typed (G, N, R, S are not x, n, r, s).
-# pylint: disable=missing-function-docstring,invalid-name
+# Each test's name says what it checks, with the keys as typed (G, N, R, S are not x, n, r, s):
+# pylint: disable=missing-function-docstring,invalid-name  # the names above say it all
 from __future__ import annotations
 
 import random
@@ -11,7 +11,6 @@ from pathlib import Path
 
 from textual import events
 
-from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.snapshot import JobView
 from orch_tui.tui.app import OrchApp
@@ -23,6 +22,7 @@ from orch_tui.tui.widgets.search import SearchBar
 from tests.fake_controller import FakeController, job_views
 from tests.helpers import process_state, screen_text
 from tests.test_tui_app import make_app, running_ids, select, until
+from tests.test_tui_widgets import sample
 
 NOW = 1000.0
 
@@ -64,7 +64,8 @@ def ids_shown(table: JobTable) -> list[int]:
 
 def notified(app: OrchApp, words: str) -> bool:
     """The app said `words` in a notification (Textual keeps no public list of them)."""
-    return any(words in str(note.message) for note in app._notifications)  # pylint: disable=protected-access
+    notes = app._notifications  # pylint: disable=protected-access  # no public list exists
+    return any(words in str(note.message) for note in notes)
 
 
 def commands(app: OrchApp, name: str) -> list[object]:
@@ -182,19 +183,15 @@ async def test_enter_keeps_the_match_then_n_and_N_go_to_the_next_and_previous() 
 # pylint: disable-next=too-many-arguments  # the job, then each figure by name
 def sampled(app: OrchApp, job_id: int, *, cpu: float, rss: int, progress: float,
             output: int) -> None:
-    app.model.apply(
-        ev.JobSample(time=NOW,
-                     job_id=job_id,
-                     node="local",
-                     pid=4000 + job_id,
-                     cpu_cores=cpu,
-                     rss_bytes=rss,
-                     processes=1,
-                     read_fraction=progress,
-                     output_bytes=output,
-                     elapsed=5.0,
-                     progress=progress,
-                     progress_source=ev.ProgressSource.READ_OFFSET))
+    sample(app.model,
+           job_id,
+           cpu,
+           rss,
+           pid=4000 + job_id,
+           read_fraction=progress,
+           output_bytes=output,
+           elapsed=5.0,
+           progress=progress)
 
 
 async def test_s_cycles_the_sort_column_and_S_reverses_it_keeping_the_selected_job() -> None:

@@ -2,10 +2,11 @@
 app rings (once, at the end it watched; never on a re-attach, a quit or with --quiet)."""
 
 # Test names say what each test checks; a docstring per test would only repeat them.
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from orch_tui.tui.screens.run import RunScreen
 from tests.fake_controller import FakeController, job_views
 from tests.helpers import run_cli, write_workspace
 # The 80x24 tmux terminal fixture those tests use (pytest finds it by its name, `terminal`).
-from tests.test_tui_terminal import terminal_fixture  # pylint: disable=unused-import
+from tests.test_tui_terminal import terminal_fixture  # pylint: disable=unused-import  # by name
 from tests.tmux import Terminal, orch_command, read_int, wait_until
 
 END = ev.RunFinished(time=5.0,
@@ -229,13 +230,13 @@ def bell_flag(terminal: Terminal) -> str:
     return terminal.tmux("display", "-p", "-t", "t", "#{window_bell_flag}").stdout.strip()
 
 
-@pytest.mark.parametrize("quiet", [False, True], ids=["bell", "quiet"])
-def test_a_real_run_ending_rings_the_terminal_bell_unless_quiet(tmp_path, terminal, quiet):
-    ws = write_workspace(tmp_path / "ws", 2, worker_args=["--seconds", "1.5"])
+def watch_the_end(terminal: Terminal, args: list[str], root: Path, *, quiet: bool) -> None:
+    """Run `orch-tui ARGS` (plus --quiet) in the terminal, watch its jobs run and end: the bell
+    rang at the end unless quiet, never before it; then q exits 0."""
     rc_file = terminal.workdir / "rc"
-    args = ["config.yaml", "--yes", "--max-procs", "2"] + (["--quiet"] if quiet else [])
-    env = {"TERM": "xterm-256color", "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    terminal.start(orch_command(args, env=env, rc_file=rc_file), cwd=ws.root)
+    env = {"TERM": "xterm-256color", "XDG_CONFIG_HOME": str(root / "config")}
+    command = orch_command(args + (["--quiet"] if quiet else []), env=env, rc_file=rc_file)
+    terminal.start(command, cwd=root / "ws")
     terminal.wait_for(lambda s: "running" in s and "clip01.bin" in s, what="a job running")
     assert bell_flag(terminal) == "0", "no bell before the end"
     # The bell is written before the finished screen: once that shows, tmux has seen it.
@@ -244,6 +245,12 @@ def test_a_real_run_ending_rings_the_terminal_bell_unless_quiet(tmp_path, termin
     terminal.send("q")
     wait_until(lambda: read_int(rc_file) is not None, 10, "the program to exit")
     assert read_int(rc_file) == 0
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["bell", "quiet"])
+def test_a_real_run_ending_rings_the_terminal_bell_unless_quiet(tmp_path, terminal, quiet):
+    write_workspace(tmp_path / "ws", 2, worker_args=["--seconds", "1.5"])
+    watch_the_end(terminal, ["config.yaml", "--yes", "--max-procs", "2"], tmp_path, quiet=quiet)
 
 
 def test_quiet_is_a_flag_of_the_command_line_harmless_headless():
@@ -257,14 +264,4 @@ def test_an_attached_screen_rings_at_the_end_unless_attach_quiet(tmp_path, termi
     ws = write_workspace(tmp_path / "ws", 2, worker_args=["--seconds", "3"])
     detached = run_cli("--detach", "--jobs", "2", str(ws.config), cwd=ws.root)
     assert detached.returncode == 0, detached.stderr
-    rc_file = terminal.workdir / "rc"
-    args = ["attach", str(ws.output_dir)] + (["--quiet"] if quiet else [])
-    env = {"TERM": "xterm-256color", "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    terminal.start(orch_command(args, env=env, rc_file=rc_file), cwd=ws.root)
-    terminal.wait_for(lambda s: "running" in s and "clip01.bin" in s, what="a job running")
-    assert bell_flag(terminal) == "0", "no bell before the end"
-    terminal.wait_for("Finished: exit code 0", timeout=20)
-    assert bell_flag(terminal) == ("0" if quiet else "1")
-    terminal.send("q")
-    wait_until(lambda: read_int(rc_file) is not None, 10, "the program to exit")
-    assert read_int(rc_file) == 0
+    watch_the_end(terminal, ["attach", str(ws.output_dir)], tmp_path, quiet=quiet)

@@ -3,7 +3,7 @@ essential figures (all the model's), the table's room, and the charts where ther
 
 The run is the snapshot tests' deterministic one (tests/test_tui_snapshots.py): a fake host
 replays fixed events with a frozen clock."""
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ SIZES = [(80, 24), (120, 40), (200, 50)]
 
 def screen_text(app: App[int]) -> list[str]:
     """What the terminal shows, line by line."""
-    return [strip.text for strip in app.screen._compositor.render_strips()]  # pylint: disable=protected-access
+    compositor = app.screen._compositor  # pylint: disable=protected-access  # as drawn
+    return [strip.text for strip in compositor.render_strips()]
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])

@@ -2,7 +2,7 @@
 every built-in theme legible in the job table, and NO_COLOR colourless whatever was saved."""
 
 # Test names say what each test checks; a docstring per test would only repeat them.
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
 from __future__ import annotations
 
 import importlib

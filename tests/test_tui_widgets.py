@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,20 +64,26 @@ def change(model: RunModel, job_id: int, state: JobState, *, time: float = 900.0
                            pid=4242 if state.active else None))
 
 
-def sample(model: RunModel, job_id: int, cpu: float = 0.5, rss: int = 50_000_000) -> None:
+def sample(model: RunModel,
+           job_id: int,
+           cpu: float = 0.5,
+           rss: int = 50_000_000,
+           **fields: object) -> None:
+    """A job sample at NOW, a quarter done; `fields` replace any other figure (time, pid...)."""
     model.apply(
-        ev.JobSample(time=NOW,
-                     job_id=job_id,
-                     node="local",
-                     pid=4242,
-                     cpu_cores=cpu,
-                     rss_bytes=rss,
-                     processes=1,
-                     read_fraction=0.25,
-                     output_bytes=3_000_000,
-                     elapsed=10.0,
-                     progress=0.25,
-                     progress_source=ev.ProgressSource.READ_OFFSET))
+        replace(
+            ev.JobSample(time=NOW,
+                         job_id=job_id,
+                         node="local",
+                         pid=4242,
+                         cpu_cores=cpu,
+                         rss_bytes=rss,
+                         processes=1,
+                         read_fraction=0.25,
+                         output_bytes=3_000_000,
+                         elapsed=10.0,
+                         progress=0.25,
+                         progress_source=ev.ProgressSource.READ_OFFSET), **fields))
 
 
 def system(model: RunModel, *, free_disk: int, projected: int, available: int = 8 * GIB) -> None:

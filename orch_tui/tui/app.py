@@ -77,8 +77,7 @@ class OrchApp(App[int]):
     # to quit, the second kills and quits (priority: before a screen's copy binding).
     BINDINGS = [Binding("ctrl+c", "ctrl_c", "Quit", show=False, priority=True)]
 
-    # The run, the config, and the command line's keyword options, each its own argument.
-    # pylint: disable-next=too-many-arguments
+    # pylint: disable-next=too-many-arguments  # the run, the config, each keyword option
     def __init__(self,
                  controller: RunControl,
                  config_path: Path | None = None,

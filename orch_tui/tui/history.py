@@ -97,8 +97,7 @@ class Series:
         return len(self._points) + (1 if self._count else 0)
 
 
-# `add()` is its one command; the series are read as attributes.
-# pylint: disable-next=too-few-public-methods
+# pylint: disable-next=too-few-public-methods  # add() is its one command; series are read
 class JobHistory:
     """One job's CPU and RSS, created at its first sample and kept after it ends.
 
@@ -130,8 +129,7 @@ class JobHistory:
 SYSTEM_POINTS = 256
 
 
-# `add()` is its one command; the series are read as attributes.
-# pylint: disable-next=too-few-public-methods
+# pylint: disable-next=too-few-public-methods  # add() is its one command; series are read
 class SystemHistory:
     """The machine over the whole run, for the resources panel's charts: three series of at
     most SYSTEM_POINTS points each (3 KB in all, whatever the run's length), downsampled as a

@@ -248,7 +248,7 @@ class SeriesChart(Widget):
             aggregate: Aggregate,
             unit: Callable[[float], str],
             *,
-            id: str | None = None,  # pylint: disable=redefined-builtin
+            id: str | None = None,  # pylint: disable=redefined-builtin  # Textual's name
             classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title

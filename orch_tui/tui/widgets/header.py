@@ -61,7 +61,8 @@ class HeaderLine(Widget):
     }
     """
 
-    def __init__(self, model: RunModel, *, id: str | None = None) -> None:  # pylint: disable=redefined-builtin
+    # pylint: disable-next=redefined-builtin  # `id` is Textual's name for it
+    def __init__(self, model: RunModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.model = model
 

@@ -42,8 +42,8 @@ SORT_COLUMNS = {"index": "id"}
 RESORT_INTERVAL = 0.5
 
 
-# The view's state (rows, filter, sort, marks, scroll) and an action per movement key.
-# pylint: disable-next=too-many-instance-attributes,too-many-public-methods
+# The view's state (rows, filter, sort, marks, scroll) and an action per movement key:
+# pylint: disable-next=too-many-instance-attributes,too-many-public-methods  # see above
 class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Every job as one line: id, input, state, where, elapsed, progress, speed, time left, CPU,
     RSS, output.

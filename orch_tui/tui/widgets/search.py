@@ -33,7 +33,8 @@ class SearchBar(Input):
     class Cancelled(Message):
         """Escape: close the search and put the cursor back where it was."""
 
-    def __init__(self, *, id: str | None = None) -> None:  # pylint: disable=redefined-builtin
+    # pylint: disable-next=redefined-builtin  # `id` is Textual's name for it
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(placeholder="search input names (enter keeps, escape goes back)",
                          id=id,
                          compact=True)
