@@ -97,6 +97,8 @@ EVENTS: dict[type, ev.Event] = {
     ev.LimitChanged(9.5, 4, 1, LimitSource.LEARNED, DECISION, observations=12),
     ev.PauseAllChanged:
     ev.PauseAllChanged(9.7, True),
+    ev.NodeStateChanged:
+    ev.NodeStateChanged(9.8, "node-b", ev.NodeState.QUARANTINED, 3, "tcp://10.0.0.2:40411"),
     ev.ResourcePressure:
     ev.ResourcePressure(10.0, ev.Resource.DISK, ev.PressureLevel.LOW, GB, 2 * GB),
     ev.Notice:

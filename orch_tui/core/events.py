@@ -368,6 +368,25 @@ class ResourcePressure(Event):
         return "memory critically low: pausing the newest job"
 
 
+class NodeState(enum.Enum):
+    """What the scheduler makes of one node of a cluster run (a local run has one, always UP)."""
+
+    UP = "up"  # joined and taking jobs
+    QUARANTINED = "quarantined"  # failed every job it was given a few times in a row: no more
+    LOST = "lost"  # its worker went away; what it held runs again elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStateChanged(Event):
+    """A node joined, was set aside after failing job after job, or went away: the nodes panel
+    and `orch-tui status` show `state` from this, never from a notice's words."""
+
+    node: str
+    state: NodeState
+    failures: int = 0  # the failures in a row behind a QUARANTINED node
+    address: str = ""  # the worker's address, where the runner has one
+
+
 @dataclass(frozen=True, slots=True)
 class Notice(Event):
     """A human-readable remark from the core (halt after failures, a paused launch, ...)."""
