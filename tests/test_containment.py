@@ -89,7 +89,7 @@ def contained_as(daemon: int, mode: str) -> Path:
     mount, own = ct.find_cgroup2()
     run_dir = mount / own.lstrip("/") / f"orch-tui-{token}"
     if mode == "cgroup":
-        expected = f"{own.rstrip('/')}/orch-tui-{token}/job-1-"
+        expected = f"{own.rstrip('/')}/orch-tui-{token}/job-"
         assert line[3:].startswith(expected), f"really in its job's cgroup: {line}"
         assert run_dir.is_dir()
     else:
@@ -208,3 +208,70 @@ def test_auto_falls_back_to_the_subreaper_and_a_bad_mode_is_refused(tmp_path):
 def test_the_note_is_grammatical():
     assert ct.left_behind_note(1) == LEFT_ONE + "\n"
     assert ct.left_behind_note(2) == "orch-tui: left 2 processes behind; killed\n"
+
+
+def _spawn_in(containment, job_id: int, argv: list[str]) -> int:
+    """Start `argv` in `job_id`'s group (as LocalRunner does) and return its pid."""
+    with containment.spawning(job_id):
+        pid = os.posix_spawn(argv[0], argv, os.environ, setsid=True)
+    containment.started(job_id, pid)
+    return pid
+
+
+def _group_of(pid: int) -> str:
+    text = Path(f"/proc/{pid}/cgroup").read_text(encoding="ascii")
+    return next(line[3:] for line in text.splitlines() if line.startswith("0::"))
+
+
+def _end(containment, job_id: int, pid: int) -> int:
+    """Reap a job as LocalRunner does: leftovers first, then the zombie, then the group."""
+    wait_until(lambda: process_state(pid) in ("Z", None), what=f"job {job_id}'s exit")
+    left = containment.kill_leftovers(job_id)
+    os.waitpid(pid, 0)
+    containment.finished(job_id)
+    return left
+
+
+def test_an_emptied_group_is_reused_and_one_with_leftovers_never_is(tmp_path):
+    reason = _cgroup_unavailable()
+    if reason:
+        pytest.skip(f"no usable cgroup v2 with cgroup.kill here: {reason}")
+    containment = ct.CgroupContainment.create("reuse" + secrets.token_hex(4))
+    daemon_pid: list[int] = []
+    try:
+        # Job 1 ends alone: its group is handed to job 2, which is alone in it.
+        one = _spawn_in(containment, 1, ["/bin/sleep", "60"])
+        first = _group_of(one)
+        os.kill(one, signal.SIGKILL)
+        assert _end(containment, 1, one) == 0
+        two = _spawn_in(containment, 2, ["/bin/sleep", "60"])
+        assert _group_of(two) == first
+        assert containment.members({}, [2])[2] == {two}
+        # Job 3 leaves a daemon behind: its group must be removed once the daemon is gone, never
+        # handed on (a member still dying would land in the next job's group).
+        pidfile = tmp_path / "pid"
+        three = _spawn_in(
+            containment, 3,
+            ["/bin/sh", "-c", f"setsid /bin/sleep 600 & echo $! > {pidfile}; sleep 0.2"])
+        third = _group_of(three)
+        assert third != first
+        wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the daemon")
+        daemon_pid.append(int(pidfile.read_text()))
+        assert _end(containment, 3, three) == 1
+        wait_until(lambda: gone(daemon_pid[0]), what="the daemon's kill")
+        four = _spawn_in(containment, 4, ["/bin/sleep", "60"])
+        assert _group_of(four) not in (first, third)
+        for job_id, pid in ((2, two), (4, four)):
+            os.kill(pid, signal.SIGKILL)
+            _end(containment, job_id, pid)
+        third_dir = ct.find_cgroup2()[0] / third.lstrip("/")
+
+        def removed() -> bool:
+            containment.tidy()
+            return not third_dir.exists()
+
+        wait_until(removed, what="the leftover group's removal")
+    finally:
+        kill_quietly(daemon_pid)
+        containment.close()
+    assert not containment.run.exists()

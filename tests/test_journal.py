@@ -465,11 +465,19 @@ async def test_a_real_run_is_journaled_and_joblogged(tmp_path):
     statements: list[str] = []
     threads: set[str] = set()
 
+    unguarded: list[str] = []
+
     def trace(statement: str) -> None:
         statements.append(statement)
         threads.add(threading.current_thread().name)
+        # The writer and a job end's sync share the connection, never at the same time (while
+        # it opens, before `opened` has it, the writer alone knows the connection).
+        if opened and not opened[0]._store._conn_lock.locked():  # pylint: disable=protected-access
+            unguarded.append(statement)
 
+    opened: list[Journal] = []
     journal = Journal.open(plan.state_dir, trace=trace)
+    opened.append(journal)
     joblog = JoblogWriter(joblog_path, plan)
     try:
         run_id = journal.start_run(plan, ["orch-tui", str(ws.config)])
@@ -480,7 +488,8 @@ async def test_a_real_run_is_journaled_and_joblogged(tmp_path):
     finally:
         joblog.close()
         journal.close()
-    assert threads == {"orch-tui journal"}
+    # Batches on the writer; each job's end on the loop's thread (the sync), under the lock.
+    assert threads == {"orch-tui journal", "MainThread"} and not unguarded
 
     with Journal.open(plan.state_dir) as reopened:
         records = {Path(p).name: r for p, r in reopened.previous_jobs().items()}

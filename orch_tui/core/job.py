@@ -66,7 +66,7 @@ class Job:
                 stop: StopReason | None) -> ev.JobStateChanged:
         """The event telling observers where the job stands now (its state and reason are
         already set); a success carries its final output's size, read after the rename."""
-        output = file_size(self.spec.output_path) if self.state is JobState.SUCCEEDED else None
+        output = file_size(self.spec.output_location) if self.state is JobState.SUCCEEDED else None
         return ev.JobStateChanged(time=now,
                                   job_id=self.spec.job_id,
                                   name=self.spec.name,

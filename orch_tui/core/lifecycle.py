@@ -80,7 +80,7 @@ class Lifecycle:
                     "during the run: no more launches; running jobs finish")
                 return False
             unlink_temp(self.temp, job.spec)
-            if not os.path.exists(job.spec.input_path):
+            if not os.path.exists(job.spec.entry.location):
                 job.pid = None
                 self.finish(job, JobState.MISSING, "input vanished before its job started",
                             StopReason.VANISHED)
@@ -209,11 +209,11 @@ class Lifecycle:
         folder when the run has one (no symlink on the way), else by path."""
         if self.state is not None:
             try:
-                fd, name = self.state.log_location(job.spec.log_path, create=False)
+                fd, name = self.state.log_location(job.spec.log_location, create=False)
             except (OSError, UnsafeFileError):
                 return "", None  # no shard folder, so no log: nothing to read
             return name, fd
-        return str(job.spec.log_path), None
+        return job.spec.log_location, None
 
     def requeue_for_memory(self, job: Job) -> None:
         """The youngest job, killed to free memory: its partial output goes, and it waits in the

@@ -97,6 +97,7 @@ class LocalRunner(Runner):
         # Nothing to wait for on this machine: posix_spawn returns once the child exists.
         log_fd = self._open_log(spec)
         probe = JobProbe.open(self._state, spec)
+        argv = spec.argv  # expanded from the plan's templates: once
         try:
             actions = [
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -107,14 +108,10 @@ class LocalRunner(Runner):
             environ[MARKER_VARIABLE.encode()] = self._containment.marker(spec.job_id).encode()
             try:
                 with self._containment.spawning(spec.job_id):
-                    pid = os.posix_spawn(spec.argv[0],
-                                         list(spec.argv),
-                                         environ,
-                                         file_actions=actions,
-                                         setsid=True)
+                    pid = os.posix_spawn(argv[0], argv, environ, file_actions=actions, setsid=True)
             except OSError as exc:
-                _write_quietly(log_fd, f"orch-tui: cannot execute {spec.argv[0]}: {exc.strerror}\n")
-                raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}",
+                _write_quietly(log_fd, f"orch-tui: cannot execute {argv[0]}: {exc.strerror}\n")
+                raise SpawnError(f"cannot execute {argv[0]}: {exc.strerror}",
                                  systemic=exc.errno in _SPAWN_SYSTEMIC) from exc
         except BaseException:
             probe.close()
@@ -133,7 +130,8 @@ class LocalRunner(Runner):
             probe.close()
             raise SpawnError(f"cannot watch the job: {exc.strerror}", systemic=True) from None
         if self._guardian is not None:
-            self._guardian.watch(pid, self._containment.guardian_key(spec.job_id), spec.log_path)
+            self._guardian.watch(pid, self._containment.guardian_key(spec.job_id),
+                                 spec.log_location)
         self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit, probe)
         self._loop.add_reader(pidfd, self._reap, spec.job_id)
         return Started(self.node, pid)
@@ -144,7 +142,7 @@ class LocalRunner(Runner):
         A full, read-only or exhausted filesystem is systemic (stop launching, the job is not
         charged with it); a planted link or a foreign file fails this job alone."""
         try:
-            return self._state.open_log(spec.log_path)
+            return self._state.open_log(spec.log_location)
         except UnsafeFileError as exc:
             raise SpawnError(f"cannot create its log: {exc}") from None
         except OSError as exc:

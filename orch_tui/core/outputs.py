@@ -12,14 +12,14 @@ from orch_tui.core.statedir import RunTemp, StateDir
 def publish_output(temp: RunTemp, state: StateDir, spec: JobSpec) -> str:
     """Rename the job's output from the run's temporary folder to its final name; returns why
     not, or ''."""
-    assert spec.temp_output_path is not None
-    name = spec.temp_output_path.name
+    assert spec.layout.uses_output
+    name = spec.output_name  # the temporary output has the final one's name
     if not temp.is_regular(name):
-        if os.path.lexists(spec.temp_output_path):
+        if os.path.lexists(os.path.join(temp.path, name)):
             return "output is not a plain file (a symlink or folder?): not kept"
         return "no output: exit 0 but nothing written"
     try:
-        os.replace(name, spec.output_path.name, src_dir_fd=temp.fd, dst_dir_fd=state.out_fd)
+        os.replace(name, name, src_dir_fd=temp.fd, dst_dir_fd=state.out_fd)
     except OSError as exc:
         return f"cannot rename output: {exc.strerror}"
     return ""
@@ -27,5 +27,5 @@ def publish_output(temp: RunTemp, state: StateDir, spec: JobSpec) -> str:
 
 def unlink_temp(temp: RunTemp | None, spec: JobSpec) -> None:
     """Drop what a failed, killed or restarted attempt left half-written."""
-    if spec.temp_output_path is not None and temp is not None:
-        temp.unlink(spec.temp_output_path.name)
+    if spec.layout.uses_output and temp is not None:
+        temp.unlink(spec.output_name)

@@ -164,10 +164,10 @@ class JobProbe:
         """The probe of a job about to start, its log opened for reading (O_NOFOLLOW, relative
         to the checked logs folder); a log that cannot be opened leaves the generic probe."""
         try:
-            fd: int | None = state.open_log(spec.log_path, os.O_RDONLY)
+            fd: int | None = state.open_log(spec.log_location, os.O_RDONLY)
         except (OSError, UnsafeFileError):
             fd = None
-        return cls(fd, is_ffmpeg_binary(spec.argv[0]))
+        return cls(fd, is_ffmpeg_binary(spec.layout.binary))
 
     @property
     def ffmpeg(self) -> bool:

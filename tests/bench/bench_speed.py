@@ -31,6 +31,7 @@ and the last line holds every figure as key=value.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import signal
@@ -568,6 +569,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     os.environ["PYTHONPATH"] = str(args.code.resolve())
+    # Bytecode as an installed copy has it (pip compiles at install time): where the environment
+    # says PYTHONDONTWRITEBYTECODE, every run would otherwise compile orch-tui from source first.
+    compileall.compile_dir(args.code.resolve() / "orch_tui", quiet=1)
     base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
     figures = Figures()
     say(f"orch-tui from {args.code.resolve()}, {os.cpu_count()} cores, {args.runs} run(s) each")

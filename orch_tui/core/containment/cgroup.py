@@ -15,12 +15,28 @@ from orch_tui.core.containment.base import (SETTLE_SECONDS, Containment, Contain
 from orch_tui.core.errors import SpawnError
 
 
+class _Group:
+    """One job group's folder and control files, as text: they are written per job launch."""
+
+    __slots__ = ("path", "procs", "kill")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.procs = f"{path}/cgroup.procs"
+        self.kill = f"{path}/cgroup.kill"
+
+
 class CgroupContainment(Containment):
     """A cgroup v2 group per job attempt under `<own group>/orch-tui-<run token>/`.
 
     The child is born in its group: the orchestrator moves itself into the job's group around
-    posix_spawn and back (about 20 us per move here), so no fork of a fast child can happen
-    before it is placed, unlike writing the child's pid afterwards."""
+    posix_spawn and back, so no fork of a fast child can happen before it is placed, unlike
+    writing the child's pid afterwards.
+
+    A group its job left empty (nothing left behind, the main process reaped) is kept for the
+    next job instead of being removed: creating a group, removing it and the first move into a
+    new one cost three times what moving into a used one does (`tests/bench/bench_budget.py`).
+    A group that held leftovers is never reused: it is removed once they are gone."""
 
     mode = "cgroup"
 
@@ -29,7 +45,10 @@ class CgroupContainment(Containment):
         self.own = own
         self.run = run
         self._pid = str(os.getpid()).encode()
-        self._groups: dict[int, Path] = {}
+        self._own_procs = f"{own}/cgroup.procs"
+        self._groups: dict[int, _Group] = {}
+        self._free: list[_Group] = []  # empty groups of ended jobs, ready for the next
+        self._empty: set[int] = set()  # ended jobs whose group was found empty
         self._pending: list[Path] = []
         self._count = 0
         self._stuck: Path | None = None
@@ -64,32 +83,34 @@ class CgroupContainment(Containment):
 
     @contextlib.contextmanager
     def spawning(self, job_id: int) -> Iterator[None]:
-        self._count += 1
-        group = self.run / f"job-{job_id}-{self._count}"
+        group = self._free.pop() if self._free else None
         try:
-            os.mkdir(group, 0o755)
-            write_to(group / "cgroup.procs", self._pid)
+            if group is None:
+                self._count += 1
+                group = _Group(self.run / f"job-{self._count}")
+                os.mkdir(group.path, 0o755)
+            write_to(group.procs, self._pid)
         except OSError as exc:
+            assert group is not None
             with contextlib.suppress(OSError):
-                os.rmdir(group)
+                os.rmdir(group.path)
             raise SpawnError(
-                f"cannot place the job in its cgroup {group}: "
+                f"cannot place the job in its cgroup {group.path}: "
                 f"{exc.strerror or exc}",
                 systemic=True) from None
         try:
             yield
         except BaseException:
-            self._leave(group)
-            with contextlib.suppress(OSError):
-                os.rmdir(group)
+            self._leave(group.path)
+            self._free.append(group)  # nothing was born in it: still empty
             raise
-        self._leave(group)
+        self._leave(group.path)
         self._groups[job_id] = group
 
     def _leave(self, group: Path) -> None:
         """Back to our own group; staying would put us in the job's cgroup.kill."""
         try:
-            write_to(self.own / "cgroup.procs", self._pid)
+            write_to(self._own_procs, self._pid)
         except OSError as exc:
             self._stuck = group
             raise ContainmentError(f"cannot leave the job's cgroup {group}: "
@@ -99,15 +120,15 @@ class CgroupContainment(Containment):
         pass  # the group is the membership
 
     def guardian_key(self, job_id: int) -> str:
-        return self._groups[job_id].name
+        return self._groups[job_id].path.name
 
     def guardian_lines(self) -> list[str]:
         return [f"c{bytes(self.run).hex()}"]
 
     @staticmethod
-    def _procs(group: Path) -> set[int]:
+    def _procs(group: _Group) -> set[int]:
         try:
-            return {int(pid) for pid in read_all(group / "cgroup.procs").split()}
+            return {int(pid) for pid in read_all(group.procs).split()}
         except (OSError, ValueError):
             return set()
 
@@ -119,14 +140,14 @@ class CgroupContainment(Containment):
             found[job_id] = self._procs(group) if group is not None else set()
         return found
 
-    def _kill_group(self, group: Path) -> None:
-        if group == self._stuck:
+    def _kill_group(self, group: _Group) -> None:
+        if group.path == self._stuck:
             me = os.getpid()  # never kill ourselves: signal the others one by one
             for pid in self._procs(group) - {me}:
                 kill_pid(pid, signal.SIGKILL)
             return
         with contextlib.suppress(OSError):
-            write_to(group / "cgroup.kill", b"1")
+            write_to(group.kill, b"1")
 
     def kill(self, job_id: int) -> None:
         group = self._groups.get(job_id)
@@ -140,30 +161,39 @@ class CgroupContainment(Containment):
         left = self._procs(group)  # the main process is a zombie: no longer listed
         if left:
             self._kill_group(group)
+        elif group.path != self._stuck:
+            # Empty for good: only a member can fork into it, and its last one is a zombie.
+            self._empty.add(job_id)
         return len(left)
 
     def finished(self, job_id: int) -> None:
         group = self._groups.pop(job_id, None)
         if group is None:
             return
+        if job_id in self._empty:
+            self._empty.discard(job_id)
+            self._free.append(group)
+            return
         try:
-            os.rmdir(group)  # a job's group has no child groups: no walk needed
+            os.rmdir(group.path)  # a job's group has no child groups: no walk needed
         except FileNotFoundError:
             pass
         except OSError:
-            self._pending.append(group)  # killed members are still dying
+            self._pending.append(group.path)  # killed members are still dying
 
     def tidy(self, table: Mapping[int, procfs.ProcStat] | None = None) -> None:
         if self._pending:
             self._pending = [group for group in self._pending if not _remove_tree(group)]
 
     def close(self) -> None:
-        self._kill_group(self.run)
+        self._kill_group(_Group(self.run))
         deadline = time.monotonic() + SETTLE_SECONDS
         while _populated(self.run) and time.monotonic() < deadline:
             time.sleep(0.01)
         _remove_tree(self.run)
         self._groups.clear()
+        self._free.clear()
+        self._empty.clear()
         self._pending.clear()
 
 
