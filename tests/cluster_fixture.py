@@ -26,6 +26,7 @@ class Cluster:
     """The scheduler's address, the nodes' processes and the shared folder."""
 
     root: Path
+    names: tuple[str, ...] = NODES
     scheduler: subprocess.Popen | None = None
     address: str = ""
     nodes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -62,7 +63,7 @@ class Cluster:
     def ensure_nodes(self) -> None:
         """Every node running and joined (a test may have killed one)."""
         started = []
-        for name in NODES:
+        for name in self.names:
             process = self.nodes.get(name)
             if process is None or process.poll() is not None:
                 if process is not None:

@@ -416,10 +416,13 @@ class DaskRunner(Runner):
                 "in a row there (is the command installed on it?)")
 
     def _scheduler_lost(self) -> None:
+        """Said once, as an error: every start from now on is refused with the same words."""
         if not self._lost_scheduler:
             self._lost_scheduler = (
-                f"lost the Dask scheduler at {self.address}: running jobs are given up; the "
-                "journal keeps the run: run the same command again once it is back")
+                f"lost the Dask scheduler at {self.address}: no more launches, its running jobs "
+                "are given up (failed); the journal keeps the run: run the same command again "
+                "once the scheduler is back")
+            self._notice(NoticeLevel.ERROR, self._lost_scheduler)
 
     # --- helpers
 
