@@ -116,7 +116,7 @@ def test_an_unreachable_scheduler_is_one_line_and_nothing_runs(workspace):
                      f"tcp://127.0.0.1:{port}",
                      timeout=90)
     assert result.returncode == 2, result.stdout + result.stderr
-    last = result.stderr.strip().splitlines()[-1]
+    last, = result.stderr.strip().splitlines()  # one line: no traceback, no warning
     assert last.startswith(f"orch-tui: error: cannot reach the Dask scheduler at tcp://127.0.0.1:"
                            f"{port}"), result.stderr
     assert "Traceback" not in result.stderr
@@ -154,7 +154,7 @@ def test_a_scheduler_that_goes_away_stops_the_run_with_one_error(tmp_path, works
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True)
-        wait_until(lambda: (tmp_path / "pids").exists(), 60, "the first job to start")
+        wait_until((tmp_path / "pids").exists, 60, "the first job to start")
         assert cluster.scheduler is not None
         cluster.scheduler.kill()
         out, err = run.communicate(timeout=60)

@@ -116,15 +116,23 @@ class DaskRunner(Runner):
     # --- connecting and letting go
 
     async def open(self) -> None:
+        client = Client(self.address,
+                        asynchronous=True,
+                        security=self._security,
+                        timeout=CONNECT_TIMEOUT,
+                        set_as_default=False)
         try:
-            self._client = await Client(self.address,
-                                        asynchronous=True,
-                                        security=self._security,
-                                        timeout=CONNECT_TIMEOUT,
-                                        set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
+            await client
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # any refusal: one line
+            with contextlib.suppress(Exception):  # closed, it has nothing to warn about on exit
+                await client.close()
+            hint = ""
+            if isinstance(exc, TypeError):  # distributed's word for tls:// without TLS set up
+                hint = ("; for tls:// set DASK_DISTRIBUTED__COMM__TLS__CA_FILE, __CLIENT__CERT "
+                        "and __CLIENT__KEY")
             raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
-                               f"{_reason(exc)}") from None
+                               f"{_reason(exc)}{hint}") from None
+        self._client = client
         client = self._client
         client.subscribe_topic(protocol.NODE_TOPIC, self._on_batch)
         client.subscribe_topic(protocol.started_topic(self.run_token), self._on_started)
