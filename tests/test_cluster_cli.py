@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from orch_tui import cli
 from tests.cluster_fixture import NODES, Cluster
 from tests.helpers import CMD, process_state, run_cli, write_workspace
 from tests.tmux import wait_until
@@ -160,7 +161,7 @@ def test_a_scheduler_that_goes_away_stops_the_run_with_one_error(tmp_path, works
         out, err = run.communicate(timeout=60)
         assert run.returncode == 1, out + err
         assert "lost the Dask scheduler" in out + err
-        assert "Traceback" not in out + err
+        assert "Traceback" not in out + err, err
         assert len((tmp_path / "pids").read_text(encoding="utf-8").splitlines()) == 1
     finally:
         cluster.stop()
@@ -168,3 +169,42 @@ def test_a_scheduler_that_goes_away_stops_the_run_with_one_error(tmp_path, works
         wait_until(lambda line=line: process_state(int(line.split()[0])) is None,
                    30,
                    "the job's process to be gone (its node left)")
+
+
+def test_a_driver_killed_by_sigkill_leaves_no_job_on_the_nodes(dask_cluster, tmp_path):
+    """Locally the guardian kills the jobs of a dead run; on a cluster the scheduler lets go of
+    a dead client's tasks and the node's plugin kills their jobs."""
+    dask_cluster.ensure_nodes()
+    pidfile = tmp_path / "pids"
+    ws = write_workspace(dask_cluster.shared / "driver",
+                         2,
+                         worker_args=["--seconds", "60", "--pidfile",
+                                      str(pidfile)])
+    # pylint: disable-next=consider-using-with  # killed and waited for below
+    run = subprocess.Popen(
+        [*CMD, str(ws.config), "--headless", "--jobs", "2", "--cluster", dask_cluster.address],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: pidfile.exists() and len(pidfile.read_text().splitlines()) == 2, 60,
+                   "both jobs to start")
+    finally:
+        run.kill()
+        run.wait()
+    pids = [int(line.split()[0]) for line in pidfile.read_text(encoding="utf-8").splitlines()]
+    wait_until(lambda: all(process_state(pid) in (None, "Z") for pid in pids), 15,
+               "the dead driver's jobs to be killed on their nodes")
+
+
+def test_a_run_started_on_the_operators_behalf_keeps_the_cluster(workspace):
+    """The TUI and --detach start the run in a process of its own with run_flags, and the exit
+    summary's resume command repeats them: both keep --cluster."""
+    ws = workspace(1)
+    args = cli.build_parser().parse_args([str(ws.config), "--cluster", "tcp://render1:8786"])
+    assert cli.run_flags(args)[-2:] == ["--cluster", "tcp://render1:8786"]
+    assert "--cluster" in cli.run_flags(args, resume=True)
+    assert cli.options_from(args, []).runner is not None
+    local = cli.build_parser().parse_args([str(ws.config)])
+    assert "--cluster" not in cli.run_flags(local)
+    assert cli.options_from(local, [], ws.plan()).runner is None

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 import math
 import signal
 from collections.abc import Callable, Coroutine
@@ -116,6 +117,11 @@ class DaskRunner(Runner):
     # --- connecting and letting go
 
     async def open(self) -> None:
+        # The run says what happens to it in its own typed notices; distributed's log lines
+        # (reconnection tracebacks when the scheduler goes away) would break the one-line rule.
+        for name in list(logging.root.manager.loggerDict):
+            if name.split(".")[0] == "distributed":  # dask's config sets some by name
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         client = Client(self.address,
                         asynchronous=True,
                         security=self._security,

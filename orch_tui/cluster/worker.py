@@ -53,6 +53,8 @@ class OrchPlugin(WorkerPlugin):
     def __init__(self, interval: float = SAMPLE_INTERVAL) -> None:
         self.interval = interval
         self._runs: dict[str, _Run] = {}
+        self._keys: dict[str, tuple[str, int]] = {}  # a running task's key -> (run, job)
+        self._orphaned: set[str] = set()  # runs whose driver let go of a running task
         self._worker: Worker | None = None
         self._beat: asyncio.Task[None] | None = None
         self._groups: cgroupfs.Groups | None = None
@@ -128,14 +130,29 @@ class OrchPlugin(WorkerPlugin):
             protocol.started_topic(token),
             protocol.JobStarted(spec.job_id, key, self.node, self._worker.address,
                                 started.pid).encode())
+        self._keys[key] = (token, spec.job_id)
         try:
             status = await asyncio.shield(ended)
         except asyncio.CancelledError:
-            # The driver let go of the task (it cancelled it, or went away): no job runs
-            # unowned.
-            run.runner.terminate(spec.job_id, 0)
+            run.runner.terminate(spec.job_id, 0)  # no job runs unowned
             raise
+        finally:
+            self._keys.pop(key, None)
+        if token in self._orphaned and all(run != token for run, _ in self._keys.values()):
+            self._orphaned.discard(token)
+            self.close_run(token)  # its driver is gone: nobody else will close it here
         return self._outcome(status)
+
+    def transition(self, key: str, start: str, finish: str, **kwargs: Any) -> None:
+        """A running job whose task the scheduler let go (the driver died, or cancelled it)
+        is killed at once: on a cluster, the run's owner going away leaves no job behind, as
+        the guardian sees to locally."""
+        if finish in ("cancelled", "released", "forgotten") and key in self._keys:
+            token, job_id = self._keys[key]
+            self._orphaned.add(token)
+            runner = self.runner(token)
+            if runner is not None:
+                runner.terminate(job_id, 0)
 
     def _outcome(self,
                  status: ExitStatus | None,
