@@ -18,6 +18,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from dask.typing import Key
 from distributed import WorkerPlugin, get_worker
 from distributed.worker import Worker
 
@@ -41,6 +42,8 @@ class _Run:
     state: StateDir
 
 
+# The node's runs, their running tasks and its figures' pace.
+# pylint: disable-next=too-many-instance-attributes
 class OrchPlugin(WorkerPlugin):
     """Runs jobs for orch-tui runs on this worker and reports their figures once a second.
 
@@ -143,11 +146,12 @@ class OrchPlugin(WorkerPlugin):
             self.close_run(token)  # its driver is gone: nobody else will close it here
         return self._outcome(status)
 
-    def transition(self, key: str, start: str, finish: str, **kwargs: Any) -> None:
+    def transition(self, key: Key, start: str, finish: str, **kwargs: Any) -> None:
         """A running job whose task the scheduler let go (the driver died, or cancelled it)
         is killed at once: on a cluster, the run's owner going away leaves no job behind, as
         the guardian sees to locally."""
-        if finish in ("cancelled", "released", "forgotten") and key in self._keys:
+        if finish in ("cancelled", "released", "forgotten") and isinstance(key, str) \
+                and key in self._keys:
             token, job_id = self._keys[key]
             self._orphaned.add(token)
             runner = self.runner(token)
