@@ -17,14 +17,14 @@ from typing import TextIO
 from orch_tui import attach, subcommands, version_line
 from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, spawn_run,
                                  stderr_to_run_log)
-from orch_tui.core.config import Config, load_config
+from orch_tui.core.config import Config, address_problem, load_config
 from orch_tui.core.control.remote import RemoteRun, live_run
 from orch_tui.core.controller import LoadProgress, Starting
-from orch_tui.core.errors import OrchError
+from orch_tui.core.errors import OrchError, UsageError
 from orch_tui.core.events import RunFinished
 from orch_tui.core.host import RunHost
 from orch_tui.core.plan import Plan, load_plan, shell_quote
-from orch_tui.core.session import RunOptions
+from orch_tui.core.session import RunnerFactory, RunOptions
 from orch_tui.core.statedir import StateDir
 from orch_tui.core.textutil import printable
 from orch_tui.headless import HeadlessReporter, RunLog
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "safely allows (calibrated from a measured test run).",
         epilog="Subcommands (OUTPUT_DIR or its CONFIG; see orch-tui SUBCOMMAND --help): attach "
         "(the run screen on a live run), status [--json], wait [--timeout S], "
-        "pause|resume|kill|requeue JOB..., limit N, stop. "
+        "pause|resume|kill|requeue JOB..., limit N, stop; node SCHEDULER_ADDRESS (this machine "
+        "joins a cluster). "
         "Exit codes: 0 all jobs succeeded or were already done; 1 a job failed, was "
         "killed or its input was missing; 2 config or usage error; 130/143 after SIGINT/SIGTERM.")
     parser.add_argument("config_path", nargs="?", metavar="CONFIG", help="the YAML config file")
@@ -112,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet",
                         action="store_true",
                         help="TUI: no bell and no desktop notification when the run ends")
+    parser.add_argument("--cluster",
+                        metavar="ADDRESS",
+                        help="run every job on the Dask cluster whose scheduler is at ADDRESS "
+                        "(tcp://HOST:8786; cluster.address in the config; needs orch-tui[cluster] "
+                        "and `orch-tui node ADDRESS` on each machine)")
     parser.add_argument("--version", action="version", version=version_line())
     return parser
 
@@ -185,9 +191,13 @@ def open_run_log(state: StateDir) -> TextIO:
     return RunLog(fd)
 
 
-def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions:
-    """The run options the command line asked for."""
-    return RunOptions(max_procs=args.max_procs,
+def options_from(args: argparse.Namespace,
+                 argv: list[str] | None,
+                 plan: Plan | None = None) -> RunOptions:
+    """The run options the command line asked for (with `plan`, its config's cluster too)."""
+    address = getattr(args, "cluster", None) or (plan.config.cluster.address if plan else None)
+    return RunOptions(runner=cluster_runner(address) if address else None,
+                      max_procs=args.max_procs,
                       overwrite=args.overwrite,
                       fresh=args.fresh,
                       recalibrate=args.recalibrate,
@@ -195,6 +205,18 @@ def options_from(args: argparse.Namespace, argv: list[str] | None) -> RunOptions
                       adaptive=args.adaptive,
                       argv=tuple(word for word in (sys.argv if argv is None else argv)
                                  if not word.startswith("--ready-fd")))
+
+
+def cluster_runner(address: str) -> RunnerFactory:
+    """The cluster backend for `address`: imported here only, so a local run never loads
+    `distributed`."""
+    try:
+        # pylint: disable-next=import-outside-toplevel  # distributed only for a cluster run
+        from orch_tui.cluster.runner import runner_factory
+    except ImportError as exc:
+        raise UsageError(f"--cluster needs the cluster extra ({exc.name} is missing): "
+                         "pip install 'orch-tui[cluster]'") from None
+    return runner_factory(address)
 
 
 def run_flags(args: argparse.Namespace, *, resume: bool = False) -> list[str]:
@@ -206,6 +228,8 @@ def run_flags(args: argparse.Namespace, *, resume: bool = False) -> list[str]:
         flags += ["--jobs", str(args.max_procs)]
     if args.joblog:
         flags += ["--joblog", str(Path(args.joblog).absolute())]
+    if getattr(args, "cluster", None):
+        flags += ["--cluster", args.cluster]
     switches = [("--adaptive", args.adaptive)]
     if not resume:
         switches += [("--overwrite", args.overwrite), ("--fresh", args.fresh),
@@ -412,10 +436,26 @@ def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     if words and words[0] == "attach":  # as a subcommand: the name wins over a config file
         return attach.main(words[1:])
+    if words and words[0] == "node":  # this machine joins a cluster (cluster/node.py)
+        return node_main(words[1:])
     if words and words[0] in subcommands.SUBCOMMANDS:
         # A subcommand name wins over a config file of that name (`--config status` is one).
         return subcommands.main(words[0], words[1:])
     return run(argv)
+
+
+def node_main(argv: list[str]) -> int:
+    """`orch-tui node`: only with the cluster extra; one line and exit 2 without it."""
+    try:
+        # pylint: disable-next=import-outside-toplevel  # distributed only on a cluster node
+        from orch_tui.cluster import node
+    except ImportError as exc:
+        print(
+            f"orch-tui node: error: needs the cluster extra ({exc.name} is missing): "
+            "pip install 'orch-tui[cluster]'",
+            file=sys.stderr)
+        return EXIT_USAGE
+    return node.main(argv)
 
 
 def run(argv: list[str] | None) -> int:
@@ -426,6 +466,8 @@ def run(argv: list[str] | None) -> int:
         parser.error("--detach runs the plan and --dry-run runs nothing: give one of them")
     if args.adaptive and args.max_procs is not None:
         parser.error("--jobs N runs exactly N jobs and --adaptive finds the number: give one")
+    if args.cluster is not None and (problem := address_problem(args.cluster)):
+        parser.error(f"--cluster: {problem}")
     if args.ready_fd is not None:
         return run_in_background(parser, args, argv)
     try:
@@ -453,7 +495,7 @@ def run_plan(plan: Plan, args: argparse.Namespace, argv: list[str] | None) -> in
         return dry_run(plan)
     if args.detach:
         return detach(plan, args)
-    return asyncio.run(run_headless(plan, options_from(args, argv)))
+    return asyncio.run(run_headless(plan, options_from(args, argv, plan)))
 
 
 def detach(plan: Plan, args: argparse.Namespace) -> int:
@@ -477,7 +519,7 @@ def run_in_background(parser: argparse.ArgumentParser, args: argparse.Namespace,
         path = _config_path(parser, args)
         assert path is not None
         plan = load_plan(path, ready.loading)
-        return asyncio.run(run_headless(plan, options_from(args, argv), ready=ready))
+        return asyncio.run(run_headless(plan, options_from(args, argv, plan), ready=ready))
     except OrchError as exc:
         ready.refused(exc)
         return exc.exit_code

@@ -11,6 +11,7 @@ import pytest
 
 from orch_tui.core.containment import ContainmentError, find_cgroup2
 
+from tests.cluster_fixture import Cluster
 from tests.helpers import Workspace, write_workspace
 
 
@@ -82,3 +83,15 @@ def no_cgroup_outlives_its_run() -> Iterator[None]:
     while (left := _run_groups() - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"cgroups left behind: {sorted(map(str, left))}"
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real Dask scheduler and two `orch-tui node` workers on 127.0.0.1, started once for
+    the whole session (tests/cluster_fixture.py), stopped at its end."""
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

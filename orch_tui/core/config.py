@@ -88,6 +88,34 @@ class JobsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """`cluster`: run every job on the Dask cluster whose scheduler is at `address` (None: on
+    this machine)."""
+    address: str | None = None
+
+
+#: The schemes a Dask scheduler listens on that a cluster run may use.
+CLUSTER_SCHEMES = ("tcp", "tls")
+
+
+def address_problem(address: str) -> str:
+    """Why `address` is not a scheduler address (`tcp://HOST:PORT`, `tls://HOST:PORT` or
+    `HOST:PORT`), or ''."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in CLUSTER_SCHEMES:
+        return (f"unknown scheme {scheme!r} in {address!r}: expected tcp://HOST:PORT or "
+                "tls://HOST:PORT")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{address!r} is not HOST:PORT (the scheduler's, e.g. tcp://render1:8786)"
+    if not address.isprintable() or any(c.isspace() for c in address):
+        return f"{address!r} contains spaces or control characters"
+    return ""
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated config; `locations` maps dotted keys to (line, column) for the TUI."""
     path: Path
@@ -95,6 +123,7 @@ class Config:
     directories: DirectoriesConfig
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     locations: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}),
                                                      repr=False,
                                                      compare=False)
@@ -129,7 +158,7 @@ _JOBS = (
     _Number("kill_grace", False, lambda v: v >= 0, "must be >= 0"),
     _Number("halt_after_failures", True, lambda v: v >= 0, "must be >= 0 (0 disables)"),
 )
-_TOP_KEYS = ("binary", "directories", "resources", "jobs")
+_TOP_KEYS = ("binary", "directories", "resources", "jobs", "cluster")
 _BINARY_KEYS = ("path", "flags")
 _DIRECTORY_KEYS = ("input_file_list", "output_dir", "output_suffix")
 
@@ -302,6 +331,21 @@ class _Document:
             values["keep_logs"] = choices[word]
         return JobsConfig(**values)
 
+    def cluster(self, node: Node | None) -> ClusterConfig:
+        """`cluster`: the scheduler's address, checked for its form (reaching it is the run's
+        business)."""
+        if node is None or _is_null(node):
+            return ClusterConfig()
+        given = self.mapping(node, "cluster", ("address", ), ())
+        value = given.get("address")
+        if value is None or _is_null(value):
+            return ClusterConfig()
+        address = self.text(value, "cluster.address", "a scheduler address (tcp://HOST:PORT)")
+        problem = address_problem(address)
+        if problem:
+            raise self.error(problem, "cluster.address", value)
+        return ClusterConfig(address)
+
     def path_value(self, node: Node, key: str) -> Path:
         """A path relative to the config's folder, `~` expanded, absolute and normalised."""
         raw = self.text(node, key, "a path")
@@ -469,9 +513,11 @@ def load_config(path: str | Path) -> Config:
         dict[str,
              Any], doc.numbers(top.get("resources"), "resources", _RESOURCES, _RESOURCE_SWITCHES)))
     jobs = doc.jobs(top.get("jobs"))
+    cluster = doc.cluster(top.get("cluster"))
     return Config(path=config_path,
                   binary=binary,
                   directories=directories,
                   resources=resources,
                   jobs=jobs,
+                  cluster=cluster,
                   locations=MappingProxyType(dict(doc.locations)))

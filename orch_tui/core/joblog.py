@@ -3,7 +3,8 @@
 Operators already have scripts (and `parallel --resume-failed`) that read this format, so it is
 matched exactly (checked against GNU parallel 20221122): a tab-separated header, then one line
 per job that ran, `Starttime` as epoch seconds `%.3f`, `JobRuntime` as `%10.3f` truncated to the
-millisecond, Host ":" for the local machine. Exitval 0 with Signal 0 means success and nothing
+millisecond, Host ":" for the local machine (a cluster run's node name instead, as parallel names
+its remote hosts). Exitval 0 with Signal 0 means success and nothing
 else does: a job the orchestrator itself ended (timeout, kill, interrupt) gets Exitval -1 as
 parallel gives its own kills, and so does one that exited 0 but was still judged failed (no
 output). Like parallel with --retries, only a job's last attempt is logged. A job the operator
@@ -45,12 +46,16 @@ def exitval(event: ev.JobStateChanged) -> int:
     return code
 
 
-def format_line(spec: JobSpec, start_wall: float, runtime: float, event: ev.JobStateChanged) -> str:
+def format_line(spec: JobSpec,
+                start_wall: float,
+                runtime: float,
+                event: ev.JobStateChanged,
+                host: str = ":") -> str:
     """One joblog line (with its newline) for a job that reached a final state."""
     runtime = int(max(0.0, runtime) * 1000) / 1000
     # parallel turns newlines into NULs so that one job stays one line.
     command = shell_quote(spec.display_argv).replace("\n", "\0")
-    fields = (str(spec.job_id), ":", f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
+    fields = (str(spec.job_id), host, f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
               str(exitval(event)), str(event.signal or 0), command)
     return "\t".join(fields) + "\n"
 
@@ -60,15 +65,17 @@ def format_line(spec: JobSpec, start_wall: float, runtime: float, event: ev.JobS
 class JoblogWriter:
     """Bus listener appending one line per finished job (write + flush, no fsync)."""
 
-    def __init__(self, path: Path, plan: Plan) -> None:
+    def __init__(self, path: Path, plan: Plan, *, hosts: bool = False) -> None:
         """Open `path` for appending; the header is written only when the file is new or empty
         (an existing joblog is continued, as `parallel --resume` does). OrchError if it cannot
-        be opened."""
+        be opened. With `hosts` (a cluster run) the Host column names each job's node."""
         self.path = Path(path)
+        self._hosts = hosts
         self.error: OrchError | None = None
         self._specs = {spec.job_id: spec for spec in plan.jobs}
-        # job_id -> (attempt, wall-clock start, loop-clock start) of the attempt in progress.
-        self._starts: dict[int, tuple[int, float, float]] = {}
+        # job_id -> (attempt, wall-clock start, loop-clock start, node) of the attempt in
+        # progress.
+        self._starts: dict[int, tuple[int, float, float, str]] = {}
         # A FAILED line held back for one event: a retry re-queues the job right after it.
         self._held: tuple[int, str] | None = None
         self._created = False
@@ -102,7 +109,7 @@ class JoblogWriter:
         if state is JobState.RUNNING:
             start = self._starts.get(job_id)
             if start is None or start[0] != event.attempt:  # not a resume after a pause
-                self._starts[job_id] = (event.attempt, time.time(), event.time)
+                self._starts[job_id] = (event.attempt, time.time(), event.time, event.node)
             return
         if not state.finished:
             return
@@ -112,7 +119,8 @@ class JoblogWriter:
         # not run to an end, so parallel logs nothing and its --resume runs it again.
         if start is None or spec is None or state is JobState.CANCELLED:
             return
-        line = format_line(spec, start[1], event.time - start[2], event)
+        host = start[3] if self._hosts and start[3] else ":"
+        line = format_line(spec, start[1], event.time - start[2], event, host)
         if state is JobState.FAILED:
             self._held = (job_id, line)
         else:

@@ -301,20 +301,30 @@ class LocalRunner(Runner):
 
     def node_stats(self) -> NodeStats:
         """This machine's figures (its only node): the host's, or our cgroup's where tighter."""
-        memory = psutil.virtual_memory()
+        return machine_stats(self.node, self._cores, self._groups, self._output_dir)
+
+
+def machine_stats(node: str, cores: int, groups: cgroupfs.Groups,
+                  disk_path: Path | None) -> NodeStats:
+    """This machine's figures, the host's or our cgroup's where tighter, with the free space of
+    the filesystem holding `disk_path` (none asked: 0; a cluster node leaves the shared output
+    filesystem to the driver)."""
+    memory = psutil.virtual_memory()
+    free = total = 0
+    if disk_path is not None:
         try:
-            disk = psutil.disk_usage(str(existing_ancestor(self._output_dir)))
+            disk = psutil.disk_usage(str(existing_ancestor(disk_path)))
             free, total = disk.free, disk.total
         except OSError:
-            free = total = 0
-        return tighter(
-            NodeStats(node=self.node,
-                      logical_cores=self._cores,
-                      cpu_percent=psutil.cpu_percent(None),
-                      total_memory=memory.total,
-                      available_memory=memory.available,
-                      free_disk=free,
-                      disk_total=total), cgroupfs.read_limits(self._groups))
+            pass
+    return tighter(
+        NodeStats(node=node,
+                  logical_cores=cores,
+                  cpu_percent=psutil.cpu_percent(None),
+                  total_memory=memory.total,
+                  available_memory=memory.available,
+                  free_disk=free,
+                  disk_total=total), cgroupfs.read_limits(groups))
 
 
 def tighter(host: NodeStats, group: cgroupfs.CgroupLimits) -> NodeStats:

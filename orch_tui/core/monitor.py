@@ -134,6 +134,7 @@ class Monitor:
 
     def _record(self, job: Job, sample: ProcessSample, now: float) -> None:
         job.last = sample
+        job.node = sample.node  # a cluster runs a job again elsewhere when its node is lost
         job.peak_rss = max(job.peak_rss, sample.rss_bytes)
         size = job.spec.input_size
         fraction = None

@@ -106,6 +106,9 @@ class Orchestrator(OperatorCommands):
     def _publish_limit(self, change: ev.LimitChanged | None) -> None:
         if change is not None:
             self.bus.publish(change)
+            decision = self._policy.decision
+            if decision is not None:  # a cluster packs jobs by what one job needs
+                self.runner.set_requests(decision.cpu.per_process, int(decision.memory.per_process))
         self._wake.set()
 
     def _capacity(self) -> SystemCapacity:
@@ -119,6 +122,7 @@ class Orchestrator(OperatorCommands):
         """Run every job to a final state; return 0 when all succeeded or were already done."""
         sampler = asyncio.create_task(self._monitor.run(self.sweep), name="orch-tui sampler")
         try:
+            await self.runner.open()
             self._prepare()
             if self._queue and not self.stopping:
                 if self._policy.fixed is not None:
@@ -134,7 +138,7 @@ class Orchestrator(OperatorCommands):
                 self.bus.remove_listener(self._work.apply)
             for task in self._starts:
                 task.cancel()
-            self.runner.close()
+            await self.runner.aclose()
             if self._life.state is not None:
                 self._life.state.release_run_temp()  # what killed jobs left half-written goes too
                 self._prune_logs(self._life.state)

@@ -125,5 +125,17 @@ class Runner(abc.ABC):
     def kill_all(self) -> None:
         """SIGKILL every job's tree at once (last resort on shutdown)."""
 
+    async def open(self) -> None:
+        """Reach the nodes before the first sweep (default: nothing; a cluster runner connects
+        to its scheduler here). Raises OrchError with one line when they cannot be reached."""
+
+    def set_requests(self, cpu_cores: float, memory_bytes: int) -> None:
+        """What one job needs, from calibration and learning: a cluster packs jobs onto nodes
+        by it (default: ignored; on one machine the limit alone decides)."""
+
     def close(self) -> None:
         """Release what the runner holds once the run is over (default: nothing)."""
+
+    async def aclose(self) -> None:
+        """`close`, for a runner that must talk to its nodes to let go (default: `close`)."""
+        self.close()

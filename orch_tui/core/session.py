@@ -8,7 +8,7 @@ state folder, the lock and the journal."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +20,19 @@ from orch_tui.core.lock import RunLock
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
 from orch_tui.core.local_runner import LocalRunner
+from orch_tui.core.runner import Runner
 from orch_tui.core.statedir import StateDir
+
+#: Builds the run's runner on the running loop from the plan, its state folder and its bus: the
+#: command line's choice (a cluster's, cluster/), so the core never imports a cluster backend.
+RunnerFactory = Callable[[Plan, StateDir, EventBus], Runner]
 
 #: Journal states that mean "this input's work is done" (the tally's definition).
 DONE_STATES = frozenset(state.value for state in tally.DONE_STATES)
 
 
 @dataclass(frozen=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per option
 class RunOptions:
     """What the operator asked for on the command line."""
 
@@ -37,6 +43,7 @@ class RunOptions:
     joblog: Path | None = None
     adaptive: bool = False  # --adaptive (resources.adaptive turns it on from the config too)
     argv: Sequence[str] = ()
+    runner: RunnerFactory | None = None  # None: this machine's LocalRunner
 
 
 def done_before(plan: Plan, journal: Journal) -> frozenset[int]:
@@ -80,7 +87,8 @@ class RunSession:
         """Open the joblog, lock the output folder, open the private state folder, the lock
         file and the journal, in that order (each raises an OrchError with one clear line, and
         a refusal leaves nothing new behind); nothing runs yet."""
-        joblog = JoblogWriter(options.joblog, plan) if options.joblog is not None else None
+        joblog = (JoblogWriter(options.joblog, plan, hosts=options.runner is not None)
+                  if options.joblog is not None else None)
         output_dir = plan.config.directories.output_dir
         lock, state = RunLock(output_dir), None
         try:
@@ -108,9 +116,13 @@ class RunSession:
         self.resumed, self.seeded = len(skip), profile is not None
         # The runner first: a containment that cannot be had refuses the run before the journal
         # records a run that never started.
-        runner = LocalRunner(self.plan.config.directories.output_dir,
-                             state=self.state,
-                             run_token=self.plan.run_token)
+        runner: Runner
+        if options.runner is not None:
+            runner = options.runner(self.plan, self.state, self.bus)
+        else:
+            runner = LocalRunner(self.plan.config.directories.output_dir,
+                                 state=self.state,
+                                 run_token=self.plan.run_token)
         try:
             self.journal.start_run(self.plan, list(options.argv))
         except BaseException:
