@@ -3,19 +3,21 @@
 Operators already have scripts (and `parallel --resume-failed`) that read this format, so it is
 matched exactly (checked against GNU parallel 20221122): a tab-separated header, then one line
 per job that ran, `Starttime` as epoch seconds `%.3f`, `JobRuntime` as `%10.3f` truncated to the
-millisecond, Host ":" for the local machine. Exitval 0 with Signal 0 means success and nothing
-else does: a job the orchestrator itself ended (timeout, kill, interrupt) gets Exitval -1 as
-parallel gives its own kills, and so does one that exited 0 but was still judged failed (no
-output). Like parallel with --retries, only a job's last attempt is logged. A job the operator
-cancelled (took off the queue) gets no line, like every job that never ran: parallel logs only
-jobs it ran, and `parallel --resume` runs again every job without a line, just as our resume
-runs a cancelled job again.
+millisecond, Host ":" for the local machine and the node's name for a job another machine ran
+(a cluster run's node, as parallel names an --sshlogin). Exitval 0 with Signal 0 means success
+and nothing else does: a job the orchestrator itself ended (timeout, kill, interrupt) gets
+Exitval -1 as parallel gives its own kills, and so does one that exited 0 but was still judged
+failed (no output). Like parallel with --retries, only a job's last attempt is logged. A job the
+operator cancelled (took off the queue) gets no line, like every job that never ran: parallel
+logs only jobs it ran, and `parallel --resume` runs again every job without a line, just as our
+resume runs a cancelled job again.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import socket
 import stat
 import time
 from pathlib import Path
@@ -45,12 +47,26 @@ def exitval(event: ev.JobStateChanged) -> int:
     return code
 
 
-def format_line(spec: JobSpec, start_wall: float, runtime: float, event: ev.JobStateChanged) -> str:
-    """One joblog line (with its newline) for a job that reached a final state."""
+def host(node: str, local: str) -> str:
+    """The Host column: ":" for this machine (`local`, the local runner's node name) or a job
+    with no node, the node's name otherwise; a tab or newline in it could not split the line."""
+    if not node or node == local:
+        return ":"
+    return node.replace("\t", " ").replace("\n", " ")
+
+
+def format_line(spec: JobSpec,
+                start_wall: float,
+                runtime: float,
+                event: ev.JobStateChanged,
+                local: str = "") -> str:
+    """One joblog line (with its newline) for a job that reached a final state; `local` is
+    this machine's node name (its jobs' Host is ":")."""
     runtime = int(max(0.0, runtime) * 1000) / 1000
     # parallel turns newlines into NULs so that one job stays one line.
     command = shell_quote(spec.display_argv).replace("\n", "\0")
-    fields = (str(spec.job_id), ":", f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
+    fields = (str(spec.job_id), host(event.node,
+                                     local), f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
               str(exitval(event)), str(event.signal or 0), command)
     return "\t".join(fields) + "\n"
 
@@ -60,11 +76,13 @@ def format_line(spec: JobSpec, start_wall: float, runtime: float, event: ev.JobS
 class JoblogWriter:
     """Bus listener appending one line per finished job (write + flush, no fsync)."""
 
-    def __init__(self, path: Path, plan: Plan) -> None:
+    def __init__(self, path: Path, plan: Plan, *, local: str | None = None) -> None:
         """Open `path` for appending; the header is written only when the file is new or empty
         (an existing joblog is continued, as `parallel --resume` does). OrchError if it cannot
-        be opened."""
+        be opened. `local`: the node name of this machine, whose jobs' Host is ":" (default:
+        the host name, the local runner's node name)."""
         self.path = Path(path)
+        self._local = socket.gethostname() if local is None else local
         self.error: OrchError | None = None
         self._specs = {spec.job_id: spec for spec in plan.jobs}
         # job_id -> (attempt, wall-clock start, loop-clock start) of the attempt in progress.
@@ -112,7 +130,7 @@ class JoblogWriter:
         # not run to an end, so parallel logs nothing and its --resume runs it again.
         if start is None or spec is None or state is JobState.CANCELLED:
             return
-        line = format_line(spec, start[1], event.time - start[2], event)
+        line = format_line(spec, start[1], event.time - start[2], event, self._local)
         if state is JobState.FAILED:
             self._held = (job_id, line)
         else:
