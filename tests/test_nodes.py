@@ -9,19 +9,26 @@ the job's node in its state changes and samples, NodeStateChanged)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core import wire
+from orch_tui.core.control.remote import RemoteRun
 from orch_tui.core.events import JobState, NodeState
+from orch_tui.core.host import RunHost
 from orch_tui.core.joblog import JoblogWriter
 from orch_tui.core.journal import Journal
 from orch_tui.core.nodes import NodeTally, combined
+from orch_tui.core.plan import load_plan
 from orch_tui.core.runstatus import RunState, journal_status, with_snapshot
-from orch_tui.core.snapshot import RunRecord
+from orch_tui.core.session import RunOptions
+from orch_tui.core.snapshot import RunRecord, RunSnapshot
 from orch_tui.core.statedir import STATE_DIR_NAME
 from orch_tui.core.tally import Counts
 from orch_tui.subcommands.status import status_lines
@@ -166,9 +173,9 @@ def sample_of(node: str,
               total: int,
               available: int,
               free: int,
-              time: float = 5.0) -> ev.SystemSample:
-    """A node's sample at `time` (the run's reserves and projected use fixed)."""
-    return ev.SystemSample(time=time,
+              at: float = 5.0) -> ev.SystemSample:
+    """A node's sample at time `at` (the run's reserves and projected use fixed)."""
+    return ev.SystemSample(time=at,
                            node=node,
                            logical_cores=cores,
                            cpu_percent=cpu,
@@ -297,3 +304,39 @@ async def test_the_joblog_host_column_names_each_jobs_node(tmp_path):
         node = nodes[int(row[0])]
         assert row[1] == (":" if node == "node-a" else node), "this machine's jobs: ':'"
     assert {row[1] for row in rows} == {":", "node-b", "node-c"}
+
+
+async def test_a_local_runs_one_node_reaches_an_attached_client_and_status(workspace):
+    """A real local run: its one node (this machine, named as the local runner names it) is in
+    the snapshot a client gets over the control socket, with the jobs it holds, and in status's
+    JSON; status's human lines stay as they were (no node lines for one node)."""
+    host = RunHost(RunOptions(max_procs=2))
+    host.start(load_plan(workspace(3, worker_args=["--seconds", "3"]).config))
+    assert host.control is not None and host.control.path is not None
+    seen: list[RunSnapshot] = []
+
+    async def node_seen() -> bool:
+        remote = await RemoteRun.connect(host.control.path)
+        seen.append(remote.attach(lambda _event: None))
+        await remote.close()
+        nodes = seen[-1].nodes
+        return len(nodes) == 1 and nodes[0].running == 2 and nodes[0].sample is not None
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while not await node_seen():
+        assert loop.time() < deadline, "the local node with its two jobs in a snapshot"
+        await asyncio.sleep(0.05)
+    (node, ) = seen[-1].nodes
+    assert node.name == socket.gethostname() and node.state is NodeState.UP
+    output = host.state.output_dir if host.state is not None else None
+    assert output is not None
+    status = with_snapshot(journal_status(output),
+                           seen[-1],
+                           epoch=time.time(),
+                           monotonic=time.monotonic())
+    assert [(n["name"], n["state"], n["running"])
+            for n in status.as_json()["nodes"]] == [(socket.gethostname(), "up", 2)]
+    assert not any(line.startswith("nodes:") for line in status_lines(status))
+    assert await host.wait() == 0
+    host.close()

@@ -8,6 +8,7 @@ played into the app by the fake host (tests/fake_controller.py) with the run's f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from orch_tui.core import events as ev
@@ -30,12 +31,15 @@ from tests.test_tui_snapshots import played, run_model, session_app
 NODES = ("node-a", "node-b", "node-c")
 
 
+@dataclass
 class Cluster:
     """A fake run on three nodes, stopped after its first jobs ran a few seconds: node-c set
-    aside after 3 failures, node-b lost; its events, and its snapshot then."""
+    aside after 3 failures, node-b lost; its events (played by `controller`), and its snapshot
+    and clock then."""
 
-    def __init__(self, controller: FakeController, snapshot: RunSnapshot, now: float) -> None:
-        self.controller, self.snapshot, self.now = controller, snapshot, now
+    controller: FakeController
+    snapshot: RunSnapshot
+    now: float
 
 
 async def cluster(tmp_path: Path, *, trouble: bool = True) -> Cluster:
@@ -211,8 +215,45 @@ def test_the_charts_get_one_point_a_sweep_of_the_nodes():
     model = RunModel([], clock=lambda: 0.0)
     for second in range(5):
         for node, cpu in (("a", 10.0), ("b", 30.0), ("c", 50.0)):
-            model.apply(sample_of(node, 4, cpu, 100, 50, 500, time=float(second)))
+            model.apply(sample_of(node, 4, cpu, 100, 50, 500, at=float(second)))
     history = model.system_history
     assert history.cpu.values() == [30.0] * 5, "the nodes' sum, one point a sweep"
     assert history.memory.values() == [150.0] * 5
     assert model.system is not None and model.system.total_memory == 300
+
+
+async def test_the_panel_follows_the_terminal_between_compact_and_full(tmp_path):
+    run = await cluster(tmp_path)
+    app = OrchApp(run.controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await played(pilot)
+        assert len(panel_lines(app)) == 3
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert panel_lines(app) == ["nodes node-a 2j 52% · node-b lost · node-c set aside"]
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        lines = panel_lines(app)
+        assert [line.split()[0] for line in lines] == list(NODES)
+        assert all(len(line) <= 96 for line in lines)
+
+
+async def test_many_nodes_are_cut_with_how_many_more(tmp_path):
+    plan = write_workspace(tmp_path / "ws", 2).plan()
+    names = [f"render-{i:02d}" for i in range(1, 11)]
+    events = [
+        sample_of(name, 16, 10.0 * i, 64 << 30, 32 << 30, 1 << 40) for i, name in enumerate(names)
+    ]
+    controller = FakeController(tuple(job_view(spec) for spec in plan.jobs), events, limit=2)
+    app = OrchApp(controller)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await played(pilot)
+        lines = panel_lines(app)
+        assert [line.split()[0] for line in lines[:7]] == names[:7]
+        assert lines[7] == "… and 3 more nodes (o: their jobs)"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        (line, ) = panel_lines(app)
+        assert line.startswith("nodes render-01 0j 0% · render-02 0j 10%")
+        shown = line.count("render-")
+        assert line.endswith(f" +{10 - shown}") and len(line) <= 78
