@@ -2,7 +2,11 @@
 
 `FakeRunner` implements the runner interface: each job follows a `Script` (how long it runs in
 fake seconds, how it ends, what its samples say, whether it can start at all), and the node's
-figures are plain attributes a test changes to make memory or disk scarce. `FakeClock` is the
+figures are plain attributes a test changes to make memory or disk scarce. With `nodes` (see
+`several_nodes`) it is a cluster of fake nodes: each job goes to the next node that takes jobs
+(round-robin) or to its script's `node`, samples and figures name that node, a node can fail
+every job given to it, and `set_node_state` sets one aside or loses it as a cluster runner would
+tell (NodeStateChanged on the run's bus). `FakeClock` is the
 orchestrator's clock: nothing moves until the test advances it, and `run_until` jumps from one
 timer to the next, so a run of minutes takes milliseconds and never depends on the machine's
 load. Outputs are real files (a successful job writes its temporary output, as a real one
@@ -16,7 +20,7 @@ import dataclasses
 import heapq
 import itertools
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from orch_tui.core import events as ev
@@ -128,6 +132,7 @@ class Script:
     rss_max: int | None = None  # where the growth stops
     ffmpeg: bool = False  # samples carry ffmpeg's media progress, as the ffmpeg probe gives it
     read_ahead: float = 0.0  # the read offset runs this fraction of the input ahead of the work
+    node: str | None = None  # several nodes: the one it runs on (None: the next, round-robin)
 
 
 @dataclass
@@ -141,6 +146,7 @@ class _Job:
     timer: FakeTimer | None = None
     kill_timer: FakeTimer | None = None
     terminated: bool = False
+    node: str = NODE
 
     def rss(self, ran: float) -> int:
         """Its memory after `ran` fake seconds of running (a paused job does not grow)."""
@@ -169,11 +175,52 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
     memory_limit: int | None = None  # a fake cgroup: the node's memory is this less the jobs'
     oom_kills: int = 0  # jobs the fake kernel killed for going over `memory_limit`
     closed: bool = False
+    #: Several nodes: each one's figures with none of our jobs running, by name (empty: the
+    #: one node `stats_of`). Their CPU and memory in use grow with the jobs running there.
+    nodes: dict[str, NodeStats] = field(default_factory=dict)
+    down: set[str] = field(default_factory=set)  # set aside or lost: given no more jobs
+    failing: set[str] = field(default_factory=set)  # every job there exits 1 (no ffmpeg there)
+    lost: set[str] = field(default_factory=set)  # gone for good: no figures from them any more
+    bus: ev.EventBus | None = None  # where `set_node_state` tells the run
     _pids: itertools.count = field(default_factory=lambda: itertools.count(4000))
+    _turn: itertools.count = field(default_factory=itertools.count)
 
-    def node(self, **figures: float) -> None:
-        """Change the node's figures (available_memory=..., free_disk=...)."""
-        self.stats_of = dataclasses.replace(self.stats_of, **figures)
+    def node(self, name: str | None = None, /, **figures: float) -> None:
+        """Change a node's figures (available_memory=..., free_disk=...): the one node's, or
+        node `name`'s of several."""
+        if name is None:
+            self.stats_of = dataclasses.replace(self.stats_of, **figures)
+        else:
+            self.nodes[name] = dataclasses.replace(self.nodes[name], **figures)
+
+    def set_node_state(self, name: str, state: ev.NodeState, failures: int = 0) -> None:
+        """What a cluster runner tells of a node: set aside (QUARANTINED) or LOST take it out
+        of the round (a lost one's figures go too), UP puts it back; published on `bus`."""
+        if state is ev.NodeState.UP:
+            self.down.discard(name)
+        else:
+            self.down.add(name)
+        if self.bus is not None:
+            port = 40000 + sorted(self.nodes).index(name)
+            self.bus.publish(
+                ev.NodeStateChanged(time=self.clock.now(),
+                                    node=name,
+                                    state=state,
+                                    failures=failures,
+                                    address=f"tcp://127.0.0.1:{port}"))
+        if state is ev.NodeState.LOST:
+            self.lost.add(name)
+
+    def _place(self, script: Script) -> str:
+        """Where a job runs: its script's node, else the next node that takes jobs."""
+        if not self.nodes:
+            return NODE
+        if script.node is not None:
+            return script.node
+        up = [name for name in sorted(self.nodes) if name not in self.down]
+        if not up:
+            raise SpawnError("no node takes jobs")
+        return up[next(self._turn) % len(up)]
 
     async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
         attempt = self.attempts[spec.job_id] = self.attempts.get(spec.job_id, 0) + 1
@@ -183,11 +230,14 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
             await self.clock.sleep(script.start_seconds)
         if script.start_error is not None:
             raise script.start_error
-        job = _Job(spec, script, on_exit, next(self._pids), since=self.clock.now())
+        node = self._place(script)
+        if node in self.failing:
+            script = dataclasses.replace(script, exit_code=1, writes_output=False)
+        job = _Job(spec, script, on_exit, next(self._pids), since=self.clock.now(), node=node)
         job.timer = self.clock.call_later(script.seconds, self._end, spec.job_id, None)
         self.running[spec.job_id] = job
         self.peak = max(self.peak, len(self.running))
-        return Started(NODE, job.pid)
+        return Started(node, job.pid)
 
     def _ran(self, job: _Job) -> float:
         return job.ran + (self.clock.now() - job.since if job.since is not None else 0.0)
@@ -262,7 +312,7 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
             done = min(1.0, self._ran(job) / script.seconds) if script.seconds > 0 else 1.0
             samples[job_id] = ProcessSample(
                 job_id=job_id,
-                node=NODE,
+                node=job.node,
                 pid=job.pid,
                 cpu_cores=script.cpu_cores if job.since is not None else 0.0,
                 rss_bytes=job.rss(self._ran(job)),
@@ -274,6 +324,8 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
         return samples
 
     def stats(self) -> dict[str, NodeStats]:
+        if self.nodes:
+            return {name: self._loaded(name) for name in self.nodes if name not in self.lost}
         if self.memory_limit is None:
             return {NODE: self.stats_of}
         self._oom()
@@ -285,6 +337,34 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
                                 available_memory=available,
                                 memory_source=CapacitySource.CGROUP)
         }
+
+    def _loaded(self, name: str) -> NodeStats:
+        """Node `name`'s figures with the jobs running there: their cores on its CPU, their
+        memory out of what is available."""
+        base = self.nodes[name]
+        here = [job for job in self.running.values() if job.node == name]
+        busy = sum(job.script.cpu_cores for job in here if job.since is not None)
+        used = sum(job.rss(self._ran(job)) for job in here)
+        return dataclasses.replace(
+            base,
+            cpu_percent=min(100.0, base.cpu_percent + 100.0 * busy / max(1, base.logical_cores)),
+            available_memory=max(0, base.available_memory - used))
+
+
+def several_nodes(*names: str, cores: int = 4, memory: int = 8 * GB) -> dict[str, NodeStats]:
+    """Figures of nodes `names` alike (a FakeRunner's `nodes`): `cores` each, `memory` each
+    (7/8 of it available at rest), a shared output filesystem of 200 GB with 100 free."""
+    return {
+        name:
+        NodeStats(node=name,
+                  logical_cores=cores,
+                  cpu_percent=2.0,
+                  total_memory=memory,
+                  available_memory=memory * 7 // 8,
+                  free_disk=100 * GB,
+                  disk_total=200 * GB)
+        for name in names
+    }
 
 
 @dataclass
@@ -313,9 +393,11 @@ class FakeRun:
 
 async def start_fake_run(plan: Plan,
                          scripts: Callable[[JobSpec, int], Script] | Script | None = None,
+                         *,
+                         nodes: Sequence[str] = (),
                          **kwargs) -> FakeRun:
     """Start an orchestrator for `plan` on a fake runner; `scripts` is one Script for every job
-    or a function of (spec, attempt)."""
+    or a function of (spec, attempt); `nodes` names several fake nodes (`several_nodes`)."""
     clock = FakeClock()
     if isinstance(scripts, Script):
         script = scripts
@@ -323,6 +405,9 @@ async def start_fake_run(plan: Plan,
     else:
         runner = FakeRunner(clock, scripts) if scripts is not None else FakeRunner(clock)
     bus = ev.EventBus()
+    runner.bus = bus
+    if nodes:
+        runner.nodes = several_nodes(*nodes)
     recorder = Recorder()
     bus.add_listener(recorder)
     orchestrator = Orchestrator(plan, runner, bus, clock=clock, **kwargs)

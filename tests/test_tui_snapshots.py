@@ -141,7 +141,8 @@ def change(model: RunModel,
            *,
            reason: str = "",
            exit_code: int | None = None,
-           signal: int | None = None) -> None:
+           signal: int | None = None,
+           node: str = "local") -> None:
     """One JobStateChanged with the fields the core would fill in."""
     row = model.rows[job_id]
     model.apply(
@@ -151,7 +152,7 @@ def change(model: RunModel,
                            state=state,
                            previous=row.state,
                            attempt=max(row.attempt, 1),
-                           node="local" if state.active or state.finished else "",
+                           node=node if state.active or state.finished else "",
                            pid=41000 + job_id if state.active else None,
                            exit_code=exit_code,
                            signal=signal,
@@ -165,10 +166,11 @@ def run_job(model: RunModel,
             *,
             rss_mib: int = 180,
             progress_step: float = 0.04,
-            speed: float | None = None) -> None:
+            speed: float | None = None,
+            node: str = "local") -> None:
     """Start a job at `start` and feed one JobSample per second with the given CPU figures;
     with a `speed`, as ffmpeg's probe reports it (media fraction, fps, speed, time left)."""
-    change(model, job_id, JobState.RUNNING, start)
+    change(model, job_id, JobState.RUNNING, start, node=node)
     for step, cores in enumerate(cpu, 1):
         fraction = min(0.99, progress_step * step)
         probe = {} if speed is None else {
@@ -180,7 +182,7 @@ def run_job(model: RunModel,
         model.apply(
             ev.JobSample(time=start + step,
                          job_id=job_id,
-                         node="local",
+                         node=node,
                          pid=41000 + job_id,
                          cpu_cores=cores,
                          rss_bytes=(rss_mib + 7 * (step % 5)) * MIB,
@@ -272,10 +274,8 @@ def calibration_model(*, finished: bool) -> Script:
     return Script(model, controller_for(model, limit, CalibrationStatus.PENDING))
 
 
-def run_model(names: Sequence[str] = NAMES) -> Script:
-    """Mid-run: 2 succeeded, 1 failed, 1 killed, 3 running with sparklines, 1 paused, the rest
-    queued; the disk gauge is in danger and the last notice is a missing input."""
-    model = new_model(names)
+def calibrated(model: RunModel):
+    """The limit calibration set at 901 (`decision`'s), applied; its decision."""
     _profile, limits = decision()
     model.apply(
         ev.LimitChanged(time=901.0,
@@ -283,6 +283,14 @@ def run_model(names: Sequence[str] = NAMES) -> Script:
                         previous=1,
                         source=ev.LimitSource.WINDOW,
                         decision=limits))
+    return limits
+
+
+def run_model(names: Sequence[str] = NAMES) -> Script:
+    """Mid-run: 2 succeeded, 1 failed, 1 killed, 3 running with sparklines, 1 paused, the rest
+    queued; the disk gauge is in danger and the last notice is a missing input."""
+    model = new_model(names)
+    limits = calibrated(model)
     change(model, 1, JobState.RUNNING, 900.0)
     change(model, 1, JobState.SUCCEEDED, 960.0, exit_code=0)
     change(model, 2, JobState.RUNNING, 905.0)
@@ -303,6 +311,71 @@ def run_model(names: Sequence[str] = NAMES) -> Script:
                   level=ev.NoticeLevel.WARNING,
                   message="input missing: /data/in/clip13.mp4 (list line 15)"))
     return Script(model, controller_for(model, limits.limit))
+
+
+def cluster_model() -> Script:
+    """Mid-run on three nodes of 8 cores and 16 GiB: node-a runs three jobs, node-b ran two
+    until it was lost at 970 (one runs again on node-a), node-c failed three jobs in a row (no
+    ffmpeg there) and was set aside; a sample a node a second, node-b's until it was lost (the
+    charts start over then: the sums of two nodes do not compare with those of three)."""
+    model = new_model(NAMES)
+    limits = calibrated(model)
+    change(model, 1, JobState.RUNNING, 900.0, node="node-a")
+    change(model, 1, JobState.SUCCEEDED, 950.0, exit_code=0, node="node-a")
+    change(model, 2, JobState.RUNNING, 900.0, node="node-b")
+    change(model, 2, JobState.SUCCEEDED, 955.0, exit_code=0, node="node-b")
+    for job_id in (6, 7, 8):
+        change(model, job_id, JobState.RUNNING, 901.0 + job_id, node="node-c")
+        change(model,
+               job_id,
+               JobState.FAILED,
+               902.0 + job_id,
+               exit_code=127,
+               node="node-c",
+               reason="exit 127")
+    model.apply(
+        ev.NodeStateChanged(time=915.0,
+                            node="node-c",
+                            state=ev.NodeState.QUARANTINED,
+                            failures=3,
+                            address="tls://10.0.0.13:40331"))
+    change(model, 5, JobState.RUNNING, 958.0, node="node-b")
+    run_job(model,
+            3,
+            930.0, [0.3, 0.9, 0.95, 0.92, 0.5, 0.97, 0.93, 0.91],
+            speed=1.5,
+            node="node-a")
+    run_job(model, 4, 960.0, [0.1, 0.4, 0.8, 0.9, 0.9, 0.88], rss_mib=240, node="node-a")
+    node_samples(model, 900, 970, ("node-a", "node-b", "node-c"))
+    model.apply(
+        ev.NodeStateChanged(time=970.0,
+                            node="node-b",
+                            state=ev.NodeState.LOST,
+                            address="tls://10.0.0.12:40331"))
+    change(model, 5, JobState.QUEUED, 970.0)
+    run_job(model, 5, 975.0, [0.6, 0.8, 0.95], progress_step=0.02, node="node-a")
+    node_samples(model, 970, 1000, ("node-a", "node-c"))
+    return Script(model, controller_for(model, limits.limit))
+
+
+def node_samples(model: RunModel, start: int, end: int, nodes: Sequence[str]) -> None:
+    """A sample of each of `nodes` a second from `start` to `end` (excluded): node-a busy,
+    node-b half as busy, node-c idle; the outputs fill the shared disk."""
+    load = {"node-a": 0.45, "node-b": 0.3, "node-c": 0.02}
+    for second in range(start, end):
+        for node in nodes:
+            model.apply(
+                ev.SystemSample(time=float(second),
+                                node=node,
+                                logical_cores=8,
+                                cpu_percent=100 * load[node] * min(1.0, (second - 900) / 30),
+                                total_memory=16 * GIB,
+                                available_memory=int((15 - 10 * load[node]) * GIB),
+                                memory_reserve=int(6.4 * GIB),
+                                free_disk=int((200 - 0.5 * (second - 900)) * GIB),
+                                disk_total=500 * GIB,
+                                disk_reserve=20 * GIB,
+                                projected_disk_use=12 * GIB))
 
 
 def finished_model(names: Sequence[str] = NAMES) -> Script:
@@ -493,6 +566,10 @@ def detail_of(script: Script, job_id: int):
 @run_sizes
 def test_run_mixed_states_with_disk_in_danger(snap_compare, size):
     assert snap_compare(session_app(run_model()), terminal_size=size, run_before=played)
+
+
+def test_run_on_three_nodes_one_set_aside_one_lost(snap_compare):
+    assert snap_compare(session_app(cluster_model()), terminal_size=(120, 40), run_before=played)
 
 
 @sizes

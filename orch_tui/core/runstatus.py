@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from orch_tui.core.errors import OrchError
-from orch_tui.core.events import JobState
+from orch_tui.core.events import JobState, NodeState
 from orch_tui.core.journal.schema import JOURNAL_NAME, SCHEMA_VERSION, py_text
 from orch_tui.core.lock import held_by
+from orch_tui.core.nodes import NodeView, state_words
 from orch_tui.core.snapshot import RunSnapshot, touched
 from orch_tui.core.statedir import STATE_DIR_NAME
 from orch_tui.core.tally import Counts
@@ -62,6 +63,40 @@ class RunningJob:
 
 @dataclass(frozen=True)
 # pylint: disable-next=too-many-instance-attributes  # a record: one field per fact shown
+class NodeStatus:
+    """One node of the run: from a live source its state and figures; from the journal only
+    its name and the jobs its rows say it holds (the rest None: the journal keeps no figures)."""
+
+    name: str
+    running: int  # jobs holding a process there
+    state: NodeState | None = None
+    failures: int = 0  # the failures in a row behind a QUARANTINED state
+    cores: int | None = None
+    cpu_percent: float | None = None
+    memory_total: int | None = None
+    memory_available: int | None = None
+
+    @property
+    def state_text(self) -> str:
+        """`up`, `set aside after 3 failures`, `lost`; `-` when the source cannot tell."""
+        return "-" if self.state is None else state_words(self.state, self.failures)
+
+    def as_json(self) -> dict[str, Any]:
+        """One entry of `status --json`'s `nodes`."""
+        return {
+            "name": self.name,
+            "state": None if self.state is None else self.state.value,
+            "failures": self.failures,
+            "cores": self.cores,
+            "cpu_percent": self.cpu_percent,
+            "memory_total": self.memory_total,
+            "memory_available": self.memory_available,
+            "running": self.running,
+        }
+
+
+@dataclass(frozen=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: one field per fact shown
 class RunStatus:
     """One run's state, counts (core/tally.py definitions), limit and active jobs."""
 
@@ -78,6 +113,9 @@ class RunStatus:
     eta_paused: bool = False  # every active job is paused: no ETA while nothing runs (live)
     paused_all: bool = False  # no launches until resumed (live)
     jobs: tuple[RunningJob, ...] = field(default_factory=tuple)
+    #: Every node known (a local run: its one machine); from the journal, the nodes its
+    #: active jobs' rows name.
+    nodes: tuple[NodeStatus, ...] = field(default_factory=tuple)
     source: str = "journal"
     journal_schema: int = SCHEMA_VERSION
 
@@ -136,6 +174,7 @@ class RunStatus:
                 "index": job.index,
                 "pid": job.pid,
             } for job in self.jobs],
+            "nodes": [node.as_json() for node in self.nodes],
         }
 
     @property
@@ -205,12 +244,7 @@ def _read(conn: sqlite3.Connection, output_dir: Path, holder: int | None) -> Run
         state = RunState.FINISHED
     else:
         state = RunState.DIED
-    jobs = conn.execute(
-        "SELECT input, state, attempts, started FROM jobs WHERE run_id = ? AND state IN "
-        f"({', '.join('?' * len(_ACTIVE))}) ORDER BY started, input",
-        (values["id"], *_ACTIVE)).fetchall()
-    running = tuple(
-        RunningJob(py_text(job[0]), JobState(job[1]), int(job[2] or 0), job[3]) for job in jobs)
+    running, nodes = _active_jobs(conn, values["id"])
     if state is RunState.FINISHED:
         counts = _finished_counts(values["counts"])
     else:
@@ -225,7 +259,27 @@ def _read(conn: sqlite3.Connection, output_dir: Path, holder: int | None) -> Run
                      limit=values["limit_value"],
                      limit_source=values["limit_source"],
                      jobs=running if state is not RunState.FINISHED else (),
+                     nodes=nodes if state is not RunState.FINISHED else (),
                      journal_schema=version)
+
+
+def _active_jobs(conn: sqlite3.Connection,
+                 run_id: int) -> tuple[tuple[RunningJob, ...], tuple[NodeStatus, ...]]:
+    """The run's jobs holding a process as its rows say, and the nodes they are on (a version
+    4 journal's rows name it; an older one's are NULL there: no nodes)."""
+    node = "node" if "node" in {info[1] for info in conn.execute("PRAGMA table_info(jobs)")} \
+        else "NULL"
+    jobs = conn.execute(
+        f"SELECT input, state, attempts, started, {node} FROM jobs WHERE run_id = ? AND state IN "
+        f"({', '.join('?' * len(_ACTIVE))}) ORDER BY started, input",
+        (run_id, *_ACTIVE)).fetchall()
+    running = tuple(
+        RunningJob(py_text(job[0]), JobState(job[1]), int(job[2] or 0), job[3]) for job in jobs)
+    held: dict[str, int] = {}
+    for job in jobs:
+        if job[4]:
+            held[py_text(job[4])] = held.get(py_text(job[4]), 0) + 1
+    return running, tuple(NodeStatus(name, held[name]) for name in sorted(held))
 
 
 def with_snapshot(status: RunStatus, snap: RunSnapshot, *, epoch: float,
@@ -253,7 +307,21 @@ def with_snapshot(status: RunStatus, snap: RunSnapshot, *, epoch: float,
                        progress=progress.get(job.job_id),
                        index=job.job_id,
                        pid=job.pid) for job in jobs),
+        nodes=tuple(_node_status(node) for node in snap.nodes),
         source="live")
+
+
+def _node_status(node: NodeView) -> NodeStatus:
+    """A live node: its state, its latest figures (none once lost) and the jobs it holds."""
+    sample = node.live_sample
+    return NodeStatus(node.name,
+                      node.running,
+                      node.state,
+                      node.failures,
+                      cores=None if sample is None else sample.logical_cores,
+                      cpu_percent=None if sample is None else sample.cpu_percent,
+                      memory_total=None if sample is None else sample.total_memory,
+                      memory_available=None if sample is None else sample.available_memory)
 
 
 def _finished_counts(text: str) -> Counts:

@@ -16,6 +16,7 @@ from typing import Any, overload
 from orch_tui.core import events as ev
 from orch_tui.core.eta import EtaState
 from orch_tui.core.events import JobState, LimitSource
+from orch_tui.core.nodes import NodeTally, NodeView
 from orch_tui.core.plan import JobSpec, Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.tally import Counts, Tally
@@ -87,6 +88,9 @@ class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field 
     paused_all: bool = False
     finished: ev.RunFinished | None = None
     joblog: Path | None = None
+    #: Every node known (a local run: one, this machine), with its latest figures, its state
+    #: and the jobs it holds: the nodes panel of an attached TUI and `orch-tui status`.
+    nodes: tuple[NodeView, ...] = ()
 
     def tally(self) -> Tally:
         """A tally that goes on from this snapshot."""
@@ -244,6 +248,7 @@ class RunRecord:
             "calibration": CalibrationStatus.PENDING if calibrate else CalibrationStatus.SKIPPED
         }
         self._pressure: dict[ev.Resource, ev.ResourcePressure] = {}
+        self._nodes = NodeTally()
         self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.JobStateChanged:
             self._on_job_state_changed,
@@ -268,6 +273,7 @@ class RunRecord:
 
     def __call__(self, event: ev.Event) -> None:
         self.tally.apply(event)
+        self._nodes.apply(event)
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
@@ -332,4 +338,5 @@ class RunRecord:
                            pressure=tuple(self._pressure.values()),
                            paused_all=self._paused_all(),
                            joblog=self.joblog,
+                           nodes=self._nodes.views(),
                            **self._fields)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TextIO
 
 from orch_tui.core.errors import OrchError
+from orch_tui.core.events import NodeState
+from orch_tui.core.nodes import figure_cells
 from orch_tui.core.runstatus import (RunState, RunStatus, StatusSource, journal_status,
                                      with_snapshot)
 from orch_tui.core.snapshot import RunSnapshot
@@ -31,7 +33,9 @@ EPILOG = ("Exit codes: 0 running or finished clean; 1 finished with failures, or
           "(this command's), run_exit_code (the run's, once recorded), counts (one per job "
           "state, and total), limit, limit_source, eta_seconds, eta_paused, paused_all (live "
           "only), jobs (the active ones: input, state, attempt, started, and from a live "
-          "source progress 0..1, index, pid).")
+          "source progress 0..1, index, pid), nodes (name, state up|quarantined|lost, failures, "
+          "cores, cpu_percent, memory_total, memory_available: from a live source; running: "
+          "the jobs it holds).")
 
 
 def status_parser() -> argparse.ArgumentParser:
@@ -138,7 +142,29 @@ def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
             index = "" if job.index is None else f"#{job.index} "
             head = f"  {job.state.value:<8} {since:>8}{progress}  {index}"
             lines.append(head + _cut(printable(Path(job.input_path).name), 80 - len(head)))
+    if len(status.nodes) > 1:  # a cluster run; a local run's one node is the machine itself
+        lines.extend(node_lines(status))
     lines.append(f"exit:     {status.exit_code}")
+    return lines
+
+
+def node_lines(status: RunStatus) -> list[str]:
+    """`nodes:` and one line per node: name, state, cores, CPU, memory used of total and the
+    jobs it holds (from the journal alone: the jobs only), each within 80 columns."""
+    nodes = status.nodes
+    trouble = [
+        f"{sum(1 for node in nodes if node.state is state)} {words}"
+        for state, words in ((NodeState.QUARANTINED, "set aside"), (NodeState.LOST, "lost"))
+        if any(node.state is state for node in nodes)
+    ]
+    lines = [f"nodes:    {len(nodes)}" + (f" ({', '.join(trouble)})" if trouble else "")]
+    for node in nodes:
+        cores, cpu, memory, jobs = figure_cells(node.cores, node.cpu_percent, node.memory_total,
+                                                node.memory_available, node.running)
+        name = printable(node.name)
+        name = name if len(name) <= 14 else name[:13] + "…"
+        lines.append(f"  {name:<14} {node.state_text:<26} {cores:>4} {cpu:>4} {memory:>11} "
+                     f"{jobs:>8}")
     return lines
 
 

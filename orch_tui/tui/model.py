@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Protocol
 from orch_tui.core import events as ev
 from orch_tui.core.eta import Eta
 from orch_tui.core.events import JobState
+from orch_tui.core.nodes import NodeTally, combined
 from orch_tui.core.plan import JobSpec, Plan, shell_quote
 from orch_tui.core.scaling import ScalingDecision
 from orch_tui.core.snapshot import JobView, JobViews, RunSnapshot
@@ -208,6 +209,11 @@ SORTS: dict[str, Callable[[JobRow, float], float] | None] = {
 LIVE_SORTS = frozenset({"elapsed", "progress", "cpu", "rss", "output"})
 
 
+def passes(row: JobRow, states: frozenset[JobState] | None, node: str | None) -> bool:
+    """Whether a row passes a state filter (None: any state) and a node filter (None: any)."""
+    return (states is None or row.state in states) and (node is None or row.node == node)
+
+
 def cycle(names: list[str], current: str, step: int) -> str:
     """The name `step` places after `current` in `names`, wrapping (f/F, s)."""
     return names[(names.index(current) + step) % len(names)]
@@ -227,8 +233,14 @@ class RunModel:
         self._positions: dict[int, int] | None = None  # job id -> place in the plan's order
         self.preflight: ev.PreflightDone | None = None
         self.system: ev.SystemSample | None = None
-        #: Every system sample since the TUI saw the run, in bounded memory (tui/history.py).
+        #: Every system sample since the TUI saw the run, in bounded memory (tui/history.py):
+        #: with several nodes, one point a sweep of them all (`system` is then their sum).
         self.system_history = SystemHistory()
+        #: Each node's latest figures, state and jobs (the nodes panel, the node filter).
+        self.nodes = NodeTally()
+        self._sweep: tuple[float, set[str]] | None = None  # several nodes: a sweep not charted
+        self._system_nodes: frozenset[str] = frozenset()  # whose sum `system` is
+        self._charted_nodes: frozenset[str] = frozenset()  # whose sums the charts are
         #: Jobs holding a process (running, paused, stopping): at most the limit plus the
         #: paused ones, so a figure over them (the table's sparkline scale) is cheap at 100,000.
         self.active: set[int] = {row.job_id for row in rows if row.state.active}
@@ -267,6 +279,7 @@ class RunModel:
             ev.CalibrationProgress: self._on_calibration_progress,
             ev.CalibrationFinished: self._on_calibration_finished,
             ev.ResourcePressure: self._on_resource_pressure,
+            ev.NodeStateChanged: self._on_node_state_changed,
             ev.Notice: self._on_notice,
             ev.RunFinished: self._on_run_finished,
         }
@@ -299,6 +312,10 @@ class RunModel:
         model.pressure = {event.resource: event for event in snapshot.pressure}
         model.finished = snapshot.finished
         model.joblog_path = snapshot.joblog
+        model.nodes = NodeTally(snapshot.nodes)
+        model.nodes.seed_jobs((row.job_id, row.node) for row in rows if row.state.active)
+        if len(model.nodes) > 1 and (samples := model.nodes.samples()):
+            model.system = combined(samples)  # a local run's gauges wait for a sample
         model.count_succeeded()
         return model
 
@@ -332,6 +349,7 @@ class RunModel:
         if row is None:
             return
         self.tally.change(event)
+        self.nodes.apply(event)
         if (event.state is JobState.SUCCEEDED) != (row.state is JobState.SUCCEEDED):
             sign = 1 if event.state is JobState.SUCCEEDED else -1
             self.succeeded_jobs += sign
@@ -379,9 +397,43 @@ class RunModel:
         self._touch(row)
 
     def _on_system_sample(self, event: ev.SystemSample) -> None:
-        self.system = event
-        self.system_history.add(event.time, event.cpu_percent, event.available_memory,
-                                event.free_disk - event.projected_disk_use)
+        nodes = self.nodes
+        nodes.apply(event)
+        if len(nodes) <= 1:  # one machine: each sample is the whole
+            self.system = event
+            self._chart(event)
+            return
+        # Several nodes: one sample each a sweep, all with the sweep's time. The gauges show
+        # their sum at once; the charts get one point a sweep, once every node that is not
+        # lost has reported (or, when one stays silent, when the next sweep begins).
+        samples = nodes.samples()
+        sweep = self._sweep
+        if sweep is not None and sweep[0] != event.time and self.system is not None:
+            self._chart_nodes()  # the previous sweep, short of a silent node
+        if sweep is None or sweep[0] != event.time:
+            sweep = self._sweep = (event.time, set())
+        sweep[1].add(event.node)
+        self.system = combined(samples) if samples else event
+        self._system_nodes = frozenset(sample.node for sample in samples)
+        if sweep[1] >= self._system_nodes:
+            self._chart_nodes()
+            self._sweep = None
+
+    def _chart_nodes(self) -> None:
+        """Chart the nodes' sum; a node that joined or was lost restarts the charts (the sums
+        of other nodes do not compare, and the memory chart is drawn against today's total)."""
+        assert self.system is not None
+        if self._system_nodes != self._charted_nodes:
+            self._charted_nodes = self._system_nodes
+            self.system_history = SystemHistory()
+        self._chart(self.system)
+
+    def _on_node_state_changed(self, event: ev.NodeStateChanged) -> None:
+        self.nodes.apply(event)
+
+    def _chart(self, sample: ev.SystemSample) -> None:
+        self.system_history.add(sample.time, sample.cpu_percent, sample.available_memory,
+                                sample.free_disk - sample.projected_disk_use)
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self.limit, self.limit_reason = event.limit, event.reason
@@ -422,16 +474,22 @@ class RunModel:
         dirty, self.dirty = self.dirty, set()
         return dirty
 
-    def visible(self, name: str, sort: str = "index", *, reverse: bool = False) -> list[int]:
-        """Job ids passing the filter `name` (a key of FILTERS), in the order of the sort
-        column `sort` (a key of SORTS; ties keep the plan's order). O(n log n) at most: the
-        table calls it on a key, or once per refresh when a live column is sorted."""
+    def visible(self,
+                name: str,
+                sort: str = "index",
+                *,
+                reverse: bool = False,
+                node: str | None = None) -> list[int]:
+        """Job ids passing the filter `name` (a key of FILTERS) and, with a `node`, whose
+        attempt ran there, in the order of the sort column `sort` (a key of SORTS; ties keep
+        the plan's order). O(n log n) at most: the table calls it on a key, or once per
+        refresh when a live column is sorted."""
         states = FILTERS[name]
         rows = self.rows
-        if states is None:
+        if states is None and node is None:
             ids = list(self.order)
         else:
-            ids = [job_id for job_id in self.order if rows[job_id].state in states]
+            ids = [job_id for job_id in self.order if passes(rows[job_id], states, node)]
         if SORTS[sort] is not None:
             ids.sort(key=self.sort_key(sort, reverse))
         elif reverse:

@@ -227,7 +227,7 @@ class Journal:
         row = (db_text(spec.entry.location), db_text(spec.output_location), state.value,
                event.exit_code, event.signal, started, now if state.finished else None,
                event.attempt, event.peak_rss, event.cpu_seconds, db_text(spec.log_location),
-               self._run_id, db_text(event.reason), db_text(event.detail))
+               self._run_id, db_text(event.reason), db_text(event.detail), db_text(event.node))
         skip = state is ev.JobState.SKIPPED
         self._store.put_job(skip, row)
         if state.finished and not skip and self._sync:

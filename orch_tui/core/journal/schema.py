@@ -20,7 +20,7 @@ from typing import Any
 from orch_tui.core.journal.errors import JournalError
 from orch_tui.core.tally import ACTIVE_STATES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 JOURNAL_NAME = "journal.sqlite3"
 #: A state that means the job was cut short when its row is the last one left (rerun it): the
 #: tally's active states, those holding a process (`stopping` too: SIGTERM was sent, the run
@@ -36,6 +36,9 @@ MIGRATIONS: dict[int, str] = {
     # 3: what `orch-tui status` needs of a run that is still going or died: who ran it, the
     # preflight's figures (queued jobs have no row yet) and the limit in force.
     2: ";".join(f"ALTER TABLE runs ADD COLUMN {column}" for column in RUN_STATUS_COLUMNS),
+    # 4: the node a job ran on (a cluster run): `orch-tui status` lists each node's jobs from
+    # the journal when the run does not answer.
+    3: "ALTER TABLE jobs ADD COLUMN node TEXT",
 }
 
 _SCHEMA = """
@@ -45,13 +48,14 @@ CREATE TABLE runs(id INTEGER PRIMARY KEY, started REAL, ended REAL, config TEXT,
                   skipped INTEGER, missing INTEGER, limit_value INTEGER, limit_source TEXT);
 CREATE TABLE jobs(input TEXT PRIMARY KEY, output TEXT, state TEXT, exit_code INTEGER,
                   signal INTEGER, started REAL, ended REAL, attempts INTEGER, peak_rss INTEGER,
-                  cpu_seconds REAL, log_path TEXT, run_id INTEGER, reason TEXT, detail TEXT);
+                  cpu_seconds REAL, log_path TEXT, run_id INTEGER, reason TEXT, detail TEXT,
+                  node TEXT);
 CREATE TABLE calibrations(id INTEGER PRIMARY KEY, run_id INTEGER, time REAL, source TEXT,
                           cpu_cores REAL, rss_bytes INTEGER, output_bytes INTEGER,
                           limit_value INTEGER, binding TEXT);
 """
 JOB_COLUMNS = ("input", "output", "state", "exit_code", "signal", "started", "ended", "attempts",
-               "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail")
+               "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail", "node")
 UPSERT_JOB = (f"INSERT OR REPLACE INTO jobs({', '.join(JOB_COLUMNS)}) "
               f"VALUES ({', '.join('?' * len(JOB_COLUMNS))})")
 # A skip (the output is already there) must not erase how the job succeeded in an earlier run.
@@ -84,6 +88,7 @@ class JobRecord:
     run_id: int
     reason: str = ""  # how it ended ('exit 1'); '' in rows a version 1 journal wrote
     detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
+    node: str = ""  # where its last attempt ran; '' in rows a version 3 journal or older wrote
 
     @property
     def interrupted(self) -> bool:
@@ -95,7 +100,7 @@ class JobRecord:
         """A `SELECT JOB_COLUMNS FROM jobs` row (NULL counters read as zero)."""
         return cls(py_text(row[0]), py_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7]
                    or 0, row[8] or 0, row[9] or 0.0, py_text(row[10]), row[11], py_text(row[12]),
-                   py_text(row[13]))
+                   py_text(row[13]), py_text(row[14]))
 
 
 def db_text(text: str) -> str | bytes:

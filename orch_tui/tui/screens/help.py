@@ -49,6 +49,11 @@ GROUPS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("?", "this help"),
     ]),
 ]
+#: A run on several nodes (a cluster): the node filter, after the state filter.
+NODE_KEYS = [
+    ("o / O", "next / previous node: only the jobs that node runs or ran, with the state "
+     "filter (the title says which node)"),
+]
 #: The run lives in another process (orch-tui attach, or a run started from the TUI): these
 #: replace the run group's quit.
 DETACHABLE_KEYS = [
@@ -63,9 +68,10 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
 
-    def __init__(self, *, detachable: bool = False) -> None:
+    def __init__(self, *, detachable: bool = False, nodes: bool = False) -> None:
         super().__init__()
         self.detachable = detachable
+        self.nodes = nodes
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -74,6 +80,8 @@ class HelpScreen(ModalScreen[None]):
         for group, note, keys in GROUPS:
             if group == "run" and self.detachable:
                 keys = [*keys[:-2], *DETACHABLE_KEYS, keys[-1]]
+            if group == "find" and self.nodes:
+                keys = [*keys[:3], *NODE_KEYS, *keys[3:]]
             table.add_row(Text(group, style="underline"), Text(note, style="italic"))
             for key, what in keys:
                 table.add_row(Text(key), Text(what))

@@ -25,6 +25,7 @@ from orch_tui.tui.widgets.charts import ResourceChart
 from orch_tui.tui.widgets.gauges import NoticeLine, ProgressLine, ResourceGauge, run_figures
 from orch_tui.tui.widgets.header import HeaderLine, panel_title
 from orch_tui.tui.widgets.job_table import JobTable
+from orch_tui.tui.widgets.nodes import NodesPanel
 from orch_tui.tui.widgets.search import SearchBar
 
 #: How often samples are applied to the screen (coalesced, inside batch_update).
@@ -81,6 +82,8 @@ def run_bindings(*, detachable: bool = False) -> list[BindingType]:
         Binding("n", "find_next(1)", "Next match", show=False),
         Binding("N", "find_next(-1)", "Previous match", show=False),
         Binding("F", "filter(-1)", "Previous filter", show=False),
+        Binding("o", "node_filter(1)", "Node filter", show=False),
+        Binding("O", "node_filter(-1)", "Previous node filter", show=False),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
     ]
 
@@ -116,6 +119,8 @@ class RunScreen(Screen[None]):
             yield ResourceChart(self.model, "cpu", id="gauge-cpu")
             yield ResourceChart(self.model, "memory", id="gauge-memory")
             yield ResourceChart(self.model, "disk", id="gauge-disk")
+        # Hidden (app.tcss) until the run has a second node: a local run's screen is unchanged.
+        yield NodesPanel(self.model, id="nodes", classes="panel")
         yield JobTable(self.model, id="jobs", classes="panel")
         yield NoticeLine(id="notice").data_bind(RunScreen.pressure, RunScreen.paused_all,
                                                 RunScreen.notice)
@@ -143,6 +148,7 @@ class RunScreen(Screen[None]):
     def _fit(self, height: int) -> None:
         compact = height < CHARTS_MIN_HEIGHT
         self.set_class(compact, "-compact")
+        self.query_one(NodesPanel).set_class(compact, "-compact")
         self.query_one("#gauges").border_subtitle = ("" if compact else
                                                      "history of the run · ┄ reserve line")
 
@@ -163,6 +169,10 @@ class RunScreen(Screen[None]):
             self.query_one(HeaderLine).refresh()
             for gauge in self.query(ResourceGauge):
                 gauge.refresh_from_model()
+            nodes = self.query_one(NodesPanel)
+            if nodes.several:
+                nodes.add_class("-several")
+                nodes.refresh_from_model()
             self._set_figures()
 
     def _set_figures(self) -> None:
@@ -422,12 +432,22 @@ class RunScreen(Screen[None]):
         failed, killed, done; the table's title says which and how many rows it shows."""
         self.query_one(JobTable).cycle_filter(step)
 
+    def action_node_filter(self, step: int) -> None:
+        """Cycle the table's node filter (o forward, O back): every node, then each node by
+        name; composed with the state filter, said in the table's title."""
+        if len(self.model.nodes) <= 1:
+            self.notify("one node: every job runs on it", severity="warning")
+            return
+        self.query_one(JobTable).cycle_node(step)
+
     def action_help(self) -> None:
         """Every key and what it does."""
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.help import HelpScreen
         self.app.push_screen(
-            HelpScreen(detachable=self.app.controller.detachable))  # type: ignore[attr-defined]
+            HelpScreen(
+                detachable=self.app.controller.detachable,  # type: ignore[attr-defined]
+                nodes=len(self.model.nodes) > 1))
 
     def action_quit_run(self) -> None:
         """Wait for running jobs, kill them, or cancel."""

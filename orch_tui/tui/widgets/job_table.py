@@ -18,12 +18,14 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
+from textual.markup import escape
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from orch_tui.core.events import JobState
-from orch_tui.tui.model import FILTERS, LIVE_SORTS, SORTS, JobRow, RunModel, cycle
+from orch_tui.core.textutil import printable
+from orch_tui.tui.model import FILTERS, LIVE_SORTS, SORTS, JobRow, RunModel, cycle, passes
 from orch_tui.tui.widgets.columns import (BASE, SPARK, STATE, Column, column_label, fit,
                                           layout_columns, row_cells, spark_scales, sparkline)
 
@@ -139,10 +141,11 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         super().__init__(id=id, classes=classes)
         self.model = model
         self._filter = "all"
+        self._node: str | None = None  # the node filter (None: every node)
         self._sort = "index"
         self._reverse = False
         self._visible: list[int] = model.visible("all")
-        self._visible_view = ("all", "index", False)
+        self._visible_view: tuple[str, str, bool, str | None] = ("all", "index", False, None)
         self._visible_version = model.states_version
         self._sorted_at = 0.0
         self._moved: set[int] = set()  # rows changed since the last re-sort of a live column
@@ -184,6 +187,25 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         """Switch to the next filter (`step` -1: the previous one), wrapping; return it."""
         self.filter = cycle(list(FILTERS), self._filter, step)
         return self._filter
+
+    @property
+    def node(self) -> str | None:
+        """The node whose jobs the table shows (None: every node's)."""
+        return self._node
+
+    @node.setter
+    def node(self, name: str | None) -> None:
+        if name != self._node:
+            self._node = name
+            self._recompute_visible()
+
+    def cycle_node(self, step: int = 1) -> str | None:
+        """Show the next node's jobs (`step` -1: the previous node's), every node's between
+        the last and the first, composed with the state filter; return the node (None: all)."""
+        names: list[str | None] = [None, *self.model.nodes.names()]
+        place = names.index(self._node) if self._node in names else 0
+        self.node = names[(place + step) % len(names)]
+        return self._node
 
     @property
     def sort(self) -> tuple[str, bool]:
@@ -392,9 +414,9 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         return self.scroll_offset.y, max(1, height)
 
     def _needs_recompute(self) -> bool:
-        if self._visible_view != (self._filter, self._sort, self._reverse):
+        if self._visible_view != (self._filter, self._sort, self._reverse, self._node):
             return True
-        if FILTERS[self._filter] is None and self._sort != "state":
+        if FILTERS[self._filter] is None and self._sort != "state" and self._node is None:
             return False  # "all" in the plan's (or a sample's) order never changes with states
         return self._visible_version != self.model.states_version
 
@@ -418,19 +440,22 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
         moved, self._moved = self._moved, set()
         self._sorted_at = time.monotonic()
         key = self.model.sort_key(self._sort, self._reverse)
-        states, rows = FILTERS[self._filter], self.model.rows
+        states, rows, node = FILTERS[self._filter], self.model.rows, self._node
         visible = [job_id for job_id in self._visible if job_id not in moved]
         for job_id in moved:
-            if states is None or rows[job_id].state in states:
+            if passes(rows[job_id], states, node):
                 bisect.insort(visible, job_id, key=key)
         return self._set_visible(visible)
 
     def _recompute_visible(self) -> bool:
         """Refilter, keep the selected job under the cursor if it still passes; return whether
         the list changed (and so everything was repainted)."""
-        visible = self.model.visible(self._filter, self._sort, reverse=self._reverse)
+        visible = self.model.visible(self._filter,
+                                     self._sort,
+                                     reverse=self._reverse,
+                                     node=self._node)
         self._visible_version = self.model.states_version
-        self._visible_view = (self._filter, self._sort, self._reverse)
+        self._visible_view = (self._filter, self._sort, self._reverse, self._node)
         self._sorted_at, self._moved = time.monotonic(), set()
         return self._set_visible(visible)
 
@@ -462,12 +487,15 @@ class JobTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _set_title(self) -> None:
         """The view in the border's title, short enough for 80 columns:
-        "jobs · failed 3 of 120 · sort elapsed ▼ · 2 marked"."""
+        "jobs · failed 3 of 120 · sort elapsed ▼ · 2 marked", with a node filter "jobs ·
+        failed on node-b 2 of 120"."""
         total = len(self.model.rows)
-        if self._filter == "all":
+        # A node's name is the cluster's: escaped, a str title being Textual markup.
+        where = "" if self._node is None else f" on {escape(printable(self._node))}"
+        if self._filter == "all" and self._node is None:
             parts = [f"jobs · all {total}"]
         else:
-            parts = [f"jobs · {self._filter} {len(self._visible)} of {total}"]
+            parts = [f"jobs · {self._filter}{where} {len(self._visible)} of {total}"]
         if self._sort != "index" or self._reverse:
             parts.append(f"sort {self._sort} {ARROWS[self._reverse]}")
         if self._marked:
