@@ -506,7 +506,10 @@ def section_version(_base: Path, _args: argparse.Namespace, figures: Figures) ->
     """Section 3: `--version`, the module and the console script."""
     say("\n== --version (median of 10)")
     figures.add("version_ms", version_ms(_orch("--version")))
-    script = shutil.which("orch-tui")
+    # The console script of the Python under test (its venv's), not whichever is first on PATH
+    # (a pyenv shim is a shell script that costs more than the answer).
+    beside = Path(sys.executable).with_name("orch-tui")
+    script = str(beside) if beside.exists() else shutil.which("orch-tui")
     figures.add("version_script_ms", version_ms([script, "--version"]) if script else None)
     _table(figures, ["version_ms", "version_script_ms"])
 
