@@ -2,6 +2,8 @@
 table's node column names the node each job runs on, the nodes panel lists both nodes, and the
 node filter narrows the table to one of them; nothing on the screens knows the runner is Dask."""
 
+# The test name says what it checks.
+# pylint: disable=missing-function-docstring
 from __future__ import annotations
 
 from orch_tui.cluster.runner import runner_factory
