@@ -177,7 +177,9 @@ def _spawned(report: dict[str, Any]) -> Spawned:
             f"{report.get('why') or 'see run.log'}; orch-tui status and wait still work", 1)
     return Spawned(pid=pid,
                    socket=Path(socket),
-                   launch=Launch(notice=report.get("notice"), resume=report.get("resume")))
+                   launch=Launch(notice=report.get("notice"),
+                                 resume=report.get("resume"),
+                                 where=report.get("where")))
 
 
 def leave_terminal() -> None:
@@ -233,6 +235,7 @@ class ReadyPipe:
             "why": why,
             "notice": launch.notice,
             "resume": launch.resume,
+            "where": launch.where,
         })
 
 

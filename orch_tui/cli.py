@@ -271,8 +271,9 @@ async def run_headless(plan: Plan,
         print(f"orch-tui: warning: {printable(launch.notice)}", file=stream or sys.stderr)
     reporter = headless_reporter(host, stream)
     reporter.adopt(host.attach(reporter))
-    if launch.resume:
-        reporter.write(launch.resume)
+    for line in (launch.where, launch.resume):
+        if line:
+            reporter.write(line)
     if ready is not None:
         assert host.state is not None
         ready.started(launch, host.control.path if host.control is not None else None)
@@ -502,7 +503,7 @@ def detach(plan: Plan, args: argparse.Namespace) -> int:
     """`--detach`: the config was checked here; the run goes on in a process of its own, and
     this one prints its pid and how to find it again."""
     spawned = asyncio.run(spawn_run(plan.config.path, run_flags(args)))
-    for line in (spawned.launch.notice, spawned.launch.resume):
+    for line in (spawned.launch.notice, spawned.launch.where, spawned.launch.resume):
         if line:
             print(f"orch-tui: {printable(line)}", file=sys.stderr)
     sys.stdout.write(detached_message(spawned, plan.config.directories.output_dir))

@@ -71,6 +71,9 @@ class Launch:
 
     notice: str | None = None
     resume: str | None = None
+    #: Where the journal and control socket went when the output folder is on a network
+    #: filesystem (core/statehome.py), else None.
+    where: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

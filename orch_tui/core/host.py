@@ -90,7 +90,9 @@ class RunHost:
         # Journal flushed and lock released as soon as the run ends, whatever observers do.
         self._task.add_done_callback(lambda _task: session.close())
         self._serve_control(session.state)
-        return Launch(notice=session.journal.notice, resume=session.describe_resume())
+        return Launch(notice=session.journal.notice,
+                      resume=session.describe_resume(),
+                      where=session.where)
 
     async def launch(self, plan: Plan) -> Launch:
         """`start`, for the TUI (which starts runs from its async handlers)."""

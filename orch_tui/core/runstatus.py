@@ -25,11 +25,11 @@ from typing import Any
 
 from orch_tui.core.errors import OrchError
 from orch_tui.core.events import JobState, NodeState
+from orch_tui.core.statehome import journal_folder, read_where
 from orch_tui.core.journal.schema import JOURNAL_NAME, SCHEMA_VERSION, py_text
 from orch_tui.core.lock import held_by
 from orch_tui.core.nodes import NodeView, state_words
 from orch_tui.core.snapshot import RunSnapshot, touched
-from orch_tui.core.statedir import STATE_DIR_NAME
 from orch_tui.core.tally import Counts
 
 #: The version of the JSON document `RunStatus.as_json` returns (README: "status --json").
@@ -198,10 +198,15 @@ _ACTIVE = (JobState.RUNNING.value, JobState.PAUSED.value, JobState.STOPPING.valu
 def journal_status(output_dir: Path) -> RunStatus | None:
     """The latest run in `output_dir` as its journal and lock tell it; None when there is no
     journal or no run in it; StatusError when the journal cannot be read."""
-    path = output_dir / STATE_DIR_NAME / JOURNAL_NAME
+    folder, kind = journal_folder(output_dir)
+    path = folder / JOURNAL_NAME
     try:
         info = os.lstat(path)
     except FileNotFoundError:
+        where = read_where(output_dir) if kind is not None else None
+        if where is not None:  # the run's driver is another machine, or this one lost it
+            raise StatusError(f"{output_dir} is on {kind}: its run's journal is on "
+                              f"{where[0]} in {where[1]}; run the command there") from None
         return None
     except OSError as exc:
         raise StatusError(f"{path}: cannot read the journal: {exc.strerror or exc}") from exc

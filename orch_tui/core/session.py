@@ -8,6 +8,7 @@ state folder, the lock and the journal."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
 from orch_tui.core.local_runner import LocalRunner
 from orch_tui.core.runner import Runner
-from orch_tui.core.statedir import StateDir
+from orch_tui.core.control.location import fallback_base
+from orch_tui.core.statedir import StateDir, StateError
+from orch_tui.core.statehome import WHERE_NAME, journal_folder, make_private, where_text
 
 #: Builds the run's runner on the running loop from the plan, its state folder and its bus: the
 #: command line's choice (a cluster's, cluster/), so the core never imports a cluster backend.
@@ -77,6 +80,8 @@ class RunSession:
         self.journal = journal
         self.joblog = joblog
         self.orchestrator: Orchestrator | None = None
+        #: Where the journal and socket went off a network filesystem (one line), else None.
+        self.where: str | None = None
         self.resumed = 0
         self.seeded = False
         self._closed = False
@@ -95,7 +100,8 @@ class RunSession:
             lock.acquire_folder()
             state = StateDir.open(output_dir)
             lock.acquire_file(state)
-            journal = Journal.open(plan.state_dir, move_damaged=options.fresh)
+            folder, where = local_journal(state)
+            journal = Journal.open(folder, move_damaged=options.fresh)
         except BaseException:
             lock.release()
             if state is not None:
@@ -103,7 +109,9 @@ class RunSession:
             if joblog is not None:
                 joblog.discard()
             raise
-        return cls(plan, options, bus or EventBus(), state, lock, journal, joblog)
+        session = cls(plan, options, bus or EventBus(), state, lock, journal, joblog)
+        session.where = where
+        return session
 
     def start(self) -> Orchestrator:
         """Build the runner and orchestrator on the running loop (call from async code)."""
@@ -179,3 +187,24 @@ class RunSession:
             self.journal.close()
             self.state.close()
             self.lock.release()
+
+
+def local_journal(state: StateDir) -> tuple[Path, str | None]:
+    """The folder for the run's journal, and the line saying so when it is not the shared state
+    folder: an output folder on a network filesystem keeps its journal on this machine's disk,
+    and `journal.where` in the shared state folder says where (core/statehome.py)."""
+    folder, kind = journal_folder(state.output_dir)
+    if kind is None:
+        return folder, None
+    make_private(folder)
+    try:
+        fd = state.open_file(WHERE_NAME, os.O_WRONLY | os.O_TRUNC)
+    except OSError as exc:
+        raise StateError(f"{state.path / WHERE_NAME}: cannot record where the journal is: "
+                         f"{exc.strerror or exc}") from None
+    try:
+        os.write(fd, where_text(folder))
+    finally:
+        os.close(fd)
+    return folder, (f"the output folder is on {kind}: the journal and the control socket are on "
+                    f"this machine, in {folder} and {fallback_base()}")

@@ -261,6 +261,8 @@ class OrchApp(App[int]):
         """Say what starting said, then follow the run."""
         if launch.notice:
             self.notify(launch.notice, severity="warning", timeout=15)
+        if launch.where:
+            self.notify(launch.where, timeout=15)
         if launch.resume:
             self.notify(launch.resume, timeout=8)
         self._listen()

@@ -25,6 +25,7 @@ from orch_tui import __version__
 from orch_tui.core import events as ev
 from orch_tui.core import wire
 from orch_tui.core.control.commands import CommandHandler
+from orch_tui.core.fstype import network_filesystem
 from orch_tui.core.control.location import (SOCKET_NAME, bind_private, fallback_base, fallback_name,
                                             fits, open_private_folder, record_path)
 from orch_tui.core.controller import RunControl
@@ -233,7 +234,9 @@ class ControlServer:
             # Our own descriptors: the session closes the state folder's when the run ends.
             self._state_fd = os.dup(self.state.fd)
             natural = self.state.path / SOCKET_NAME
-            if fits(natural):
+            # A Unix socket cannot live on a network filesystem (core/fstype.py): the local
+            # runtime folder instead, recorded as for a path too long to bind.
+            if fits(natural) and network_filesystem(self.state.output_dir) is None:
                 self._dir_fd = os.dup(self.state.fd)
                 path, self._recorded = natural, False
             else:

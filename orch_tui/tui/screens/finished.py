@@ -12,7 +12,9 @@ from textual.widgets.option_list import Option
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import JobState
 from orch_tui.core.logtail import describe_failure
+from orch_tui.core.journal.schema import JOURNAL_NAME
 from orch_tui.core.statedir import LOGS_DIR_NAME
+from orch_tui.core.statehome import journal_folder
 from orch_tui.core.tally import BAD_STATES
 from orch_tui.core.textutil import format_duration, printable
 from orch_tui.tui.model import RunModel
@@ -81,7 +83,8 @@ class FinishedScreen(Screen[None]):
             text.append("logs: ", style="bold")
             text.append(str(logs) + "\n")
             text.append("journal: ", style="bold")
-            text.append(str(logs.parent / "journal.sqlite3"))
+            # Off a network filesystem's output folder, on this machine (core/statehome.py).
+            text.append(str(journal_folder(logs.parent.parent)[0] / JOURNAL_NAME))
         if model.joblog_path is not None:
             text.append("\njoblog: ", style="bold")
             text.append(str(model.joblog_path))
