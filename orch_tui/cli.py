@@ -19,7 +19,7 @@ from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, sp
                                  stderr_to_run_log)
 from orch_tui.core.config import Config, address_problem, load_config
 from orch_tui.core.control.remote import RemoteRun, live_run
-from orch_tui.core.controller import LoadProgress, Starting
+from orch_tui.core.controller import Launch, LoadProgress, Starting
 from orch_tui.core.errors import OrchError, UsageError
 from orch_tui.core.events import RunFinished
 from orch_tui.core.host import RunHost
@@ -247,6 +247,14 @@ def headless_reporter(host: RunHost, stream: TextIO | None) -> HeadlessReporter:
     return HeadlessReporter(stream, fallback=fallback)
 
 
+def report_launch(reporter: HeadlessReporter, launch: Launch) -> None:
+    """What starting told the operator beyond warnings: where the journal went, what resuming
+    contributed."""
+    for line in (launch.where, launch.resume):
+        if line:
+            reporter.write(line)
+
+
 async def run_headless(plan: Plan,
                        options: RunOptions,
                        *,
@@ -271,9 +279,7 @@ async def run_headless(plan: Plan,
         print(f"orch-tui: warning: {printable(launch.notice)}", file=stream or sys.stderr)
     reporter = headless_reporter(host, stream)
     reporter.adopt(host.attach(reporter))
-    for line in (launch.where, launch.resume):
-        if line:
-            reporter.write(line)
+    report_launch(reporter, launch)
     if ready is not None:
         assert host.state is not None
         ready.started(launch, host.control.path if host.control is not None else None)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import time
+from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -15,17 +16,22 @@ from orch_tui.core.containment.base import (SETTLE_SECONDS, Containment, Contain
 from orch_tui.core.errors import SpawnError
 
 
+@dataclass(frozen=True, slots=True)
 class _Group:
     """One job group's folder and control files, as text: they are written per job launch."""
 
-    __slots__ = ("path", "procs", "kill")
+    path: Path
+    procs: str
+    kill: str
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.procs = f"{path}/cgroup.procs"
-        self.kill = f"{path}/cgroup.kill"
+    @classmethod
+    def at(cls, path: Path) -> _Group:
+        """The group whose folder is `path`."""
+        return cls(path, f"{path}/cgroup.procs", f"{path}/cgroup.kill")
 
 
+# The run's groups: the ones in use, the free ones, the ones to remove, our own.
+# pylint: disable-next=too-many-instance-attributes
 class CgroupContainment(Containment):
     """A cgroup v2 group per job attempt under `<own group>/orch-tui-<run token>/`.
 
@@ -87,7 +93,7 @@ class CgroupContainment(Containment):
         try:
             if group is None:
                 self._count += 1
-                group = _Group(self.run / f"job-{self._count}")
+                group = _Group.at(self.run / f"job-{self._count}")
                 os.mkdir(group.path, 0o755)
             write_to(group.procs, self._pid)
         except OSError as exc:
@@ -186,7 +192,7 @@ class CgroupContainment(Containment):
             self._pending = [group for group in self._pending if not _remove_tree(group)]
 
     def close(self) -> None:
-        self._kill_group(_Group(self.run))
+        self._kill_group(_Group.at(self.run))
         deadline = time.monotonic() + SETTLE_SECONDS
         while _populated(self.run) and time.monotonic() < deadline:
             time.sleep(0.01)

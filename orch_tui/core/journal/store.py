@@ -203,7 +203,8 @@ class Store:
 
         Waits at most `timeout` for the writer to finish what it is doing with the connection;
         the commit itself waits at most SQLite's busy timeout for another program's lock."""
-        if not self._conn_lock.acquire(timeout=timeout):
+        # Not `with`: the wait is bounded; the lock is released in the `finally` below.
+        if not self._conn_lock.acquire(timeout=timeout):  # pylint: disable=consider-using-with
             line = f"{self.path}: journal write failed: a commit took more than {timeout:g}s"
             self.fail(line)
             return line

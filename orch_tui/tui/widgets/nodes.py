@@ -104,9 +104,7 @@ class NodesPanel(Widget):
     def line(self, node: NodeView, width: int, nodes: tuple[NodeView, ...] = ()) -> Text:
         """One node's line in `width` cells: name, state, cores, CPU (with a bar when it fits),
         memory used of total, jobs."""
-        others = nodes or (node, )
-        name_cells = min(NAME_CELLS, max(len(printable(other.name)) for other in others))
-        state_cells = max(len(other.state_text) for other in others)
+        name_cells, state_cells = _widths(nodes or (node, ))
         sample = node.live_sample
         cores, cpu, memory, jobs = node_cells(node)
         head = Text(f"{_name(node, name_cells):<{name_cells}} ")
@@ -151,3 +149,9 @@ class NodesPanel(Widget):
 
     def _bar_style(self) -> Style:
         return self.get_component_rich_style("nodes-panel--bar", partial=True)
+
+
+def _widths(nodes: tuple[NodeView, ...]) -> tuple[int, int]:
+    """The name and state columns' widths: every line of the panel aligns on its widest."""
+    return (min(NAME_CELLS, max(len(printable(node.name))
+                                for node in nodes)), max(len(node.state_text) for node in nodes))
