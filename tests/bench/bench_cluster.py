@@ -15,7 +15,6 @@ Ends with one line of key=value figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -31,30 +30,14 @@ sys.path.insert(0, str(ROOT))
 # pylint: disable-next=wrong-import-position  # after the checkout is on the path
 from tests.cluster_fixture import Cluster  # noqa: E402
 
-TRUE = shutil.which("true") or "/bin/true"
+from bench_dispatch import make_items, orch_config  # noqa: E402  # pylint: disable=wrong-import-position,wrong-import-order  # beside this file
 
 
 def workspace(root: Path, count: int) -> Path:
-    """`count` one-byte inputs and a config running `true` on each; returns the config."""
+    """`count` empty inputs under `root` and the dispatch benchmark's `true` config over them
+    (bench_dispatch.py: the same jobs as its xargs and orch-tui runs); returns the config."""
     root.mkdir(parents=True)
-    (root / "in").mkdir()
-    for index in range(count):
-        (root / "in" / f"f{index:06d}").write_bytes(b"x")
-    (root / "inputs.txt").write_text("".join(f"in/f{index:06d}\n" for index in range(count)),
-                                     encoding="utf-8")
-    config = root / "config.yaml"
-    config.write_text(json.dumps({
-        "binary": {
-            "path": TRUE,
-            "flags": ["{input_file}"]
-        },
-        "directories": {
-            "input_file_list": "inputs.txt",
-            "output_dir": "out"
-        }
-    }),
-                      encoding="utf-8")
-    return config
+    return orch_config(root, make_items(root, count))
 
 
 def timed_run(config: Path, procs: int, *extra: str) -> float:
