@@ -70,6 +70,12 @@ def two_faster_three_not(running: int) -> float:
     return 10.0 if running == 1 else 7.5 * running
 
 
+def faster_up_to_three(running: int) -> float:
+    """Alone 10 s; two at once 15 s each (+33% work per second); three 18 s (+25% more); four
+    40 s (slower)."""
+    return {1: 10.0, 2: 15.0, 3: 18.0}.get(running, 10.0 * running)
+
+
 async def test_a_raise_that_speeds_the_work_up_is_kept_and_the_next_is_stepped_back(workspace):
     run = await adaptive_run(workspace, two_faster_three_not, adaptive=True)
     seen = phases(run)
@@ -95,6 +101,19 @@ async def test_the_first_try_starts_when_calibration_ends_with_its_rate_as_basel
     assert 0 <= first.time - calibrated.time <= 2 * RESOURCES["sample_interval"]
     kept = steps(run)[1]
     assert kept.adaptive is not None and kept.adaptive.phase is AdaptivePhase.KEPT
+
+
+async def test_a_kept_raise_is_followed_at_once_by_the_next_try(workspace):
+    # The kept try's window is the baseline of the next: three is tried on the next sweep, not
+    # a whole window at two later.
+    run = await adaptive_run(workspace, faster_up_to_three, adaptive=True)
+    changes = steps(run)
+    assert phases(run)[:3] == [(AdaptivePhase.TRYING, 2), (AdaptivePhase.KEPT, 2),
+                               (AdaptivePhase.TRYING, 3)]
+    assert 0 < changes[2].time - changes[1].time <= 2 * RESOURCES["sample_interval"]
+    # Four is tried at once too, and stepped back: slower.
+    assert phases(run)[3:6] == [(AdaptivePhase.KEPT, 3), (AdaptivePhase.TRYING, 4),
+                                (AdaptivePhase.STEPPED_BACK, 3)]
 
 
 async def test_a_raise_that_does_not_speed_the_work_up_is_stepped_back(workspace):

@@ -8,8 +8,9 @@ event the scheduler publishes, so the rule is tested with plain numbers. The ari
 is `scaling.compute_limit`, the three-constraint contract, unchanged.
 
 `--adaptive` (`AdaptiveLimit`) adds to it: while cpu binds, one job more is tried and kept only
-when the measured rate of work rises by `ADAPTIVE_GAIN`; memory, disk and max_processes still cap
-it, and memory or disk pressure takes every extra job away.
+when the measured rate of work rises by `ADAPTIVE_GAIN`, and a kept one is followed at once by the
+next try; memory, disk and max_processes still cap it, and memory or disk pressure takes every
+extra job away.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class AdaptiveLimit:
         self._steady_from: float | None = None
         self._window: tuple[float, float] | None = None  # (start, work done then)
         self._seeded = False  # a baseline from calibration: try one job more at once
+        self._kept = False  # a try was just kept: its window is the next try's baseline
 
     def seed(self, rate: float) -> None:
         """The calibration job's rate of work, measured while it ran alone: the baseline at a
@@ -110,7 +112,8 @@ class AdaptiveLimit:
 
     def restart(self, now: float, *, back_off: bool = False) -> None:
         """Drop every extra job and measurement (the rule's limit changed, or pressure)."""
-        self.extra, self.trying, self.baseline, self._seeded = 0, False, None, False
+        self.extra, self.trying, self.baseline = 0, False, None
+        self._seeded = self._kept = False
         self._steady_from = self._window = None
         if back_off:
             self.retry_at = now + ADAPTIVE_BACKOFF * self.length
@@ -141,10 +144,8 @@ class AdaptiveLimit:
         `room` is the ceiling of the other limits; `pressure` memory or disk pressure."""
         if pressure or rule.binding != "cpu":
             return self._without_extra(now, rule)
-        if self._seeded:
-            self._seeded = False
-            if rule.limit == 1 and not self.extra and self._fits(rule, room):
-                return self._try(rule)
+        if (self._seeded or self._kept) and self._at_once(now, rule, room):
+            return self._try(rule)
         rate = self._measure(now, work_done, running, rule.limit + self.extra)
         if rate is None:
             return None
@@ -154,6 +155,16 @@ class AdaptiveLimit:
         if now < self.retry_at or rate <= 0 or not self._fits(rule, room):
             return None
         return self._try(rule)
+
+    def _at_once(self, now: float, rule: ScalingDecision, room: int | None) -> bool:
+        """Whether to try one job more now, without a baseline window first: calibration's
+        rate is the one-job baseline (a cpu rule of one job, none above it yet), and a kept
+        try's window was measured at today's concurrency, just what a baseline window would
+        measure next (waiting for one left a 6-clip batch a third of its time one job short)."""
+        seeded, self._seeded, self._kept = self._seeded, False, False
+        if seeded:
+            return rule.limit == 1 and not self.extra and self._fits(rule, room)
+        return now >= self.retry_at and self._fits(rule, room)
 
     def _fits(self, rule: ScalingDecision, room: int | None) -> bool:
         return room is None or rule.limit + self.extra + 1 <= room
@@ -179,7 +190,7 @@ class AdaptiveLimit:
         self.trying = False
         gain = rate / self.baseline - 1 if self.baseline else math.inf
         if gain >= self.gain:
-            self.baseline = rate
+            self.baseline, self._kept = rate, True
             return AdaptiveStep(AdaptivePhase.KEPT, rule.limit, self.extra, gain)
         self.extra -= 1
         self.baseline, self.retry_at = None, now + ADAPTIVE_BACKOFF * self.length

@@ -3,8 +3,9 @@
     python tests/bench/bench_dispatch.py [--jobs 2000] [--procs 2] [--sweep-jobs 64]
 
 Runs N `true` jobs P at a time with each tool and prints wall seconds, CPU seconds of the
-dispatcher, and the ratio to xargs; then the cost of one monitoring sweep over M sleeping jobs
-(one /proc pass) against psutil's children(recursive=True) per job.
+dispatcher, and the ratio to xargs ("Python floor" is floor_dispatch.py: the least a Python
+process does per job under orch-tui's process rules); then the cost of one monitoring sweep
+over M sleeping jobs (one /proc pass) against psutil's children(recursive=True) per job.
 """
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ def bench_parallel(items: Path, procs: int) -> None:
                        stdin=stdin,
                        check=True,
                        stdout=subprocess.DEVNULL)
+
+
+def bench_floor(workdir: Path, items: Path, procs: int) -> None:
+    """floor_dispatch.py: a Python process doing only what orch-tui's process rules ask of each
+    job (own session, stdin /dev/null, a log file each, pidfd, wait4); a fresh logs folder."""
+    logs = workdir / "floor-logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    subprocess.run([
+        sys.executable,
+        str(Path(__file__).with_name("floor_dispatch.py")),
+        str(items),
+        str(procs),
+        str(logs)
+    ],
+                   check=True)
 
 
 def bench_asyncio(count: int, procs: int) -> None:
@@ -157,6 +173,7 @@ def main() -> None:
         if shutil.which("parallel"):
             rows.append(timed("GNU parallel", lambda: bench_parallel(items, args.procs)))
         rows.append(timed("bare asyncio", lambda: bench_asyncio(args.jobs, args.procs)))
+        rows.append(timed("Python floor", lambda: bench_floor(workdir, items, args.procs)))
         argv = orch_argv(workdir, items, args.procs)
         rows.append(timed("orch-tui", lambda: bench_orch(argv)))
     base = rows[0][1]

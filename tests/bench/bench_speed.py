@@ -13,7 +13,8 @@ Quick check: `python tests/bench/bench_speed.py --only large --jobs-large 5000 -
   (`--yes`, tmux 80x24) and for `parallel -j4`; peak RSS (VmHWM) 3 s after that first launch of
   orch-tui headless, of the TUI and of its run process; the wall time of `--dry-run`.
 - dispatch: DISPATCH_JOBS `true {input}` jobs two at a time by xargs -P 2, parallel -j2,
-  orch-tui headless (journal, guardian, containment, logs: the defaults) and the TUI (until its
+  the Python floor (floor_dispatch.py: spawn, log file, pidfd, wait4 and nothing else), orch-tui
+  headless (journal, guardian, containment, logs: the defaults) and the TUI (until its
   run process exits; the finished screen's time is printed beside it). With --full also 10,000
   jobs per job (ms) for orch-tui and xargs.
 - version: `python -m orch_tui --version` and the `orch-tui` script, median of 10, ms.
@@ -454,23 +455,30 @@ def section_dispatch(base: Path, args: argparse.Namespace, figures: Figures) -> 
                                                lambda: bench_dispatch.bench_xargs(items, procs))
             _, parallel, _ = bench_dispatch.timed(
                 "parallel", lambda: bench_dispatch.bench_parallel(items, procs))
+            _, floor, _ = bench_dispatch.timed(
+                "floor", lambda: bench_dispatch.bench_floor(workdir, items, procs))
             orch = _timed_orch(bench_dispatch.orch_argv(workdir, items, procs))
             tui, screen = tui_dispatch(workdir, items, procs)
             for key, value in (("dispatch_xargs_s", xargs), ("dispatch_parallel_s", parallel),
-                               ("dispatch_orch_s", orch), ("tui_dispatch_s", tui)):
+                               ("dispatch_floor_s", floor), ("dispatch_orch_s",
+                                                             orch), ("tui_dispatch_s", tui)):
                 figures.add(key, value)
             say(f" run {run + 1}/{args.runs}: xargs {xargs:.3f} s, parallel {parallel:.3f} s, "
-                f"orch-tui {_secs(orch)}, TUI {_secs(tui)} (finished screen at {_secs(screen)})")
+                f"Python floor {floor:.3f} s, orch-tui {_secs(orch)}, TUI {_secs(tui)} (finished screen at {_secs(screen)})"
+                )
         if args.full:
             per_job(workdir, args.runs, figures)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures.ratio("dispatch_ratio", "dispatch_orch_s", "dispatch_xargs_s")
     figures.ratio("parallel_ratio", "dispatch_parallel_s", "dispatch_xargs_s")
+    figures.ratio("floor_ratio", "dispatch_floor_s", "dispatch_xargs_s")
+    figures.ratio("orch_floor_ratio", "dispatch_orch_s", "dispatch_floor_s")
     figures.ratio("tui_ratio", "tui_dispatch_s", "dispatch_orch_s")
     _table(figures, [
-        "dispatch_xargs_s", "dispatch_parallel_s", "dispatch_orch_s", "tui_dispatch_s",
-        "dispatch_ratio", "parallel_ratio", "tui_ratio", "per_job_orch_ms", "per_job_xargs_ms"
+        "dispatch_xargs_s", "dispatch_parallel_s", "dispatch_floor_s", "dispatch_orch_s",
+        "tui_dispatch_s", "dispatch_ratio", "parallel_ratio", "floor_ratio", "orch_floor_ratio",
+        "tui_ratio", "per_job_orch_ms", "per_job_xargs_ms"
     ])
 
 
