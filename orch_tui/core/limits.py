@@ -160,7 +160,7 @@ class AdaptiveLimit:
         """Whether to try one job more now, without a baseline window first: calibration's
         rate is the one-job baseline (a cpu rule of one job, none above it yet), and a kept
         try's window was measured at today's concurrency, just what a baseline window would
-        measure next (waiting for one left a 6-clip batch a third of its time one job short)."""
+        measure next (waiting for one spent a whole window one job short of a better limit)."""
         seeded, self._seeded, self._kept = self._seeded, False, False
         if seeded:
             return rule.limit == 1 and not self.extra and self._fits(rule, room)
