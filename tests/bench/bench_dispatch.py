@@ -78,7 +78,7 @@ def bench_floor(workdir: Path, items: Path, procs: int) -> None:
     shutil.rmtree(logs, ignore_errors=True)
     subprocess.run([
         sys.executable,
-        str(Path(__file__).with_name("floor_dispatch.py")),
+        str(Path(__file__).with_name("floor_dispatch.py")), TRUE,
         str(items),
         str(procs),
         str(logs)

@@ -459,13 +459,18 @@ def section_dispatch(base: Path, args: argparse.Namespace, figures: Figures) -> 
                 "floor", lambda: bench_dispatch.bench_floor(workdir, items, procs))
             orch = _timed_orch(bench_dispatch.orch_argv(workdir, items, procs))
             tui, screen = tui_dispatch(workdir, items, procs)
-            for key, value in (("dispatch_xargs_s", xargs), ("dispatch_parallel_s", parallel),
-                               ("dispatch_floor_s", floor), ("dispatch_orch_s",
-                                                             orch), ("tui_dispatch_s", tui)):
+            runs = {
+                "dispatch_xargs_s": xargs,
+                "dispatch_parallel_s": parallel,
+                "dispatch_floor_s": floor,
+                "dispatch_orch_s": orch,
+                "tui_dispatch_s": tui
+            }
+            for key, value in runs.items():
                 figures.add(key, value)
             say(f" run {run + 1}/{args.runs}: xargs {xargs:.3f} s, parallel {parallel:.3f} s, "
-                f"Python floor {floor:.3f} s, orch-tui {_secs(orch)}, TUI {_secs(tui)} (finished screen at {_secs(screen)})"
-                )
+                f"Python floor {floor:.3f} s, orch-tui {_secs(orch)}, TUI {_secs(tui)} "
+                f"(finished screen at {_secs(screen)})")
         if args.full:
             per_job(workdir, args.runs, figures)
     finally:

@@ -1,8 +1,8 @@
 """The floor under any Python dispatcher of orch-tui's kind (a benchmark helper, not a tool).
 
-    python tests/bench/floor_dispatch.py ITEMS PROCS LOGS
+    python tests/bench/floor_dispatch.py BINARY ITEMS PROCS LOGS
 
-Runs `true ITEM` for each line of ITEMS, PROCS at a time, doing only what orch-tui's process
+Runs `BINARY ITEM` (the benches give it their `true`) for each line of ITEMS, PROCS at a time, doing only what orch-tui's process
 rules ask of every job and nothing else: `os.posix_spawn` into a session of its own with stdin
 from /dev/null and stdout and stderr to a log file of its own (created O_EXCL|O_NOFOLLOW, 0600,
 in LOGS), a pidfd watched by an asyncio loop, `wait4` for its exit. No journal, no events, no
@@ -17,12 +17,11 @@ import asyncio
 import os
 import sys
 
-TRUE = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
 LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-async def dispatch(items: list[str], procs: int, logs: str) -> int:
-    """Run every item, `procs` at a time; the number of non-zero exits."""
+async def dispatch(binary: str, items: list[str], procs: int, logs: str) -> int:
+    """Run `binary` over every item, `procs` at a time; the number of non-zero exits."""
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     environ = dict(os.environb)
@@ -33,7 +32,7 @@ async def dispatch(items: list[str], procs: int, logs: str) -> int:
         state["next"] += 1
         log = os.open(f"{logs}/{index}.log", LOG_FLAGS, 0o600)
         try:
-            pid = os.posix_spawn(TRUE, [TRUE, items[index]],
+            pid = os.posix_spawn(binary, [binary, items[index]],
                                  environ,
                                  file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                                                (os.POSIX_SPAWN_DUP2, log, 1),
@@ -65,11 +64,11 @@ async def dispatch(items: list[str], procs: int, logs: str) -> int:
 
 def main() -> int:
     """Exit 0 when every job succeeded."""
-    items_file, procs, logs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    binary, items_file, procs, logs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     with open(items_file, encoding="utf-8") as handle:
         items = handle.read().splitlines()
     os.makedirs(logs, mode=0o700, exist_ok=True)
-    return 1 if asyncio.run(dispatch(items, procs, logs)) else 0
+    return 1 if asyncio.run(dispatch(binary, items, procs, logs)) else 0
 
 
 if __name__ == "__main__":
