@@ -46,6 +46,21 @@ def test_this_machines_filesystems_are_not_network_ones(tmp_path, monkeypatch):
     assert "sshfs" in fstype.NETWORK_FUSE
 
 
+def test_asking_the_filesystem_type_starts_no_process(tmp_path, monkeypatch):
+    """Every run asks at its start: ctypes.util.find_library("c") would fork `ldconfig -p` each
+    time (two processes a run, several milliseconds)."""
+    monkeypatch.delenv(fstype.OVERRIDE_VARIABLE, raising=False)
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args} {kwargs}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setattr(os, "popen", no_process)
+    monkeypatch.setattr(os, "posix_spawn", no_process)
+    assert fstype._statfs_type(tmp_path) is not None  # pylint: disable=protected-access
+    assert fstype.network_filesystem(tmp_path) is None
+
+
 def test_the_override_says_network_or_local(tmp_path, monkeypatch):
     monkeypatch.setenv(fstype.OVERRIDE_VARIABLE, "1")
     assert "ORCH_TUI_NETWORK_FS=1" in str(fstype.network_filesystem(tmp_path))

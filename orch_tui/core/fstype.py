@@ -16,7 +16,6 @@ answer: for a filesystem this list does not know, and for the tests, which canno
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 
@@ -49,11 +48,14 @@ _STATFS_SIZE = 256  # larger than any architecture's struct statfs; f_type is it
 def _statfs_type(path: Path) -> int | None:
     """statfs(2)'s f_type for `path`, or None when libc cannot be asked."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    except OSError:
+        # The process's own symbols, libc's among them: find_library("c") would run
+        # `ldconfig -p` (a fork and an exec) at every run's start.
+        libc = ctypes.CDLL(None, use_errno=True)
+        statfs = libc.statfs
+    except (OSError, AttributeError):
         return None
     buffer = ctypes.create_string_buffer(_STATFS_SIZE)
-    if libc.statfs(os.fsencode(path), buffer) != 0:
+    if statfs(os.fsencode(path), buffer) != 0:
         return None
     # `f_type` is the first member, a long (__fsword_t) on every Linux architecture.
     return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF

@@ -16,7 +16,11 @@ Quick check: `python tests/bench/bench_speed.py --only large --jobs-large 5000 -
   the Python floor (floor_dispatch.py: spawn, log file, pidfd, wait4 and nothing else), orch-tui
   headless (journal, guardian, containment, logs: the defaults) and the TUI (until its
   run process exits; the finished screen's time is printed beside it). With --full also 10,000
-  jobs per job (ms) for orch-tui and xargs.
+  jobs per job (ms) for orch-tui and xargs. Beside the times, what they are made of: the CPU
+  seconds of the xargs and orch-tui runs (their jobs' included), orch-tui's own CPU per job
+  (its run's less xargs' run's: the same jobs), the share of every core each run kept busy
+  (`*_busy`), and `cpu_bound_ratio`, the least dispatch_ratio orch-tui's CPU allows: its run's
+  CPU seconds over the cores, against xargs' wall time.
 - version: `python -m orch_tui --version` and the `orch-tui` script, median of 10, ms.
 - adaptive (only with --ffmpeg or --only adaptive: it takes about half an hour): makespans of
   real 1080p->720p ffmpeg jobs, parallel -j1..4 against orch-tui's seed rule and --adaptive
@@ -55,6 +59,7 @@ from tests.tmux import Terminal, orch_command, read_int, wait_until  # noqa: E40
 # pylint: enable=wrong-import-position
 
 SLEEP = "/bin/sleep"
+CORES = len(os.sched_getaffinity(0))
 POLL = 0.005  # seconds between two looks for the first launch: its resolution
 LAUNCH_TIMEOUT = 180.0
 EXIT_TIMEOUT = 60.0
@@ -93,7 +98,7 @@ def _format(key: str, value: float | None) -> str:
         return "-"
     if key.endswith("_s") or "ratio" in key:
         return f"{value:.3f}"
-    if key.startswith("load"):
+    if key.startswith("load") or key.endswith("_busy"):
         return f"{value:.2f}"
     if key.endswith("_ms"):
         return f"{value:.2f}"
@@ -404,12 +409,19 @@ def section_large(base: Path, args: argparse.Namespace, figures: Figures) -> Non
 # --- 2. dispatch
 
 
-def _timed_orch(argv: list[str]) -> float | None:
-    """Wall seconds of a headless run; None if it failed (its time would mean nothing)."""
+def _timed_orch(argv: list[str]) -> tuple[float | None, float | None]:
+    """Wall and CPU seconds (its jobs' included) of a headless run; None, None if it failed (its
+    time would mean nothing)."""
     exits: list[int] = []
-    _, wall, _ = bench_dispatch.timed("orch-tui",
-                                      lambda: exits.append(bench_dispatch.bench_orch(argv)))
-    return wall if exits == [0] else None
+    _, wall, cpu = bench_dispatch.timed("orch-tui",
+                                        lambda: exits.append(bench_dispatch.bench_orch(argv)))
+    return (wall, cpu) if exits == [0] else (None, None)
+
+
+def _busy(cpu: float | None, wall: float | None) -> float | None:
+    """The share of every core a run kept busy: its CPU seconds (its jobs' included) over
+    cores x wall seconds."""
+    return cpu / (CORES * wall) if cpu is not None and wall else None
 
 
 def tui_dispatch(workdir: Path, items: Path, procs: int) -> tuple[float | None, float | None]:
@@ -451,20 +463,28 @@ def section_dispatch(base: Path, args: argparse.Namespace, figures: Figures) -> 
     try:
         items = bench_dispatch.make_items(workdir, args.dispatch_jobs)
         for run in range(args.runs):
-            _, xargs, _ = bench_dispatch.timed("xargs",
-                                               lambda: bench_dispatch.bench_xargs(items, procs))
+            _, xargs, xargs_cpu = bench_dispatch.timed(
+                "xargs", lambda: bench_dispatch.bench_xargs(items, procs))
             _, parallel, _ = bench_dispatch.timed(
                 "parallel", lambda: bench_dispatch.bench_parallel(items, procs))
-            _, floor, _ = bench_dispatch.timed(
+            _, floor, floor_cpu = bench_dispatch.timed(
                 "floor", lambda: bench_dispatch.bench_floor(workdir, items, procs))
-            orch = _timed_orch(bench_dispatch.orch_argv(workdir, items, procs))
+            orch, orch_cpu = _timed_orch(bench_dispatch.orch_argv(workdir, items, procs))
             tui, screen = tui_dispatch(workdir, items, procs)
+            # The jobs cost what they cost under xargs, whose own share is a few ms.
+            own = None if orch_cpu is None else (orch_cpu - xargs_cpu) / args.dispatch_jobs
             runs = {
                 "dispatch_xargs_s": xargs,
                 "dispatch_parallel_s": parallel,
                 "dispatch_floor_s": floor,
                 "dispatch_orch_s": orch,
-                "tui_dispatch_s": tui
+                "tui_dispatch_s": tui,
+                "dispatch_xargs_cpu_s": xargs_cpu,
+                "dispatch_orch_cpu_s": orch_cpu,
+                "xargs_busy": _busy(xargs_cpu, xargs),
+                "floor_busy": _busy(floor_cpu, floor),
+                "orch_busy": _busy(orch_cpu, orch),
+                "orch_own_cpu_ms": None if own is None else own * 1000,
             }
             for key, value in runs.items():
                 figures.add(key, value)
@@ -480,10 +500,15 @@ def section_dispatch(base: Path, args: argparse.Namespace, figures: Figures) -> 
     figures.ratio("floor_ratio", "dispatch_floor_s", "dispatch_xargs_s")
     figures.ratio("orch_floor_ratio", "dispatch_orch_s", "dispatch_floor_s")
     figures.ratio("tui_ratio", "tui_dispatch_s", "dispatch_orch_s")
+    # The least dispatch_ratio the CPU orch-tui's run uses allows: every core busy all along.
+    cpu, xargs_wall = figures.median("dispatch_orch_cpu_s"), figures.median("dispatch_xargs_s")
+    figures.add("cpu_bound_ratio",
+                cpu / CORES / xargs_wall if cpu is not None and xargs_wall else None)
     _table(figures, [
         "dispatch_xargs_s", "dispatch_parallel_s", "dispatch_floor_s", "dispatch_orch_s",
         "tui_dispatch_s", "dispatch_ratio", "parallel_ratio", "floor_ratio", "orch_floor_ratio",
-        "tui_ratio", "per_job_orch_ms", "per_job_xargs_ms"
+        "tui_ratio", "dispatch_xargs_cpu_s", "dispatch_orch_cpu_s", "orch_own_cpu_ms", "xargs_busy",
+        "floor_busy", "orch_busy", "cpu_bound_ratio", "per_job_orch_ms", "per_job_xargs_ms"
     ])
 
 
@@ -496,7 +521,7 @@ def per_job(workdir: Path, runs: int, figures: Figures) -> None:
     for _ in range(runs):
         _, xargs, _ = bench_dispatch.timed("xargs",
                                            lambda: bench_dispatch.bench_xargs(items, procs))
-        orch = _timed_orch(bench_dispatch.orch_argv(big, items, procs))
+        orch, _ = _timed_orch(bench_dispatch.orch_argv(big, items, procs))
         figures.add("per_job_xargs_ms", xargs / count * 1000)
         figures.add("per_job_orch_ms", orch / count * 1000 if orch is not None else None)
         say(f" {count:,} jobs: xargs {xargs:.2f} s, orch-tui {_secs(orch)}")
