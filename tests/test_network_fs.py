@@ -30,7 +30,13 @@ TMPFS_MAGIC = 0x01021994
 
 
 def _mount_of(path: Path) -> str | None:
-    return fstype._mount_type(path)  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access  # the detection's own probes are what is tested
+    return fstype._mount_type(path)
+
+
+def _statfs_of(path: Path) -> int | None:
+    # pylint: disable-next=protected-access  # the detection's own probes are what is tested
+    return fstype._statfs_type(path)
 
 
 def test_this_machines_filesystems_are_not_network_ones(tmp_path, monkeypatch):
@@ -39,7 +45,7 @@ def test_this_machines_filesystems_are_not_network_ones(tmp_path, monkeypatch):
     shm = Path("/dev/shm")
     if _mount_of(shm) == "tmpfs":
         # statfs through libc reads the same type as mountinfo names.
-        assert fstype._statfs_type(shm) == TMPFS_MAGIC  # pylint: disable=protected-access
+        assert _statfs_of(shm) == TMPFS_MAGIC
         assert fstype.network_filesystem(shm) is None
     # The magic numbers of network filesystems are known by name; FUSE asks the mount.
     assert fstype.NETWORK_MAGIC[0x6969] == "nfs"
@@ -57,7 +63,7 @@ def test_asking_the_filesystem_type_starts_no_process(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", no_process)
     monkeypatch.setattr(os, "popen", no_process)
     monkeypatch.setattr(os, "posix_spawn", no_process)
-    assert fstype._statfs_type(tmp_path) is not None  # pylint: disable=protected-access
+    assert _statfs_of(tmp_path) is not None
     assert fstype.network_filesystem(tmp_path) is None
 
 

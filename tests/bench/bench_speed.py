@@ -472,7 +472,8 @@ def section_dispatch(base: Path, args: argparse.Namespace, figures: Figures) -> 
             orch, orch_cpu = _timed_orch(bench_dispatch.orch_argv(workdir, items, procs))
             tui, screen = tui_dispatch(workdir, items, procs)
             # The jobs cost what they cost under xargs, whose own share is a few ms.
-            own = None if orch_cpu is None else (orch_cpu - xargs_cpu) / args.dispatch_jobs
+            own_ms = (None if orch_cpu is None else
+                      (orch_cpu - xargs_cpu) / args.dispatch_jobs * 1000)
             runs = {
                 "dispatch_xargs_s": xargs,
                 "dispatch_parallel_s": parallel,
@@ -484,7 +485,7 @@ def section_dispatch(base: Path, args: argparse.Namespace, figures: Figures) -> 
                 "xargs_busy": _busy(xargs_cpu, xargs),
                 "floor_busy": _busy(floor_cpu, floor),
                 "orch_busy": _busy(orch_cpu, orch),
-                "orch_own_cpu_ms": None if own is None else own * 1000,
+                "orch_own_cpu_ms": own_ms,
             }
             for key, value in runs.items():
                 figures.add(key, value)

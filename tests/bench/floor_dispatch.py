@@ -2,13 +2,13 @@
 
     python tests/bench/floor_dispatch.py BINARY ITEMS PROCS LOGS
 
-Runs `BINARY ITEM` (the benches give it their `true`) for each line of ITEMS, PROCS at a time, doing only what orch-tui's process
-rules ask of every job and nothing else: `os.posix_spawn` into a session of its own with stdin
-from /dev/null and stdout and stderr to a log file of its own (created O_EXCL|O_NOFOLLOW, 0600,
-in LOGS), a pidfd watched by an asyncio loop, `wait4` for its exit. No journal, no events, no
-containment, no guardian, no checks. Started as a process of its own, as orch-tui is, so its
-interpreter start is in its wall time too: what it takes above xargs is what CPython itself
-costs, which no change inside orch-tui can win back.
+Runs `BINARY ITEM` (the benches give it their `true`) for each line of ITEMS, PROCS at a time,
+doing only what orch-tui's process rules ask of every job and nothing else: `os.posix_spawn`
+into a session of its own with stdin from /dev/null and stdout and stderr to a log file of its
+own (created O_EXCL|O_NOFOLLOW, 0600, in LOGS), a pidfd watched by an asyncio loop, `wait4` for
+its exit. No journal, no events, no containment, no guardian, no checks. Started as a process of
+its own, as orch-tui is, so its interpreter start is in its wall time too: what it takes above
+xargs is what CPython itself costs, which no change inside orch-tui can win back.
 """
 
 from __future__ import annotations
