@@ -71,30 +71,60 @@ def test_typical_input_is_the_mean_of_what_remains():
 
 # --- the output estimate from media time (ffmpeg's probe), the read offset as a fallback
 
+#: ffmpeg 5.1's write, as traced on real transcodes (the file grows 256 KiB at a time).
+WRITE = 256 * 1024
 
-def test_media_time_pools_the_samples_just_after_each_new_status_line():
+
+def ffmpeg(fraction: float | None, written: int | None = None) -> Progress:
+    """ffmpeg's probe after a status line at `fraction` of the media that said `size=written`."""
+    return Progress(ProgressSource.FFMPEG, fraction, written=written)
+
+
+def test_media_time_pools_each_status_lines_own_size_plus_half_a_write():
     meter = CalibrationMeter(input_size=100 * MB)
-    samples = [
+    samples = [  # the bytes on disk at the sweep, then what the latest status line said
         (0, None),  # nothing printed yet
-        (48, 0.0),  # `time=-00:00:00.03`, x264 fills its lookahead: only headers on disk
-        (48, 0.01),  # media time moved, but only the headers are on disk: tells nothing
-        (2 * MB, 0.1),  # a new status line: counted
-        (3 * MB, 0.1),  # the same status line, a later sweep (stale): not counted
-        (6 * MB, 0.3),  # counted
+        (48, ffmpeg(0.0, 0)),  # time=-00:00:00.03, x264 fills its lookahead: only headers
+        (48, ffmpeg(0.01, 0)),  # media time moved, but nothing is written: tells nothing
+        # A new status line: its own size counts, not the file's a moment later at the sweep.
+        (48 + 8 * WRITE, ffmpeg(0.1, 7 * WRITE)),
+        (48 + 9 * WRITE, ffmpeg(0.1, 7 * WRITE)),  # the same status line at a later sweep
+        (48 + 25 * WRITE, ffmpeg(0.3, 24 * WRITE)),  # counted
     ]
-    for written, fraction in samples:
-        meter.add(1.0, MB, written, 90 * MB, fraction, ProgressSource.FFMPEG)
-    # (2 + 6) MB over (0.1 + 0.3) of the media: 20 MB expected of a 100 MB input.
+    for on_disk, progress in samples:
+        meter.add(1.0, MB, on_disk, 90 * MB, progress)
+    # The file grew by 8, 1 and 16 writes between sweeps: ffmpeg writes 256 KiB at a time, and
+    # holds half of that on average. (7 + 24 + 2 * 0.5) writes over (0.1 + 0.3) of the media:
+    # 8 MB over 0.4, 20 MB expected of a 100 MB input.
+    assert meter.write_unit == WRITE
     assert meter.output_basis() is OutputBasis.MEDIA_TIME
     assert meter.output_ratio() == pytest.approx(0.2)
     assert meter.output_estimate() == pytest.approx(20 * MB, rel=1e-6)
 
 
+def test_the_write_is_learned_from_whole_writes_only():
+    meter = CalibrationMeter(input_size=100 * MB)
+    # 48 -> 65536 is a write of 256 KiB caught half way (the kernel extends the file page by
+    # page), and so is the growth after it: neither is a number of writes.
+    for on_disk in [48, 65536, 48 + WRITE, 48 + 2 * WRITE, 48 + 4 * WRITE]:
+        meter.add(1.0, MB, on_disk, None)
+    assert meter.write_unit == WRITE
+
+
+def test_a_status_line_without_a_size_pairs_its_time_with_the_file_at_the_sweep():
+    meter = CalibrationMeter(input_size=100 * MB)
+    for on_disk, fraction in [(48, 0.0), (2 * MB, 0.1), (6 * MB, 0.3)]:
+        meter.add(1.0, MB, on_disk, 90 * MB, ffmpeg(fraction))  # size=N/A
+    # (2 + 6) MB over (0.1 + 0.3) of the media, with no half write: that size is the file's.
+    assert meter.output_basis() is OutputBasis.MEDIA_TIME
+    assert meter.output_ratio() == pytest.approx(0.2)
+
+
 def test_ffmpeg_that_cannot_tell_falls_back_to_the_read_offset_then_to_the_input_size():
     meter = CalibrationMeter(input_size=100 * MB)
-    meter.add(1.0, MB, 0, None, None, ProgressSource.FFMPEG)
+    meter.add(1.0, MB, 0, None, ffmpeg(None))
     assert meter.output_basis() is OutputBasis.INPUT_SIZE and meter.output_ratio() == 1.0
-    meter.add(1.0, MB, 10 * MB, 50 * MB, None, ProgressSource.FFMPEG)  # -nostats: no time=
+    meter.add(1.0, MB, 10 * MB, 50 * MB, ffmpeg(None))  # -nostats: no time=
     assert meter.output_basis() is OutputBasis.INPUT_READ
     assert meter.output_ratio() == pytest.approx(0.2)
 
@@ -102,7 +132,8 @@ def test_ffmpeg_that_cannot_tell_falls_back_to_the_read_offset_then_to_the_input
 def test_the_generic_probe_extrapolates_from_the_read_offset_never_from_its_fraction():
     meter = CalibrationMeter(input_size=100 * MB)
     for written, offset in [(MB, 10 * MB), (2 * MB, 20 * MB)]:
-        meter.add(1.0, MB, written, offset, offset / (100 * MB), ProgressSource.READ_OFFSET)
+        meter.add(1.0, MB, written, offset, Progress(ProgressSource.READ_OFFSET,
+                                                     offset / (100 * MB)))
     assert meter.output_basis() is OutputBasis.INPUT_READ
     assert meter.output_ratio() == pytest.approx(0.1) and meter.media_done == 0
 

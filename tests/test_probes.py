@@ -67,7 +67,19 @@ def test_the_first_status_and_the_last_one_beyond_the_duration() -> None:
 def test_a_duration_ffmpeg_cannot_tell_gives_no_progress_but_speed() -> None:
     # A lavfi source has `Duration: N/A`: no fraction and no ETA, never a guess.
     progress = parsed(LAVFI).progress()
-    assert progress == Progress(ProgressSource.FFMPEG, None, 0.0, 12.4, None)
+    assert progress == Progress(ProgressSource.FFMPEG, None, 0.0, 12.4, None, 99 * 1024)
+
+
+def test_the_status_line_says_what_the_output_held_at_its_time() -> None:
+    # size=       0kB at time=00:00:05.75 (x264 has muxed nothing to disk yet), then the last
+    # line's Lsize=     129kB.
+    assert parsed(upto_status(TRANSCODE, 3)).progress().written == 0
+    assert parsed(TRANSCODE).progress().written == 129 * 1024
+    # ffmpeg 6.1 and later write KiB; an output that is no file says N/A: unknown, not 0.
+    newer = b"frame=  250 fps= 50 q=28.0 size=    1536KiB time=00:00:10.00 bitrate=1258.3kbits/s"
+    assert parsed(newer + b" speed=2.01x\r").written == 1536 * 1024
+    pipe = b"frame=  250 fps= 50 q=28.0 size=N/A time=00:00:10.00 bitrate=N/A speed=2.01x\r"
+    assert parsed(TRANSCODE + pipe).progress().written is None
 
 
 def test_nostats_and_quiet_give_none() -> None:

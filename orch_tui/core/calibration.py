@@ -7,6 +7,7 @@ every finished job afterwards so the limit follows what the jobs really use.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +19,9 @@ from orch_tui.core.scaling import ProcessProfile, learn_profile, percentile
 
 #: Below this read fraction the written/read extrapolation is too noisy to trust.
 MIN_READ_FRACTION = 0.02
+#: ffmpeg's writes are whole buffers, a multiple of this: a file seen growing by anything else was
+#: caught in the middle of a write (the kernel extends it page by page) and teaches nothing.
+WRITE_GRAIN = 4096
 #: A running job's own extrapolation (projected disk use) waits for this much media done.
 MIN_MEDIA_FRACTION = 0.1
 
@@ -57,53 +61,60 @@ def expected_output(output_bytes: int, progress: Progress | None, fallback: int)
 class CalibrationMeter:
     """Accumulates one job's samples during the stabilization window.
 
-    The output estimate pools the samples taken just after ffmpeg printed a new status line:
-    sum of bytes on disk over sum of media fractions. Chosen on traces of real 1080p->720p
-    transcodes sampled every 0.25 s (16 of 10 s and 30 s clips; tests/bench/bench_calibration.py
-    measures the result in the orchestrator): the file grows in muxer
-    flushes (256 KiB with ffmpeg 5.1), so bytes on disk lag the muxed bytes, while the status
-    line's `time=` lags the file; in the sample right after a status line the two errors cancel
-    on average. Pooling every such sample (which weighs the early, keyframe-heavy ones least)
-    was off by more than 10% at a 2 s window in 6% of the cuts, against 26% for the last such
-    sample alone and 42% for bytes over the latest fraction; a slope between two samples, a
-    regression, or the status line's own `size=` plus half a flush all did worse. On a loaded
-    machine a 2 s window may see one or two flushes: no estimator is better than that data."""
+    The output estimate pools ffmpeg's status lines: the sum of the sizes each says the file had
+    at its `time=`, plus half a write each, over the sum of their media fractions. Size and time
+    come from one instant of ffmpeg's, so the estimate does not depend on when a sweep looked.
+    ffmpeg writes whole buffers (256 KiB with ffmpeg 5.1), so the file lags what was muxed by
+    half a write on average; the write is learned as the greatest common divisor of the file's
+    growths between sweeps. Measured on real 1080p->720p transcodes (traces at 1x to 4x
+    realtime; tests/bench/bench_calibration.py in the orchestrator): pairing the file's size at
+    the sweep after a status line with that line's time, as this did before, was off by +4% to
+    +17% at a 2 s window at 4x realtime (a quarter-second sweep is a second of media there),
+    this by +0% to +7%. Short windows on slow machines err high (+6% to +36% at 2 s at 2x to
+    3x realtime): the first write holds the headers and the first keyframe, far more than their
+    share of the media, and a 2 s window there sees one or two writes. A status line without
+    `size=` falls back to the sweep's file size."""
 
     input_size: int
     cpu: list[float] = field(default_factory=list)
     peak_rss: int = 0
     output_bytes: int = 0
     read_offset: int | None = None
-    media_bytes: int = 0  # sum of the bytes on disk just after each new status line
+    media_bytes: int = 0  # sum of the bytes written at each new status line's `time=`
     media_done: float = 0.0  # sum of the media fractions of those status lines
+    half_writes: int = 0  # how many of those sizes are ffmpeg's own (the file lags a write)
+    write_unit: int = 0  # ffmpeg's write, learned from the file's growths between sweeps
     _headers: int = 0  # what the job wrote before any media time
     _progress: float | None = None
 
-    # One sample's figures, as the monitor has them.
-    # pylint: disable-next=too-many-arguments,too-many-positional-arguments
     def add(self,
             cpu_cores: float,
             rss_bytes: int,
             output_bytes: int,
             read_offset: int | None,
-            progress: float | None = None,
-            source: ProgressSource = ProgressSource.NONE) -> None:
+            progress: Progress | None = None) -> None:
         """Record one sample (the first CPU figure of a new process is 0 and is dropped).
-        `progress` is the job's probe's fraction done, `source` which probe said it."""
+        `progress` is what the job's probe says."""
         self.cpu.append(cpu_cores)
         self.peak_rss = max(self.peak_rss, rss_bytes)
+        growth = output_bytes - self.output_bytes
+        if self.output_bytes > 0 and growth > 0 and growth % WRITE_GRAIN == 0:
+            self.write_unit = math.gcd(self.write_unit, growth)
         self.output_bytes = output_bytes
         if read_offset is not None:
             self.read_offset = read_offset
-        if source is not ProgressSource.FFMPEG:
+        if progress is None or progress.source is not ProgressSource.FFMPEG:
             return
-        if not progress:  # before any media time (x264's lookahead): what is on disk is headers
-            self._headers = output_bytes
-        elif progress != self._progress and output_bytes > self._headers:
-            # A status line new since the last sweep, and media on disk beyond the headers.
-            self.media_bytes += output_bytes
-            self.media_done += progress
-        self._progress = progress
+        fraction = progress.fraction
+        written = output_bytes if progress.written is None else progress.written
+        if not fraction:  # before any media time (x264's lookahead): what is written is headers
+            self._headers = max(self._headers, written)
+        elif fraction != self._progress and written > self._headers:
+            # A status line new since the last sweep, and media written beyond the headers.
+            self.media_bytes += written
+            self.media_done += fraction
+            self.half_writes += progress.written is not None
+        self._progress = fraction
 
     def output_basis(self) -> OutputBasis:
         """What `output_ratio` extrapolates from: media time when ffmpeg told it, else the
@@ -124,7 +135,8 @@ class CalibrationMeter:
     def output_ratio(self) -> float:
         """Estimated final output size over this job's input size (see `output_basis`)."""
         if self.media_done > 0 and self.input_size > 0:
-            return self.media_bytes / self.media_done / self.input_size
+            written = self.media_bytes + self.half_writes * self.write_unit / 2
+            return written / self.media_done / self.input_size
         return estimate_output_ratio(self.output_bytes, self.read_offset, self.input_size)
 
     def output_estimate(self) -> int:

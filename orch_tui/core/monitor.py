@@ -164,7 +164,7 @@ class Monitor:
         if self.calibrating is not None and self.calibrating[0] == job.spec.job_id:
             meter = self.calibrating[1]
             meter.add(sample.cpu_cores, sample.rss_bytes, sample.output_bytes, sample.read_offset,
-                      progress.fraction, progress.source)
+                      progress)
             self._bus.publish(
                 ev.CalibrationProgress(time=now,
                                        job_id=job.spec.job_id,

@@ -3,7 +3,7 @@
 The read offset on the input is a poor measure for ffmpeg, which reads ahead (demuxer buffers,
 x264's lookahead) and so sits at 100% for its last seconds. ffmpeg already tells how far it is:
 the input's `Duration:` in its header, then a status line about twice a second
-(`frame= fps= time= bitrate= speed=`, ended by `\\r`). The ffmpeg probe reads that from the job's
+(`frame= fps= size= time= bitrate= speed=`, ended by `\\r`). The ffmpeg probe reads that from the job's
 log, incrementally (only the bytes new since the last sweep, at most LOG_CHUNK of them), through
 a descriptor opened in the private logs folder (never by a path that could be a symlink).
 
@@ -36,6 +36,9 @@ _CLOCK = rb"(-?)(\d+):(\d{2}):(\d{2}(?:\.\d+)?)"
 _DURATION = re.compile(rb"^\s*Duration:\s*" + _CLOCK)
 _TIME = re.compile(rb"(?:^|\s)time=\s*" + _CLOCK)
 _FPS = re.compile(rb"(?:^|\s)fps=\s*(\d+(?:\.\d+)?)")
+#: `size=` of the output so far (`Lsize=` on the last line), in KiB: `kB` until ffmpeg 6.0, `KiB`
+#: since; `N/A` without a file.
+_SIZE = re.compile(rb"(?:^|\s)L?size=\s*(\d+)(?:kB|KiB)")
 _SPEED = re.compile(rb"(?:^|\s)speed=\s*(\d+(?:\.\d+)?(?:e[+-]?\d+)?)x")
 _SEPARATORS = re.compile(rb"[\r\n]")
 
@@ -49,6 +52,9 @@ class Progress:
     fps: float | None = None
     speed: float | None = None  # times realtime
     eta_seconds: float | None = None
+    # What ffmpeg's status line says its output file holds at `time=` (its size on disk then:
+    # what ffmpeg still buffers is not counted), in bytes.
+    written: int | None = None
 
 
 NO_PROGRESS = Progress(ProgressSource.NONE)
@@ -86,6 +92,7 @@ class FfmpegLog:
         self.time: float | None = None
         self.fps: float | None = None
         self.speed: float | None = None
+        self.written: int | None = None
         self._first: tuple[float, float] | None = None  # (wall, media) of the first status
         self._last: tuple[float, float] | None = None
         self._partial = b""
@@ -125,19 +132,21 @@ class FfmpegLog:
         if found is None:
             return  # time=N/A: nothing encoded yet
         self.time = _seconds(found)
-        fps, speed = _FPS.search(line), _SPEED.search(line)
+        fps, speed, size = _FPS.search(line), _SPEED.search(line), _SIZE.search(line)
         self.fps = float(fps.group(1)) if fps else None
         self.speed = float(speed.group(1)) if speed else None
+        self.written = int(size.group(1)) * 1024 if size else None
         self._last = (now, self.time)
         if self._first is None:
             self._first = self._last
 
     def progress(self) -> Progress:
-        """Media time done over the input's duration, the latest fps and speed, and the time
-        left: media left at ffmpeg's speed, or at the media rate seen over wall time."""
+        """Media time done over the input's duration, the latest fps, speed and size written,
+        and the time left: media left at ffmpeg's speed, or at the media rate seen over wall
+        time."""
         done, duration = self.time, self.duration
         if done is None or duration is None:
-            return Progress(ProgressSource.FFMPEG, None, self.fps, self.speed)
+            return Progress(ProgressSource.FFMPEG, None, self.fps, self.speed, None, self.written)
         fraction = min(RUNNING_CAP, max(0.0, done / duration))
         left = max(0.0, duration - done)
         rate = self.speed
@@ -146,7 +155,7 @@ class FfmpegLog:
             if wall1 > wall0 and media1 > media0:
                 rate = (media1 - media0) / (wall1 - wall0)
         eta = left / rate if rate else None
-        return Progress(ProgressSource.FFMPEG, fraction, self.fps, self.speed, eta)
+        return Progress(ProgressSource.FFMPEG, fraction, self.fps, self.speed, eta, self.written)
 
 
 class JobProbe:
