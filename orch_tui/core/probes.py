@@ -3,9 +3,10 @@
 The read offset on the input is a poor measure for ffmpeg, which reads ahead (demuxer buffers,
 x264's lookahead) and so sits at 100% for its last seconds. ffmpeg already tells how far it is:
 the input's `Duration:` in its header, then a status line about twice a second
-(`frame= fps= size= time= bitrate= speed=`, ended by `\\r`). The ffmpeg probe reads that from the job's
-log, incrementally (only the bytes new since the last sweep, at most LOG_CHUNK of them), through
-a descriptor opened in the private logs folder (never by a path that could be a symlink).
+(`frame= fps= size= time= bitrate= speed=`, ended by `\\r`). The ffmpeg probe reads that from the
+job's log, incrementally (only the bytes new since the last sweep, at most LOG_CHUNK of them),
+through a descriptor opened in the private logs folder (never by a path that could be a
+symlink).
 
 Every other job gets the generic probe: the read offset, capped at RUNNING_CAP until the job ends
 (only success shows 100%). A probe that cannot tell gives None, never a guess: ffmpeg run with
