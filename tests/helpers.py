@@ -205,6 +205,12 @@ def process_state(pid: int) -> str | None:
         return None
 
 
+def process_runs(pid: int) -> bool:
+    """True while `pid` runs, not stopped: R, S, or D (a moment in the kernel, such as paging its
+    binary in just after exec, as a loaded CI machine showed once)."""
+    return process_state(pid) in ("R", "S", "D")
+
+
 def alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     state = process_state(pid)

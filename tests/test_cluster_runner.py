@@ -21,7 +21,8 @@ from orch_tui.core.plan import JobSpec, Plan
 from orch_tui.core.runner import ExitStatus, Started
 from orch_tui.core.statedir import StateDir
 from tests.cluster_fixture import NODES, Cluster
-from tests.helpers import Recorder, eventually, process_state, run_cli, write_workspace
+from tests.helpers import (Recorder, eventually, process_runs, process_state, run_cli,
+                           write_workspace)
 
 #: A job that says when it ran, in its own output: "START END" in wall-clock seconds.
 STAMP = ("import sys, time; start = time.time(); time.sleep(float(sys.argv[1])); "
@@ -113,7 +114,7 @@ async def test_jobs_are_packed_by_the_memory_they_need(dask_cluster):
 async def test_pause_and_resume_reach_the_process_on_its_node(dask_cluster):
     async with trial(dask_cluster, "pause", 1, worker_args=["--seconds", "30", "--burn"]) as run:
         started = await run.start(1)
-        assert started.node in NODES and process_state(started.pid) in ("R", "S")
+        assert started.node in NODES and process_runs(started.pid)
         batches = run.runner.batch_times(started.node)
         await eventually(lambda: cpu(run, 1) > 0.2, "the job burning CPU in the samples")
         run.runner.pause(1)
@@ -122,7 +123,7 @@ async def test_pause_and_resume_reach_the_process_on_its_node(dask_cluster):
         await eventually(lambda: len(batches) >= seen + 2, "two batches while paused")
         assert cpu(run, 1) < 0.05
         run.runner.resume(1)
-        await eventually(lambda: process_state(started.pid) in ("R", "S"), "running again")
+        await eventually(lambda: process_runs(started.pid), "running again")
         await eventually(lambda: cpu(run, 1) > 0.2, "CPU again")
         run.runner.terminate(1, 1.0)
         await run.ended(1)

@@ -26,7 +26,7 @@ from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.gauges import ProgressLine
 from orch_tui.tui.widgets.job_table import JobTable
 from tests.fake_controller import FakeController, job_views
-from tests.helpers import alive, kill_quietly, process_state, screen_text
+from tests.helpers import alive, kill_quietly, process_runs, process_state, screen_text
 
 
 async def until(pilot, predicate, timeout=15.0):
@@ -95,7 +95,7 @@ async def test_space_pauses_at_the_os_level_and_resumes(workspace):
         line = app.screen.query_one(ProgressLine)
         await until(pilot, lambda: (line.counts.running, line.counts.paused) == (1, 1))
         await pilot.press("space")
-        await until(pilot, lambda: process_state(pid) in ("R", "S"))
+        await until(pilot, lambda: process_runs(pid))
         app.controller.shutdown()
         await until(pilot, lambda: app.controller.done)
 
@@ -170,7 +170,7 @@ async def test_capital_p_pauses_and_resumes_everything(workspace):
         notice = screen_text(app)
         assert "PAUSED" in notice
         await pilot.press("P")
-        await until(pilot, lambda: all(process_state(p) in ("R", "S") for p in pids))
+        await until(pilot, lambda: all(process_runs(p) for p in pids))
         app.controller.shutdown()
         await until(pilot, lambda: app.controller.done)
 

@@ -20,7 +20,7 @@ from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.job_table import MARK_GLYPH, JobTable
 from orch_tui.tui.widgets.search import SearchBar
 from tests.fake_controller import FakeController, job_views
-from tests.helpers import process_state, screen_text
+from tests.helpers import process_runs, process_state, screen_text
 from tests.test_tui_app import make_app, running_ids, select, until
 from tests.test_tui_widgets import sample
 
@@ -395,9 +395,9 @@ async def test_pause_three_marked_jobs_stops_three_processes(workspace):
         await until(pilot, lambda: all(process_state(pids[i]) == "T" for i in (1, 2, 3)))
         await until(pilot,
                     lambda: all(app.model.rows[i].state is JobState.PAUSED for i in (1, 2, 3)))
-        assert process_state(pids[4]) in ("R", "S") and app.model.rows[4].state is JobState.RUNNING
+        assert process_runs(pids[4]) and app.model.rows[4].state is JobState.RUNNING
         await pilot.press("space")
-        await until(pilot, lambda: all(process_state(pids[i]) in ("R", "S") for i in (1, 2, 3)))
+        await until(pilot, lambda: all(process_runs(pids[i]) for i in (1, 2, 3)))
         app.controller.shutdown()
         await until(pilot, lambda: app.controller.done)
 
