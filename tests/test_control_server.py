@@ -24,7 +24,7 @@ from orch_tui.core.host import RunHost
 from orch_tui.core.plan import load_plan
 from orch_tui.core.session import RunOptions
 from orch_tui.core.snapshot import RunSnapshot
-from tests.helpers import eventually, kill_quietly, process_state, write_workspace
+from tests.helpers import eventually, kill_quietly, process_runs, process_state, write_workspace
 
 
 async def _start(ws) -> RunHost:
@@ -145,7 +145,7 @@ async def test_a_command_pauses_a_real_job_and_a_wrong_state_is_refused(workspac
             assert answer["ok"] and answer["message"] == "limit set to 1 (was 1)"
             answer = await client.send("resume", job=job)
             assert answer["ok"] and answer["message"] == f"job {job} resumed"
-            await eventually(lambda: process_state(pid) in ("S", "R"), "the job running again")
+            await eventually(lambda: process_runs(pid), "the job running again")
             answer = await client.send("stop")
             assert answer["ok"]
         assert await asyncio.wait_for(host.wait(), 30) == 143  # `stop` is SIGTERM's shutdown

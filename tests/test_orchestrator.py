@@ -18,7 +18,7 @@ from orch_tui.core.errors import SpawnError
 from orch_tui.core.events import JobState
 from orch_tui.core.procfs import read_stat
 from tests.fake_runner import Script, start_fake_run
-from tests.helpers import alive, kill_quietly, process_state, start_run
+from tests.helpers import alive, kill_quietly, process_runs, process_state, start_run
 
 MB = 1024 * 1024
 
@@ -107,7 +107,7 @@ async def test_pause_is_sigstop_at_the_os_level_and_resume_continues(workspace):
     assert run.state(1) is JobState.PAUSED
     await run.wait_for(lambda: process_state(pid) == "T", timeout=2)
     assert run.orchestrator.resume(1)
-    await run.wait_for(lambda: process_state(pid) in ("S", "R"), timeout=2)
+    await run.wait_for(lambda: process_runs(pid), timeout=2)
     assert run.state(1) is JobState.RUNNING
     assert await run.result() == 0
 

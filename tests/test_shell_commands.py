@@ -21,7 +21,7 @@ from orch_tui.core.control.server import ControlServer
 from orch_tui.core.runstatus import journal_status
 from orch_tui.core.statedir import StateDir
 from tests.fake_controller import FakeController, job_views
-from tests.helpers import CMD, kill_quietly, process_state, run_cli, write_workspace
+from tests.helpers import CMD, kill_quietly, process_runs, process_state, run_cli, write_workspace
 from tests.tmux import wait_until
 
 SECONDS = "120"  # a job's life: far longer than the module's tests
@@ -143,7 +143,7 @@ def test_status_of_a_live_run_has_its_progress_eta_and_job_numbers(run):
     assert doc["limit"] == 2 and doc["eta_seconds"] > 0 and doc["eta_paused"] is False
     running = run.running()
     assert sorted(job["index"] for job in doc["jobs"]) == running
-    assert all(process_state(job["pid"]) in ("S", "R") for job in doc["jobs"])
+    assert all(process_runs(job["pid"]) for job in doc["jobs"])
     assert all(0 < job["progress"] < 1 for job in doc["jobs"])
     human = run.cli("status").stdout
     assert "ETA -" not in human and f"#{running[0]} clip0{running[0]}.bin" in human
@@ -170,7 +170,7 @@ def test_pause_stops_the_process_and_resume_continues_it(run):
 
     resumed = run.cli("resume", str(run.ws.inputs[index - 1]))  # by its full path
     assert resumed.returncode == 0 and resumed.stdout == f"job {index} resumed (clip0{index}.bin)\n"
-    wait_until(lambda: process_state(pid) in ("S", "R"), timeout=15, what="the job continued")
+    wait_until(lambda: process_runs(pid), timeout=15, what="the job continued")
     assert _state(run.out, index) is ev.JobState.RUNNING
 
 
