@@ -232,21 +232,31 @@ def _end(containment, job_id: int, pid: int) -> int:
     return left
 
 
-def test_an_emptied_group_is_reused_and_one_with_leftovers_never_is(tmp_path):
+@pytest.fixture
+def own() -> str:
+    """This process's cgroup v2 group (the test is skipped where cgroups cannot be had)."""
     reason = _cgroup_unavailable()
     if reason:
         pytest.skip(f"no usable cgroup v2 with cgroup.kill here: {reason}")
+    return _group_of(os.getpid())
+
+
+def test_an_emptied_group_is_reused_and_one_with_leftovers_never_is(own, tmp_path):
     containment = ct.CgroupContainment.create("reuse" + secrets.token_hex(4))
     daemon_pid: list[int] = []
     try:
-        # Job 1 ends alone: its group is handed to job 2, which is alone in it.
+        # Job 1 ends alone. We wait for each job in the group it will have: job 2 was born in
+        # the one we moved to after job 1's spawn, alone in it, and we moved on into job 1's
+        # emptied group, where job 3 is born.
         one = _spawn_in(containment, 1, ["/bin/sleep", "60"])
         first = _group_of(one)
+        assert _group_of(os.getpid()) not in (own, first), "parked in the next job's group"
         os.kill(one, signal.SIGKILL)
         assert _end(containment, 1, one) == 0
         two = _spawn_in(containment, 2, ["/bin/sleep", "60"])
-        assert _group_of(two) == first
-        assert containment.members({}, [2])[2] == {two}
+        assert _group_of(two) != first
+        assert containment.members({}, [2])[2] == {two}, "the job is alone in its group"
+        assert _group_of(os.getpid()) == first, "job 1's emptied group is the next one"
         # Job 3 leaves a daemon behind: its group must be removed once the daemon is gone, never
         # handed on (a member still dying would land in the next job's group).
         pidfile = tmp_path / "pid"
@@ -254,13 +264,14 @@ def test_an_emptied_group_is_reused_and_one_with_leftovers_never_is(tmp_path):
             containment, 3,
             ["/bin/sh", "-c", f"setsid /bin/sleep 600 & echo $! > {pidfile}; sleep 0.2"])
         third = _group_of(three)
-        assert third != first
+        assert third == first
         wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the daemon")
         daemon_pid.append(int(pidfile.read_text()))
         assert _end(containment, 3, three) == 1
         wait_until(lambda: gone(daemon_pid[0]), what="the daemon's kill")
         four = _spawn_in(containment, 4, ["/bin/sleep", "60"])
-        assert _group_of(four) not in (first, third)
+        assert _group_of(four) != third
+        assert _group_of(os.getpid()) != third, "a group that held leftovers is never entered"
         for job_id, pid in ((2, two), (4, four)):
             os.kill(pid, signal.SIGKILL)
             _end(containment, job_id, pid)
@@ -275,3 +286,50 @@ def test_an_emptied_group_is_reused_and_one_with_leftovers_never_is(tmp_path):
         kill_quietly(daemon_pid)
         containment.close()
     assert not containment.run.exists()
+    assert _group_of(os.getpid()) == own, "closing leaves the run's groups"
+
+
+def test_a_failed_spawn_leaves_its_group_empty_for_the_next_job(own, tmp_path):
+    containment = ct.CgroupContainment.create("fail" + secrets.token_hex(4))
+    pids: list[int] = []
+    try:
+        with pytest.raises(FileNotFoundError):
+            _spawn_in(containment, 1, [str(tmp_path / "no-such-binary")])
+        waiting = _group_of(os.getpid())
+        assert waiting != own
+        pids.append(_spawn_in(containment, 2, ["/bin/sleep", "60"]))
+        assert _group_of(pids[0]) == waiting
+        assert containment.members({}, [2])[2] == {pids[0]}
+    finally:
+        kill_quietly(pids)
+        containment.close()
+    assert _group_of(os.getpid()) == own
+    assert not containment.run.exists()
+
+
+def test_two_runs_in_one_process_keep_their_jobs_in_their_own_groups(own):
+    """A process waits for each run's next job in that job's group: a second run (a cluster
+    node serving two) must neither nest its groups in the first's nor let the first's next job
+    be born in one of its own."""
+    first = ct.CgroupContainment.create("one" + secrets.token_hex(4))
+    pids: list[int] = []
+    try:
+        pids.append(_spawn_in(first, 1, ["/bin/sleep", "60"]))
+        second = ct.CgroupContainment.create("two" + secrets.token_hex(4))
+        try:
+            assert second.run.parent == first.run.parent, "side by side, never nested"
+            pids.append(_spawn_in(second, 1, ["/bin/sleep", "60"]))
+            pids.append(_spawn_in(first, 2, ["/bin/sleep", "60"]))
+            pids.append(_spawn_in(second, 2, ["/bin/sleep", "60"]))
+            for pid, containment in zip(pids, (first, second, first, second)):
+                assert f"/{containment.run.name}/job-" in _group_of(pid)
+        finally:
+            kill_quietly(pids)
+            second.close()
+    finally:
+        kill_quietly(pids)
+        first.close()
+        for pid in pids:
+            os.waitpid(pid, 0)
+    assert _group_of(os.getpid()) == own
+    assert not first.run.exists() and not second.run.exists()

@@ -6,6 +6,7 @@ names. Real SQLite, real `sqlite3` shells, the real command line."""
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -23,7 +24,7 @@ from orch_tui.core import events as ev
 from orch_tui.core.events import EventBus, JobState
 from orch_tui.core.journal import (BUSY_SECONDS, JOURNAL_NAME, Journal, JournalDamaged,
                                    JournalError)
-from tests.helpers import CMD, WORKER, run_cli, write_workspace
+from tests.helpers import CMD, WORKER, eventually, run_cli, write_workspace
 from tests.test_durability import start
 from tests.tmux import wait_until
 
@@ -316,28 +317,32 @@ def test_a_lock_taken_mid_run_stops_launches_and_the_rows_land_later(tmp_path):
     proc = start(ws, "--max-procs", "1")
     try:
         wait_until(lambda: runs(record)["clip01.bin"] == 1, 15.0, "the first job starting")
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         with SqliteShell(journal_of(ws), "BEGIN IMMEDIATE"):
-            # Job 1 ends under the lock: its commit waits BUSY_SECONDS and fails; the progress
+            # Job 1 ends under the lock: its commit waits BUSY_SECONDS and fails; its progress
             # line comes after that. The lock goes then (the run may still be writing).
             seen = []
             for line in proc.stdout:
                 seen.append(line)
                 if re.match(r"\[\s*1/3\]", line):
                     break
-        out, err = proc.communicate(timeout=60)
-        out = "".join(seen) + out
+        seen.extend(proc.stdout)  # the same buffered reader: no line read ahead is lost
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+        out = "".join(seen)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # Without its journal the run launches nothing more: job 1 ends, 2 and 3 are not run.
+    # Job 2 started while job 1's end waited for its commit (a slot is free once its process
+    # is reaped, its report waits for the commit). Once that commit failed the run launched
+    # nothing more: job 3 is not run.
     assert proc.returncode == 1, out + err
     assert "Traceback" not in err
     stops = [line for line in out.splitlines() if line.startswith("error: ")]
     assert len(stops) == 1 and "journal write failed" in stops[0], out
-    assert "no more launches" in stops[0] and "2 not run" in out
-    assert runs(record) == {"clip01.bin": 1}
+    assert "no more launches" in stops[0] and "1 not run" in out
+    assert runs(record) == {"clip01.bin": 1, "clip02.bin": 1}
     # The rows were kept and written once the lock went: nothing finished is redone.
     again = run_cli("--headless", str(ws.config), "--max-procs", "1")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -400,17 +405,25 @@ def committed_state(path: Path, input_path: Path) -> str | None:
         conn.close()
 
 
-def test_a_jobs_end_is_committed_before_any_later_listener_hears_of_it(tmp_path):
-    plan = write_workspace(tmp_path / "ws", 4).plan()
-    seen: list[tuple[str, str | None]] = []
-    bus = EventBus()
+def noting_commits(plan, seen: list[tuple[str, str | None]]):
+    """A later listener noting, for each job state it hears of, what the journal file says of
+    that job at that moment."""
 
     def later_listener(event: ev.Event) -> None:
         if isinstance(event, ev.JobStateChanged):
             spec = plan.jobs[event.job_id - 1]
-            seen.append((event.state.value, committed_state(journal.path, spec.input_path)))
+            seen.append(
+                (event.state.value, committed_state(plan.state_dir / JOURNAL_NAME,
+                                                    spec.input_path)))
 
-    bus.add_listener(later_listener)
+    return later_listener
+
+
+def test_a_jobs_end_is_committed_before_any_later_listener_hears_of_it(tmp_path):
+    plan = write_workspace(tmp_path / "ws", 4).plan()
+    seen: list[tuple[str, str | None]] = []
+    bus = EventBus()
+    bus.add_listener(noting_commits(plan, seen))
     with Journal.open(plan.state_dir) as journal:
         bus.add_listener(journal.listener, first=True)
         journal.start_run(plan, [])
@@ -421,6 +434,60 @@ def test_a_jobs_end_is_committed_before_any_later_listener_hears_of_it(tmp_path)
             bus.publish(change(plan, job_id, state))
     finished = [(state, found) for state, found in seen if state != "running"]
     assert finished == [(s.value, s.value) for _, s in ends]
+
+
+async def test_held_reports_share_a_commit_and_are_told_only_once_it_is_done(tmp_path):
+    """A session's journal holds the bus instead of waiting: the ends published within
+    COMMIT_DELAY share one commit, and a later listener hears of each only once it is there."""
+    plan = write_workspace(tmp_path / "ws", 4).plan()
+    seen: list[tuple[str, str | None]] = []
+    statements: list[str] = []
+    bus = EventBus()
+    bus.add_listener(noting_commits(plan, seen))
+    with Journal.open(plan.state_dir, trace=statements.append) as journal:
+        bus.add_listener(journal.listener, first=True)
+        journal.hold_reports(bus, asyncio.get_running_loop())
+        journal.start_run(plan, [])
+        journal.flush()
+        statements.clear()
+        ends = [(1, JobState.SUCCEEDED), (2, JobState.FAILED), (3, JobState.KILLED),
+                (4, JobState.MISSING)]
+        for job_id, state in ends:
+            bus.publish(change(plan, job_id, JobState.RUNNING))
+            bus.publish(change(plan, job_id, state))
+        assert [state for state, _ in seen] == ["running"], "after the first end, nothing is told"
+        await eventually(lambda: len(seen) == 8, "the held events delivered")
+        assert statements.count("COMMIT") == 1, "four ends, one commit"
+    assert [state for state, _ in seen
+            ] == [value for _, state in ends
+                  for value in ("running", state.value)], "delivered in the order published"
+    finished = [(state, found) for state, found in seen if state != "running"]
+    assert finished == [(s.value, s.value) for _, s in ends]
+
+
+async def test_the_runs_end_and_closing_let_held_reports_through_at_once(tmp_path):
+    plan = write_workspace(tmp_path / "ws", 2).plan()
+    heard: list[type] = []
+    bus = EventBus()
+    bus.add_listener(lambda event: heard.append(type(event)))
+    journal = Journal.open(plan.state_dir)
+    bus.add_listener(journal.listener, first=True)
+    journal.hold_reports(bus, asyncio.get_running_loop())
+    journal.start_run(plan, [])
+    bus.publish(change(plan, 1, JobState.SUCCEEDED))
+    bus.publish(
+        ev.RunFinished(time=time.monotonic(),
+                       counts={"succeeded": 1},
+                       wall_seconds=1.0,
+                       exit_code=0,
+                       interrupted=False))
+    assert heard == [ev.JobStateChanged, ev.RunFinished], "no wait: the end is told with it"
+    assert committed_state(journal.path, plan.jobs[0].input_path) == "succeeded"
+    bus.publish(change(plan, 2, JobState.FAILED))
+    assert heard[-1] is ev.RunFinished, "held"
+    journal.close()
+    assert heard[-1] is ev.JobStateChanged, "closing commits and tells what it held"
+    assert committed_state(journal.path, plan.jobs[1].input_path) == "failed"
 
 
 def test_skips_stay_batched(tmp_path):

@@ -232,6 +232,27 @@ async def test_a_command_that_cannot_be_executed_fails_cleanly(workspace, tmp_pa
     assert job.state is JobState.FAILED and "cannot execute" in job.reason
 
 
+async def test_thousands_of_starts_failing_at_once_neither_recurse_nor_stall(workspace, tmp_path):
+    """A start that fails without waiting ends its job inside the launch loop, which asks for
+    the next launch: the loop takes it, not a nested call per job (with 300 slots, 300 nested
+    launches would pass the recursion limit)."""
+    script = tmp_path / "tool.sh"
+    script.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    script.chmod(0o755)
+    ws = workspace(1500,
+                   binary=str(script),
+                   flags=["{input_file}"],
+                   size=0,
+                   jobs={"halt_after_failures": 0})
+    plan = ws.plan()
+    script.chmod(stat.S_IRUSR)
+    run = await start_run(plan, max_procs=300)
+    assert await run.result() == 1
+    states = {job.state for job in run.orchestrator.jobs.values()}
+    assert states == {JobState.FAILED}
+    assert all(job.exit_code == 127 for job in run.orchestrator.jobs.values())
+
+
 async def test_samples_carry_node_pid_cpu_rss_read_and_output_progress(workspace):
     ws = workspace(1, worker_args=["--seconds", "2", "--hold-mb", "50"], size=2 * MB)
     run = await start_run(ws.plan(), max_procs=1)

@@ -411,11 +411,16 @@ class RunFinished(Event):
 
 
 class EventBus:
-    """Fan-out of events to any number of plain callbacks (listeners)."""
+    """Fan-out of events to any number of plain callbacks (listeners).
+
+    A first listener may `hold` delivery to the others: events then wait, in order, until it
+    calls `release` (the journal holds a job's end until it is committed). Listeners never
+    publish, so nothing is delivered out of order while held events are let through."""
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Event], None]] = []
         self._first: list[Callable[[Event], None]] = []
+        self._held: list[Event] | None = None
 
     def add_listener(self, listener: Callable[[Event], None], *, first: bool = False) -> None:
         """Call `listener(event)` synchronously for each event (it must not block).
@@ -434,8 +439,29 @@ class EventBus:
                 listeners.remove(listener)
 
     def publish(self, event: Event) -> None:
-        """Deliver `event` to the first listeners, then every other listener, in order."""
+        """Deliver `event` to the first listeners, then every other listener, in order (later,
+        with those before it, while delivery is held)."""
         for listener in self._first:
             listener(event)
+        if self._held is not None:
+            self._held.append(event)
+            return
         for listener in list(self._listeners):
             listener(event)
+
+    @property
+    def holding(self) -> bool:
+        """True while events wait for `release`."""
+        return self._held is not None
+
+    def hold(self) -> None:
+        """Keep every event from here on from the other listeners until `release`."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Deliver the events held, in order, and stop holding."""
+        held, self._held = self._held, None
+        for event in held or ():
+            for listener in list(self._listeners):
+                listener(event)

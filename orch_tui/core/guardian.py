@@ -2,9 +2,15 @@
 group when the orchestrator dies, even by `kill -9`.
 
 PR_SET_PDEATHSIG would need a Python-level fork per job (preexec_fn) and only reaches the direct
-child; the guardian costs one process per run and one short pipe write per job start and end.
-It holds the read end of a pipe whose only writer is the orchestrator: end of file means the
-orchestrator is gone, and every process group still registered gets SIGCONT and SIGKILL. It also
+child; the guardian costs one process per run and about one short pipe write per job. It holds
+the read end of a pipe whose only writer is the orchestrator: end of file means the orchestrator
+is gone, and every process group still registered gets SIGCONT and SIGKILL.
+
+It is cheap because it is lazy. A job's registration waits up to BATCH_SECONDS to share a write
+with others, and a job's end sends it at once with its own release. The guardian reads its pipe
+at most every NAP_SECONDS, so writes do not wake it one by one. Everything written before the
+orchestrator died is still read before the guardian acts. A job not yet registered is still
+killed, by its cgroup or by its marker, as every job is. It also
 knows the run's containment (core/containment/), so what left the groups dies too: in cgroup
 mode one write to the run group's cgroup.kill, then the groups are removed; in the subreaper
 mode every process whose environment carries the run's ORCH_TUI_JOB marker, scanned for again
@@ -13,13 +19,23 @@ until none is left (bounded). Each job's log then says what was killed besides t
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import sys
+
+#: How long a job's registration may wait for others to share its write (see the docstring).
+BATCH_SECONDS = 0.01
+#: The guardian's pause between reads of its pipe: a kill comes at most this much later.
+NAP_SECONDS = 0.02
+#: The pipe's size asked for, so a burst of writes never waits for the napping guardian.
+PIPE_BYTES = 1 << 20
 
 # Run with `python -c`: standard library only, signals that would reach the orchestrator's
 # terminal ignored (it runs in a session of its own anyway).
 GUARDIAN_SOURCE = r"""
-import os, signal, time
+import os, signal, sys, time
+NAP = float(sys.argv[1])
 for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
     signal.signal(sig, signal.SIG_IGN)
 jobs, run_group, marker, buffer = {}, None, None, b""
@@ -46,6 +62,7 @@ while True:
             marker = b"ORCH_TUI_JOB=" + rest
         elif line == b"exit":
             jobs, run_group, marker = {}, None, None
+    time.sleep(NAP)
 def read(path):
     try:
         with open(path, "rb") as handle:
@@ -111,38 +128,70 @@ for pgid, pids in others.items():
 
 
 class Guardian:
-    """The orchestrator's side: register job process groups as they start and end."""
+    """The orchestrator's side: register job process groups as they start and end.
 
-    def __init__(self) -> None:
+    With `loop`, registrations are batched (BATCH_SECONDS); without one, each is written at
+    once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         read_end, self._write_end = os.pipe()  # both close-on-exec: no job inherits them
         try:
-            self.pid = os.posix_spawn(sys.executable, [sys.executable, "-c", GUARDIAN_SOURCE],
+            fcntl.fcntl(self._write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: a full pipe only makes a write wait a nap
+        try:
+            self.pid = os.posix_spawn(sys.executable,
+                                      [sys.executable, "-c", GUARDIAN_SOURCE,
+                                       str(NAP_SECONDS)],
                                       os.environ,
                                       file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)],
                                       setsid=True)
+        except OSError:
+            os.close(self._write_end)
+            raise
         finally:
             os.close(read_end)
         self._closed = False
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
 
-    def _send(self, line: str) -> None:
+    def _send(self, line: str, *, now: bool = True) -> None:
         if self._closed:
             return
+        self._pending.append(line.encode())
+        if now or self._loop is None:
+            self.flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_later(BATCH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Write every line waiting, in one write."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._pending or self._closed:
+            return
+        data = b"\n".join(self._pending) + b"\n"
+        self._pending.clear()
         try:
-            os.write(self._write_end, line.encode() + b"\n")
+            while data:
+                data = data[os.write(self._write_end, data):]
         except OSError:
             self._closed = True  # the guardian died: jobs are still killed on a clean exit
 
     def watch(self, pgid: int, key: str = "-", log: str | os.PathLike[str] = "") -> None:
         """A job's process group started: kill it if the orchestrator dies. `key` names its
         containment (cgroup or marker), `log` the file that says what else was killed."""
-        self._send(f"+{pgid} {key} {os.fsencode(log).hex()}")
+        self._send(f"+{pgid} {key} {os.fsencode(log).hex()}", now=False)
 
     def contain(self, line: str) -> None:
         """The run's containment, as `Containment.guardian_lines` gives it."""
         self._send(line)
 
     def release(self, pgid: int) -> None:
-        """A job ended: its group id may be reused, never kill it any more."""
+        """A job ended: its group id may be reused, never kill it any more. Written at once
+        (with any registration waiting): the caller reaps the group's leader next."""
         self._send(f"-{pgid}")
 
     def close(self) -> None:

@@ -69,8 +69,9 @@ class LocalRunner(Runner):
         self._containment = containment or select_containment(self.run_token)
         # One environment for every job, plus its ORCH_TUI_JOB marker: built once, not per spawn.
         self._environ = dict(os.environb)
+        self._loop = loop or asyncio.get_running_loop()
         try:
-            self._guardian = Guardian() if guardian else None
+            self._guardian = Guardian(self._loop) if guardian else None
         except OSError as exc:
             self._containment.close()  # its run group must not outlive a runner never used
             if self._own_state:
@@ -81,7 +82,6 @@ class LocalRunner(Runner):
             for line in self._containment.guardian_lines():
                 self._guardian.contain(line)
         self._output_dir = output_dir
-        self._loop = loop or asyncio.get_running_loop()
         self._children: dict[int, _Child] = {}
         self._cpu = procfs.CpuMeter()
         self._offsets = procfs.ReadOffsetTracker()
@@ -96,7 +96,7 @@ class LocalRunner(Runner):
     async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
         # Nothing to wait for on this machine: posix_spawn returns once the child exists.
         log_fd = self._open_log(spec)
-        probe = JobProbe.open(self._state, spec)
+        probe = JobProbe.over(log_fd, spec)  # it owns the descriptor from here: one open a job
         argv = spec.argv  # expanded from the plan's templates: once
         try:
             actions = [
@@ -116,8 +116,6 @@ class LocalRunner(Runner):
         except BaseException:
             probe.close()
             raise
-        finally:
-            os.close(log_fd)
         self._containment.started(spec.job_id, pid)
         try:
             pidfd = os.pidfd_open(pid)
@@ -142,7 +140,8 @@ class LocalRunner(Runner):
         A full, read-only or exhausted filesystem is systemic (stop launching, the job is not
         charged with it); a planted link or a foreign file fails this job alone."""
         try:
-            return self._state.open_log(spec.log_location)
+            # Read-write: the job writes through its own copies, the probe reads this one.
+            return self._state.open_log(spec.log_location, os.O_RDWR | os.O_APPEND)
         except UnsafeFileError as exc:
             raise SpawnError(f"cannot create its log: {exc}") from None
         except OSError as exc:

@@ -15,6 +15,7 @@ from orch_tui.core.calibration import CalibrationMeter, calibrated_profile, typi
 from orch_tui.core.clock import Clock, LoopClock, wait_at_most
 from orch_tui.core.commands import OperatorCommands
 from orch_tui.core.config import KeepLogs
+from orch_tui.core.eager import start_eagerly
 from orch_tui.core.eta import EtaModel
 from orch_tui.core.events import JobState, LimitSource, NoticeLevel, PauseReason, StopReason
 from orch_tui.core.fsutil import file_size
@@ -61,7 +62,10 @@ class Orchestrator(OperatorCommands):
         self._life = Lifecycle(self.jobs, runner, bus, self._clock, plan.config.jobs, self._ended,
                                self._refused)
         self._life.state = state
-        self._starts: set[asyncio.Task[bool]] = set()
+        self._starts: set[asyncio.Future[bool]] = set()
+        # Launching happens where a slot frees (see _ended) once the queue drains; _in_launch
+        # keeps a start that fails at once (and so ends a job) from launching recursively.
+        self._draining = self._in_launch = False
         self._crash: BaseException | None = None
         adaptive = adaptive or plan.config.resources.adaptive
         self._policy = LimitPolicy(plan.config.resources, fixed=max_procs, adaptive=adaptive)
@@ -209,21 +213,30 @@ class Orchestrator(OperatorCommands):
                 and self._monitor.guard.may_launch())
 
     def _launch_ready(self) -> None:
-        while (self._queue and len(self._life.active) + len(self._life.launching) < self.limit
-               and self._may_launch()):
-            job = self.jobs[self._queue.pop()]
-            self._life.launching.add(job.spec.job_id)  # counted before its start is awaited
-            task = asyncio.create_task(self._life.start(job))
-            self._starts.add(task)
-            task.add_done_callback(self._start_done)
+        """Start queued jobs while there is room, each at once, up to its first real wait (a
+        local start has none: the child exists when this returns)."""
+        if self._in_launch:
+            return  # a start inside this loop ended a job: the loop below takes its slot
+        self._in_launch = True
+        try:
+            while (self._queue and len(self._life.active) + len(self._life.launching) < self.limit
+                   and self._may_launch()):
+                job = self.jobs[self._queue.pop()]
+                self._life.launching.add(job.spec.job_id)  # counted before its start is awaited
+                task = start_eagerly(self._life.start(job))
+                self._starts.add(task)
+                task.add_done_callback(self._start_done)
+        finally:
+            self._in_launch = False
 
-    def _start_done(self, task: asyncio.Task[bool]) -> None:
+    def _start_done(self, task: asyncio.Future[bool]) -> None:
         self._starts.discard(task)
         if not task.cancelled() and task.exception() is not None and self._crash is None:
             self._crash = task.exception()  # raised by the run, as when starts were inline
         self._wake.set()
 
     async def _drain(self) -> None:
+        self._draining = True
         while True:
             self._wake.clear()
             if self._crash is not None:
@@ -327,6 +340,8 @@ class Orchestrator(OperatorCommands):
                     f"{self._consecutive_failures} jobs failed in a row: no more "
                     "launches (jobs.halt_after_failures); running jobs finish")
         self._wake.set()
+        if self._draining:
+            self._launch_ready()  # the freed slot now, not two turns of the loop later
 
     def _requeued_for_memory(self, job: Job) -> None:
         """Back at the head of the queue (it was the latest started), the limit lowered from the

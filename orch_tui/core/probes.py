@@ -179,6 +179,12 @@ class JobProbe:
             fd = None
         return cls(fd, is_ffmpeg_binary(spec.layout.binary))
 
+    @classmethod
+    def over(cls, fd: int, spec: JobSpec) -> JobProbe:
+        """The probe of a job about to start reading `fd`, its log as the runner opened it (read
+        and write), which the probe owns from now on: closed with it."""
+        return cls(fd, is_ffmpeg_binary(spec.layout.binary))
+
     @property
     def ffmpeg(self) -> bool:
         """True once the job is known to be ffmpeg (by its binary's name or its banner)."""

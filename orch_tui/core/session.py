@@ -8,6 +8,7 @@ state folder, the lock and the journal."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class RunSession:
             runner.close()
             raise
         self.bus.add_listener(self.journal.listener, first=True)
+        self.journal.hold_reports(self.bus, asyncio.get_running_loop())
         if self.joblog is not None:
             self.bus.add_listener(self.joblog)
         self.orchestrator = Orchestrator(self.plan,

@@ -18,16 +18,33 @@ from orch_tui.core.errors import SpawnError
 
 @dataclass(frozen=True, slots=True)
 class _Group:
-    """One job group's folder and control files, as text: they are written per job launch."""
+    """One job group's folder and control files, as text, and its cgroup.procs held open for
+    writing (-1 for the run's own group): moving into it is one write, not an open and a close
+    of a path kernfs must walk."""
 
     path: Path
     procs: str
     kill: str
+    fd: int = -1
 
     @classmethod
-    def at(cls, path: Path) -> _Group:
+    def at(cls, path: Path, fd: int = -1) -> _Group:
         """The group whose folder is `path`."""
-        return cls(path, f"{path}/cgroup.procs", f"{path}/cgroup.kill")
+        return cls(path, f"{path}/cgroup.procs", f"{path}/cgroup.kill", fd)
+
+    def close(self) -> None:
+        """Let go of its cgroup.procs (before the folder goes, or at the end)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+
+class _Here:  # pylint: disable=too-few-public-methods  # one process-wide fact
+    """The job group this process is in (None: its own group). Several runs in one process
+    share it: a run whose parked group another run moved the process out of moves back in
+    before its next spawn."""
+
+    group: _Group | None = None
 
 
 # The run's groups: the ones in use, the free ones, the ones to remove, our own.
@@ -35,27 +52,32 @@ class _Group:
 class CgroupContainment(Containment):
     """A cgroup v2 group per job attempt under `<own group>/orch-tui-<run token>/`.
 
-    The child is born in its group: the orchestrator moves itself into the job's group around
-    posix_spawn and back, so no fork of a fast child can happen before it is placed, unlike
-    writing the child's pid afterwards.
+    The child is born in its group: the orchestrator waits for each job in the group that job
+    will have ("parked" there), spawns it, then moves on into the next job's group, so no fork
+    of a fast child can happen before it is placed, unlike writing the child's pid afterwards.
+    That is one move of the orchestrator per job, where going in and back out was two.
 
-    A group its job left empty (nothing left behind, the main process reaped) is kept for the
-    next job instead of being removed: creating a group, removing it and the first move into a
-    new one cost three times what moving into a used one does (`tests/bench/bench_budget.py`).
+    A group its job left empty (nothing left behind, the main process reaped) is kept for a later
+    job instead of being removed: creating a group, removing it and the first move into a new
+    one cost three times what moving into a used one does (`tests/bench/bench_budget.py`).
     A group that held leftovers is never reused: it is removed once they are gone."""
 
     mode = "cgroup"
 
-    def __init__(self, run_token: str, own: Path, run: Path) -> None:
+    def __init__(self, run_token: str, own: Path, run: Path, own_path: str = "/") -> None:
         super().__init__(run_token)
         self.own = own
         self.run = run
+        #: Our own and the run's group as /proc/self/cgroup names them (see find_cgroup2).
+        self.own_path = own_path
+        self.run_path = f"{own_path.rstrip('/')}/{run.name}"
         self._pid = str(os.getpid()).encode()
-        self._own_procs = f"{own}/cgroup.procs"
+        self._own_fd = os.open(f"{own}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
         self._groups: dict[int, _Group] = {}
         self._free: list[_Group] = []  # empty groups of ended jobs, ready for the next
+        self._parked: _Group | None = None  # the next job's group, which we are in
         self._empty: set[int] = set()  # ended jobs whose group was found empty
-        self._pending: list[Path] = []
+        self._pending: list[_Group] = []
         self._count = 0
         self._stuck: Path | None = None
 
@@ -78,45 +100,95 @@ class CgroupContainment(Containment):
             try:
                 write_to(run / "cgroup.procs", pid)
                 write_to(own / "cgroup.procs", pid)
+                _Here.group = None
+                containment = cls(run_token, own, run, own_path)
             except OSError as exc:
                 raise ContainmentError(f"cgroup v2 unusable: cannot move processes under {own}: "
                                        f"{exc.strerror or exc}") from None
+            _LIVE.append(containment)
+            return containment
         except BaseException:
             with contextlib.suppress(OSError):
                 os.rmdir(run)
             raise
-        return cls(run_token, own, run)
 
     @contextlib.contextmanager
     def spawning(self, job_id: int) -> Iterator[None]:
-        group = self._free.pop() if self._free else None
+        group = self._parked
+        if group is not None and _Here.group is not group:
+            try:  # another run of this process moved us since: back in
+                os.write(group.fd, self._pid)
+                _Here.group = group
+            except OSError:
+                self._free.append(group)
+                group = None
+        if group is None:
+            group = self._enter_new()
+        self._parked = None
         try:
-            if group is None:
-                self._count += 1
-                group = _Group.at(self.run / f"job-{self._count}")
-                os.mkdir(group.path, 0o755)
-            write_to(group.procs, self._pid)
-        except OSError as exc:
-            assert group is not None
+            yield
+        except BaseException:
+            self._parked = group  # nothing was born in it: still empty, still the next one's
+            raise
+        self._groups[job_id] = group
+        self._park(group)
+
+    def _take(self) -> _Group:
+        """A free group, or a new one (OSError when it cannot be made)."""
+        if self._free:
+            return self._free.pop()
+        self._count += 1
+        path = self.run / f"job-{self._count}"
+        os.mkdir(path, 0o755)
+        try:
+            return _Group.at(path, os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
+        except OSError:
             with contextlib.suppress(OSError):
-                os.rmdir(group.path)
+                os.rmdir(path)
+            raise
+
+    def _enter_new(self) -> _Group:
+        """Into a group for the job about to start (none was parked in: the first job, or the
+        move after the last spawn failed)."""
+        try:
+            group = self._take()
+        except OSError as exc:
+            raise SpawnError(
+                f"cannot make the job's cgroup under {self.run}: "
+                f"{exc.strerror or exc}",
+                systemic=True) from None
+        try:
+            os.write(group.fd, self._pid)
+            _Here.group = group
+        except OSError as exc:
+            self._free.append(group)  # nothing entered it: still empty
             raise SpawnError(
                 f"cannot place the job in its cgroup {group.path}: "
                 f"{exc.strerror or exc}",
                 systemic=True) from None
+        return group
+
+    def _park(self, left: _Group) -> None:
+        """Out of the group `left`, now the job's alone: into the next job's group, or, when
+        that cannot be had, back to our own (staying would put us in the job's cgroup.kill)."""
         try:
-            yield
-        except BaseException:
-            self._leave(group.path)
-            self._free.append(group)  # nothing was born in it: still empty
-            raise
-        self._leave(group.path)
-        self._groups[job_id] = group
+            group = self._take()
+        except OSError:
+            self._leave(left.path)
+            return
+        try:
+            os.write(group.fd, self._pid)
+        except OSError:
+            self._free.append(group)
+            self._leave(left.path)
+            return
+        _Here.group = self._parked = group
 
     def _leave(self, group: Path) -> None:
-        """Back to our own group; staying would put us in the job's cgroup.kill."""
+        """Back to our own group from `group`."""
         try:
-            write_to(self._own_procs, self._pid)
+            os.write(self._own_fd, self._pid)
+            _Here.group = None
         except OSError as exc:
             self._stuck = group
             raise ContainmentError(f"cannot leave the job's cgroup {group}: "
@@ -180,22 +252,42 @@ class CgroupContainment(Containment):
             self._empty.discard(job_id)
             self._free.append(group)
             return
+        group.close()
         try:
             os.rmdir(group.path)  # a job's group has no child groups: no walk needed
         except FileNotFoundError:
             pass
         except OSError:
-            self._pending.append(group.path)  # killed members are still dying
+            self._pending.append(group)  # killed members are still dying
 
     def tidy(self, table: Mapping[int, procfs.ProcStat] | None = None) -> None:
         if self._pending:
-            self._pending = [group for group in self._pending if not _remove_tree(group)]
+            self._pending = [group for group in self._pending if not _remove_tree(group.path)]
 
     def close(self) -> None:
-        self._kill_group(_Group.at(self.run))
+        if self in _LIVE:
+            _LIVE.remove(self)
+        if self._parked is not None:
+            parked, self._parked = self._parked, None
+            self._free.append(parked)
+            if _Here.group is parked:
+                with contextlib.suppress(ContainmentError):
+                    self._leave(parked.path)  # out before the run's cgroup.kill
+        if self._stuck is None:
+            self._kill_group(_Group.at(self.run))
+        else:
+            me = os.getpid()  # in the run's tree still: signal the others one by one
+            for group in (*self._groups.values(), *self._free, *self._pending):
+                for pid in self._procs(group) - {me}:
+                    kill_pid(pid, signal.SIGKILL)
         deadline = time.monotonic() + SETTLE_SECONDS
-        while _populated(self.run) and time.monotonic() < deadline:
+        while self._stuck is None and _populated(self.run) and time.monotonic() < deadline:
             time.sleep(0.01)
+        for group in (*self._groups.values(), *self._free, *self._pending):
+            group.close()
+        if self._own_fd >= 0:
+            os.close(self._own_fd)
+            self._own_fd = -1
         _remove_tree(self.run)
         self._groups.clear()
         self._free.clear()
@@ -225,9 +317,16 @@ def _remove_tree(group: Path) -> bool:
     return True
 
 
+#: The containments of this process's runs, open: while one waits in a job's group, that group
+#: is what /proc/self/cgroup says, and our own group is the one it came from.
+_LIVE: list[CgroupContainment] = []
+
+
 def find_cgroup2(root: Path | None = None) -> tuple[Path, str]:
     """(cgroup v2 mount point, our group's path in it) from /proc/self/mountinfo and the `0::`
-    line of /proc/self/cgroup; `root` overrides the mount. ContainmentError when there is none."""
+    line of /proc/self/cgroup; `root` overrides the mount. ContainmentError when there is none.
+    A process waiting in one of its runs' job groups is given the group it came from: a second
+    run in the same process must never nest its groups in the first's."""
     try:
         lines = read_all("/proc/self/cgroup").decode(errors="replace").splitlines()
     except OSError as exc:
@@ -236,7 +335,7 @@ def find_cgroup2(root: Path | None = None) -> tuple[Path, str]:
     if own is None:
         raise ContainmentError("cgroup v2 unusable: this process is in no cgroup v2 group")
     if root is not None:
-        return root, own
+        return root, _home(own)
     try:
         mounts = read_all("/proc/self/mountinfo").decode(errors="replace").splitlines()
     except OSError as exc:
@@ -249,8 +348,16 @@ def find_cgroup2(root: Path | None = None) -> tuple[Path, str]:
             mount_root = _unescape(parts[3])
             if mount_root != "/" and (own + "/").startswith(mount_root + "/"):
                 own = own[len(mount_root):] or "/"  # a bind mount of a subtree
-            return Path(_unescape(parts[4])), own
+            return Path(_unescape(parts[4])), _home(own)
     raise ContainmentError("cgroup v2 unusable: no cgroup2 filesystem is mounted")
+
+
+def _home(own: str) -> str:
+    """`own`, or the group it was moved out of when it is one of our open runs' groups."""
+    for live in _LIVE:
+        if own == live.run_path or own.startswith(live.run_path + "/"):
+            return live.own_path
+    return own
 
 
 def _unescape(field: str) -> str:
