@@ -16,8 +16,11 @@ import pytest
 from orch_tui.core import events as ev
 from orch_tui.core.errors import SpawnError
 from orch_tui.core.events import JobState
+from orch_tui.core.orchestrator import Orchestrator
+from orch_tui.core.plan import JobSpec
 from orch_tui.core.procfs import read_stat
-from tests.fake_runner import Script, start_fake_run
+from orch_tui.core.runner import ExitCallback, Started
+from tests.fake_runner import FakeClock, FakeRunner, Script, start_fake_run
 from tests.helpers import alive, kill_quietly, process_runs, process_state, start_run
 
 MB = 1024 * 1024
@@ -251,6 +254,27 @@ async def test_thousands_of_starts_failing_at_once_neither_recurse_nor_stall(wor
     states = {job.state for job in run.orchestrator.jobs.values()}
     assert states == {JobState.FAILED}
     assert all(job.exit_code == 127 for job in run.orchestrator.jobs.values())
+
+
+async def test_a_start_that_raises_at_once_ends_the_run_with_it_and_launches_no_more(workspace):
+    """A runner's bug is no job's failure: the run raises it, as when starts were tasks, and the
+    launch loop stops at the first one instead of popping the whole queue."""
+
+    class BuggyRunner(FakeRunner):
+
+        async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
+            self.attempts[spec.job_id] = 1
+            raise RuntimeError("a bug in the runner")
+
+    plan = workspace(50).plan()
+    clock = FakeClock()
+    runner = BuggyRunner(clock)
+    bus = ev.EventBus()
+    runner.bus = bus
+    orchestrator = Orchestrator(plan, runner, bus, clock=clock, max_procs=4)
+    with pytest.raises(RuntimeError, match="a bug in the runner"):
+        await orchestrator.run()
+    assert list(runner.attempts) == [1]
 
 
 async def test_samples_carry_node_pid_cpu_rss_read_and_output_progress(workspace):

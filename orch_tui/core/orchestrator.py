@@ -220,12 +220,14 @@ class Orchestrator(OperatorCommands):
         self._in_launch = True
         try:
             while (self._queue and len(self._life.active) + len(self._life.launching) < self.limit
-                   and self._may_launch()):
+                   and self._may_launch() and self._crash is None):
                 job = self.jobs[self._queue.pop()]
                 self._life.launching.add(job.spec.job_id)  # counted before its start is awaited
                 task = start_eagerly(self._life.start(job))
                 self._starts.add(task)
                 task.add_done_callback(self._start_done)
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    self._crash = task.exception()  # a bug: no more starts, the run raises it
         finally:
             self._in_launch = False
 
@@ -340,7 +342,7 @@ class Orchestrator(OperatorCommands):
                     f"{self._consecutive_failures} jobs failed in a row: no more "
                     "launches (jobs.halt_after_failures); running jobs finish")
         self._wake.set()
-        if self._draining:
+        if self._draining and self._crash is None:
             self._launch_ready()  # the freed slot now, not two turns of the loop later
 
     def _requeued_for_memory(self, job: Job) -> None:
