@@ -1,8 +1,7 @@
 """start_eagerly: a coroutine runs at once up to its first real wait, and from there on as a
 task would run it (results, errors, cancellation)."""
 
-# Test names say what each test checks.
-# pylint: disable=missing-function-docstring
+# pylint: disable=missing-function-docstring  # test names say what each test checks
 from __future__ import annotations
 
 import asyncio
@@ -57,7 +56,8 @@ async def test_a_coroutine_that_waits_goes_on_as_a_task_and_sees_each_outcome():
     assert seen == ["node ready", "caught 'gone'"]
 
 
-async def test_cancelling_the_task_cancels_what_the_coroutine_waits_for():
+@pytest.mark.parametrize("turns", [0, 1], ids=["before-its-first-step", "while-it-waits"])
+async def test_cancelling_the_task_cancels_what_the_coroutine_waits_for(turns):
     loop = asyncio.get_running_loop()
     waited = loop.create_future()
     cleaned = []
@@ -69,7 +69,8 @@ async def test_cancelling_the_task_cancels_what_the_coroutine_waits_for():
             cleaned.append(True)
 
     task = start_eagerly(start())
-    await asyncio.sleep(0)
+    for _ in range(turns):
+        await asyncio.sleep(0)  # one turn of the loop: the task reaches its wait
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

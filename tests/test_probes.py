@@ -14,7 +14,7 @@ from orch_tui.core.inputs import InputEntry
 from orch_tui.core.plan import JobLayout, JobSpec
 from orch_tui.core.probes import (BANNER_WINDOW, LINE_LIMIT, LOG_CHUNK, RUNNING_CAP, FfmpegLog,
                                   JobProbe, Progress, generic, is_ffmpeg_binary)
-from orch_tui.core.statedir import StateDir
+from orch_tui.core.statedir import StateDir, UnsafeFileError
 from orch_tui.tui.model import Given, JobRow, RunModel
 from orch_tui.tui.screens.detail import describe_progress
 from orch_tui.tui.widgets.columns import format_speed, layout_columns, row_cells
@@ -169,9 +169,14 @@ def append(state: StateDir, data: bytes) -> None:
         os.close(fd)
 
 
+def probe_of(state: StateDir, job: JobSpec) -> JobProbe:
+    """The probe as LocalRunner makes it: over the job's log, opened read-write in its folder."""
+    return JobProbe.over(state.open_log(job.log_location, os.O_RDWR | os.O_APPEND), job)
+
+
 def test_the_probe_reads_only_new_bytes_and_ignores_an_earlier_attempt(state: StateDir) -> None:
     append(state, TRANSCODE)  # the previous attempt's log: its figures are not this attempt's
-    probe = JobProbe.open(state, spec(state))
+    probe = probe_of(state, spec(state))
     try:
         assert probe.read(1.0) == Progress(ProgressSource.FFMPEG)
         data = upto_status(TRANSCODE, 2)
@@ -188,7 +193,7 @@ def test_the_probe_reads_only_new_bytes_and_ignores_an_earlier_attempt(state: St
 
 
 def test_a_far_behind_probe_reads_a_bounded_tail(state: StateDir) -> None:
-    probe = JobProbe.open(state, spec(state))
+    probe = probe_of(state, spec(state))
     try:
         append(state, upto_status(TRANSCODE, 1))
         probe.read(1.0)
@@ -214,7 +219,7 @@ def test_a_far_behind_probe_reads_a_bounded_tail(state: StateDir) -> None:
 
 
 def test_ffmpeg_found_by_its_banner_and_other_jobs_let_go(state: StateDir) -> None:
-    wrapper = JobProbe.open(state, spec(state, "/usr/local/bin/transcode.sh"))
+    wrapper = probe_of(state, spec(state, "/usr/local/bin/transcode.sh"))
     try:
         assert wrapper.read(0.0) is None  # the generic probe applies
         append(state, upto_status(TRANSCODE, 3))
@@ -223,7 +228,7 @@ def test_ffmpeg_found_by_its_banner_and_other_jobs_let_go(state: StateDir) -> No
         assert progress.fraction == pytest.approx(5.75 / 8)
     finally:
         wrapper.close()
-    other = JobProbe.open(state, spec(state, "/usr/bin/python3"))
+    other = probe_of(state, spec(state, "/usr/bin/python3"))
     try:
         append(state, b"just a line\n" * (BANNER_WINDOW // 12 + 1))
         while other.read(2.0) is None and other._fd is not None:  # pylint: disable=protected-access
@@ -238,11 +243,13 @@ def test_ffmpeg_found_by_its_banner_and_other_jobs_let_go(state: StateDir) -> No
 def test_a_planted_symlink_is_never_followed(state: StateDir, tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(TRANSCODE)
-    os.symlink(secret, state.logs_path / "00001-a.log")
-    probe = JobProbe.open(state, spec(state))
-    # No descriptor: ffmpeg's probe cannot tell, rather than reading through the link.
-    assert probe.read(1.0) == Progress(ProgressSource.FFMPEG)
-    probe.close()
+    job = spec(state)
+    state.log_location(job.log_location)  # its shard folder, made as a launch makes it
+    os.symlink(secret, job.log_location)
+    # The log the probe would read is refused, as the job's launch is: nothing reads the link.
+    with pytest.raises(UnsafeFileError, match="symlink"):
+        probe_of(state, job)
+    assert secret.read_bytes() == TRANSCODE
 
 
 # --- what observers and screens get

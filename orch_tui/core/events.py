@@ -449,11 +449,6 @@ class EventBus:
         for listener in list(self._listeners):
             listener(event)
 
-    @property
-    def holding(self) -> bool:
-        """True while events wait for `release`."""
-        return self._held is not None
-
     def hold(self) -> None:
         """Keep every event from here on from the other listeners until `release`."""
         if self._held is None:

@@ -226,16 +226,21 @@ class Orchestrator(OperatorCommands):
                 task = start_eagerly(self._life.start(job))
                 self._starts.add(task)
                 task.add_done_callback(self._start_done)
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    self._crash = task.exception()  # a bug: no more starts, the run raises it
+                if task.done():
+                    self._note_crash(task)  # a bug: no more starts, the run raises it
         finally:
             self._in_launch = False
 
     def _start_done(self, task: asyncio.Future[bool]) -> None:
         self._starts.discard(task)
-        if not task.cancelled() and task.exception() is not None and self._crash is None:
-            self._crash = task.exception()  # raised by the run, as when starts were inline
+        self._note_crash(task)
         self._wake.set()
+
+    def _note_crash(self, task: asyncio.Future[bool]) -> None:
+        """A finished start that raised is a bug: the first one is raised by the run, as when
+        starts were inline."""
+        if not task.cancelled() and task.exception() is not None and self._crash is None:
+            self._crash = task.exception()
 
     async def _drain(self) -> None:
         self._draining = True

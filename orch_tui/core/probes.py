@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from orch_tui.core.events import ProgressSource
 from orch_tui.core.plan import JobSpec
-from orch_tui.core.statedir import StateDir, UnsafeFileError
 
 #: Running jobs show at most this: 100% means the job ended well, and only the end says so.
 RUNNING_CAP = 0.99
@@ -168,16 +167,6 @@ class JobProbe:
         self.log = FfmpegLog()
         # The log is appended to by every attempt: this one's text starts at its end now.
         self._start = self._offset = os.fstat(fd).st_size if fd is not None else 0
-
-    @classmethod
-    def open(cls, state: StateDir, spec: JobSpec) -> JobProbe:
-        """The probe of a job about to start, its log opened for reading (O_NOFOLLOW, relative
-        to the checked logs folder); a log that cannot be opened leaves the generic probe."""
-        try:
-            fd: int | None = state.open_log(spec.log_location, os.O_RDONLY)
-        except (OSError, UnsafeFileError):
-            fd = None
-        return cls(fd, is_ffmpeg_binary(spec.layout.binary))
 
     @classmethod
     def over(cls, fd: int, spec: JobSpec) -> JobProbe:

@@ -115,13 +115,8 @@ class CgroupContainment(Containment):
     @contextlib.contextmanager
     def spawning(self, job_id: int) -> Iterator[None]:
         group = self._parked
-        if group is not None and _Here.group is not group:
-            try:  # another run of this process moved us since: back in
-                os.write(group.fd, self._pid)
-                _Here.group = group
-            except OSError:
-                self._free.append(group)
-                group = None
+        if group is not None and _Here.group is not group and self._enter(group) is not None:
+            group = None  # another run of this process moved us since, and we cannot go back
         if group is None:
             group = self._enter_new()
         self._parked = None
@@ -157,32 +152,36 @@ class CgroupContainment(Containment):
                 f"cannot make the job's cgroup under {self.run}: "
                 f"{exc.strerror or exc}",
                 systemic=True) from None
-        try:
-            os.write(group.fd, self._pid)
-            _Here.group = group
-        except OSError as exc:
-            self._free.append(group)  # nothing entered it: still empty
+        error = self._enter(group)
+        if error is not None:
             raise SpawnError(
                 f"cannot place the job in its cgroup {group.path}: "
-                f"{exc.strerror or exc}",
-                systemic=True) from None
+                f"{error.strerror or error}",
+                systemic=True)
         return group
 
     def _park(self, left: _Group) -> None:
         """Out of the group `left`, now the job's alone: into the next job's group, or, when
         that cannot be had, back to our own (staying would put us in the job's cgroup.kill)."""
         try:
-            group = self._take()
+            group: _Group | None = self._take()
         except OSError:
+            group = None
+        if group is None or self._enter(group) is not None:
             self._leave(left.path)
             return
+        self._parked = group
+
+    def _enter(self, group: _Group) -> OSError | None:
+        """Move this process into `group`: None, or why not (the group, which nothing entered,
+        back among the free ones)."""
         try:
             os.write(group.fd, self._pid)
-        except OSError:
+        except OSError as exc:
             self._free.append(group)
-            self._leave(left.path)
-            return
-        _Here.group = self._parked = group
+            return exc
+        _Here.group = group
+        return None
 
     def _leave(self, group: Path) -> None:
         """Back to our own group from `group`."""

@@ -171,8 +171,7 @@ class Journal:
         handler = self._handlers.get(type(event))
         if handler is not None and not self._store.closed:
             handler(event)
-        if self._store.failure is not None and not self._failure_told:
-            self._tell_failure()
+        self._tell_failure()
 
     def record_profile(self, profile: ProcessProfile, decision: ScalingDecision | None) -> None:
         """Queue per-process figures (and the limit they gave) for a later run's `last_profile`."""
@@ -215,8 +214,10 @@ class Journal:
         self.close()
 
     def _tell_failure(self) -> None:
-        """Call `on_error` once with the first failure (on the listener's thread, never on the
-        writer's: the hook may touch the event loop)."""
+        """Call `on_error` once with the first failure, if there is one (on the listener's
+        thread, never on the writer's: the hook may touch the event loop)."""
+        if self._store.failure is None or self._failure_told:
+            return
         self._failure_told = True
         hook = self.on_error
         failure = self._store.failure
@@ -266,8 +267,7 @@ class Journal:
         handle.cancel()
         if self._sync:
             self._commit_now()
-        if self._store.failure is not None and not self._failure_told:
-            self._tell_failure()  # launches stop now, not at the next event
+        self._tell_failure()  # launches stop now, not at the next event
         self._bus.release()
 
     def _commit_now(self) -> None:
