@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -86,6 +87,17 @@ def test_a_new_journal_has_the_schema_and_its_version_in_wal_mode(tmp_path):
     # Reopening the same version keeps what was there.
     with Journal.open(state_dir) as journal:
         assert journal.previous_jobs() == {} and journal.last_profile() is None
+
+
+def test_the_writer_thread_blocks_signals_so_a_jobs_exit_never_wakes_it(tmp_path):
+    # While the main thread is inside posix_spawn, glibc blocks every signal there: a job's
+    # SIGCHLD then goes to any thread that does not block it, waking it for nothing.
+    with Journal.open(tmp_path) as journal:
+        store = journal._store  # pylint: disable=protected-access  # its writer thread
+        writer = store._thread.native_id  # pylint: disable=protected-access
+        with open(f"/proc/self/task/{writer}/status", encoding="ascii") as handle:
+            blocked = int(handle.read().split("SigBlk:")[1].split()[0], 16)
+    assert blocked >> (signal.SIGCHLD - 1) & 1 and blocked >> (signal.SIGINT - 1) & 1
 
 
 def test_a_journal_from_a_newer_schema_is_refused_naming_file_and_versions(tmp_path):

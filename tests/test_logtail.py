@@ -153,11 +153,33 @@ def test_a_failed_job_reports_its_last_words_headless_and_in_the_journal(tmp_pat
     assert rows["good.bin"] == ("succeeded", "", "")
 
 
+def test_a_retried_jobs_reason_is_its_last_attempts_words_only(tmp_path):
+    """Every attempt appends to the same log: the final failure quotes what the last attempt
+    said (here nothing), never the first attempt's error."""
+    marker = tmp_path / "tried"
+    script = ("import os, sys; first = not os.path.exists(sys.argv[3]); "
+              "open(sys.argv[3], 'a').close(); "
+              "print('attempt one: broken header' if first else '', file=sys.stderr); "
+              "sys.exit(3 if first else 4)")
+    ws = write_workspace(tmp_path, ["clip.bin"],
+                         jobs={"retries": 1},
+                         flags=["-c", script, "{input_file}", "{output_file}",
+                                str(marker)])
+    result = run_cli(str(ws.config), "--headless")
+    assert result.returncode == 1, result.stdout + result.stderr
+    first, last = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert "attempt one: broken header (exit 3)" in first
+    assert "exit 4" in last and "attempt one" not in last, last
+    logs = list((ws.output_dir / ".orch-tui" / "logs").rglob("*.log"))
+    assert len(logs) == 1 and "attempt one: broken header" in logs[0].read_text(encoding="utf-8")
+
+
 @needs_ffmpeg
 def test_real_ffmpeg_run_headless_names_the_corrupt_input(tmp_path):
     ws = write_workspace(tmp_path, ["bad.mp4"],
                          binary=FFMPEG,
                          flags=["-nostdin", "-y", "-i", "{input_file}", "{output_file}"])
+    ws.inputs[0].write_bytes(not_a_video(64 * 1024))  # random bytes probe as media now and then
     result = run_cli(str(ws.config), "--headless")
     assert result.returncode == 1, result.stdout + result.stderr
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]

@@ -1,20 +1,27 @@
-"""Nothing outlives the orchestrator: a tiny guardian process that kills every job's process
-group when the orchestrator dies, even by `kill -9`.
+"""Nothing outlives the orchestrator: a tiny guardian process that kills every job, and all it
+started, when the orchestrator dies, even by `kill -9`.
 
 PR_SET_PDEATHSIG would need a Python-level fork per job (preexec_fn) and only reaches the direct
-child; the guardian costs one process per run and about one short pipe write per job. It holds
-the read end of a pipe whose only writer is the orchestrator: end of file means the orchestrator
-is gone, and every process group still registered gets SIGCONT and SIGKILL.
+child; the guardian costs one process per run and a share of a short pipe write per job. It
+holds the read end of a pipe whose only writer is the orchestrator: end of file means the
+orchestrator is gone, and every job still running is killed as its containment allows (below).
 
 It is cheap because it is lazy. A job's registration waits up to BATCH_SECONDS to share a write
-with others, and a job's end sends it at once with its own release. The guardian reads its pipe
-at most every NAP_SECONDS, so writes do not wake it one by one. Everything written before the
-orchestrator died is still read before the guardian acts. A job not yet registered is still
-killed, by its cgroup or by its marker, as every job is. It also
-knows the run's containment (core/containment/), so what left the groups dies too: in cgroup
-mode one write to the run group's cgroup.kill, then the groups are removed; in the subreaper
-mode every process whose environment carries the run's ORCH_TUI_JOB marker, scanned for again
-until none is left (bounded). Each job's log then says what was killed besides the job.
+with others. The guardian reads its pipe at most every NAP_SECONDS, so writes do not wake it one
+by one. Everything written before the orchestrator died is still read before the guardian acts.
+A job not yet registered is still killed, by its cgroup or by its marker, as every job is.
+
+It knows the run's containment (core/containment/), so what left the groups dies too:
+- cgroup mode: one write to the run group's cgroup.kill kills every process of every job, then
+  the groups are removed. No process group is signalled, so a job's release (its end) waits for
+  the next batch too: a stale entry can never make the guardian signal a reused group id.
+- subreaper mode: every registered group gets SIGCONT and SIGKILL, so a job's release is written
+  at once, before its leader is reaped and its id can be reused; then every process whose
+  environment carries the run's ORCH_TUI_JOB marker, scanned for again until none is left
+  (bounded).
+Each job's log then says what was killed besides the job. In cgroup mode a group is named by the
+job it hosts now (groups are reused), and the note needs the job's leader still in its group: a
+job whose group holds someone else's processes is never blamed for them.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import os, signal, sys, time
 NAP = float(sys.argv[1])
 for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
     signal.signal(sig, signal.SIG_IGN)
-jobs, run_group, marker, buffer = {}, None, None, b""
+jobs, by_key, run_group, marker, buffer = {}, {}, None, None, b""
 while True:
     try:
         data = os.read(0, 65536)
@@ -53,7 +60,11 @@ while True:
         if kind == b"+":
             pgid, _, rest = rest.partition(b" ")
             key, _, log = rest.partition(b" ")
+            old = by_key.get(key)
+            if run_group and old in jobs and jobs[old][0] == key:
+                del jobs[old]  # a reused group: the job it hosted before is over
             jobs[int(pgid)] = (key, bytes.fromhex(log.decode()))
+            by_key[key] = int(pgid)
         elif kind == b"-":
             jobs.pop(int(rest), None)
         elif kind == b"c":
@@ -61,7 +72,7 @@ while True:
         elif kind == b"m":
             marker = b"ORCH_TUI_JOB=" + rest
         elif line == b"exit":
-            jobs, run_group, marker = {}, None, None
+            jobs, by_key, run_group, marker = {}, {}, None, None
     time.sleep(NAP)
 def read(path):
     try:
@@ -72,19 +83,27 @@ def read(path):
 others = {pgid: set() for pgid in jobs}
 if run_group:
     for pgid, (key, _) in jobs.items():
-        others[pgid] = {int(p) for p in read(run_group + b"/" + key + b"/cgroup.procs").split()}
-for pgid in jobs:
-    for sig in (signal.SIGCONT, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except OSError:
-            pass
+        members = {int(p) for p in read(run_group + b"/" + key + b"/cgroup.procs").split()}
+        others[pgid] = members if pgid in members else set()
+else:
+    for pgid in jobs:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except OSError:
+                pass
 if run_group:
     try:
         with open(run_group + b"/cgroup.kill", "wb") as handle:
             handle.write(b"1")
-    except OSError:
-        pass
+    except OSError:  # never seen: then every member the groups list now, one by one
+        for top, _, names in os.walk(run_group):
+            if b"cgroup.procs" in names:
+                for pid in read(os.path.join(top, b"cgroup.procs")).split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except OSError:
+                        pass
     deadline = time.monotonic() + 5
     while b"populated 1" in read(run_group + b"/cgroup.events") and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -189,10 +208,11 @@ class Guardian:
         """The run's containment, as `Containment.guardian_lines` gives it."""
         self._send(line)
 
-    def release(self, pgid: int) -> None:
+    def release(self, pgid: int, *, now: bool = True) -> None:
         """A job ended: its group id may be reused, never kill it any more. Written at once
-        (with any registration waiting): the caller reaps the group's leader next."""
-        self._send(f"-{pgid}")
+        (with any registration waiting) when the caller reaps the group's leader next and the
+        guardian signals groups; with the next batch (`now` False) when it signals none."""
+        self._send(f"-{pgid}", now=now)
 
     def close(self) -> None:
         """A clean exit: tell the guardian nothing is left, let it end, reap it."""

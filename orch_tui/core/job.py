@@ -65,8 +65,10 @@ class Job:
     def changed(self, now: float, previous: JobState | None,
                 stop: StopReason | None) -> ev.JobStateChanged:
         """The event telling observers where the job stands now (its state and reason are
-        already set); a success carries its final output's size, read after the rename."""
-        output = file_size(self.spec.output_location) if self.state is JobState.SUCCEEDED else None
+        already set); a success carries its final output's size, read after the rename (a
+        command whose flags name no `{output_file}` has no output of ours to measure)."""
+        output = (file_size(self.spec.output_location)
+                  if self.state is JobState.SUCCEEDED and self.spec.layout.uses_output else None)
         return ev.JobStateChanged(time=now,
                                   job_id=self.spec.job_id,
                                   name=self.spec.name,

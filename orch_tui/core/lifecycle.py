@@ -85,8 +85,11 @@ class Lifecycle:
                 self.finish(job, JobState.MISSING, "input vanished before its job started",
                             StopReason.VANISHED)
                 return False
-            self._log_starts[job_id] = log_size(*self._log_name(job))
+            if not self._runner.measures_log_start:
+                self._log_starts[job_id] = log_size(*self._log_name(job))
             started = await self._runner.start(job.spec, self._on_exit)
+            if started.log_start is not None:
+                self._log_starts[job_id] = started.log_start
         except SpawnError as exc:
             job.pid = None
             if exc.systemic:

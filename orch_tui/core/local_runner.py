@@ -1,9 +1,11 @@
 """`LocalRunner`: the runner interface (core/runner.py) for jobs on this machine.
 
-Built for cost: `os.posix_spawn` (vfork+exec, no Python-level fork), a pidfd per child watched
-by the event loop (no thread per child, unlike Python 3.11's default asyncio child watcher),
-`wait4` for the child's own CPU and peak-RSS accounting, and one /proc sweep per sample for every
-job at once. Node figures are the host's, or its cgroup's where those are tighter.
+Built for cost: `os.posix_spawn` (vfork+exec, no Python-level fork), a pidfd per child in an
+epoll set of the runner's own, which the event loop watches as one reader (no thread per child,
+unlike Python 3.11's default asyncio child watcher, and no loop handle and selector key made and
+dropped per child), `wait4` for the child's own CPU and peak-RSS accounting, and one /proc sweep
+per sample for every job at once. Node figures are the host's, or its cgroup's where those are
+tighter.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import errno
 import os
 import secrets
+import select
 import signal
 import socket
 from dataclasses import dataclass
@@ -49,6 +52,8 @@ class _Child:
 class LocalRunner(Runner):
     """Runs jobs as children of this process, each in its own session and process group."""
 
+    measures_log_start = True
+
     # pylint: disable-next=too-many-arguments  # keyword-only options of the local node
     def __init__(self,
                  output_dir: Path,
@@ -83,6 +88,10 @@ class LocalRunner(Runner):
                 self._guardian.contain(line)
         self._output_dir = output_dir
         self._children: dict[int, _Child] = {}
+        # The children's pidfds, readable once they exit: pidfd -> job id.
+        self._exits = select.epoll()
+        self._exiting: dict[int, int] = {}
+        self._loop.add_reader(self._exits.fileno(), self._on_exits)
         self._cpu = procfs.CpuMeter()
         self._offsets = procfs.ReadOffsetTracker()
         self._last_table: dict[int, procfs.ProcStat] = {}
@@ -131,8 +140,9 @@ class LocalRunner(Runner):
             self._guardian.watch(pid, self._containment.guardian_key(spec.job_id),
                                  spec.log_location)
         self._children[spec.job_id] = _Child(spec, pid, pidfd, on_exit, probe)
-        self._loop.add_reader(pidfd, self._reap, spec.job_id)
-        return Started(self.node, pid)
+        self._exiting[pidfd] = spec.job_id
+        self._exits.register(pidfd, select.EPOLLIN)
+        return Started(self.node, pid, probe.log_start)
 
     def _open_log(self, spec: JobSpec) -> int:
         """The job's log, 0o600 in the private logs folder, never through a planted link.
@@ -148,9 +158,15 @@ class LocalRunner(Runner):
             raise SpawnError(f"cannot create its log {spec.log_path}: {exc.strerror or exc}",
                              systemic=is_systemic(exc)) from None
 
+    def _on_exits(self) -> None:
+        """Some children exited: reap each (a start in a reap adds to the set as it goes)."""
+        for pidfd, _ in self._exits.poll(0):
+            job_id = self._exiting.pop(pidfd, None)
+            if job_id is not None:
+                self._reap(job_id)
+
     def _reap(self, job_id: int) -> None:
         child = self._children.pop(job_id)
-        self._loop.remove_reader(child.pidfd)
         # Whatever it left running (in its group or not) dies with it, and its log says so.
         left = self._containment.kill_leftovers(job_id)
         if left:
@@ -159,10 +175,12 @@ class LocalRunner(Runner):
         # killing the group now safely takes down background leftovers, leaving no orphan.
         self._signal_group(child.pid, signal.SIGKILL)
         if self._guardian is not None:
-            self._guardian.release(child.pid)  # before the reap: the pgid cannot be reused yet
+            # Before the reap, the pgid cannot be reused yet; a guardian that signals no groups
+            # can hear of it with the next batch.
+            self._guardian.release(child.pid, now=not self._containment.guardian_kills_all)
         _, status, usage = os.wait4(child.pid, 0)
         self._containment.finished(job_id)
-        os.close(child.pidfd)
+        os.close(child.pidfd)  # which takes it out of the epoll set
         if child.kill_handle is not None:
             child.kill_handle.cancel()
         self._offsets.forget(child.pid)
@@ -250,6 +268,9 @@ class LocalRunner(Runner):
         if self._guardian is not None:
             self._guardian.close()
             self._guardian = None
+        if not self._children and not self._exits.closed:  # killed ones are still reaped
+            self._loop.remove_reader(self._exits.fileno())
+            self._exits.close()
         if self._own_state:
             self._state.close()
             self._own_state = False

@@ -166,7 +166,7 @@ class JobProbe:
         self._ffmpeg = ffmpeg
         self.log = FfmpegLog()
         # The log is appended to by every attempt: this one's text starts at its end now.
-        self._start = self._offset = os.fstat(fd).st_size if fd is not None else 0
+        self.log_start = self._offset = os.fstat(fd).st_size if fd is not None else 0
 
     @classmethod
     def over(cls, fd: int, spec: JobSpec) -> JobProbe:
@@ -187,7 +187,7 @@ class JobProbe:
             return self.log.progress() if self._ffmpeg else None
         try:
             size = os.fstat(fd).st_size
-            if size - self._offset > LOG_CHUNK and self._offset > self._start:
+            if size - self._offset > LOG_CHUNK and self._offset > self.log_start:
                 # Far behind (a sweep missed, a chatty job): only the newest status matters.
                 self._offset = size - LOG_CHUNK
                 self.log.resync()
@@ -198,7 +198,7 @@ class JobProbe:
         if data:
             self.log.feed(data, now)
         if not self.ffmpeg:
-            if self._offset - self._start >= BANNER_WINDOW:
+            if self._offset - self.log_start >= BANNER_WINDOW:
                 self.close()  # not ffmpeg: the generic probe, without a descriptor held
             return None
         return self.log.progress()

@@ -78,10 +78,13 @@ class NodeStats:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """Where a job now runs: its node and its main process there."""
+    """Where a job now runs: its node and its main process there, and where this attempt's
+    words begin in its log when the runner measured it before the process existed (None: the
+    caller measures it before starting, see `Runner.measures_log_start`)."""
 
     node: str
     pid: int
+    log_start: int | None = None
 
 
 ExitCallback = Callable[[int, ExitStatus], None]
@@ -92,6 +95,10 @@ class Runner(abc.ABC):
 
     Nothing here assumes one machine: starting may take a round trip (a cluster scheduler), so
     it is awaited, and node figures come per node."""
+
+    #: True when `start` reports `Started.log_start` (it opens the job's log itself): the caller
+    #: then need not look the log up by name before each start.
+    measures_log_start = False
 
     @abc.abstractmethod
     async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:

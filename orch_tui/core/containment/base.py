@@ -79,6 +79,9 @@ class Containment(abc.ABC):
     """What the runner asks of a containment, keyed by job id (one attempt at a time)."""
 
     mode = ""
+    #: True when the guardian kills every job process through the run's containment alone (one
+    #: cgroup.kill): it then signals no process group, so a job's release may reach it late.
+    guardian_kills_all = False
 
     def __init__(self, run_token: str) -> None:
         self.run_token = run_token

@@ -19,8 +19,8 @@ from orch_tui.core.errors import SpawnError
 @dataclass(frozen=True, slots=True)
 class _Group:
     """One job group's folder and control files, as text, and its cgroup.procs held open for
-    writing (-1 for the run's own group): moving into it is one write, not an open and a close
-    of a path kernfs must walk."""
+    reading and writing (-1 for the run's own group): moving into it is one write and listing
+    its members one pread, not an open and a close of a path kernfs must walk."""
 
     path: Path
     procs: str
@@ -31,6 +31,15 @@ class _Group:
     def at(cls, path: Path, fd: int = -1) -> _Group:
         """The group whose folder is `path`."""
         return cls(path, f"{path}/cgroup.procs", f"{path}/cgroup.kill", fd)
+
+    def members(self) -> bytes:
+        """Its cgroup.procs, read afresh (kernfs regenerates it for a read at offset 0)."""
+        if self.fd < 0:
+            return read_all(self.procs)
+        data = b""
+        while chunk := os.pread(self.fd, 65536, len(data)):
+            data += chunk
+        return data
 
     def close(self) -> None:
         """Let go of its cgroup.procs (before the folder goes, or at the end)."""
@@ -63,6 +72,7 @@ class CgroupContainment(Containment):
     A group that held leftovers is never reused: it is removed once they are gone."""
 
     mode = "cgroup"
+    guardian_kills_all = True  # the run group's cgroup.kill reaches every process of every job
 
     def __init__(self, run_token: str, own: Path, run: Path, own_path: str = "/") -> None:
         super().__init__(run_token)
@@ -136,7 +146,7 @@ class CgroupContainment(Containment):
         path = self.run / f"job-{self._count}"
         os.mkdir(path, 0o755)
         try:
-            return _Group.at(path, os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
+            return _Group.at(path, os.open(f"{path}/cgroup.procs", os.O_RDWR | os.O_CLOEXEC))
         except OSError:
             with contextlib.suppress(OSError):
                 os.rmdir(path)
@@ -205,7 +215,7 @@ class CgroupContainment(Containment):
     @staticmethod
     def _procs(group: _Group) -> set[int]:
         try:
-            return {int(pid) for pid in read_all(group.procs).split()}
+            return {int(pid) for pid in group.members().split()}
         except (OSError, ValueError):
             return set()
 

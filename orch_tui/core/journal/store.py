@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import sqlite3
 import threading
 import time
@@ -359,6 +360,9 @@ class Store:
             raise damaged(self.path, f"quick_check: {lines[0] if lines else result}")
 
     def _writer(self, ready: Future[None]) -> None:
+        # Signals are the main thread's: unblocked here, each job's SIGCHLD that arrives while
+        # the main thread blocks it (inside posix_spawn) would wake this thread for nothing.
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             conn = self._connect()
         except BaseException as exc:  # pylint: disable=broad-exception-caught
