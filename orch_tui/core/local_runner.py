@@ -65,6 +65,10 @@ class LocalRunner(Runner):
                  containment: Containment | None = None) -> None:
         self.node = socket.gethostname()
         self.run_token = run_token or secrets.token_hex(8)
+        # The children's pidfds, readable once they exit (first: out of descriptors, nothing
+        # below has been made yet).
+        self._exits = select.epoll()
+        self._exiting: dict[int, int] = {}  # pidfd -> job id
         # Logs are created relative to the checked, private state folder (never through a
         # planted symlink); a runner built without a session opens that folder itself.
         self._own_state = state is None
@@ -88,9 +92,6 @@ class LocalRunner(Runner):
                 self._guardian.contain(line)
         self._output_dir = output_dir
         self._children: dict[int, _Child] = {}
-        # The children's pidfds, readable once they exit: pidfd -> job id.
-        self._exits = select.epoll()
-        self._exiting: dict[int, int] = {}
         self._loop.add_reader(self._exits.fileno(), self._on_exits)
         self._cpu = procfs.CpuMeter()
         self._offsets = procfs.ReadOffsetTracker()
