@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from orch_tui.core import containment as ct
+from orch_tui.core import local_runner
+from orch_tui.core.errors import OrchError
 from tests.helpers import CMD, kill_quietly, process_state, run_cli, start_run
 from tests.tmux import wait_until
 
@@ -333,3 +335,24 @@ def test_two_runs_in_one_process_keep_their_jobs_in_their_own_groups(own):
             os.waitpid(pid, 0)
     assert _group_of(os.getpid()) == own
     assert not first.run.exists() and not second.run.exists()
+
+
+@pytest.mark.parametrize("error", [OSError(24, "Too many open files"), RuntimeError("a bug")])
+async def test_a_guardian_that_cannot_start_leaves_no_run_group(own, tmp_path, monkeypatch, error):
+    containment = ct.CgroupContainment.create("noguard" + secrets.token_hex(4))
+    run = containment.run
+    assert run.is_dir()
+
+    def failing(loop):
+        raise error
+
+    monkeypatch.setattr(local_runner, "Guardian", failing)
+    expected = OrchError if isinstance(error, OSError) else RuntimeError
+    try:
+        with pytest.raises(expected):
+            local_runner.LocalRunner(tmp_path / "out", containment=containment)
+        assert not run.exists(), "the run group went with the runner that could not start"
+        assert _group_of(os.getpid()) == own
+    finally:
+        if run.exists():  # only when the runner failed to remove it: no group left behind
+            containment.close()

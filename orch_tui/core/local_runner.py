@@ -81,11 +81,13 @@ class LocalRunner(Runner):
         self._loop = loop or asyncio.get_running_loop()
         try:
             self._guardian = Guardian(self._loop) if guardian else None
-        except OSError as exc:
+        except BaseException as exc:
             self._containment.close()  # its run group must not outlive a runner never used
             if self._own_state:
                 self._state.close()
-            raise OrchError(f"cannot start the guardian process: {exc.strerror}") from None
+            if isinstance(exc, OSError):
+                raise OrchError(f"cannot start the guardian process: {exc.strerror}") from None
+            raise
         if self._guardian is not None:
             self._containment.ignore_child(self._guardian.pid)
             for line in self._containment.guardian_lines():
