@@ -94,7 +94,7 @@ def test_the_writer_thread_blocks_signals_so_a_jobs_exit_never_wakes_it(tmp_path
     # SIGCHLD then goes to any thread that does not block it, waking it for nothing.
     with Journal.open(tmp_path) as journal:
         store = journal._store  # pylint: disable=protected-access  # its writer thread
-        writer = store._thread.native_id  # pylint: disable=protected-access
+        writer = store._thread.native_id  # pylint: disable=protected-access  # its kernel tid
         with open(f"/proc/self/task/{writer}/status", encoding="ascii") as handle:
             blocked = int(handle.read().split("SigBlk:")[1].split()[0], 16)
     assert blocked >> (signal.SIGCHLD - 1) & 1 and blocked >> (signal.SIGINT - 1) & 1

@@ -347,7 +347,7 @@ class Orchestrator(OperatorCommands):
                     f"{self._consecutive_failures} jobs failed in a row: no more "
                     "launches (jobs.halt_after_failures); running jobs finish")
         self._wake.set()
-        if self._draining and self._crash is None:
+        if self._draining:
             self._launch_ready()  # the freed slot now, not two turns of the loop later
 
     def _requeued_for_memory(self, job: Job) -> None:

@@ -273,6 +273,10 @@ class CgroupContainment(Containment):
         if self._pending:
             self._pending = [group for group in self._pending if not _remove_tree(group.path)]
 
+    def _every_group(self) -> tuple[_Group, ...]:
+        """The run's job groups: in use, free and waiting to be removed."""
+        return (*self._groups.values(), *self._free, *self._pending)
+
     def close(self) -> None:
         if self in _LIVE:
             _LIVE.remove(self)
@@ -284,15 +288,13 @@ class CgroupContainment(Containment):
                     self._leave(parked.path)  # out before the run's cgroup.kill
         if self._stuck is None:
             self._kill_group(_Group.at(self.run))
-        else:
-            me = os.getpid()  # in the run's tree still: signal the others one by one
-            for group in (*self._groups.values(), *self._free, *self._pending):
-                for pid in self._procs(group) - {me}:
-                    kill_pid(pid, signal.SIGKILL)
+        else:  # in the run's tree still: each group on its own, ours one process at a time
+            for group in self._every_group():
+                self._kill_group(group)
         deadline = time.monotonic() + SETTLE_SECONDS
         while self._stuck is None and _populated(self.run) and time.monotonic() < deadline:
             time.sleep(0.01)
-        for group in (*self._groups.values(), *self._free, *self._pending):
+        for group in self._every_group():
             group.close()
         if self._own_fd >= 0:
             os.close(self._own_fd)
