@@ -94,6 +94,7 @@ class LocalRunner(Runner):
                 self._guardian.contain(line)
         self._output_dir = output_dir
         self._children: dict[int, _Child] = {}
+        self._closing = False  # close() was called: the last reap closes the epoll set
         self._loop.add_reader(self._exits.fileno(), self._on_exits)
         self._cpu = procfs.CpuMeter()
         self._offsets = procfs.ReadOffsetTracker()
@@ -183,7 +184,11 @@ class LocalRunner(Runner):
             self._guardian.release(child.pid, now=not self._containment.guardian_kills_all)
         _, status, usage = os.wait4(child.pid, 0)
         self._containment.finished(job_id)
-        os.close(child.pidfd)  # which takes it out of the epoll set
+        # Out of the set before the close: a child spawned a moment ago holds a copy of every
+        # descriptor until its exec closes them, and while any copy lives the closed number
+        # stays registered, readable, and a new job's pidfd given that number is reaped alive.
+        self._exits.unregister(child.pidfd)
+        os.close(child.pidfd)
         if child.kill_handle is not None:
             child.kill_handle.cancel()
         self._offsets.forget(child.pid)
@@ -193,6 +198,8 @@ class LocalRunner(Runner):
         else:
             code, sig = os.waitstatus_to_exitcode(status), None
         result = ExitStatus(code, sig, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+        if self._closing and not self._children:
+            self._close_exits()
         child.on_exit(job_id, result)
 
     # --- signals
@@ -271,12 +278,17 @@ class LocalRunner(Runner):
         if self._guardian is not None:
             self._guardian.close()
             self._guardian = None
-        if not self._children and not self._exits.closed:  # killed ones are still reaped
-            self._loop.remove_reader(self._exits.fileno())
-            self._exits.close()
+        self._closing = True
+        if not self._children:  # otherwise the last reap of the killed ones does it
+            self._close_exits()
         if self._own_state:
             self._state.close()
             self._own_state = False
+
+    def _close_exits(self) -> None:
+        if not self._exits.closed:
+            self._loop.remove_reader(self._exits.fileno())
+            self._exits.close()
 
     def pid_of(self, job_id: int) -> int | None:
         """The main process id of a running job (tests and diagnostics only)."""

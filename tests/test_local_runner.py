@@ -1,0 +1,62 @@
+"""LocalRunner's reaping: a job is reaped once it has exited, and never while it runs."""
+
+# pylint: disable=missing-function-docstring  # each test's name says what it checks
+# pylint: disable=protected-access  # the pidfd the runner holds is what the tests reach for
+from __future__ import annotations
+
+import os
+import sys
+
+from orch_tui.core.local_runner import LocalRunner
+from orch_tui.core.runner import ExitStatus
+from tests.helpers import alive, eventually, write_workspace
+
+#: Exits at once for `quick.bin`, runs for a minute otherwise.
+SCRIPT = "import sys, time; time.sleep(0 if sys.argv[1].endswith('quick.bin') else 60)"
+
+
+async def test_a_live_job_is_not_reaped_when_its_pidfd_number_was_a_spawned_childs_too(tmp_path):
+    """A child just spawned holds a copy of every descriptor until its exec closes them. A job's
+    pidfd closed meanwhile stayed in the epoll set under its number, readable (that job had
+    exited), and the next job given the same number was reaped alive: SIGKILLed and reported so.
+    A copy held here plays the child that has not reached its exec yet."""
+    ws = write_workspace(tmp_path, ["quick.bin", "slow.bin"],
+                         binary=sys.executable,
+                         flags=["-c", SCRIPT, "{input_file}"])
+    plan = ws.plan()
+    quick, slow = plan.jobs
+    exits: dict[int, ExitStatus] = {}
+    runner = LocalRunner(plan.config.directories.output_dir)
+    held = -1
+    try:
+        await runner.start(quick, exits.__setitem__)
+        number = runner._children[quick.job_id].pidfd
+        held = os.dup(number)
+        await eventually(lambda: quick.job_id in exits, "the quick job's reap")
+        started = await runner.start(slow, exits.__setitem__)
+        assert runner._children[slow.job_id].pidfd == number, "the number is given again"
+        runner._on_exits()  # what the loop runs when the set is readable
+        assert slow.job_id not in exits, f"a running job was reaped: {exits[slow.job_id]}"
+        assert alive(started.pid)
+    finally:
+        if held >= 0:
+            os.close(held)
+        runner.kill_all()
+        await eventually(lambda: len(exits) == 2 or not runner._children, "the kill's reap")
+        runner.close()
+    assert exits[quick.job_id].ok
+
+
+async def test_a_closed_runner_closes_its_epoll_set_once_its_last_killed_job_is_reaped(tmp_path):
+    ws = write_workspace(tmp_path, ["slow.bin"],
+                         binary=sys.executable,
+                         flags=["-c", SCRIPT, "{input_file}"])
+    plan = ws.plan()
+    exits: dict[int, ExitStatus] = {}
+    runner = LocalRunner(plan.config.directories.output_dir)
+    await runner.start(plan.jobs[0], exits.__setitem__)
+    runner.close()  # kills it; its reap is still to come
+    assert not runner._exits.closed
+    await eventually(lambda: exits, "the killed job's reap")
+    assert exits[1].signal is not None
+    assert runner._exits.closed
