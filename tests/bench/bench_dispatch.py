@@ -132,9 +132,13 @@ def orch_argv(workdir: Path, items: Path, procs: int) -> list[str]:
     ]
 
 
-def bench_orch(argv: list[str]) -> int:
-    """orch-tui headless with --max-procs (no calibration), logs and all; its exit code."""
-    return subprocess.run(argv, check=False, stdout=subprocess.DEVNULL).returncode
+def bench_orch(argv: list[str], report: Path | None = None) -> int:
+    """orch-tui headless with --max-procs (no calibration), logs and all; its exit code. Its
+    report goes to the file `report` (a failed run's last lines say why), or nowhere."""
+    if report is None:
+        return subprocess.run(argv, check=False, stdout=subprocess.DEVNULL).returncode
+    with open(report, "wb") as out:
+        return subprocess.run(argv, check=False, stdout=out).returncode
 
 
 def bench_sweep(count: int, rounds: int = 50) -> tuple[float, float]:

@@ -409,13 +409,17 @@ def section_large(base: Path, args: argparse.Namespace, figures: Figures) -> Non
 # --- 2. dispatch
 
 
-def _timed_orch(argv: list[str]) -> tuple[float | None, float | None]:
+def _timed_orch(argv: list[str], report: Path) -> tuple[float | None, float | None]:
     """Wall and CPU seconds (its jobs' included) of a headless run; None, None if it failed (its
-    time would mean nothing)."""
+    time would mean nothing, and the last lines of its report, kept in `report`, say why)."""
     exits: list[int] = []
-    _, wall, cpu = bench_dispatch.timed("orch-tui",
-                                        lambda: exits.append(bench_dispatch.bench_orch(argv)))
-    return (wall, cpu) if exits == [0] else (None, None)
+    _, wall, cpu = bench_dispatch.timed(
+        "orch-tui", lambda: exits.append(bench_dispatch.bench_orch(argv, report)))
+    if exits == [0]:
+        return wall, cpu
+    lines = report.read_text(encoding="utf-8", errors="replace").splitlines()[-3:]
+    say(f"  ! orch-tui exited {exits[0]}:" + "".join(f"\n    {line}" for line in lines))
+    return None, None
 
 
 def _busy(cpu: float | None, wall: float | None) -> float | None:
@@ -469,7 +473,8 @@ def section_dispatch(base: Path, args: argparse.Namespace, figures: Figures) -> 
                 "parallel", lambda: bench_dispatch.bench_parallel(items, procs))
             _, floor, floor_cpu = bench_dispatch.timed(
                 "floor", lambda: bench_dispatch.bench_floor(workdir, items, procs))
-            orch, orch_cpu = _timed_orch(bench_dispatch.orch_argv(workdir, items, procs))
+            orch, orch_cpu = _timed_orch(bench_dispatch.orch_argv(workdir, items, procs),
+                                         workdir / "orch-report.txt")
             tui, screen = tui_dispatch(workdir, items, procs)
             # The jobs cost what they cost under xargs, whose own share is a few ms.
             own_ms = (None if orch_cpu is None else
@@ -522,7 +527,7 @@ def per_job(workdir: Path, runs: int, figures: Figures) -> None:
     for _ in range(runs):
         _, xargs, _ = bench_dispatch.timed("xargs",
                                            lambda: bench_dispatch.bench_xargs(items, procs))
-        orch, _ = _timed_orch(bench_dispatch.orch_argv(big, items, procs))
+        orch, _ = _timed_orch(bench_dispatch.orch_argv(big, items, procs), big / "orch-report.txt")
         figures.add("per_job_xargs_ms", xargs / count * 1000)
         figures.add("per_job_orch_ms", orch / count * 1000 if orch is not None else None)
         say(f" {count:,} jobs: xargs {xargs:.2f} s, orch-tui {_secs(orch)}")
