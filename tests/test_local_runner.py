@@ -1,15 +1,20 @@
-"""LocalRunner's reaping: a job is reaped once it has exited, and never while it runs."""
+"""LocalRunner: a job starts as from a shell, and is reaped once it has exited, never while it
+runs."""
 
 # pylint: disable=missing-function-docstring  # each test's name says what it checks
 # pylint: disable=protected-access  # the pidfd the runner holds is what the tests reach for
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from orch_tui.core.local_runner import LocalRunner
 from orch_tui.core.runner import ExitStatus
 from tests.helpers import alive, eventually, write_workspace
+
+#: Says what signals it ignores and blocks (grep, not a shell: a shell resets its own mask).
+STATE = ["-h", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]
 
 #: Exits at once for `quick.bin`, runs for a minute otherwise.
 SCRIPT = "import sys, time; time.sleep(0 if sys.argv[1].endswith('quick.bin') else 60)"
@@ -60,3 +65,33 @@ async def test_a_closed_runner_closes_its_epoll_set_once_its_last_killed_job_is_
     await eventually(lambda: exits, "the killed job's reap")
     assert exits[1].signal is not None
     assert runner._exits.closed
+
+
+async def test_a_job_starts_with_the_signal_dispositions_a_shell_would_give_it(tmp_path):
+    """Python ignores SIGPIPE and SIGXFSZ from its start, and a posix_spawn child inherits that:
+    `yes | head -1` in a job then wrote into EPIPE, and a job past RLIMIT_FSIZE into EFBIG,
+    instead of being killed by the signal as from a shell. A mask orch-tui was started with was
+    inherited too: a blocked SIGTERM made every kill wait for the SIGKILL."""
+    assert signal.getsignal(signal.SIGPIPE) is signal.SIG_IGN  # the state the job must not get
+    ws = write_workspace(tmp_path, ["a.bin"], binary="/bin/grep", flags=[*STATE, "{input_file}"])
+    plan = ws.plan()
+    exits: dict[int, ExitStatus] = {}
+    runner = LocalRunner(plan.config.directories.output_dir)
+    # Started with SIGTERM and SIGHUP blocked (its parent's doing): the job must not inherit it.
+    blocked_here = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
+    try:
+        await runner.start(plan.jobs[0], exits.__setitem__)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked_here)
+    try:
+        await eventually(lambda: exits, "the job's end")
+    finally:
+        runner.close()
+    assert exits[plan.jobs[0].job_id].ok
+    lines = dict(
+        line.split(":\t") for line in plan.jobs[0].log_path.read_text().splitlines()
+        if line.startswith("Sig"))
+    ignored, blocked = int(lines["SigIgn"], 16), int(lines["SigBlk"], 16)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        assert not ignored & 1 << (sig - 1), f"{signal.Signals(sig).name} is ignored in the job"
+        assert not blocked & 1 << (sig - 1), f"{signal.Signals(sig).name} is blocked in the job"

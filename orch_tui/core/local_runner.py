@@ -121,7 +121,13 @@ class LocalRunner(Runner):
             environ[MARKER_VARIABLE.encode()] = self._containment.marker(spec.job_id).encode()
             try:
                 with self._containment.spawning(spec.job_id):
-                    pid = os.posix_spawn(argv[0], argv, environ, file_actions=actions, setsid=True)
+                    pid = os.posix_spawn(argv[0],
+                                         argv,
+                                         environ,
+                                         file_actions=actions,
+                                         setsid=True,
+                                         setsigdef=_RESTORED_SIGNALS,
+                                         setsigmask=())
             except OSError as exc:
                 _write_quietly(log_fd, f"orch-tui: cannot execute {argv[0]}: {exc.strerror}\n")
                 raise SpawnError(f"cannot execute {argv[0]}: {exc.strerror}",
@@ -378,6 +384,13 @@ def tighter(host: NodeStats, group: cgroupfs.CgroupLimits) -> NodeStats:
         stats = dataclasses.replace(stats, logical_cores=cores, cores_source=CapacitySource.CGROUP)
     return dataclasses.replace(stats, memory_pressure=group.memory_pressure)
 
+
+#: What Python ignores at its start, and so would every job: a job killed by SIGPIPE at the end
+#: of its pipe (`yes | head -1`) or by SIGXFSZ at RLIMIT_FSIZE, as from a shell, instead of
+#: writing on into an error (subprocess's restore_signals resets the same two). Nothing is
+#: blocked in a job either (setsigmask), whatever mask orch-tui was started with: a blocked
+#: SIGTERM would turn every kill and timeout into SIGKILL after the grace period.
+_RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 #: posix_spawn failures of the machine (no memory, no process slots, no descriptors), not of
 #: the job's command.
