@@ -203,13 +203,18 @@ class Processes:
         return None
 
     def sweep(self) -> int:
-        """Kill every job left in the workspace (each by its process group: a job leads its
-        own); how many there were. Nothing of a measurement outlives it."""
+        """Kill every `sleep` left in the workspace (each by its process group: a job leads its
+        own); how many were jobs (`SLEEP 1000`, orch-tui's or parallel's). Nothing of a
+        measurement outlives it. Any other `sleep` there is said apart, as no job of the run
+        measured: GNU parallel forks `sleep 10101` to probe the process limit, and one was seen
+        orphaned in the workspace during the TUI's measurement after a killed parallel."""
         left = self.sleeps()
-        named = [
-            f"{pid} {' '.join(_cmdline(pid))} (parent {(_stat(pid) or ('', '', 0))[2]})"
+        named = {
+            pid:
+            f"{pid} {' '.join(_cmdline(pid)).strip()} (parent {(_stat(pid) or ('', '', 0))[2]})"
             for pid in left
-        ]
+        }
+        jobs = [pid for pid in left if _cmdline(pid)[:2] == [SLEEP, "1000"]]
         for pid in left:
             try:
                 group = os.getpgid(pid)
@@ -219,9 +224,14 @@ class Processes:
                     os.killpg(group, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if left:
-            say(f"  ! {len(left)} job(s) left running, killed: {'; '.join(named)}")
-        return len(left)
+        if jobs:
+            say(f"  ! {len(jobs)} job(s) left running, killed: "
+                f"{'; '.join(named[pid] for pid in jobs)}")
+        others = [named[pid] for pid in left if pid not in jobs]
+        if others:
+            say(f"  ! {len(others)} other process(es) in the workspace, no job of this run, "
+                f"killed: {'; '.join(others)}")
+        return len(jobs)
 
 
 def _peak_mib(pid: int | None) -> float | None:
