@@ -95,3 +95,22 @@ async def test_a_job_starts_with_the_signal_dispositions_a_shell_would_give_it(t
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         assert not ignored & 1 << (sig - 1), f"{signal.Signals(sig).name} is ignored in the job"
         assert not blocked & 1 << (sig - 1), f"{signal.Signals(sig).name} is blocked in the job"
+
+
+async def test_a_pipe_in_a_job_ends_its_writer_with_sigpipe_as_in_a_terminal(tmp_path):
+    """What the dispositions mean for a job script: `yes | head -n1` ends `yes` by SIGPIPE,
+    silently. With SIGPIPE ignored, `yes` wrote into EPIPE and said so in the job's log (a
+    writer that does not check its writes would never end at all)."""
+    ws = write_workspace(tmp_path, ["a.bin"],
+                         binary="/bin/sh",
+                         flags=["-c", "yes | head -n1 >/dev/null; echo finished", "job"])
+    plan = ws.plan()
+    exits: dict[int, ExitStatus] = {}
+    runner = LocalRunner(plan.config.directories.output_dir)
+    try:
+        await runner.start(plan.jobs[0], exits.__setitem__)
+        await eventually(lambda: exits, "the job's end")
+    finally:
+        runner.close()
+    assert exits[plan.jobs[0].job_id].ok
+    assert plan.jobs[0].log_path.read_text() == "finished\n"
