@@ -209,12 +209,12 @@ class Processes:
         measured: GNU parallel forks `sleep 10101` to probe the process limit, and one was seen
         orphaned in the workspace during the TUI's measurement after a killed parallel."""
         left = self.sleeps()
+        argvs = {pid: _cmdline(pid) for pid in left}
         named = {
-            pid:
-            f"{pid} {' '.join(_cmdline(pid)).strip()} (parent {(_stat(pid) or ('', '', 0))[2]})"
-            for pid in left
+            pid: f"{pid} {' '.join(argv).strip()} (parent {(_stat(pid) or ('', '', 0))[2]})"
+            for pid, argv in argvs.items()
         }
-        jobs = [pid for pid in left if _cmdline(pid)[:2] == [SLEEP, "1000"]]
+        jobs = [pid for pid, argv in argvs.items() if argv[:2] == [SLEEP, "1000"]]
         for pid in left:
             try:
                 group = os.getpgid(pid)
