@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
 from orch_tui.core.local_runner import LocalRunner
 from orch_tui.core.runner import ExitStatus
@@ -67,18 +68,15 @@ async def test_a_closed_runner_closes_its_epoll_set_once_its_last_killed_job_is_
     assert runner._exits.closed
 
 
-async def test_a_job_starts_with_the_signal_dispositions_a_shell_would_give_it(tmp_path):
-    """Python ignores SIGPIPE and SIGXFSZ from its start, and a posix_spawn child inherits that:
-    `yes | head -1` in a job then wrote into EPIPE, and a job past RLIMIT_FSIZE into EFBIG,
-    instead of being killed by the signal as from a shell. A mask orch-tui was started with was
-    inherited too: a blocked SIGTERM made every kill wait for the SIGKILL."""
-    assert signal.getsignal(signal.SIGPIPE) is signal.SIG_IGN  # the state the job must not get
-    ws = write_workspace(tmp_path, ["a.bin"], binary="/bin/grep", flags=[*STATE, "{input_file}"])
-    plan = ws.plan()
+async def run_alone(
+    tmp_path: Path, binary: str, flags: list[str],
+    blocked: frozenset[int] = frozenset()) -> tuple[ExitStatus, str]:
+    """One job of `binary flags` to its end, started with `blocked` blocked in this thread (its
+    parent's doing): its exit and its log."""
+    plan = write_workspace(tmp_path, ["a.bin"], binary=binary, flags=flags).plan()
     exits: dict[int, ExitStatus] = {}
     runner = LocalRunner(plan.config.directories.output_dir)
-    # Started with SIGTERM and SIGHUP blocked (its parent's doing): the job must not inherit it.
-    blocked_here = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
+    blocked_here = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
         await runner.start(plan.jobs[0], exits.__setitem__)
     finally:
@@ -87,10 +85,21 @@ async def test_a_job_starts_with_the_signal_dispositions_a_shell_would_give_it(t
         await eventually(lambda: exits, "the job's end")
     finally:
         runner.close()
-    assert exits[plan.jobs[0].job_id].ok
-    lines = dict(
-        line.split(":\t") for line in plan.jobs[0].log_path.read_text().splitlines()
-        if line.startswith("Sig"))
+    return exits[plan.jobs[0].job_id], plan.jobs[0].log_path.read_text()
+
+
+async def test_a_job_starts_with_the_signal_dispositions_a_shell_would_give_it(tmp_path):
+    """Python ignores SIGPIPE and SIGXFSZ from its start, and a posix_spawn child inherits that:
+    `yes | head -1` in a job then wrote into EPIPE, and a job past RLIMIT_FSIZE into EFBIG,
+    instead of being killed by the signal as from a shell. A mask orch-tui was started with was
+    inherited too: a blocked SIGTERM made every kill wait for the SIGKILL."""
+    assert signal.getsignal(signal.SIGPIPE) is signal.SIG_IGN  # the state the job must not get
+    # Started with SIGTERM and SIGHUP blocked: the job must not inherit it.
+    status, log = await run_alone(tmp_path,
+                                  "/bin/grep", [*STATE, "{input_file}"],
+                                  blocked=frozenset({signal.SIGTERM, signal.SIGHUP}))
+    assert status.ok
+    lines = dict(line.split(":\t") for line in log.splitlines() if line.startswith("Sig"))
     ignored, blocked = int(lines["SigIgn"], 16), int(lines["SigBlk"], 16)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         assert not ignored & 1 << (sig - 1), f"{signal.Signals(sig).name} is ignored in the job"
@@ -101,16 +110,7 @@ async def test_a_pipe_in_a_job_ends_its_writer_with_sigpipe_as_in_a_terminal(tmp
     """What the dispositions mean for a job script: `yes | head -n1` ends `yes` by SIGPIPE,
     silently. With SIGPIPE ignored, `yes` wrote into EPIPE and said so in the job's log (a
     writer that does not check its writes would never end at all)."""
-    ws = write_workspace(tmp_path, ["a.bin"],
-                         binary="/bin/sh",
-                         flags=["-c", "yes | head -n1 >/dev/null; echo finished", "job"])
-    plan = ws.plan()
-    exits: dict[int, ExitStatus] = {}
-    runner = LocalRunner(plan.config.directories.output_dir)
-    try:
-        await runner.start(plan.jobs[0], exits.__setitem__)
-        await eventually(lambda: exits, "the job's end")
-    finally:
-        runner.close()
-    assert exits[plan.jobs[0].job_id].ok
-    assert plan.jobs[0].log_path.read_text() == "finished\n"
+    status, log = await run_alone(tmp_path, "/bin/sh",
+                                  ["-c", "yes | head -n1 >/dev/null; echo finished", "job"])
+    assert status.ok
+    assert log == "finished\n"
