@@ -15,7 +15,7 @@ from orch_tui.core.events import JobState
 from orch_tui.core.snapshot import JobView
 from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.help import HelpScreen
-from orch_tui.tui.screens.modals import ConfirmKill, ConfirmMany
+from orch_tui.tui.screens.modals import ConfirmKill, ConfirmMany, QuitModal
 from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.job_table import MARK_GLYPH, JobTable
 from orch_tui.tui.widgets.search import SearchBar
@@ -452,6 +452,24 @@ async def test_the_footer_keeps_q_and_help_at_60_columns_and_the_help_lists_ever
                         "x, ctrl+k", "c ", "R ", "M ", "escape", "P ", "+ / -"):
                 assert key in text, key
             assert ("detach: the run goes on" in text) == detachable
+
+
+async def test_a_dialog_s_footer_offers_its_own_keys_not_those_of_the_screen_below() -> None:
+    """Without a footer of its own, a dialog left the run screen's in sight (Pause, Kill...),
+    whose keys do nothing while it is open."""
+    cases = [("q", False, QuitModal, "w Wait k Kill and quit esc Cancel"),
+             ("q", True, QuitModal, "d Detach w Wait k Kill and quit esc Cancel"),
+             ("x", False, ConfirmKill, "y Yes n No"),
+             ("question_mark", True, HelpScreen, "esc Close")]
+    for key, detachable, dialog, offered in cases:
+        app = console(job_views([JobState.RUNNING] * 3), detachable=detachable)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await on_run_screen(pilot, app)
+            await pilot.press(key)
+            await until(pilot, lambda app=app, dialog=dialog: isinstance(app.screen, dialog))
+            await pilot.pause()
+            footer = screen_text(app).splitlines()[-1]
+            assert footer.split() == offered.split(), (dialog, footer)
 
 
 # --- at scale

@@ -7,8 +7,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from orch_tui.tui.screens.modals import Dialog
 
 #: Every key of the run screen, by what it is for: (group, note, [(keys, what they do)]).
 GROUPS: list[tuple[str, str, list[tuple[str, str]]]] = [
@@ -63,7 +64,7 @@ DETACHABLE_KEYS = [
 ]
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     """The key reference."""
 
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
@@ -73,7 +74,7 @@ class HelpScreen(ModalScreen[None]):
         self.detachable = detachable
         self.nodes = nodes
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 from orch_tui.core.events import JobState
 
+_Result = TypeVar("_Result")
 
-class Confirm(ModalScreen[bool]):
+
+class Dialog(ModalScreen[_Result]):
+    """A modal screen with a footer of its own, over the one of the screen below: that one
+    would go on offering keys (Pause, Kill...) that do nothing while the dialog is open."""
+
+    def compose(self) -> ComposeResult:
+        yield from self.body()
+        yield Footer(compact=True, show_command_palette=False)
+
+    def body(self) -> ComposeResult:
+        """The dialog itself."""
+        raise NotImplementedError
+
+
+class Confirm(Dialog[bool]):
     """A yes / no question whose safe answer, no, has the focus."""
 
     BINDINGS = [
@@ -42,7 +59,7 @@ class ConfirmKill(Confirm):
         self.job_name = name
         self.queued = state is JobState.QUEUED
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         job = ((f"#{self.job_id} ", "bold"), self.job_name)
         if self.queued:
             words = ("Cancel job ", "?\nIt has not started: it is removed from the queue and "
@@ -70,7 +87,7 @@ class ConfirmMany(Confirm):
         self.question = question
         self.detail = detail
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(
                 Text.assemble((self.question, "bold"), f"\n{self.detail}" * bool(self.detail)))
@@ -83,25 +100,26 @@ class ConfirmMany(Confirm):
 DETACH = Binding("d", "app.detach_run", "Detach")
 
 
-class QuitModal(ModalScreen[str | None]):
+class QuitModal(Dialog[str | None]):
     """Quit while jobs run: wait for them, kill them, or stay; for a run in another process,
     first of all: detach (the run goes on), the default."""
 
     BINDINGS = [
+        Binding("d", "choose('detach')", "Detach"),  # in the footer only when it is offered
         Binding("w", "choose('wait')", "Wait"),
-        Binding("k,ctrl+c", "choose('kill')", "Kill and quit", priority=True),
+        Binding("k", "choose('kill')", "Kill and quit"),
+        Binding("ctrl+c", "choose('kill')", "Kill and quit", show=False, priority=True),
         Binding("escape,c", "choose(None)", "Cancel"),
         # q: as Kill when the run ends with the app; as Detach when it does not, so that q, q
         # never stops a run that could have gone on.
         Binding("q", "q", "Quit", show=False, priority=True),
-        Binding("d", "choose('detach')", "Detach", show=False),
     ]
 
     def __init__(self, *, detachable: bool = False) -> None:
         super().__init__()
         self.detachable = detachable
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             if self.detachable:
                 yield Static(Text("Leave the run?", style="bold"))
@@ -121,7 +139,7 @@ class QuitModal(ModalScreen[str | None]):
         self.query_one("#detach" if self.detachable else "#cancel", Button).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """`d` means something only when detaching is offered."""
+        """`d` means something only when detaching is offered (False: out of the footer)."""
         return self.detachable or parameters != ("detach", )
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
