@@ -217,7 +217,8 @@ async def test_attaching_while_the_run_calibrates_opens_the_calibration_screen(w
         await until(pilot, lambda: isinstance(app.screen, CalibrationScreen))
         await until(pilot, lambda: app.model.calibrated is not None, timeout=30)
         await until(pilot, lambda: f"limit {app.controller.limit}" in screen_text(app))
-        assert "Detach" in screen_text(app)
+        # The footer is composed again as the result adds enter and +/- to it.
+        await until(pilot, lambda: "Detach" in screen_text(app))
         await pilot.press("d")
     assert app.detached and app.return_code == 0
     await app.controller.close()

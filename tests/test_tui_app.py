@@ -321,6 +321,35 @@ def calibrated_controller(
     return FakeController(jobs, events, calibration=CalibrationStatus.MEASURING, clock=clock)
 
 
+async def test_the_calibration_footer_offers_enter_and_plus_minus_once_there_is_a_result():
+    """While the job is measured they do nothing, so the footer does not offer them."""
+    clock = MovingClock()
+    scripted = calibrated_controller(clock)
+    started, *result = scripted.events
+    controller = FakeController(scripted.jobs, [started],
+                                calibration=CalibrationStatus.MEASURING,
+                                clock=clock)
+    app = OrchApp(controller)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot,
+                    lambda: isinstance(app.screen, CalibrationScreen) and controller.delivered)
+        screen = app.screen
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        assert "Continue" not in footer and "process" not in footer and "Quit" in footer, footer
+        await pilot.press("plus", "enter")
+        assert controller.calls == [] and app.screen is screen
+        for event in result:
+            controller.listeners[0](event)
+        await until(pilot, lambda: "Continue" in screen_text(app).splitlines()[-1])
+        footer = screen_text(app).splitlines()[-1]
+        assert "+1 process" in footer and "-1 process" in footer, footer
+        await pilot.press("plus")
+        assert controller.calls == [("set_limit", 5)]  # the fake's limit was 4
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+
+
 async def test_enter_pressed_as_the_countdown_ends_never_acts_on_the_run_screen():
     """Enter meant for the calibration result, arriving as its countdown switches to the run
     screen (typed just before, or within KEY_GRACE after), must not open a job's detail;

@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 
 from orch_tui.core.events import JobState
+from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.modals import ConfirmKill, QuitModal
 from orch_tui.tui.screens.run import RunScreen
 from orch_tui.tui.widgets.job_table import JobTable
+from tests.fake_controller import FakeController, job_views
 from tests.helpers import alive, kill_quietly, screen_text, write_workspace
 from tests.test_tui_app import make_app, running_ids, select, until
+from tests.test_tui_notify import END
 # The tmux terminal's fixtures, used by name (pytest finds them in this module's namespace).
 # pylint: disable-next=unused-import
 from tests.test_tui_terminal import cleanup_fixture, start_run, terminal_fixture  # noqa: F401
@@ -28,6 +31,22 @@ def offered(screen) -> set[str]:
 
 
 JOB_KEYS = {"pause", "resume", "kill", "cancel", "requeue"}
+
+
+async def test_the_finished_screen_offers_detail_only_with_a_failure_to_open():
+    for first, failures in ((JobState.SUCCEEDED, False), (JobState.FAILED, True)):
+        controller = FakeController(job_views([first, JobState.RUNNING]))
+        app = OrchApp(controller)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda app=app: isinstance(app.screen, RunScreen))
+            controller.listeners[0](END)
+            await until(pilot, lambda app=app: isinstance(app.screen, FinishedScreen))
+            await pilot.pause()
+            footer = screen_text(app).splitlines()[-1]
+            assert ("detail" in offered(app.screen)) == ("Detail" in footer) == failures, footer
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DetailScreen) == failures
 
 
 async def test_x_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):

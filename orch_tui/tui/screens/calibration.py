@@ -72,6 +72,7 @@ class CalibrationScreen(Screen[None]):
         self.controller = controller
         self._continue_at: float | None = None
         self._ticker: Timer | None = None
+        self._offered = False  # the footer offers enter and +/- (once a result is known)
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Calibrating", style="bold"), id="calibration-title", classes="title")
@@ -114,6 +115,9 @@ class CalibrationScreen(Screen[None]):
                      f"input read {read}\noutput {format_bytes(last.output_bytes)} so far, "
                      f"est. {format_bytes(last.output_estimate)} "
                      f"(from {last.output_basis.value})"))
+        if self._offered != (model.calibrated is not None):
+            self._offered = model.calibrated is not None
+            self.refresh_bindings()  # check_action again: the footer follows
         if model.calibrated is not None:
             self._show_result()
 
@@ -152,6 +156,11 @@ class CalibrationScreen(Screen[None]):
         if isinstance(event, ev.CalibrationStarted):
             self._continue_at = None
         self.refresh_view()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Enter and +/- act on the result: out of the footer while there is none yet."""
+        del parameters
+        return action not in ("continue", "limit") or self.model.calibrated is not None
 
     def action_continue(self) -> None:
         """Open the run screen (only once the result is known)."""

@@ -90,6 +90,11 @@ class FinishedScreen(Screen[None]):
             text.append(str(model.joblog_path))
         return text
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Detail only when there is a failure to open (False: out of the footer)."""
+        del parameters
+        return action != "detail" or bool(self.query(OptionList))
+
     def action_detail(self) -> None:
         """Open the highlighted failure's detail."""
         # pylint: disable-next=import-outside-toplevel
