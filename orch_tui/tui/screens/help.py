@@ -7,9 +7,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from orch_tui.tui.screens.modals import Dialog
+from orch_tui.tui.screens.modals import dialog_footer
 
 #: Every key of the run screen, by what it is for: (group, note, [(keys, what they do)]).
 GROUPS: list[tuple[str, str, list[tuple[str, str]]]] = [
@@ -64,7 +65,7 @@ DETACHABLE_KEYS = [
 ]
 
 
-class HelpScreen(Dialog[None]):
+class HelpScreen(ModalScreen[None]):
     """The key reference."""
 
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
@@ -74,7 +75,7 @@ class HelpScreen(Dialog[None]):
         self.detachable = detachable
         self.nodes = nodes
 
-    def body(self) -> ComposeResult:
+    def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
@@ -89,3 +90,4 @@ class HelpScreen(Dialog[None]):
         with VerticalScroll(classes="dialog help"):
             yield Static(Text("Keys (escape closes)", style="bold"))
             yield Static(table, id="help-text")
+        yield dialog_footer()

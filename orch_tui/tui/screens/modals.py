@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,23 +11,14 @@ from textual.widgets import Button, Footer, Static
 
 from orch_tui.core.events import JobState
 
-_Result = TypeVar("_Result")
+
+def dialog_footer() -> Footer:
+    """A dialog's footer of its own, over the one of the screen below: that one would go on
+    offering keys (Pause, Kill...) that do nothing while the dialog is open."""
+    return Footer(compact=True, show_command_palette=False)
 
 
-class Dialog(ModalScreen[_Result]):
-    """A modal screen with a footer of its own, over the one of the screen below: that one
-    would go on offering keys (Pause, Kill...) that do nothing while the dialog is open."""
-
-    def compose(self) -> ComposeResult:
-        yield from self.body()
-        yield Footer(compact=True, show_command_palette=False)
-
-    def body(self) -> ComposeResult:
-        """The dialog itself."""
-        raise NotImplementedError
-
-
-class Confirm(Dialog[bool]):
+class Confirm(ModalScreen[bool]):
     """A yes / no question whose safe answer, no, has the focus."""
 
     BINDINGS = [
@@ -59,7 +48,7 @@ class ConfirmKill(Confirm):
         self.job_name = name
         self.queued = state is JobState.QUEUED
 
-    def body(self) -> ComposeResult:
+    def compose(self) -> ComposeResult:
         job = ((f"#{self.job_id} ", "bold"), self.job_name)
         if self.queued:
             words = ("Cancel job ", "?\nIt has not started: it is removed from the queue and "
@@ -72,6 +61,7 @@ class ConfirmKill(Confirm):
             yield Static(Text.assemble(words[0], *job, words[1]))
             yield Button(words[2], variant="warning" if self.queued else "error", id="yes")
             yield Button(words[3], id="no")
+        yield dialog_footer()
 
 
 def plural(count: int, word: str = "job") -> str:
@@ -87,12 +77,13 @@ class ConfirmMany(Confirm):
         self.question = question
         self.detail = detail
 
-    def body(self) -> ComposeResult:
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(
                 Text.assemble((self.question, "bold"), f"\n{self.detail}" * bool(self.detail)))
             yield Button("Yes (y)", variant="warning", id="yes")
             yield Button("No (n)", id="no")
+        yield dialog_footer()
 
 
 #: `d` on the run's screens: handled (and shown in the footer only for a run in another
@@ -100,7 +91,7 @@ class ConfirmMany(Confirm):
 DETACH = Binding("d", "app.detach_run", "Detach")
 
 
-class QuitModal(Dialog[str | None]):
+class QuitModal(ModalScreen[str | None]):
     """Quit while jobs run: wait for them, kill them, or stay; for a run in another process,
     first of all: detach (the run goes on), the default."""
 
@@ -119,7 +110,7 @@ class QuitModal(Dialog[str | None]):
         super().__init__()
         self.detachable = detachable
 
-    def body(self) -> ComposeResult:
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             if self.detachable:
                 yield Static(Text("Leave the run?", style="bold"))
@@ -133,6 +124,7 @@ class QuitModal(Dialog[str | None]):
                              variant="error",
                              id="kill")
             yield Button("Cancel (escape)", id="cancel")
+        yield dialog_footer()
 
     def on_mount(self) -> None:
         """Cancel is the safe default; detach when the run goes on without the app."""
