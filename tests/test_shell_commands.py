@@ -242,6 +242,29 @@ def test_stop_ends_the_run_with_143_and_wait_says_so(run):
 # --- runs of their own
 
 
+def test_status_gives_no_progress_to_a_job_nothing_measures(tmp_path):
+    """Its jobs read no input and print no ffmpeg status: no probe can tell how far they are.
+    Status says so (null, no percentage), as the run screen's `-` does, never 0%."""
+    ws = write_workspace(tmp_path, 3, binary="/bin/sh", flags=["-c", "sleep 120", "{input_file}"])
+    proc = _start(ws.config, "--jobs", "2")
+    seen = {}
+
+    def sampled():
+        seen["doc"] = doc = json.loads(
+            run_cli("status", "--json", str(ws.output_dir)).stdout or "{}")
+        return len(doc.get("jobs", ())) == 2 and doc["nodes"][0]["cpu_percent"] is not None
+
+    try:
+        wait_until(sampled, timeout=20, what="2 running jobs, sampled")
+        assert [job["progress"] for job in seen["doc"]["jobs"]] == [None, None]
+        human = run_cli("status", str(ws.output_dir)).stdout
+        active = human.split("active jobs:\n", 1)[1].splitlines()[:2]
+        assert all("#" in line and "%" not in line for line in active), human
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 def test_wait_on_a_finished_run_is_its_exit_code(workspace, tmp_path):
     ws = workspace(2)
     assert run_cli(str(ws.config), "--jobs", "2").returncode == 0

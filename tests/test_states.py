@@ -5,6 +5,7 @@ the real size of a finished output (core, journal, joblog, snapshot and the TUI'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import signal
@@ -296,6 +297,36 @@ async def test_a_succeeded_job_carries_the_size_of_its_final_output(workspace):
     assert final.output_bytes == os.path.getsize(spec.output_path) == 627 * 1000
     failed = [e for e in run.recorder.of(ev.JobStateChanged) if e.state is not JobState.SUCCEEDED]
     assert all(e.output_bytes is None for e in failed)
+
+
+def test_a_snapshot_carries_the_progress_its_probe_measured_for_the_live_attempt_only(workspace):
+    plan = workspace(1).plan()
+    record = RunRecord(plan)
+
+    def shown():
+        return record.snapshot().jobs[0].progress
+
+    def moved(state, previous, time_):
+        return dataclasses.replace(_change(1, state, time_=time_, pid=7), previous=previous)
+
+    _fold(record, moved(JobState.RUNNING, JobState.QUEUED, 10.0))
+    assert shown() is None, "launched: nothing measured yet (not 0%)"
+    _fold(record, _sample(7, output_bytes=0, progress=0.4))
+    assert shown() == 0.4
+    _fold(record, moved(JobState.PAUSED, JobState.RUNNING, 11.0))
+    assert shown() == 0.4, "paused: the same attempt"
+    attached = RunModel.from_snapshot(record.snapshot(), clock=lambda: 50.0)
+    assert attached.rows[1].progress == 0.4, "an observer attaching sees it at once"
+    _fold(record, _sample(7, output_bytes=0, progress=None))
+    assert shown() is None, "its probe cannot tell any more"
+    _fold(record, _sample(7, output_bytes=0, progress=0.6),
+          moved(JobState.FAILED, JobState.PAUSED, 12.0))
+    assert shown() is None, "ended"
+    _fold(record, _sample(7, output_bytes=0, progress=0.7))
+    assert shown() is None, "a sample that comes after the end"
+    _fold(record, moved(JobState.QUEUED, JobState.FAILED, 13.0),
+          moved(JobState.RUNNING, JobState.QUEUED, 14.0))
+    assert shown() is None, "a new attempt starts with nothing measured"
 
 
 def test_a_finished_row_shows_the_final_size_not_the_last_sample(workspace):

@@ -84,7 +84,7 @@ def test_a_running_run(busy):
     assert human.returncode == 0
     assert human.stdout.startswith("run:      running\n")
     assert "2 running" in human.stdout and "1 queued" in human.stdout
-    assert "    ETA " in human.stdout and "limit:    2 (max procs)" in human.stdout
+    assert "    ETA " in human.stdout and "limit:    2 (--jobs)" in human.stdout
     assert max(len(line) for line in human.stdout.splitlines()) <= 80
 
 

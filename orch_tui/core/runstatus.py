@@ -292,7 +292,6 @@ def with_snapshot(status: RunStatus, snap: RunSnapshot, *, epoch: float,
     """`status` (the journal's) with the live run's counts, limit, ETA and active jobs from
     its snapshot. The snapshot's times are on the run's monotonic clock, the system-wide one
     this process reads as `monotonic` at the instant it reads `epoch` (wall time)."""
-    progress = dict(snap.eta.progress)
     jobs = sorted((job for job in touched(snap.jobs) if job.state.active),
                   key=lambda job: (job.started is None, job.started or 0.0, job.job_id))
     eta = snap.tally().eta(monotonic)
@@ -309,7 +308,7 @@ def with_snapshot(status: RunStatus, snap: RunSnapshot, *, epoch: float,
                        job.state,
                        job.attempt,
                        None if job.started is None else epoch - (monotonic - job.started),
-                       progress=progress.get(job.job_id),
+                       progress=job.progress,
                        index=job.job_id,
                        pid=job.pid) for job in jobs),
         nodes=tuple(_node_status(node) for node in snap.nodes),

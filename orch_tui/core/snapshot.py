@@ -59,6 +59,9 @@ class JobView:
     detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
     #: The input, as the plan has it: `orch-tui pause DIR JOB` names a job by its path.
     input_path: Path | None = None
+    #: An active job's progress as its probe last measured it (0..1; None: nothing measures
+    #: it, or not yet): what `status` and an attaching screen show, never a guess.
+    progress: float | None = None
 
     @property
     def command(self) -> str:
@@ -236,6 +239,8 @@ class RunRecord:
         self._views: dict[int, JobView] = {}
         # job_id -> (its last change, when its attempt started, when it ended), not yet a view.
         self._changed: dict[int, tuple[ev.JobStateChanged, float | None, float | None]] = {}
+        # job_id -> its attempt's last measured progress (active jobs with a probe only).
+        self._progress: dict[int, float] = {}
         self.tally = Tally({job_id: JobState.QUEUED
                             for job_id in self._specs},
                            sizes={
@@ -252,6 +257,8 @@ class RunRecord:
         self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.JobStateChanged:
             self._on_job_state_changed,
+            ev.JobSample:
+            self._on_sample,
             ev.PreflightDone:
             lambda e: self._set(preflight=e),
             ev.LimitChanged:
@@ -291,6 +298,8 @@ class RunRecord:
         else:
             view = self._views.get(job_id)
             started, ended = (view.started, view.ended) if view is not None else (None, None)
+        if not (event.state.active and event.previous is not None and event.previous.active):
+            self._progress.pop(job_id, None)  # a new attempt, or the end of one
         if event.state is JobState.QUEUED:  # requeued or retried: the ended attempt is not its
             started = ended = None
         else:
@@ -321,6 +330,13 @@ class RunRecord:
         self._changed.clear()
         return self._views
 
+    def _on_sample(self, event: ev.JobSample) -> None:
+        state = self.tally.state_of(event.job_id)  # the tally saw this event first
+        if event.progress is None or state is None or not state.active:
+            self._progress.pop(event.job_id, None)  # nothing measures it (any more)
+        else:
+            self._progress[event.job_id] = event.progress
+
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self._set(limit=event.limit, limit_source=event.source, limit_reason=event.reason)
         if event.decision is not None:
@@ -331,7 +347,10 @@ class RunRecord:
 
     def snapshot(self) -> RunSnapshot:
         """The state now, frozen."""
-        return RunSnapshot(jobs=JobViews(self._plan_jobs, self._specs, dict(self.jobs)),
+        views = dict(self.jobs)
+        for job_id, fraction in self._progress.items():  # a few (the running jobs)
+            views[job_id] = dataclasses.replace(views[job_id], progress=fraction)
+        return RunSnapshot(jobs=JobViews(self._plan_jobs, self._specs, views),
                            counts=self.tally.counts(),
                            first_launch=self.tally.first_launch,
                            eta=self.tally.work.state(),

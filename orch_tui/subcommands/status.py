@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from orch_tui.core.errors import OrchError
-from orch_tui.core.events import NodeState
+from orch_tui.core.events import LimitSource, NodeState
 from orch_tui.core.nodes import figure_cells
 from orch_tui.core.runstatus import (RunState, RunStatus, StatusSource, journal_status,
                                      with_snapshot)
@@ -101,6 +101,15 @@ def _cut(text: str, room: int) -> str:
     return text if len(text) <= room else "…" + text[-(room - 1):]
 
 
+def _limit_words(source: str) -> str:
+    """A limit's source in the words the run screen and headless use (`--jobs`, not the JSON's
+    `max procs`); a value this version does not know (another version's journal) as it is."""
+    try:
+        return LimitSource(source).label
+    except ValueError:
+        return source
+
+
 def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
     """The human summary, a string a line, each within 80 columns (input names are cut and
     made printable: they are data)."""
@@ -126,7 +135,7 @@ def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
     ]
     limit = "-" if status.limit is None else str(status.limit)
     if status.limit_source:
-        limit += f" ({status.limit_source})"
+        limit += f" ({_limit_words(status.limit_source)})"
     if status.state is RunState.RUNNING:
         # From the journal alone there is no rate to go by: a live source fills it in.
         eta = "-" if status.eta_seconds is None else _duration(status.eta_seconds)

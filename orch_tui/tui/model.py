@@ -158,7 +158,8 @@ def row_of(view: JobView) -> JobRow:
                   signal=view.signal,
                   reason=view.reason,
                   output_bytes=view.output_bytes,
-                  detail=view.detail)
+                  detail=view.detail,
+                  progress=view.progress)
 
 
 def row_of_spec(spec: JobSpec) -> JobRow:
