@@ -212,7 +212,9 @@ class HeadlessReporter:
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self._limit = event.limit
         if not event.source.measured:
-            self.write(f"limit: {event.previous} -> {event.limit} ({event.reason})")
+            # The run's first limit (previous 0: none yet) changes nothing: it is just said.
+            change = f"{event.previous} -> " if event.previous else ""
+            self.write(f"limit: {change}{event.limit} ({event.reason})")
 
     def _on_resource_pressure(self, event: ev.ResourcePressure) -> None:
         self.write(f"{event.resource.value}: {event.message} "

@@ -43,7 +43,7 @@ def test_jobs_sets_a_fixed_count_under_every_spelling(workspace, flag):
     ws = workspace(3)
     result = run_cli(str(ws.config), "--headless", flag, "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "limit: 0 -> 2 (--jobs)" in result.stdout and "calibrating" not in result.stdout
+    assert "\nlimit: 2 (--jobs)\n" in result.stdout and "calibrating" not in result.stdout
 
 
 def test_help_tells_jobs_from_max_processes():
