@@ -74,3 +74,38 @@ async def test_finished_and_detail_screens_name_the_failure_in_its_own_words(wor
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_code == 1
+
+
+# Its last words end no line: the log's last line is still a line of the detail's tail.
+UNENDED = "import sys; print('line 1'); sys.stdout.write('final words'); sys.exit(3)\n"
+# One line longer than the tail the detail starts with (64 KiB), then 1 KiB lines exactly
+# filling the tail, so that the tail starts right after a line's end.
+LONG_LINE = "import sys; sys.stdout.write('x' * 100_000 + ' the end\\n'); sys.exit(3)\n"
+WHOLE_LINES = "import sys; sys.stdout.write(('y' * 1023 + '\\n') * 100); sys.exit(3)\n"
+
+
+async def detail_log_lines(workspace, name: str, script: str) -> list[str]:
+    """The lines the detail screen's log shows for a job running `script`, once it ended."""
+    ws = workspace([name], flags=["-c", script, "{input_file}", "{output_file}"])
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.controller.done, timeout=30)
+        await pilot.press("enter")
+        log = app.screen.query_one(Log)
+        await until(pilot, lambda: log.line_count > 0)
+        app.screen.refresh_view()  # one more look at the log: nothing more may come
+        await pilot.pause()
+        lines = list(log.lines)
+        await pilot.press("escape", "q")
+    return lines
+
+
+async def test_the_detail_shows_the_last_words_of_an_ended_job_that_end_no_line(workspace):
+    assert await detail_log_lines(workspace, "unended.bin", UNENDED) == ["line 1", "final words"]
+
+
+async def test_a_tail_that_starts_inside_a_line_shows_it_marked_as_cut(workspace):
+    (line, ) = await detail_log_lines(workspace, "long.bin", LONG_LINE)
+    assert line.startswith("…x") and line.endswith("x the end") and len(line) < 100_000
+    lines = await detail_log_lines(workspace, "whole.bin", WHOLE_LINES)
+    assert lines == ["y" * 1023] * 64, "a tail that starts at a line's start cuts nothing"

@@ -49,6 +49,29 @@ async def test_the_finished_screen_offers_detail_only_with_a_failure_to_open():
             assert isinstance(app.screen, DetailScreen) == failures
 
 
+async def test_once_the_run_is_over_d_offers_no_detach_and_leaves_nothing_running():
+    """A finished run in another process: `d` would say "the run goes on" and exit 0 for a
+    run that is over and failed. No screen offers it; q exits with the run's code."""
+    controller = FakeController(job_views([JobState.FAILED, JobState.RUNNING]), detachable=True)
+    app = OrchApp(controller)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        assert "Detach" in screen_text(app).splitlines()[-1], "offered while the run goes on"
+        controller.listeners[0](END)
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        for screen in app.screen_stack[1:]:
+            assert "detach_run" not in offered(screen), screen
+        await pilot.pause()
+        assert "Detach" not in screen_text(app).splitlines()[-1]
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen) and not app.detached
+        await pilot.press("escape", "q")
+    assert app.return_code == END.exit_code == 1
+
+
 async def test_x_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
     # The worker writes 20 chunks as it runs and the 19 bytes left over at its very end, after
     # its last sample: only the final size after the rename says 627,019 bytes.

@@ -291,9 +291,13 @@ class OrchApp(App[int]):
             self.controller.detach(self._fold_event)
             self._attached = False
 
+    def _over(self) -> bool:
+        """The run finished: nothing goes on that a detach could leave running."""
+        return self.model is not None and self.model.finished is not None
+
     def action_detach_run(self) -> None:
         """`d`: leave a run in another process running and close the app (exit code 0)."""
-        if not self.controller.detachable:
+        if not self.controller.detachable or self._over():
             return
         self.detached = True
         self.detach()
@@ -417,7 +421,7 @@ class OrchApp(App[int]):
         (copy in an input of the config screen)."""
         del parameters
         if action == "detach_run":  # `d`, in the footer only when the run outlives the app
-            return self.controller.detachable and self.controller.started
+            return self.controller.detachable and self.controller.started and not self._over()
         return action != "ctrl_c" or self.controller.started
 
     def action_ctrl_c(self) -> None:

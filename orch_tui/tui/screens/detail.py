@@ -76,7 +76,7 @@ class DetailScreen(Screen[None]):
         self._offset = 0
         self._partial = ""
         self._keys_for: tuple[JobState, bool] | None = None  # what the footer was made for
-        self._cut = False  # the tail starts inside a line: its end is not shown as a line
+        self._cut = False  # the tail starts inside a line: shown from there, marked as cut
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-info")
@@ -93,7 +93,7 @@ class DetailScreen(Screen[None]):
             self._offset = max(0, os.path.getsize(path) - TAIL_START)
         except OSError:
             self._offset = 0
-        self._cut = self._offset > 0
+        self._cut = self._offset > 0 and read_log(path, self._offset - 1, 1) != b"\n"
         self.set_interval(0.5, self.refresh_view)
         self.refresh_view()
         # The first lines land before the log has a size, so Log cannot scroll to them yet:
@@ -151,19 +151,22 @@ class DetailScreen(Screen[None]):
             span = (history.first - start, history.last - start)
         self.query_one("#detail-cpu", SeriesChart).set_data(cpu, span)
         self.query_one("#detail-rss", SeriesChart).set_data(rss, span)
-        self._tail(row.log_path)
+        self._tail(row.log_path, ended=row.state.finished)
 
-    def _tail(self, path: Path) -> None:
+    def _tail(self, path: Path, *, ended: bool) -> None:
+        """Append the log's new lines; a line still being written waits for its end, unless
+        the job ended without one (its last words, often why it failed, end no line)."""
         data = read_log(path, self._offset, TAIL_CHUNK)  # never through a symlink
-        if not data:
-            return
         self._offset += len(data)
         text = self._partial + data.decode("utf-8", errors="replace").replace("\r", "\n")
         lines = text.split("\n")
         self._partial = lines.pop()
+        if ended and len(data) < TAIL_CHUNK and self._partial:  # all read: nothing will follow
+            lines.append(self._partial)
+            self._partial = ""
         if self._cut and lines:
             self._cut = False
-            lines.pop(0)
+            lines[0] = "…" + lines[0]  # its start is before the tail's
         if lines:
             self.query_one(Log).write_lines(printable(line) for line in lines)
 
