@@ -92,16 +92,22 @@ async def _run_app(remote: RemoteRun, output_dir: Path, *, quiet: bool) -> int:
     for name in ("COLUMNS", "LINES"):  # as cli.run_tui: they would freeze the layout
         os.environ.pop(name, None)
     app = OrchApp(remote, start_dir=Path.cwd(), settings=SettingsFile.default(), quiet=quiet)
+    await run_screen(app)
+    return report_end(app, remote.pid, output_dir)
+
+
+async def run_screen(app: OrchApp) -> None:
+    """Run the app until it exits; SIGHUP, SIGTERM and SIGINT mean this screen, never the run
+    (the app's hang_up: a run that goes on is left running, one that is over ends the app)."""
     loop = asyncio.get_running_loop()
     signals = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
-    for signum in signals:  # whoever sends them means this client, never the run
-        loop.add_signal_handler(signum, app.action_detach_run)
+    for signum in signals:
+        loop.add_signal_handler(signum, app.hang_up)
     try:
         await app.run_async()
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
-    return report_end(app, remote.pid, output_dir)
 
 
 def report_end(app: OrchApp, pid: int | None, output_dir: Path) -> int:

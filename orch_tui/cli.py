@@ -338,21 +338,7 @@ async def run_tui(path: Path | None, args: argparse.Namespace) -> int:
                   settings=SettingsFile.default(),
                   quiet=args.quiet)
 
-    def leave() -> None:  # whoever sends the signal means this screen, never the run
-        if app.controller.started:
-            app.action_detach_run()
-        else:
-            app.exit()
-
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
-    for signum in signals:
-        loop.add_signal_handler(signum, leave)
-    try:
-        await app.run_async()
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+    await attach.run_screen(app)
     controller = app.controller
     config = app.plan.config if app.plan is not None else early[0] if early else None
     if not isinstance(controller, RemoteRun) or not controller.started or config is None:

@@ -72,6 +72,19 @@ async def test_once_the_run_is_over_d_offers_no_detach_and_leaves_nothing_runnin
     assert app.return_code == END.exit_code == 1
 
 
+async def test_a_hangup_once_the_run_is_over_ends_the_app_with_the_run_s_code():
+    for detachable in (True, False):
+        controller = FakeController(job_views([JobState.FAILED]), detachable=detachable)
+        app = OrchApp(controller)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda app=app: isinstance(app.screen, RunScreen))
+            controller.listeners[0](END)
+            await until(pilot, lambda app=app: isinstance(app.screen, FinishedScreen))
+            app.hang_up()  # what SIGHUP, SIGTERM and SIGINT do
+            await pilot.pause()
+        assert app.return_code == 1 and not app.detached
+
+
 async def test_x_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
     # The worker writes 20 chunks as it runs and the 19 bytes left over at its very end, after
     # its last sample: only the final size after the rename says 627,019 bytes.

@@ -439,6 +439,22 @@ def test_sighup_closes_the_screen_and_the_run_in_its_own_process_goes_on_to_the_
     assert len(pidfile.read_text(encoding="ascii").splitlines()) == 4, "each job ran once"
 
 
+def test_sighup_on_the_finished_screen_ends_the_screen_with_the_run_s_code(tmp_path, terminal):
+    """Nothing is left to detach from: the screen must not outlive its terminal (it did, once
+    a detach refused a finished run), and it ends as `q` would, with the run's exit code."""
+    ws = write_workspace(tmp_path / "ws", 2, worker_args=["--exit", "4"])
+    program_pid = tmp_path / "orch.pid"
+    command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
+                           env=COLOR,
+                           pid_file=program_pid)
+    terminal.start(command, cwd=ws.root, reap=True)
+    pid = wait_until(lambda: read_int(program_pid), 10, "the program's pid")
+    terminal.wait_for(lambda s: "Finished: exit code 1" in s and "Quit" in s,
+                      what="the finished screen")
+    terminal.kill_server()  # SIGHUP (and SIGCONT) to the program
+    assert terminal.exit_status(pid, timeout=15) == 1
+
+
 def _run_pid(ws: Workspace) -> int:
     """The pid of the run holding the workspace's output folder (its lock's holder)."""
     return wait_until(lambda: held_by(ws.output_dir), 10, "the run's pid")

@@ -291,6 +291,18 @@ class OrchApp(App[int]):
             self.controller.detach(self._fold_event)
             self._attached = False
 
+    def hang_up(self) -> None:
+        """The terminal went away (SIGHUP; SIGTERM or SIGINT to this process): leave a run that
+        goes on, as `d` does; end with the code of a run that is over, as `q` does; nothing
+        started: just end."""
+        if self.model is not None and self.model.finished is not None:
+            code = self.model.finished.exit_code
+            self.exit(code, return_code=code)
+        elif self.controller.started:
+            self.action_detach_run()
+        else:
+            self.exit()
+
     def _over(self) -> bool:
         """The run finished: nothing goes on that a detach could leave running."""
         return self.model is not None and self.model.finished is not None
@@ -399,7 +411,7 @@ class OrchApp(App[int]):
         exit waits for (`stopping N jobs...`), whatever screen the choice was made on."""
         if how is None:
             return
-        if how == "detach":
+        if how == "detach" and not self._over():  # over: leave as q does, with its code
             self.action_detach_run()
             return
         if not self.controller.started or (self.model is not None and self.model.finished):
