@@ -393,16 +393,22 @@ def program_report(pid: int, ws: Workspace, pidfile: Path, reaped: Path) -> str:
     return "\n".join(parts)
 
 
+def start_reaped(terminal: Terminal, ws: Workspace, pid_file: Path) -> int:
+    """`orch-tui config.yaml --yes --max-procs 2` in the pane under the subreaper (once tmux is
+    gone the program is its orphan, so its exit code is seen); the program's pid."""
+    command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
+                           env=COLOR,
+                           pid_file=pid_file)
+    terminal.start(command, cwd=ws.root, reap=True)
+    pid = wait_until(lambda: read_int(pid_file), 10, "the program's pid")
+    assert pid is not None  # wait_until returns a true value or raises
+    return pid
+
+
 def test_sighup_closes_the_screen_and_the_run_in_its_own_process_goes_on_to_the_end(
         tmp_path, terminal, cleanup):
     ws, pidfile = make_workspace(tmp_path, 4, 3)
-    program_pid = tmp_path / "orch.pid"
-    command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
-                           env=COLOR,
-                           pid_file=program_pid)
-    # Under the subreaper: once tmux is gone the program is its orphan, so its exit code is seen.
-    terminal.start(command, cwd=ws.root, reap=True)
-    pid = wait_until(lambda: read_int(program_pid), 10, "the program's pid")
+    pid = start_reaped(terminal, ws, tmp_path / "orch.pid")
     cleanup.append(pid)
     terminal.wait_for(run_screen(("clip02.bin", "running")), what="job 2 running")
     started = job_pids(pidfile, 2)
@@ -443,12 +449,7 @@ def test_sighup_on_the_finished_screen_ends_the_screen_with_the_run_s_code(tmp_p
     """Nothing is left to detach from: the screen must not outlive its terminal (it did, once
     a detach refused a finished run), and it ends as `q` would, with the run's exit code."""
     ws = write_workspace(tmp_path / "ws", 2, worker_args=["--exit", "4"])
-    program_pid = tmp_path / "orch.pid"
-    command = orch_command(["config.yaml", "--yes", "--max-procs", "2"],
-                           env=COLOR,
-                           pid_file=program_pid)
-    terminal.start(command, cwd=ws.root, reap=True)
-    pid = wait_until(lambda: read_int(program_pid), 10, "the program's pid")
+    pid = start_reaped(terminal, ws, tmp_path / "orch.pid")
     terminal.wait_for(lambda s: "Finished: exit code 1" in s and "Quit" in s,
                       what="the finished screen")
     terminal.kill_server()  # SIGHUP (and SIGCONT) to the program
