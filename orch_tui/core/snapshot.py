@@ -331,11 +331,12 @@ class RunRecord:
         return self._views
 
     def _on_sample(self, event: ev.JobSample) -> None:
-        state = self.tally.state_of(event.job_id)  # the tally saw this event first
-        if event.progress is None or state is None or not state.active:
-            self._progress.pop(event.job_id, None)  # nothing measures it (any more)
+        job_id, progress = event.job_id, event.progress
+        state = self.tally.state_of(job_id)  # the tally saw this event first
+        if progress is not None and state is not None and state.active and job_id in self._specs:
+            self._progress[job_id] = progress
         else:
-            self._progress[event.job_id] = event.progress
+            self._progress.pop(job_id, None)  # nothing measures it (any more)
 
     def _on_limit_changed(self, event: ev.LimitChanged) -> None:
         self._set(limit=event.limit, limit_source=event.source, limit_reason=event.reason)

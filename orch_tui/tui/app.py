@@ -295,9 +295,9 @@ class OrchApp(App[int]):
         """The terminal went away (SIGHUP; SIGTERM or SIGINT to this process): leave a run that
         goes on, as `d` does; end with the code of a run that is over, as `q` does; nothing
         started: just end."""
-        if self.model is not None and self.model.finished is not None:
-            code = self.model.finished.exit_code
-            self.exit(code, return_code=code)
+        finished = self.model.finished if self.model is not None else None
+        if finished is not None:
+            self.exit(finished.exit_code, return_code=finished.exit_code)
         elif self.controller.started:
             self.action_detach_run()
         else:
