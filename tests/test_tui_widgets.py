@@ -24,6 +24,7 @@ from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.widgets.charts import SeriesChart
 from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar, run_figures
 from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
+from tests.helpers import screen_text
 
 NOW = 1000.0
 GIB = 1024**3
@@ -487,6 +488,29 @@ async def test_the_detail_screen_charts_a_finished_job_s_whole_life() -> None:
         assert HISTORY_POINTS // 2 <= len(cpu) <= HISTORY_POINTS
         assert cpu[0] > 1.0 and cpu[-1] == pytest.approx(1.0)  # its start is still there
         assert max(rss) == pytest.approx(900_000_000)  # the one-second peak survives
+
+
+async def test_a_job_never_sampled_says_no_sample_yet_while_it_runs_and_none_once_it_ended():
+    model = numbered(1)
+    change(model, 1, JobState.RUNNING)
+    app = HostApp(model)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(DetailScreen(model, None, 1))
+        await pilot.pause()
+
+        def titles() -> list[str]:
+            return [chart.render().plain for chart in app.screen.query(SeriesChart)]
+
+        assert titles() == ["CPU cores (mean)  no sample yet", "RSS (peak)  no sample yet"]
+        assert "no sample yet" in screen_text(app)
+        change(model, 1, JobState.FAILED)  # before the first sweep reached it
+        app.screen.refresh_view()
+        await pilot.pause()
+        assert titles() == [
+            "CPU cores (mean)  not sampled: it ended first",
+            "RSS (peak)  not sampled: it ended first"
+        ]
+        assert "not sampled: it ended first" in screen_text(app)
 
 
 @pytest.mark.parametrize("width", [80, 120])

@@ -149,9 +149,10 @@ class DetailScreen(Screen[None]):
         if history is not None and history.first is not None and history.last is not None:
             start = row.started if row.started is not None else history.first
             span = (history.first - start, history.last - start)
-        self.query_one("#detail-cpu", SeriesChart).set_data(cpu, span)
-        self.query_one("#detail-rss", SeriesChart).set_data(rss, span)
-        self._tail(row.log_path, ended=row.state.finished)
+        over = row.state.finished
+        self.query_one("#detail-cpu", SeriesChart).set_data(cpu, span, ended=over)
+        self.query_one("#detail-rss", SeriesChart).set_data(rss, span, ended=over)
+        self._tail(row.log_path, ended=over)
 
     def _tail(self, path: Path, *, ended: bool) -> None:
         """Append the log's new lines; a line still being written waits for its end, unless

@@ -256,11 +256,17 @@ class SeriesChart(Widget):
         self.unit = unit
         self.data: list[float] = []
         self.span: tuple[float, float] | None = None
+        self.ended = False  # the job ended: no sample will come any more
 
-    def set_data(self, data: list[float], span: tuple[float, float] | None) -> None:
-        """New points and their time span; repaint only if either changed."""
-        if data != self.data or span != self.span:
-            self.data, self.span = data, span
+    def set_data(self,
+                 data: list[float],
+                 span: tuple[float, float] | None,
+                 *,
+                 ended: bool = False) -> None:
+        """New points and their time span, and whether the job ended; repaint only if any of
+        them changed."""
+        if data != self.data or span != self.span or ended != self.ended:
+            self.data, self.span, self.ended = data, span, ended
             self.refresh()
 
     def chart(self, width: int, height: int) -> list[str]:
@@ -280,8 +286,8 @@ class SeriesChart(Widget):
         title = Text(self.title, style=title_style)
         if self.data:
             title.append(f"  peak {self.unit(max(self.data))}")
-        else:
-            title.append("  no sample yet")
+        else:  # a job that ended before the first sweep was never sampled, and never will be
+            title.append("  not sampled: it ended first" if self.ended else "  no sample yet")
         title.truncate(max(1, width))
         lines = self.chart(width, self.size.height - 1)
         if not lines:
