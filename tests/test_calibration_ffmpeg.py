@@ -46,9 +46,11 @@ async def test_a_2_s_window_estimates_from_media_time_and_beats_the_read_offset(
     writes, so how close it gets depends on how fast the machine encodes (bench_calibration.py:
     +0% to +7% at 4x realtime, the read offset -12% to -20%; with a busy loop taking one of the
     two cores, +6% to +36%, the read offset -44% to -52%). Here: it comes from media time, is
-    closer than the read offset, and within 25%."""
+    closer than the read offset, and within 40%, the busy machine's worst with some room (25%
+    failed once at +26%, with another test suite running beside this one: the machines are
+    shared, and a loaded one must not turn this red)."""
     result = await calibrate_transcode(tmp_path / "run", clip_1080p, 2.0)
     assert result.source is ev.LimitSource.WINDOW, result
     assert result.basis is ev.OutputBasis.MEDIA_TIME, result
     assert result.read_error is not None and abs(result.error) < abs(result.read_error), result
-    assert abs(result.error) <= 0.25, result
+    assert abs(result.error) <= 0.40, result
