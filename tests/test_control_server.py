@@ -18,6 +18,7 @@ import pytest
 from orch_tui.core import events as ev
 from orch_tui.core import wire
 from orch_tui.core.control.client import ControlClient
+from orch_tui.core.control import location
 from orch_tui.core.control.location import find_socket
 from orch_tui.core.control.server import may_connect, peer_uid
 from orch_tui.core.host import RunHost
@@ -56,6 +57,35 @@ async def test_the_socket_is_private_in_the_state_folder_and_goes_with_the_run(w
     assert await host.wait() == 0
     assert not path.exists() and find_socket(_output_dir(host)) is None
     host.close()
+
+
+def test_the_socket_has_its_name_only_once_it_listens(tmp_path, monkeypatch):
+    """Bound but not yet listening, a socket refuses connections: a client that found its name
+    then (attach or status as a run starts; a test waiting for the file, under load) was told
+    that no run answers. It is bound under another name and renamed once it listens."""
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    named = folder / "control.sock"
+    seen: list[bool] = []
+
+    class Watched(socket.socket):
+        """A socket that notes, as it starts to listen, whether a client could find it."""
+
+        def listen(self, backlog: int = 16) -> None:
+            seen.append(named.exists())
+            super().listen(backlog)
+
+    monkeypatch.setattr(socket, "socket", Watched)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    sock = location.bind_private(fd, "control.sock", named)
+    try:
+        assert seen == [False]
+        with Watched(socket.AF_UNIX) as client:
+            client.connect(str(named))  # it listens under its name
+        assert os.listdir(folder) == ["control.sock"], "the name it was bound under is gone"
+    finally:
+        sock.close()
+        os.close(fd)
 
 
 async def test_a_dead_run_s_socket_is_replaced_and_a_planted_symlink_never_followed(

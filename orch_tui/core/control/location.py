@@ -11,6 +11,7 @@ always short."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -86,16 +87,25 @@ def remove_stale(dir_fd: int, name: str, path: Path) -> None:
 
 
 def bind_private(dir_fd: int, name: str, path: Path) -> socket.socket:
-    """A listening Unix socket `name` in the folder `dir_fd`, mode 0o600 from its creation."""
+    """A listening Unix socket `name` in the folder `dir_fd`, mode 0o600 from its creation.
+
+    It is bound under a name of its own and renamed once it listens: a client that finds
+    `name` can connect (bound but not yet listening, a socket refuses, and `attach` or `status`
+    would have said that no run answers while one was starting)."""
+    pending = f".{name}.new"
     remove_stale(dir_fd, name, path)
+    remove_stale(dir_fd, pending, path.with_name(pending))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # The umask is the only way to create a socket file with a mode; the folder is private too.
     old = os.umask(0o177)
     try:
-        sock.bind(f"/proc/self/fd/{dir_fd}/{name}")
+        sock.bind(f"/proc/self/fd/{dir_fd}/{pending}")
         sock.listen(16)
+        os.rename(pending, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError as exc:
         sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(pending, dir_fd=dir_fd)
         raise StateError(f"{path}: cannot create the control socket: {exc.strerror}") from None
     finally:
         os.umask(old)
