@@ -85,6 +85,23 @@ async def test_a_hangup_once_the_run_is_over_ends_the_app_with_the_run_s_code():
         assert app.return_code == 1 and not app.detached
 
 
+async def test_the_palette_s_quit_once_the_run_is_over_asks_nothing_and_exits_with_its_code():
+    """The quit dialog offers detach, wait and stop: none means anything for a run that ended."""
+    controller = FakeController(job_views([JobState.FAILED, JobState.RUNNING]), detachable=True)
+    app = OrchApp(controller)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        controller.listeners[0](END)
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        app.ask_quit()  # the palette's Quit
+        await pilot.pause()
+        assert not isinstance(app.screen, QuitModal)
+    assert app.return_code == 1 and not app.detached
+    assert not [call for call, _ in controller.calls if call == "shutdown"], "nothing to stop"
+
+
 async def test_x_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
     # The worker writes 20 chunks as it runs and the 19 bytes left over at its very end, after
     # its last sample: only the final size after the rename says 627,019 bytes.

@@ -295,9 +295,8 @@ class OrchApp(App[int]):
         """The terminal went away (SIGHUP; SIGTERM or SIGINT to this process): leave a run that
         goes on, as `d` does; end with the code of a run that is over, as `q` does; nothing
         started: just end."""
-        finished = self.model.finished if self.model is not None else None
-        if finished is not None:
-            self.exit(finished.exit_code, return_code=finished.exit_code)
+        if self._over():
+            self._leave_ended()
         elif self.controller.started:
             self.action_detach_run()
         else:
@@ -306,6 +305,13 @@ class OrchApp(App[int]):
     def _over(self) -> bool:
         """The run finished: nothing goes on that a detach could leave running."""
         return self.model is not None and self.model.finished is not None
+
+    def _leave_ended(self) -> None:
+        """Exit with the code of the run that is over (0 when none started), as `q` does on
+        the finished screen."""
+        finished = self.model.finished if self.model is not None else None
+        code = finished.exit_code if finished is not None else 0
+        self.exit(code, return_code=code)
 
     def action_detach_run(self) -> None:
         """`d`: leave a run in another process running and close the app (exit code 0)."""
@@ -414,9 +420,8 @@ class OrchApp(App[int]):
         if how == "detach" and not self._over():  # over: leave as q does, with its code
             self.action_detach_run()
             return
-        if not self.controller.started or (self.model is not None and self.model.finished):
-            code = self.model.finished.exit_code if self.model and self.model.finished else 0
-            self.exit(code, return_code=code)
+        if not self.controller.started or self._over():
+            self._leave_ended()
             return
         self.quit_when_finished = True
         if self.model is not None and self.model.quitting != "kill":
@@ -455,7 +460,11 @@ class OrchApp(App[int]):
             self.ask_quit()
 
     def ask_quit(self) -> None:
-        """The quit dialog: detach first when the run outlives the app."""
+        """The quit dialog: detach first when the run outlives the app. Once the run is over
+        (the palette's Quit on its finished or detail screen) nothing is left to choose."""
+        if self._over():
+            self._leave_ended()
+            return
         # pylint: disable-next=import-outside-toplevel
         from orch_tui.tui.screens.modals import QuitModal
         self.push_screen(QuitModal(detachable=self.controller.detachable), self.request_quit)
