@@ -158,6 +158,8 @@ class DetailScreen(Screen[None]):
         """Append the log's new lines; a line still being written waits for its end, unless
         the job ended without one (its last words, often why it failed, end no line)."""
         data = read_log(path, self._offset, TAIL_CHUNK)  # never through a symlink
+        if not data and not (ended and self._partial):
+            return  # nothing new (a pending line is not split again every tick)
         self._offset += len(data)
         text = self._partial + data.decode("utf-8", errors="replace").replace("\r", "\n")
         lines = text.split("\n")
