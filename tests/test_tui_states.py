@@ -33,14 +33,20 @@ def offered(screen) -> set[str]:
 JOB_KEYS = {"pause", "resume", "kill", "cancel", "requeue"}
 
 
+async def end_the_run(pilot, app, controller) -> None:
+    """Tell an app on its run screen that the run ended (END: exit 1); wait for the finished
+    screen."""
+    await until(pilot, lambda: isinstance(app.screen, RunScreen))
+    controller.listeners[0](END)
+    await until(pilot, lambda: isinstance(app.screen, FinishedScreen))
+
+
 async def test_the_finished_screen_offers_detail_only_with_a_failure_to_open():
     for first, failures in ((JobState.SUCCEEDED, False), (JobState.FAILED, True)):
         controller = FakeController(job_views([first, JobState.RUNNING]))
         app = OrchApp(controller)
         async with app.run_test(size=(80, 24)) as pilot:
-            await until(pilot, lambda app=app: isinstance(app.screen, RunScreen))
-            controller.listeners[0](END)
-            await until(pilot, lambda app=app: isinstance(app.screen, FinishedScreen))
+            await end_the_run(pilot, app, controller)
             await pilot.pause()
             footer = screen_text(app).splitlines()[-1]
             assert ("detail" in offered(app.screen)) == ("Detail" in footer) == failures, footer
@@ -57,8 +63,7 @@ async def test_once_the_run_is_over_d_offers_no_detach_and_leaves_nothing_runnin
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunScreen))
         assert "Detach" in screen_text(app).splitlines()[-1], "offered while the run goes on"
-        controller.listeners[0](END)
-        await until(pilot, lambda: isinstance(app.screen, FinishedScreen))
+        await end_the_run(pilot, app, controller)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         for screen in app.screen_stack[1:]:
@@ -77,9 +82,7 @@ async def test_a_hangup_once_the_run_is_over_ends_the_app_with_the_run_s_code():
         controller = FakeController(job_views([JobState.FAILED]), detachable=detachable)
         app = OrchApp(controller)
         async with app.run_test(size=(80, 24)) as pilot:
-            await until(pilot, lambda app=app: isinstance(app.screen, RunScreen))
-            controller.listeners[0](END)
-            await until(pilot, lambda app=app: isinstance(app.screen, FinishedScreen))
+            await end_the_run(pilot, app, controller)
             app.hang_up()  # what SIGHUP, SIGTERM and SIGINT do
             await pilot.pause()
         assert app.return_code == 1 and not app.detached
@@ -90,9 +93,7 @@ async def test_the_palette_s_quit_once_the_run_is_over_asks_nothing_and_exits_wi
     controller = FakeController(job_views([JobState.FAILED, JobState.RUNNING]), detachable=True)
     app = OrchApp(controller)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        controller.listeners[0](END)
-        await until(pilot, lambda: isinstance(app.screen, FinishedScreen))
+        await end_the_run(pilot, app, controller)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         app.ask_quit()  # the palette's Quit
