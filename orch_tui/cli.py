@@ -159,7 +159,7 @@ def print_dry_run(plan: Plan, out: TextIO) -> None:
             f"(line {entry.line})",
             file=sys.stderr)
     for spec in plan.jobs:
-        out.write(printable(shell_quote(spec.display_argv)) + "\n")
+        out.write(shell_quote(spec.display_argv) + "\n")
 
 
 def dry_run(plan: Plan) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,6 +81,34 @@ def test_dry_run_prints_shell_quoted_commands_and_runs_nothing(workspace):
     assert argvs[1][-1] == str(ws.output_dir / "it's;$(x)_out.mp4")
     assert argvs[2][-2].startswith("/")
     assert not ws.output_dir.exists()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the check pastes into bash")
+def test_dry_run_lines_paste_back_into_bash_as_the_exact_argv(workspace):
+    """A tab, a no-break space, an escape and a newline in names and flags: each line is safe on
+    a terminal (it prints nothing that does not print) and bash turns it back into the very
+    bytes the job gets (`printable` alone wrote `a\\tb` inside single quotes: a backslash and a
+    `t` for a shell)."""
+    names = ["a\tb.mp4", "c\u00a0d.mp4", "e\x1b[31mf.mp4"]
+    ws = workspace(names)
+    config = ws.config.read_text(encoding="utf-8")
+    ws.config.write_text(config.replace('"{input_file}"', '"it\'s\\n2", "{input_file}"'),
+                         encoding="utf-8")
+    result = run_cli("--dry-run", str(ws.config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(line.isprintable() for line in lines)
+    for name, line in zip(names, lines):
+        pasted = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"],
+                                capture_output=True,
+                                check=True).stdout.split(b"\0")[:-1]
+        stem, ext = os.path.splitext(name)
+        assert pasted[-3:] == [
+            os.fsencode(word) for word in
+            ["it's\n2",
+             str(ws.root / "in" / name),
+             str(ws.output_dir / f"{stem}_out{ext}")]
+        ]
 
 
 def test_config_error_is_one_line_exit_2_no_traceback(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -210,18 +211,25 @@ def test_a_last_line_cut_short_does_not_swallow_the_next_one(plan, tmp_path):
     assert written[1] == "1\t:\t1700000000.000\t     0.1\n" and LINE.match(written[2])
 
 
-def test_a_newline_in_the_command_becomes_nul_like_parallel(tmp_path):
+def test_a_newline_or_tab_in_the_command_stays_in_its_field_and_pastes_back(tmp_path):
+    """GNU parallel writes a tab raw (a tenth column) and splits a newline over two lines; the
+    joblog's Command is shell_quote's `$'...'`, one field that bash turns back into the argv."""
     ws = write_workspace(tmp_path / "ws",
                          1,
-                         flags=["-c", "import sys\nsys.exit(0)", "{input_file}"])
+                         flags=["-c", "import sys\nsys.exit(0)\t", "{input_file}"])
     plan = ws.plan()
     path = tmp_path / "joblog"
     writer = JoblogWriter(path, plan)
     Feeder(plan, writer).run(1, JobState.SUCCEEDED, exit_code=0)
     writer.close()
-    fields = path.read_text(encoding="utf-8").split("\n")[1].split("\t")
-    assert len(fields) == 9 and fields[8] == shell_quote(plan.jobs[0].display_argv).replace(
-        "\n", "\0")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    fields = lines[1].split("\t")
+    assert len(lines) == 3 and len(fields) == 9
+    assert fields[8] == shell_quote(plan.jobs[0].display_argv)
+    pasted = subprocess.run(["bash", "-c", f"printf '%s\\0' {fields[8]}"],
+                            capture_output=True,
+                            check=True).stdout
+    assert pasted.split(b"\0")[:-1] == [os.fsencode(arg) for arg in plan.jobs[0].display_argv]
 
 
 def test_an_unwritable_joblog_path_is_a_one_line_error(plan, tmp_path):

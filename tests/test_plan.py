@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import re
+import os
 import shlex
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -105,6 +107,13 @@ def test_no_output_file_placeholder_means_no_temp_name() -> None:
     assert job.output_path == Path("/path/to/output/a_720p.mp4")
 
 
+def bash_words(line: str) -> list[str]:
+    """The argv bash makes of a shell_quote line (shlex knows no `$'...'`)."""
+    out = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"], capture_output=True,
+                         check=True).stdout
+    return [os.fsdecode(word) for word in out.split(b"\0")[:-1]]
+
+
 @pytest.mark.parametrize("name", [
     "my video.mp4",
     "it's \"quoted\".mp4",
@@ -124,7 +133,7 @@ def test_awkward_names_stay_one_argv_entry(tmp_path: Path, name: str) -> None:
     assert job.argv[2] == str(source)
     assert job.argv[2].startswith("/")
     assert job.display_argv[3] == str(tmp_path / "out" / f"{source.stem}_720p{source.suffix}")
-    assert shlex.split(shell_quote(job.display_argv)) == list(job.display_argv)
+    assert bash_words(shell_quote(job.display_argv)) == list(job.display_argv)
     assert re.fullmatch(r"00001-[A-Za-z0-9._-]{1,60}\.log", job.log_path.name)
 
 
@@ -255,6 +264,13 @@ def test_shell_quote() -> None:
     assert shlex.split(shell_quote(argv)) == list(argv)
 
 
+def test_shell_quote_writes_what_does_not_print_in_ansi_c_quotes() -> None:
+    argv = ("x", "a\tb'c\\d\n", "\x1b[2J\u00a0", os.fsdecode(b"\xff.mp4"), "\ud800")
+    assert bash_words(shell_quote(argv[:4])) == list(argv[:4])
+    assert shell_quote(argv) == ("x $'a\\tb\\'c\\\\d\\n' $'\\x1b[2J\\xc2\\xa0' $'\\xff.mp4' "
+                                 "$'\\xed\\xa0\\x80'")
+
+
 def test_jobspec_is_frozen() -> None:
     job = build_plan(seed_config(), listed("/d/a.mp4")).jobs[0]
     assert isinstance(job, JobSpec)
@@ -294,6 +310,33 @@ def test_existing_outputs_come_from_one_listing_and_a_dangling_link_is_not_one(
     (tmp_path / "out" / "b_720p.mp4").symlink_to(tmp_path / "nowhere")
     plan = project(tmp_path, "in/a.mp4\nin/b.mp4\nin/c.mp4\n")
     assert plan.existing == frozenset({1})
+
+
+@pytest.mark.parametrize("name,suffix", [(".orch-tui", ""), (".orch", "-tui")])
+def test_an_output_named_as_the_state_folder_is_refused(tmp_path: Path, name: str,
+                                                        suffix: str) -> None:
+    """Its rename would fail on the state folder, and the next run would count that folder
+    as the job's output and skip it for good."""
+    make(tmp_path / "in" / "a.mp4")
+    make(tmp_path / "in" / name)
+    (tmp_path / "out" / ".orch-tui").mkdir(parents=True)
+    with pytest.raises(ConfigError) as info:
+        project(tmp_path, f"in/a.mp4\nin/{name}\n", suffix=suffix)
+    assert info.value.key == "directories.output_suffix"
+    assert "line 2" in str(info.value) and "the run's own state folder" in str(info.value)
+
+
+def test_an_output_name_a_folder_holds_is_refused_not_counted_as_done(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        make(tmp_path / "in" / f"{name}.mp4")
+    (tmp_path / "out" / "c_720p.mp4").mkdir(parents=True)
+    (tmp_path / "out" / "b_720p.mp4").mkdir()
+    (tmp_path / "out" / "a_720p.mp4").symlink_to(tmp_path / "out" / "c_720p.mp4")
+    with pytest.raises(ConfigError) as info:
+        project(tmp_path, "in/c.mp4\nin/a.mp4\nin/b.mp4\n")
+    assert info.value.key == "directories.output_dir"
+    assert f"line 1 ({tmp_path / 'in' / 'c.mp4'}): its output {tmp_path / 'out' / 'c_720p.mp4'} " \
+        "is a folder" in str(info.value)
 
 
 def test_a_job_keeps_only_its_input_and_output_name(tmp_path: Path) -> None:

@@ -53,8 +53,9 @@ def format_line(spec: JobSpec,
                 host: str = ":") -> str:
     """One joblog line (with its newline) for a job that reached a final state."""
     runtime = int(max(0.0, runtime) * 1000) / 1000
-    # parallel turns newlines into NULs so that one job stays one line.
-    command = shell_quote(spec.display_argv).replace("\n", "\0")
+    # One job stays one line and the columns stay apart: shell_quote writes a newline or tab
+    # of an argument as `$'...'` escapes.
+    command = shell_quote(spec.display_argv)
     fields = (str(spec.job_id), host, f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
               str(exitval(event)), str(event.signal or 0), command)
     return "\t".join(fields) + "\n"

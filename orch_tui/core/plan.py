@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import shlex
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,9 +151,35 @@ def safe_log_stem(stem: str) -> str:
     return _UNSAFE.sub("_", stem)[:_MAX_LOG_STEM] or "input"
 
 
+#: How `$'...'` writes the characters that have a short escape of their own.
+_C_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _ansi_c(word: str) -> str:
+    """`word` in `$'...'` quoting (bash, zsh, ksh, busybox sh; POSIX since 2024): the one
+    quoting that writes a newline, a tab or any non-printing character as printable text which
+    the shell turns back into the very bytes the job gets. Other characters that do not print go
+    as the `\\xHH` of each byte (a name's undecodable bytes included)."""
+    out = []
+    for char in word:
+        if char in _C_ESCAPES:
+            out.append(_C_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        else:
+            try:
+                raw = os.fsencode(char)
+            except UnicodeEncodeError:  # a lone surrogate no file name can hold
+                raw = char.encode("utf-8", "surrogatepass")
+            out.extend(f"\\x{byte:02x}" for byte in raw)
+    return "$'" + "".join(out) + "'"
+
+
 def shell_quote(argv: Sequence[str]) -> str:
-    """The command as one copy-pasteable shell line (display only; nothing runs via a shell)."""
-    return shlex.join(argv)
+    """The command as one copy-pasteable shell line (display only; nothing runs via a shell).
+    A word with a character that does not print goes in `$'...'`, so the line is both safe on a
+    terminal and, pasted into a shell, exactly the argv the job gets."""
+    return " ".join(shlex.quote(word) if word.isprintable() else _ansi_c(word) for word in argv)
 
 
 def _where(config: Config, *keys: str) -> tuple[int | None, int | None]:
@@ -217,6 +244,11 @@ def _writers(config: Config, inputs: InputList, outputs: list[tuple[InputEntry,
                 f"{inputs.path} line {other.line} ({other.location}) and line {entry.line} "
                 f"({entry.location}) would both write {output}; rename one input or list only one")
         seen[name] = entry
+        if name == STATE_DIR_NAME:
+            raise _refuse(
+                config, "directories.output_suffix",
+                f"{inputs.path} line {entry.line} ({entry.location}): the output name {name} is "
+                "the run's own state folder; rename the input or set output_suffix")
         size = len(os.fsencode(name))
         if size > NAME_MAX:
             raise _refuse(
@@ -272,17 +304,39 @@ def _writer_of(victim: InputEntry, by_inode: dict[tuple[int, int], InputEntry]) 
     return by_inode.get((info.st_dev, info.st_ino))
 
 
-def _present(output_dir: Path, names: Iterable[str]) -> frozenset[str]:
-    """Which of `names` exist in `output_dir` (following symlinks, as a run's skip does): one
-    listing of the folder instead of a stat per job."""
+def _present(output_dir: Path, names: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Which of `names` exist in `output_dir` (following symlinks, as a run's skip does), and
+    which of those are folders: one listing of the folder instead of a stat per job."""
     try:
         listed = set(os.listdir(output_dir))
     except FileNotFoundError:
-        return frozenset()
+        return frozenset(), frozenset()
     except OSError:
         listed = set(names)  # unlistable: ask name by name
-    return frozenset(name for name in names
-                     if name in listed and os.path.exists(_join(str(output_dir), name)))
+    files: set[str] = set()
+    folders: set[str] = set()
+    for name in names:
+        if name in listed:
+            try:
+                info = os.stat(_join(str(output_dir), name))
+            except OSError:
+                continue
+            (folders if stat.S_ISDIR(info.st_mode) else files).add(name)
+    return frozenset(files), frozenset(folders)
+
+
+def _check_folders(config: Config, inputs: InputList, writers: dict[str, InputEntry],
+                   folders: frozenset[str]) -> None:
+    """Refuse an output name a folder already holds: the job's work could never be renamed
+    there, and counting the folder as its output would skip the job for good."""
+    if folders:
+        name = min(folders, key=lambda found: writers[found].line)
+        entry = writers[name]
+        raise _refuse(
+            config, "directories.output_dir",
+            f"{inputs.path} line {entry.line} ({entry.location}): its "
+            f"output {_join(str(config.directories.output_dir), name)} is a folder; move it "
+            "away or set output_suffix")
 
 
 def build_plan(config: Config, inputs: InputList, *, run_token: str | None = None) -> Plan:
@@ -302,8 +356,10 @@ def build_plan(config: Config, inputs: InputList, *, run_token: str | None = Non
                        temp_dir=str(output_dir / STATE_DIR_NAME / TMP_DIR_NAME / token))
     suffix = config.directories.output_suffix
     outputs = [(entry, templates.output_name(entry.name, suffix)) for entry in inputs.valid]
-    present = _present(output_dir, [name for _, name in outputs])
-    _check_victims(config, inputs, _writers(config, inputs, outputs), present)
+    present, folders = _present(output_dir, [name for _, name in outputs])
+    writers = _writers(config, inputs, outputs)
+    _check_folders(config, inputs, writers, folders)
+    _check_victims(config, inputs, writers, present)
     jobs = tuple(
         JobSpec(index, entry, name, layout) for index, (entry, name) in enumerate(outputs, start=1))
     existing = frozenset(job.job_id for job in jobs if job.output_name in present)
