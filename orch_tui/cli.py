@@ -17,7 +17,7 @@ from typing import TextIO
 from orch_tui import attach, subcommands, version_line
 from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, spawn_run,
                                  stderr_to_run_log)
-from orch_tui.core.config import Config, address_problem, load_config
+from orch_tui.core.config import MAX_JOBS, Config, address_problem, load_config
 from orch_tui.core.control.remote import RemoteRun, live_run
 from orch_tui.core.controller import Launch, LoadProgress, Starting
 from orch_tui.core.errors import OrchError, UsageError
@@ -42,6 +42,8 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_JOBS}, got {value}")
     return value
 
 

@@ -173,6 +173,8 @@ async def test_a_command_pauses_a_real_job_and_a_wrong_state_is_refused(workspac
             assert not (await client.send("resume", job=999))["ok"]
             answer = await client.send("set_limit", value=1)
             assert answer["ok"] and answer["message"] == "limit set to 1 (was 1)"
+            answer = await client.send("set_limit", value=2**63)  # past SQLite's integers
+            assert not answer["ok"] and "from 1 to 4194304" in answer["message"]
             answer = await client.send("resume", job=job)
             assert answer["ok"] and answer["message"] == f"job {job} resumed"
             await eventually(lambda: process_runs(pid), "the job running again")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orch_tui.core.config import ResourcesConfig
+from orch_tui.core.config import MAX_JOBS, ResourcesConfig
 from orch_tui.core.events import LimitSource
 from orch_tui.core.limits import LimitPolicy, capacity, cluster
 from orch_tui.core.runner import NodeStats
@@ -79,6 +79,14 @@ def test_the_operators_limit_wins_over_learning_from_then_on():
     assert change is not None and change.limit == 1 and change.source is LimitSource.OPERATOR
     assert policy.operator(2.0, 1) is None, "same limit, no decision: nothing to tell"
     assert policy.learn(3.0, 0.1, 1 * MB, 1.0, 1 * GB, MACHINE) is None and policy.limit == 1
+
+
+def test_the_operators_limit_stops_at_the_most_jobs_any_machine_holds():
+    """Past it, a limit would overflow the journal's 64-bit integer and kill its writer."""
+    policy = LimitPolicy(ResourcesConfig())
+    change = policy.operator(1.0, 2**63)
+    assert change is not None and change.limit == MAX_JOBS == 4_194_304
+    assert policy.operator(2.0, MAX_JOBS + 1) is None
 
 
 def test_capacity_counts_our_own_jobs_memory_and_partial_outputs_as_available():

@@ -223,6 +223,9 @@ def test_kill_then_requeue_and_a_higher_limit_run_the_job_again(run):
     assert doc["limit"] == 5 and doc["counts"]["running"] == 5 and len(doc["jobs"]) == 5
     assert "limit:    5 (" in run.cli("status").stdout
     assert run.cli("limit", "x").returncode == 2
+    beyond = run.cli("limit", "99999999999999999999999")
+    assert beyond.returncode == 2 and "from 1 to 4194304" in beyond.stderr
+    assert json.loads(run.cli("status", "--json").stdout)["limit"] == 5
 
 
 def test_stop_ends_the_run_with_143_and_wait_says_so(run):

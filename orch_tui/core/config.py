@@ -94,6 +94,10 @@ class ClusterConfig:
     address: str | None = None
 
 
+#: The most jobs at once anything may ask for: Linux's PID_MAX_LIMIT, more processes than any
+#: machine can hold. A bound, so that no limit overflows the journal's 64-bit integers.
+MAX_JOBS = 4_194_304
+
 #: The schemes a Dask scheduler listens on that a cluster run may use.
 CLUSTER_SCHEMES = ("tcp", "tls")
 
@@ -148,7 +152,7 @@ _RESOURCES = (
     _Number("memory_fraction", False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
     _Number("disk_fraction", False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
     _Number("stabilization_seconds", False, lambda v: v >= 0, "must be >= 0"),
-    _Number("max_processes", True, lambda v: v >= 1, "must be >= 1"),
+    _Number("max_processes", True, lambda v: 1 <= v <= MAX_JOBS, f"must be 1 to {MAX_JOBS}"),
     _Number("sample_interval", False, lambda v: v > 0, "must be > 0"),
 )
 _RESOURCE_SWITCHES = ("adaptive", )

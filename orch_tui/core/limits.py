@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 
 from orch_tui.core import events as ev
 from orch_tui.core.calibration import ProfileLearner
-from orch_tui.core.config import ResourcesConfig
+from orch_tui.core.config import MAX_JOBS, ResourcesConfig
 from orch_tui.core.events import AdaptivePhase, AdaptiveStep, LimitSource
 from orch_tui.core.runner import NodeStats
 from orch_tui.core.scaling import (CapacitySource, ProcessProfile, ScalingDecision, SystemCapacity,
@@ -269,9 +269,10 @@ class LimitPolicy:
             self.adaptive.seed(rate)
 
     def operator(self, now: float, limit: int) -> ev.LimitChanged | None:
-        """The operator's limit: it wins over learning from now on."""
+        """The operator's limit: it wins over learning from now on (at most MAX_JOBS, however
+        often `+` is pressed)."""
         self.manual = True
-        return self.set(now, limit, LimitSource.OPERATOR)
+        return self.set(now, min(limit, MAX_JOBS), LimitSource.OPERATOR)
 
     # The figures of one finished job and the node.
     # pylint: disable-next=too-many-arguments,too-many-positional-arguments

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orch_tui.core import wire
+from orch_tui.core.config import MAX_JOBS
 from orch_tui.core.control.client import ControlClient
 from orch_tui.core.errors import OrchError
 from orch_tui.core.jobmatch import JobMatchError, match_jobs
@@ -45,8 +46,9 @@ EPILOG = ("JOB: a plain integer is the job's index (status shows it as #N); anyt
 
 
 def _positive(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_JOBS}, got "
+                                         f"{text!r}")
     return int(text)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 
 from orch_tui.core import events as ev
+from orch_tui.core.config import MAX_JOBS
 from orch_tui.core.controller import RunControl
 from orch_tui.core.events import REQUEUEABLE, JobState
 from orch_tui.core.snapshot import RunSnapshot, job_states
@@ -64,8 +65,8 @@ def refusal(cmd: Command, jobs: JobStates, *, paused_all: bool) -> str | None:
         return "the run is over"
     value = cmd.value
     if cmd.cmd == "set_limit" and (value is None or isinstance(value, bool)
-                                   or not isinstance(value, int) or value < 1):
-        return f"limit {value!r}: give a whole number of at least 1"
+                                   or not isinstance(value, int) or not 1 <= value <= MAX_JOBS):
+        return f"limit {value!r}: give a whole number from 1 to {MAX_JOBS}"
     if cmd.cmd == "pause_all" and paused_all:
         return "every job is already paused"
     if cmd.cmd == "resume_all" and not paused_all:

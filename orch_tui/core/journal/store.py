@@ -439,7 +439,7 @@ class Store:
         is kept and retried; the thread keeps going, a full disk may free up)."""
         try:
             self._batch.commit(conn)
-        except (sqlite3.Error, ValueError) as exc:
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
             line = (str(sqlite_error(self.path, exc, "write")) if isinstance(exc, sqlite3.Error)
                     else f"{self.path}: journal write failed: {one_line(exc)}")
             self.fail(line)
