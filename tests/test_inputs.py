@@ -240,6 +240,23 @@ def test_symlinks_are_not_resolved(folder: Path) -> None:
     assert entry.size == 3
 
 
+def test_a_dot_dot_after_a_symlinked_folder_names_what_the_kernel_opens(folder: Path) -> None:
+    """`deep/..` is the folder above the one `deep` leads to, not `folder` itself, as `cat`
+    reads it; the folders of a line without `..` keep their symlinks."""
+    touch(folder / "other" / "x.mp4", b"physical")
+    touch(folder / "x.mp4", b"lexical")
+    (folder / "other" / "deep").mkdir()
+    (folder / "sl").symlink_to(folder / "other" / "deep")
+    (folder / "sl2").symlink_to(folder / "other")
+    entries = read_input_list(write_list(folder, "sl/../x.mp4\nsl2/x.mp4\nsl/../\n")).entries
+    real_other = os.path.realpath(folder / "other")
+    assert [(e.location, e.size, e.problem) for e in entries] == [
+        (f"{real_other}/x.mp4", 8, None),
+        (str(folder / "sl2" / "x.mp4"), 8, None),
+        (real_other, None, "directory"),
+    ]
+
+
 def test_duplicates_are_reported_and_kept_once(folder: Path) -> None:
     clip = touch(folder / "a.mp4")
     touch(folder / "b.mp4")

@@ -34,7 +34,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from orch_tui.core import templates
 from orch_tui.core.textutil import printable
 from orch_tui.core.errors import ConfigError
-from orch_tui.core.fsutil import TextFileWords, existing_ancestor, read_text_file
+from orch_tui.core.fsutil import TextFileWords, absolute, existing_ancestor, read_text_file
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
@@ -351,13 +351,14 @@ class _Document:
         return ClusterConfig(address)
 
     def path_value(self, node: Node, key: str) -> Path:
-        """A path relative to the config's folder, `~` expanded, absolute and normalised."""
+        """A path relative to the config's folder, `~` expanded, absolute and normalised (a `..`
+        as the kernel reads it: fsutil.absolute)."""
         raw = self.text(node, key, "a path")
         if not raw.strip():
             raise self.error("must not be empty", key, node)
         if not raw.isprintable():
             raise self.error(f"must not contain control characters: {raw!r}", key, node)
-        return Path(os.path.abspath(self.folder / os.path.expanduser(raw)))
+        return Path(absolute(os.path.expanduser(raw), self.folder))
 
     def binary(self, node: Node) -> BinaryConfig:
         """`binary`: the executable (resolved now, so a typo fails before any job) and flags."""
@@ -398,7 +399,7 @@ class _Document:
                         if os.path.isfile(local) and os.access(local, os.X_OK) else "")
                 raise self.error(f"'{declared}' not found on PATH{hint}", key, node)
             return Path(os.path.abspath(found))
-        path = Path(os.path.abspath(self.folder / expanded))
+        path = Path(absolute(expanded, self.folder))
         try:
             info = path.stat()
         except (FileNotFoundError, NotADirectoryError):
@@ -501,7 +502,7 @@ def _compose(path: Path, text: str) -> Node | None:
 
 def load_config(path: str | Path) -> Config:
     """Read, parse and validate a config file; raises ConfigError (and nothing else)."""
-    config_path = Path(os.path.abspath(os.path.expanduser(path)))
+    config_path = Path(absolute(os.path.expanduser(path)))
     text = _read_text(config_path)
     root = _compose(config_path, text)
     if root is None or _is_null(root):

@@ -16,6 +16,22 @@ from pathlib import Path
 from orch_tui.core.errors import ConfigError
 
 
+def absolute(path: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> str:
+    """`path` (relative to `folder`, else the working folder) absolute and normalised as the
+    kernel reads it. `os.path.abspath` drops `link/..` as text, naming the file beside the link,
+    where the kernel steps back out of the folder the link leads to; so the folders before a
+    `..` are resolved (realpath), and a path without one keeps its symlinks."""
+    text = os.fspath(path)
+    if not text.startswith("/"):
+        text = f"{os.fspath(folder) if folder is not None else os.getcwd()}/{text}"
+    if "/../" not in text and not text.endswith("/.."):
+        return os.path.normpath(text)
+    head, _, tail = text.rpartition("/")
+    if tail in ("", ".", ".."):
+        return os.path.realpath(text)
+    return f"{os.path.realpath(head or '/').rstrip('/')}/{tail}"
+
+
 def existing_ancestor(path: Path) -> Path:
     """`path` if it exists, else the nearest folder above it that does: where a not-yet-created
     output folder would live (and whose filesystem it would fill)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from orch_tui.core.errors import ConfigError
-from orch_tui.core.fsutil import TextFileWords, read_text_file
+from orch_tui.core.fsutil import TextFileWords, absolute, read_text_file
 
 KEY = "directories.input_file_list"
 _MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
@@ -32,7 +32,7 @@ class InputEntry(NamedTuple):
     `path` makes the Path for the few places that want one."""
     line: int
     raw: str
-    location: str  # absolute and normalised, symlinks not resolved
+    location: str  # absolute and normalised, symlinks not resolved (but before a `..`)
     size: int | None
     problem: str | None
 
@@ -99,14 +99,15 @@ def _read_text(path: Path) -> str:
 
 
 def _resolve(raw: str, folder: str) -> str:
-    """Absolute, normalised path; symlinks are deliberately not resolved. Most lines
-    (`/media/a.mp4`, `in/b.mp4`) need no normalising and skip os.path.normpath, the most
-    expensive step of a line."""
+    """Absolute, normalised path; symlinks are deliberately not resolved, but for the folders
+    before a `..`, which the kernel reads through them (fsutil.absolute). Most lines
+    (`/media/a.mp4`, `in/b.mp4`) need no normalising and skip it, the most expensive step of a
+    line."""
     if raw[0] == "~":
         raw = os.path.expanduser(raw)
     joined = raw if raw[0] == "/" else f"{folder}/{raw}"
     if "//" in joined or "/./" in joined or "/../" in joined or joined.endswith(("/", "/.", "/..")):
-        return os.path.normpath(joined)
+        return absolute(joined)
     return joined
 
 
@@ -176,7 +177,7 @@ def read_input_list(path: str | Path,
     path is recorded as a Duplicate and kept once. `progress(lines done, lines)` is called
     every PROGRESS_EVERY lines and at the end (a screen's progress bar over a long list).
     """
-    list_path = Path(os.path.abspath(os.path.expanduser(path)))
+    list_path = Path(absolute(os.path.expanduser(path)))
     text = _read_text(list_path)
     if not text.strip():
         raise _error("input list is empty; list one input file per line", list_path)
