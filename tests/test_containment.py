@@ -184,16 +184,28 @@ def test_the_daemon_dies_when_the_orchestrator_is_killed_9(mode, workspace, tmp_
         wait_until(lambda: GUARDIAN_ONE in job_log(ws), what="the guardian's note")
 
 
-def test_forcing_cgroups_where_there_are_none_is_one_line_and_exit_2(workspace, tmp_path,
-                                                                     monkeypatch):
+@pytest.mark.parametrize("mode,root", [("cgroup", "no-cgroup-here"), ("bogus", None)])
+def test_a_containment_that_cannot_be_had_is_one_line_exit_2_and_writes_nothing(
+        workspace, tmp_path, monkeypatch, mode, root):
+    """Refused before the output folder, its state folder, journal or the joblog exist."""
     ws = workspace(1)
-    monkeypatch.setenv(ct.MODE_VARIABLE, "cgroup")
-    monkeypatch.setenv(ct.ROOT_VARIABLE, str(tmp_path / "no-cgroup-here"))
-    result = run_cli(str(ws.config), "--headless", "--max-procs", "1", timeout=60)
+    monkeypatch.setenv(ct.MODE_VARIABLE, mode)
+    if root is not None:
+        monkeypatch.setenv(ct.ROOT_VARIABLE, str(tmp_path / root))
+    joblog = tmp_path / "joblog"
+    result = run_cli(str(ws.config),
+                     "--headless",
+                     "--max-procs",
+                     "1",
+                     "--joblog",
+                     str(joblog),
+                     timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "ORCH_TUI_CONTAINMENT=cgroup" in lines[0], result.stderr
+    assert len(lines) == 1 and f"ORCH_TUI_CONTAINMENT{'=' if root else ''}" in lines[0], \
+        result.stderr
     assert "Traceback" not in result.stderr
+    assert not ws.output_dir.exists() and not joblog.exists()
 
 
 def test_auto_falls_back_to_the_subreaper_and_a_bad_mode_is_refused(tmp_path):

@@ -66,8 +66,13 @@ class LocalRunner(Runner):
         self.node = socket.gethostname()
         self.run_token = run_token or secrets.token_hex(8)
         # The children's pidfds, readable once they exit (first: out of descriptors, nothing
-        # below has been made yet).
-        self._exits = select.epoll()
+        # below has been made yet, but for a containment handed in, which is ours to close).
+        try:
+            self._exits = select.epoll()
+        except BaseException:
+            if containment is not None:
+                containment.close()
+            raise
         self._exiting: dict[int, int] = {}  # pidfd -> job id
         # Logs are created relative to the checked, private state folder (never through a
         # planted symlink); a runner built without a session opens that folder itself.

@@ -23,6 +23,7 @@ from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
 from orch_tui.core.local_runner import LocalRunner
 from orch_tui.core.runner import Runner
+from orch_tui.core.containment import Containment, select_containment
 from orch_tui.core.control.location import fallback_base
 from orch_tui.core.statedir import StateDir, StateError
 from orch_tui.core.statehome import WHERE_NAME, journal_folder, make_private, where_text
@@ -71,8 +72,10 @@ class RunSession:
 
     # Called by open() only, one argument per resource.
     # pylint: disable-next=too-many-arguments,too-many-positional-arguments
+    # pylint: disable-next=too-many-arguments,too-many-positional-arguments  # what open made
     def __init__(self, plan: Plan, options: RunOptions, bus: EventBus, state: StateDir,
-                 lock: RunLock, journal: Journal, joblog: JoblogWriter | None) -> None:
+                 lock: RunLock, journal: Journal, joblog: JoblogWriter | None,
+                 containment: Containment | None) -> None:
         self.plan = plan
         self.options = options
         self.bus = bus
@@ -87,17 +90,21 @@ class RunSession:
         self.seeded = False
         self._closed = False
         self._joblog_error: Exception | None = None
+        #: The local runner's containment until start hands it over (close closes it if not).
+        self._containment = containment
 
     @classmethod
     def open(cls, plan: Plan, options: RunOptions, bus: EventBus | None = None) -> RunSession:
-        """Open the joblog, lock the output folder, open the private state folder, the lock
-        file and the journal, in that order (each raises an OrchError with one clear line, and
-        a refusal leaves nothing new behind); nothing runs yet."""
-        joblog = (JoblogWriter(options.joblog, plan, hosts=options.runner is not None)
-                  if options.joblog is not None else None)
+        """Choose the local runner's containment, open the joblog, lock the output folder, open
+        the private state folder, the lock file and the journal, in that order (each raises an
+        OrchError with one clear line, and a refusal leaves nothing new behind: a containment
+        that cannot be had refuses before any file is made); nothing runs yet."""
+        containment = None if options.runner is not None else select_containment(plan.run_token)
         output_dir = plan.config.directories.output_dir
-        lock, state = RunLock(output_dir), None
+        lock, state, joblog = RunLock(output_dir), None, None
         try:
+            if options.joblog is not None:
+                joblog = JoblogWriter(options.joblog, plan, hosts=options.runner is not None)
             lock.acquire_folder()
             state = StateDir.open(output_dir)
             lock.acquire_file(state)
@@ -109,8 +116,10 @@ class RunSession:
                 state.close()
             if joblog is not None:
                 joblog.discard()
+            if containment is not None:
+                containment.close()
             raise
-        session = cls(plan, options, bus or EventBus(), state, lock, journal, joblog)
+        session = cls(plan, options, bus or EventBus(), state, lock, journal, joblog, containment)
         session.where = where
         return session
 
@@ -123,15 +132,17 @@ class RunSession:
         if not (options.fresh or options.recalibrate) and options.max_procs is None:
             profile = self.journal.last_profile()
         self.resumed, self.seeded = len(skip), profile is not None
-        # The runner first: a containment that cannot be had refuses the run before the journal
+        # The runner first: a runner that cannot be had refuses the run before the journal
         # records a run that never started.
         runner: Runner
         if options.runner is not None:
             runner = options.runner(self.plan, self.state, self.bus)
         else:
+            containment, self._containment = self._containment, None  # the runner's from now
             runner = LocalRunner(self.plan.config.directories.output_dir,
                                  state=self.state,
-                                 run_token=self.plan.run_token)
+                                 run_token=self.plan.run_token,
+                                 containment=containment)
         try:
             self.journal.start_run(self.plan, list(options.argv))
         except BaseException:
@@ -184,6 +195,9 @@ class RunSession:
             self.joblog.close()
             self._joblog_error = self.joblog.error
             self.joblog = None
+        if self._containment is not None:
+            self._containment.close()
+            self._containment = None
         if not self._closed:
             self._closed = True
             self.journal.close()
