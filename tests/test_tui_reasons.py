@@ -7,6 +7,7 @@ from __future__ import annotations
 from textual.widgets import Log
 
 from orch_tui.core.events import JobState
+from orch_tui.tui.screens.modals import ConfirmKill
 from tests.test_tui_app import make_app, select, until
 from tests.helpers import screen_text
 
@@ -109,3 +110,25 @@ async def test_a_tail_that_starts_inside_a_line_shows_it_marked_as_cut(workspace
     assert line.startswith("…x") and line.endswith("x the end") and len(line) < 100_000
     lines = await detail_log_lines(workspace, "whole.bin", WHOLE_LINES)
     assert lines == ["y" * 1023] * 64, "a tail that starts at a line's start cuts nothing"
+
+
+# The screen's own escape sequences aside, none of a name's may reach the terminal: an OSC in
+# a name retitled the pane, an SGR reversed the detail's header and broke its border.
+NASTY = "bad\x1b]0;PWNED\x07\x1b[7mREV\tx.bin"
+SHOWN = "bad\\x1b]0;PWNED\\x07\\x1b[7mREV\\tx.bin"
+
+
+async def test_a_name_s_escapes_are_shown_not_sent_on_every_screen_that_names_it(workspace):
+    ws = workspace([NASTY], flags=["-c", FAILING, "{input_file}", "{output_file}"])
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await until(pilot, lambda: app.controller.done, timeout=30)
+        await until(pilot, lambda: f"#1 {SHOWN}" in screen_text(app))  # the finished screen
+        assert "\x1b" not in screen_text(app) and "\x07" not in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: f"#1 {SHOWN}" in screen_text(app))  # the detail screen
+        assert "\x1b" not in screen_text(app) and "\t" not in screen_text(app)
+        # The run is over, so nothing can be killed or cancelled: the dialog is pushed by hand.
+        app.push_screen(ConfirmKill(1, NASTY, JobState.QUEUED))
+        await until(pilot, lambda: f"#1 {SHOWN}?" in screen_text(app))
+        assert "\x1b" not in screen_text(app)

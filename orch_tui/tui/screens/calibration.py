@@ -13,7 +13,7 @@ from textual.widgets import Footer, Sparkline, Static
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Controller
-from orch_tui.core.textutil import format_bytes
+from orch_tui.core.textutil import format_bytes, printable
 from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.model import RunModel
 
@@ -98,7 +98,7 @@ class CalibrationScreen(Screen[None]):
         job = model.rows.get(model.calibration_job) if model.calibration_job else None
         if job is not None:
             self.query_one("#calibration-job", Static).update(
-                Text.assemble("job ", (f"#{job.job_id} ", "bold"), job.name, "  ",
+                Text.assemble("job ", (f"#{job.job_id} ", "bold"), printable(job.name), "  ",
                               (job.state.value, "italic")))
         samples = model.calibration
         if samples:

@@ -113,7 +113,7 @@ class DetailScreen(Screen[None]):
         elapsed = row.elapsed(self.model.clock())
         info = Text()
         info.append(f"#{row.job_id} ", style="bold")
-        info.append(row.name)
+        info.append(printable(row.name))
         info.append(f"   {row.state.value}", style="bold")
         if row.reason:
             info.append(f" ({printable(row.reason)})")

@@ -42,9 +42,10 @@ class FinishedScreen(Screen[None]):
             if row.state in BAD_STATES:  # failed, killed, vanished mid-run
                 # A missing input never ran: it has no log to point at.
                 log = "" if row.state is JobState.MISSING else str(row.log_path)
-                label = Text.assemble(
-                    (f"#{row.job_id} ", "bold"), row.name, "  ", (row.state.value, "red"),
-                    f"  {printable(describe_failure(row.reason, row.detail))}  ", (log, "dim"))
+                label = Text.assemble((f"#{row.job_id} ", "bold"), printable(row.name), "  ",
+                                      (row.state.value, "red"),
+                                      f"  {printable(describe_failure(row.reason, row.detail))}  ",
+                                      (log, "dim"))
                 options.append(Option(label, id=str(job_id)))
         if options:
             yield OptionList(*options, id="failures")

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static
 
 from orch_tui.core.events import JobState
+from orch_tui.core.textutil import printable
 
 
 def dialog_footer() -> Footer:
@@ -49,7 +50,7 @@ class ConfirmKill(Confirm):
         self.queued = state is JobState.QUEUED
 
     def compose(self) -> ComposeResult:
-        job = ((f"#{self.job_id} ", "bold"), self.job_name)
+        job = ((f"#{self.job_id} ", "bold"), printable(self.job_name))
         if self.queued:
             words = ("Cancel job ", "?\nIt has not started: it is removed from the queue and "
                      "ends cancelled (r or a later resume runs it).", "Remove from queue (y)",
