@@ -15,7 +15,7 @@ import pytest
 
 from orch_tui.core import events as ev
 from orch_tui.core.errors import SpawnError
-from orch_tui.core.events import JobState
+from orch_tui.core.events import JobState, StopReason
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import JobSpec
 from orch_tui.core.procfs import read_stat
@@ -333,6 +333,23 @@ async def test_calibration_window_measures_the_scripted_figures(workspace):
     assert progress == [1.0, 1.25, 1.5, 1.75]
 
 
+async def test_a_limit_the_operator_set_while_calibrating_wins_over_the_result(workspace):
+    """`orch-tui limit DIR 1` during the measurement: the result is told, the limit stays 1
+    (it used to become the calibrated limit, silently)."""
+    ws = workspace(6, resources={"stabilization_seconds": 2.0, "sample_interval": 1})
+    run = await start_fake_run(ws.plan(), Script(seconds=4, cpu_cores=0.1, rss_bytes=MB))
+    await run.wait_for(lambda: run.recorder.of(ev.CalibrationStarted))
+    run.orchestrator.set_limit(1)
+    await run.wait_for(lambda: run.recorder.of(ev.CalibrationFinished))
+    assert run.recorder.of(ev.CalibrationFinished)[0].decision.limit > 1
+    assert run.orchestrator.limit == 1
+    assert run.recorder.of(ev.LimitChanged)[-1].source is ev.LimitSource.OPERATOR
+    await run.wait_for(lambda: run.recorder.states(2))
+    assert run.orchestrator.active_count() == 1
+    assert await run.result() == 0
+    assert all(e.limit == 1 for e in run.recorder.of(ev.LimitChanged))
+
+
 async def test_failed_calibration_job_moves_on_to_the_next(workspace):
     ws = workspace(["bad.bin", "good.bin"])
     run = await start_fake_run(
@@ -421,6 +438,32 @@ async def test_halt_after_consecutive_failures_stops_launching(workspace):
     final = run.recorder.final()
     assert final.counts["failed"] == 3 and final.counts["queued"] == 7
     assert any("in a row" in n.message for n in run.recorder.of(ev.Notice))
+
+
+async def test_no_requeue_once_the_run_halted_or_stops_launching(workspace):
+    """A requeued job would wait in a queue nothing takes from: refused, not 'requeued'."""
+    ws = workspace(6, jobs={"halt_after_failures": 2})
+    scripts = lambda spec, _attempt: Script(seconds=50 if spec.job_id == 1 else 1,
+                                            exit_code=0 if spec.job_id == 1 else 1)
+    run = await start_fake_run(ws.plan(), scripts, max_procs=2)
+    await run.wait_for(lambda: run.orchestrator.halted)
+    failed = next(i for i in (2, 3) if run.state(i) is JobState.FAILED)
+    assert not run.orchestrator.requeue(failed)
+    assert run.state(failed) is JobState.FAILED
+    assert await run.result() == 1
+    assert run.recorder.final().counts["queued"] == 3
+
+
+async def test_stop_keeps_the_reason_of_a_kill_already_under_way(workspace):
+    ws = workspace(2, jobs={"kill_grace": 5})
+    run = await start_fake_run(ws.plan(), Script(seconds=50, ignore_term=True), max_procs=2)
+    await run.wait_for(lambda: run.orchestrator.active_count() == 2)
+    run.orchestrator.kill(1)
+    run.orchestrator.shutdown(signal=signal.SIGTERM)  # as `orch-tui stop`
+    assert await run.result() == 143
+    ended = {e.job_id: e for e in run.recorder.of(ev.JobStateChanged) if e.state.finished}
+    assert ended[1].stop is StopReason.OPERATOR
+    assert ended[2].stop is StopReason.INTERRUPTED
 
 
 async def test_requeue_runs_a_killed_job_again(workspace):

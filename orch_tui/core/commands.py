@@ -17,6 +17,9 @@ from orch_tui.core.jobqueue import JobQueue
 from orch_tui.core.lifecycle import Lifecycle
 from orch_tui.core.limits import LimitPolicy
 
+#: Why a requeueable job is not requeued: the run launches nothing more.
+NO_LAUNCHES = "the run launches nothing more (stopping, or halted), so it would never run"
+
 
 class OperatorCommands:
     """Pause, resume, kill, requeue, pause all, resume all, set limit, shutdown."""
@@ -26,6 +29,7 @@ class OperatorCommands:
     bus: ev.EventBus
     paused_all: bool
     stopping: bool
+    halted: bool
     _interrupted: bool
     _stop_signal: int | None
     _life: Lifecycle
@@ -72,9 +76,10 @@ class OperatorCommands:
 
     def requeue(self, job_id: int) -> bool:
         """Put a failed, killed or cancelled job back at the end of the queue, as a queued job
-        that never ran (no pid, no times)."""
+        that never ran (no pid, no times). Not once the run launches nothing more (stopping, or
+        halted): the job would wait in a queue nothing takes from, and count as not run."""
         job = self.jobs[job_id]
-        if job.state not in REQUEUEABLE:
+        if job.state not in REQUEUEABLE or self.stopping or self.halted:
             return False
         job.forget_attempt()
         self._queue.push(job_id)
@@ -120,7 +125,9 @@ class OperatorCommands:
             self._stop_signal = signal
         if kill:
             for job_id in [*self._life.active, *self._life.launching]:
-                self.jobs[job_id].stop = StopReason.INTERRUPTED
+                job = self.jobs[job_id]
+                if job.stop is None:  # an operator's kill or a timeout already under way stays
+                    job.stop = StopReason.INTERRUPTED
                 self._life.terminate(job_id)
         self._wake.set()
 

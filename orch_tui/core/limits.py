@@ -257,9 +257,12 @@ class LimitPolicy:
                    source: LimitSource) -> tuple[ScalingDecision, ev.LimitChanged | None]:
         """Start from measured (or previously learned) figures: they seed the learner, so one
         odd job cannot swing the limit alone. A window's output ratio is extrapolated from a job
-        still running: the first real one replaces it."""
+        still running: the first real one replaces it. A limit the operator set while it was
+        measured stays: the decision is told, with the operator's limit."""
         self.learner.seed(profile, ratio, measured=source is not LimitSource.WINDOW)
         decision = self.decide(profile, system)
+        if self.manual:
+            return decision, self.set(now, self.limit, LimitSource.OPERATOR, decision)
         return decision, self.set(now, decision.limit, source, decision)
 
     def calibration_rate(self, rate: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 
 from orch_tui.core import events as ev
+from orch_tui.core.commands import NO_LAUNCHES
 from orch_tui.core.config import MAX_JOBS
 from orch_tui.core.controller import RunControl
 from orch_tui.core.events import REQUEUEABLE, JobState
@@ -103,7 +104,8 @@ class CommandHandler(JobStates):
             assert cmd.value is not None
             previous = self.host.limit
             self.host.set_limit(cmd.value)
-            return True, f"limit set to {cmd.value} (was {previous})"
+            was = f"was {previous}" if previous else "none yet: it holds once calibration ends"
+            return True, f"limit set to {cmd.value} ({was})"
         return self._run_wide(cmd.cmd)
 
     def _job_command(self, cmd: Command) -> tuple[bool, str]:
@@ -113,8 +115,10 @@ class CommandHandler(JobStates):
         if cmd.cmd == "cancel":
             return (True, f"job {job} cancelled") if self.host.kill(job) else (
                 False, f"job {job}: could not cancel it")
-        if not getattr(self.host, cmd.cmd)(job):  # it changed state on the way
-            return False, f"job {job} is {state.value}: {_REFUSED[cmd.cmd]}"
+        if not getattr(self.host, cmd.cmd)(job):
+            if cmd.cmd == "requeue" and state in REQUEUEABLE:
+                return False, f"job {job} is {state.value}: {NO_LAUNCHES}"
+            return False, f"job {job} is {state.value}: {_REFUSED[cmd.cmd]}"  # changed on the way
         if cmd.cmd == "kill" and state is JobState.QUEUED:
             return True, f"job {job} cancelled (it was queued)"
         return True, f"job {job} {_PAST[cmd.cmd]}"

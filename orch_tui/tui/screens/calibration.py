@@ -176,7 +176,8 @@ class CalibrationScreen(Screen[None]):
         self.app.show_run(automatic=automatic)  # type: ignore[attr-defined]
 
     def action_limit(self, delta: int) -> None:
-        """Adjust the limit before the run takes off (the operator's value then sticks)."""
+        """Set the limit from the result (the operator's value then sticks). The run launched up
+        to the calibrated limit already: lowering it stops no job, fewer start as they end."""
         if self.model.calibrated is None:
             return
         self.controller.set_limit(max(1, self.controller.limit + delta))

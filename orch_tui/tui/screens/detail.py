@@ -17,6 +17,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
+from orch_tui.core.commands import NO_LAUNCHES
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import REQUEUEABLE, JobState, ProgressSource
 from orch_tui.core.logtail import read_log
@@ -218,5 +219,8 @@ class DetailScreen(Screen[None]):
     def action_requeue(self) -> None:
         """Run this job again (failed, killed or cancelled only)."""
         if not self.controller.requeue(self.job_id):
-            self.notify("only failed, killed or cancelled jobs can be requeued", severity="warning")
+            state = self.model.rows[self.job_id].state
+            self.notify(f"#{self.job_id} is {state.value}: {NO_LAUNCHES}" if state in REQUEUEABLE
+                        else "only failed, killed or cancelled jobs can be requeued",
+                        severity="warning")
         self.refresh_view()

@@ -15,6 +15,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Input
 
 from orch_tui.core import events as ev
+from orch_tui.core.commands import NO_LAUNCHES
 from orch_tui.core.controller import Controller
 from orch_tui.core.eta import Eta
 from orch_tui.core.events import REQUEUEABLE, JobState
@@ -322,10 +323,11 @@ class RunScreen(Screen[None]):
         if job_id is None:
             return
         if not self.controller.requeue(job_id):
-            state = self.model.rows[job_id].state.value
-            self.notify(
-                f"only failed, killed or cancelled jobs can be requeued (#{job_id} is {state})",
-                severity="warning")
+            state = self.model.rows[job_id].state
+            self.notify(f"#{job_id} is {state.value}: {NO_LAUNCHES}" if state in REQUEUEABLE else
+                        f"only failed, killed or cancelled jobs can be requeued (#{job_id} is "
+                        f"{state.value})",
+                        severity="warning")
         self.refresh_view()
 
     def action_requeue_all(self) -> None:
