@@ -197,6 +197,9 @@ async def _raw(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 async def test_garbage_and_oversize_lines_drop_that_client_only(workspace):
     host = await _start(workspace(2, worker_args=["--seconds", "1"]))
     async with ControlClient.connect(host.control.path) as good:
+        async with ControlClient.connect(host.control.path):
+            pass  # a client that leaves as `status` does: no notice on every screen
+        await eventually(lambda: host.control.clients == 1, "the client that left gone")
         for bad in (b"{not json\n", b"x" * (wire.MAX_LINE + 10) + b"\n", b'{"kind":"command"}\n'):
             reader, writer = await _raw(host.control.path)
             assert wire.decode(await reader.readline())["kind"] == "hello"
@@ -214,6 +217,7 @@ async def test_garbage_and_oversize_lines_drop_that_client_only(workspace):
         if m["kind"] == "event" and m["event"]["type"] == "Notice"
     ]
     assert sum("dropped: bad message" in n for n in notices) == 2, notices
+    assert not any("disconnected" in n for n in notices), notices
     assert messages[-1]["event"]["type"] == "RunFinished"
     host.close()
 

@@ -341,3 +341,4 @@ def test_a_finished_row_shows_the_final_size_not_the_last_sample(workspace):
     assert model.rows[1].output_bytes == 627_000
     late = RunModel.from_snapshot(record.snapshot(), clock=lambda: 50.0)
     assert late.rows[1].output_bytes == 627_000, "an observer attached later sees it too"
+    assert model.rows[1].progress == late.rows[1].progress == 1.0, "100%, attached or not"

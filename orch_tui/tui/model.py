@@ -143,7 +143,8 @@ def forget_attempt(row: JobRow) -> None:
 
 
 def row_of(view: JobView) -> JobRow:
-    """A row showing one job of a snapshot."""
+    """A row showing one job of a snapshot (a succeeded one 100%, as its end event shows it:
+    the snapshot carries a probe's figure for live attempts only)."""
     return JobRow(job_id=view.job_id,
                   name=view.name,
                   input_size=view.input_size,
@@ -159,7 +160,7 @@ def row_of(view: JobView) -> JobRow:
                   reason=view.reason,
                   output_bytes=view.output_bytes,
                   detail=view.detail,
-                  progress=view.progress)
+                  progress=1.0 if view.state is JobState.SUCCEEDED else view.progress)
 
 
 def row_of_spec(spec: JobSpec) -> JobRow:

@@ -92,6 +92,11 @@ class Dropped(Exception):
     """This client is dropped; the message says why (for the log)."""
 
 
+class Left(Dropped):
+    """The client closed its end: the normal end of a `status` or a detached screen, which no
+    screen is told of (a notice on every screen at every `status` is noise)."""
+
+
 # One connected client: its queue, its writer and its reader.
 # pylint: disable-next=too-many-instance-attributes
 class Client:
@@ -128,9 +133,10 @@ class Client:
                 return
         self.wakeup.set()
 
-    def drop(self, reason: str, *, flush: bool = False) -> None:
+    def drop(self, reason: str, *, flush: bool = False, quiet: bool = False) -> None:
         """Cut this client off now (the run does not wait for it); `flush` lets the transport
-        send what it already holds (an error line) without anyone waiting for it."""
+        send what it already holds (an error line) without anyone waiting for it; `quiet`: a
+        client that left, which is not logged."""
         if self.dropped is not None:
             return
         self.dropped = reason
@@ -141,7 +147,8 @@ class Client:
         else:
             self.writer.transport.abort()
         self.wakeup.set()
-        self.server.log(f"control client {self.name} dropped: {reason}")
+        if not quiet:
+            self.server.log(f"control client {self.name} dropped: {reason}")
 
     async def write_loop(self) -> None:
         """Encode and write queued messages, all of them in one write at most every
@@ -179,7 +186,7 @@ class Client:
         while self.dropped is None:
             line = await self.reader.readline()
             if not line:
-                raise Dropped("disconnected")
+                raise Left("disconnected")
             try:
                 cmd = wire.parse_command(wire.decode(line))
             except wire.ProtocolError as exc:
@@ -379,7 +386,7 @@ class ControlServer:
                 if not task.cancelled() and task.exception() is not None:
                     exc = task.exception()
                     if isinstance(exc, Dropped):
-                        client.drop(str(exc), flush=True)
+                        client.drop(str(exc), flush=True, quiet=isinstance(exc, Left))
                     else:
                         client.drop(f"{type(exc).__name__}: {exc}")
         finally:
