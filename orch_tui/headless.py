@@ -39,6 +39,11 @@ def _silence(stream: TextIO) -> None:
         pass
 
 
+#: A job's memory when no figure is its own: it ended before the monitor's first sample, and
+#: wait4's figure was this process's (local_runner._own_peak).
+UNMEASURED = "not measured (the job ended before a sample)"
+
+
 def describe_decision(decision: ScalingDecision) -> str:
     """One line with the three constraints, the binding one and the limit; a constraint that
     allows less than one job shows its raw figure and why one runs anyway (never `-> 0`)."""
@@ -58,6 +63,9 @@ def describe_decision(decision: ScalingDecision) -> str:
             allowed = "-> " + ("does not bind"
                                if constraint.allowed is None else f"{constraint.allowed}")
         mark = "*" if constraint.name == decision.binding else ""
+        if constraint.name == "memory" and not constraint.per_process:
+            parts.append(f"{mark}memory {UNMEASURED} {allowed}")
+            continue
         parts.append(f"{mark}{constraint.name} {per}/proc of {system} x{constraint.fraction:g}"
                      f" {allowed}")
     return f"{' | '.join(parts)} => limit {decision.limit} ({decision.binding} binds)"

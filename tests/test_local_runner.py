@@ -114,3 +114,17 @@ async def test_a_pipe_in_a_job_ends_its_writer_with_sigpipe_as_in_a_terminal(tmp
                                   ["-c", "yes | head -n1 >/dev/null; echo finished", "job"])
     assert status.ok
     assert log == "finished\n"
+
+
+async def test_a_job_s_peak_memory_is_its_own_never_the_orchestrator_s(tmp_path):
+    """A posix_spawn child shares this process's memory until its exec, and wait4 reports that
+    memory's high-water mark as the child's: `true` came back as big as the test process.
+    128 MiB held here make the difference plain; a job that touches 400 MiB reports it."""
+    ballast = bytearray(128 * 1024 * 1024)  # touched: it counts in this process's RSS
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    small, _log = await run_alone(tmp_path / "small", "/bin/true", ["{input_file}"])
+    assert small.ok and small.max_rss_bytes == 0, "unknown, not the orchestrator's figure"
+    script = "import sys; b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096])"
+    big, _log = await run_alone(tmp_path / "big", sys.executable, ["-c", script, "{input_file}"])
+    assert big.ok and big.max_rss_bytes >= 400 << 20
+    del ballast

@@ -38,6 +38,8 @@ def constraints_table(model: RunModel) -> Table:
         else:
             per = format_bytes(int(constraint.per_process))
             system = format_bytes(int(constraint.system))
+        if constraint.name == "memory" and not constraint.per_process:
+            per = "not measured"  # it ended before a sample (local_runner._own_peak)
         system += constraint.source.note
         allowed = "-" if constraint.allowed is None else str(constraint.allowed)
         if constraint.below_one:  # the raw figure: "0.61 -> 1", never a bare 0 beside limit 1
