@@ -241,6 +241,10 @@ async def test_the_detail_screen_offers_only_the_keys_of_the_job_s_state(workspa
         await pilot.press("space")
         await until(pilot, lambda: app.model.rows[1].state is JobState.RUNNING)
         assert offered(app.screen) & JOB_KEYS == {"pause", "kill"}
+        await pilot.press("q")  # as on the run screen and the footer says: the quit dialog
+        await until(pilot, lambda: isinstance(app.screen, QuitModal))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         await pilot.press("escape")
 
         select(app, 3)

@@ -60,12 +60,13 @@ class DetailScreen(Screen[None]):
     # Only the keys that apply to the job's state now are offered (check_action): one key may
     # mean pause or resume, kill or cancel, whichever the state allows.
     BINDINGS = [
-        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("escape", "app.pop_screen", "Back"),
         Binding("space", "pause", "Pause"),
         Binding("space", "resume", "Resume"),
         Binding("x,ctrl+k", "kill", "Kill"),
         Binding("x,c", "cancel", "Cancel"),
         Binding("r", "requeue", "Requeue"),
+        Binding("q", "quit_run", "Quit"),
         DETACH,
     ]
 
@@ -188,6 +189,11 @@ class DetailScreen(Screen[None]):
             "requeue": live and state in REQUEUEABLE,
         }
         return allowed.get(action, True)
+
+    def action_quit_run(self) -> None:
+        """The same quit dialog as the run screen (once the run is over, q leaves with its
+        code, as on the finished screen)."""
+        self.app.ask_quit()  # type: ignore[attr-defined]
 
     def action_pause(self) -> None:
         """SIGSTOP this job."""
