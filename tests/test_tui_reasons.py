@@ -132,3 +132,23 @@ async def test_a_name_s_escapes_are_shown_not_sent_on_every_screen_that_names_it
         app.push_screen(ConfirmKill(1, NASTY, JobState.QUEUED))
         await until(pilot, lambda: f"#1 {SHOWN}?" in screen_text(app))
         assert "\x1b" not in screen_text(app)
+
+
+async def test_the_finished_screen_names_the_inputs_no_job_ran_for(workspace):
+    """Missing inputs make the exit code 1 but have no row: the screen said 'No failures.'"""
+    ws = workspace(["a.bin", "gone.bin", "b.bin"],
+                   flags=["-c", FAILING, "{input_file}", "{output_file}"])
+    (ws.root / "in" / "gone.bin").unlink()
+    listing = ws.root / "inputs.txt"
+    listing.write_text(listing.read_text(encoding="utf-8") + "in/never\x1b[2J.bin\n",
+                       encoding="utf-8")
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await until(pilot, lambda: app.controller.done, timeout=30)
+        await until(pilot, lambda: "2 inputs never ran" in screen_text(app))
+        text = screen_text(app)
+        assert f"line 2  {ws.root / 'in' / 'gone.bin'}  missing" in text
+        assert f"line 4  {ws.root / 'in' / 'never'}\\x1b[2J.bin  missing" in text
+        assert "No failures." not in text and "\x1b" not in text
+        await pilot.press("q")
+    assert app.return_code == 1

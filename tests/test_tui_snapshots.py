@@ -130,7 +130,8 @@ def new_model(names: Sequence[str]) -> RunModel:
                          skipped=0,
                          missing=1,
                          duplicates=0,
-                         input_bytes=sum(row.input_size for row in model.rows.values())))
+                         input_bytes=sum(row.input_size for row in model.rows.values()),
+                         problems=((4, "/media/in/clip03b.mp4", "missing"), )))
     return model
 
 

@@ -178,6 +178,10 @@ class Event:
     time: float
 
 
+#: How many inputs that cannot run a PreflightDone names (all are counted).
+PROBLEMS_SHOWN = 50
+
+
 @dataclass(frozen=True, slots=True)
 class PreflightDone(Event):
     """The plan is known: how many jobs run, how many are skipped or missing."""
@@ -188,6 +192,10 @@ class PreflightDone(Event):
     missing: int
     duplicates: int
     input_bytes: int
+    #: The first PROBLEMS_SHOWN inputs that cannot run, as (list line, path, "missing",
+    #: "directory" or "unreadable"): no job ever runs for them, so only this names them to a
+    #: screen that attaches after the notices.
+    problems: tuple[tuple[int, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,7 +190,9 @@ class Orchestrator(OperatorCommands):
                              skipped=len(self.jobs) - runnable,
                              missing=len(inputs.problems),
                              duplicates=len(inputs.duplicates),
-                             input_bytes=inputs.total_size))
+                             input_bytes=inputs.total_size,
+                             problems=tuple((entry.line, entry.location, entry.problem or "")
+                                            for entry in inputs.problems[:ev.PROBLEMS_SHOWN])))
         for entry in inputs.problems:
             self._notice(NoticeLevel.WARNING,
                          f"input {entry.problem}: {entry.path} (list line {entry.line})")

@@ -35,7 +35,8 @@ from orch_tui.core import events as ev
 from orch_tui.core.errors import OrchError
 
 #: 2: a snapshot's jobs go as the plan's layout and columns plus each job's changes (_JobList).
-PROTOCOL_VERSION: int = 2
+#: 3: PreflightDone names the inputs that cannot run (`problems`).
+PROTOCOL_VERSION: int = 3
 PROGRAM = "orch-tui"
 #: The longest line a client may send the run (bytes, newline included): commands and hellos
 #: are tiny, so this bounds a client's memory in the run whatever it sends. The run's own lines

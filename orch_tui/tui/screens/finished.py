@@ -49,9 +49,33 @@ class FinishedScreen(Screen[None]):
                 options.append(Option(label, id=str(job_id)))
         if options:
             yield OptionList(*options, id="failures")
-        else:
+        missing = self._missing()
+        if missing is not None:
+            yield Static(missing, id="missing")
+        elif not options:
             yield Static(Text("No failures.", style="green"), id="failures")
         yield Footer()
+
+    def _missing(self) -> Text | None:
+        """The inputs no job ran for (missing, a folder, unreadable when the run began): they
+        make the exit code 1 too, and have no row to list them (None when there are none)."""
+        preflight = self.model.preflight
+        if preflight is None or not preflight.missing:
+            return None
+        text = Text()
+        count = preflight.missing
+        text.append(f"{count} input{'s' if count != 1 else ''} never ran (as the run began):\n",
+                    style="bold")
+        for line, path, problem in preflight.problems:
+            text.append(f"line {line}  ", style="bold")
+            text.append(printable(path))
+            text.append(f"  {problem}\n", style="magenta")
+        if count > len(preflight.problems):
+            more = count - len(preflight.problems)
+            text.append(f"and {more} more: see run.log\n"
+                        if preflight.problems else "their names are in run.log\n",
+                        style="dim")
+        return text
 
     def on_mount(self) -> None:
         """Focus the failure list so enter opens the highlighted one."""
