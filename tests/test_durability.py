@@ -87,6 +87,59 @@ def test_kill_9_leaves_no_job_running_and_the_next_run_finishes_the_rest(workspa
         kill_quietly(pids)
 
 
+def test_a_success_the_killed_run_did_not_record_gets_its_joblog_line_and_no_rerun(
+        workspace, tmp_path):
+    """kill -9 between a job's rename (its success) and the journal's commit of its end: the
+    journal says running, the output is there. The next run used to skip it as 'output exists'
+    and the joblog never got its line. The state is made exactly: the orchestrator is killed
+    while both jobs run, then one job's output is put where its rename would have, written
+    after its attempt began; the other's is put there with a time before, as an old file."""
+    pidfile, record, joblog = tmp_path / "pids", tmp_path / "record", tmp_path / "joblog"
+    ws = workspace(
+        2, worker_args=["--seconds", "60", "--pidfile",
+                        str(pidfile), "--record",
+                        str(record)])
+    first = start(ws, "--max-procs", "2", "--joblog", str(joblog))
+    pids = []
+    try:
+        wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2,
+                   timeout=20,
+                   what="both jobs running")
+        pids = [int(p) for p in pidfile.read_text().split()]
+        journal = ws.output_dir / ".orch-tui" / "journal.sqlite3"
+
+        def recorded_running() -> int:
+            with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as conn:
+                return conn.execute(
+                    "SELECT count(*) FROM jobs WHERE state = 'running'").fetchone()[0]
+
+        wait_until(lambda: recorded_running() == 2, timeout=10, what="both starts committed")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=5)
+        wait_until(lambda: not any(alive(p) for p in pids), timeout=10, what="the jobs killed")
+        done, old = ws.output_dir / "clip01_out.bin", ws.output_dir / "clip02_out.bin"
+        done.write_bytes(b"the job's own output")
+        old.write_bytes(b"an output from before")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        second = run_cli(str(ws.config),
+                         "--headless",
+                         "--max-procs",
+                         "2",
+                         "--joblog",
+                         str(joblog),
+                         timeout=60)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "#1 clip01.bin succeeded at" in second.stdout and "#2 clip02" not in second.stdout
+        assert "2 skipped" in second.stdout
+        lines = [line.split("\t") for line in joblog.read_text(encoding="utf-8").splitlines()]
+        assert [line[0] for line in lines] == ["Seq", "1"], "one line, for the recorded success"
+        assert lines[1][6] == "0" and float(lines[1][3]) >= 0
+        assert runs_per_input(record) == {"clip01.bin": 1, "clip02.bin": 1}, "nothing rerun"
+    finally:
+        first.kill()
+        kill_quietly(pids)
+
+
 def test_sigterm_then_the_same_command_redoes_nothing_done(workspace, tmp_path):
     record = tmp_path / "record"
     ws = workspace(3, worker_args=["--seconds", "1.5", "--record", str(record)])

@@ -225,6 +225,20 @@ class JobStateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class JobRecovered(Event):
+    """A success the last run did not live to record: its output was renamed into place (only
+    a success is) after its attempt began, and the run was killed before the journal committed
+    the end. The run that finds it says so once, so the joblog gets the line it missed."""
+
+    job_id: int
+    name: str
+    attempt: int
+    started_wall: float  # epoch seconds: the attempt's start, as the journal recorded it
+    ended_wall: float  # epoch seconds: the output's last write, just before its rename
+    node: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 # pylint: disable-next=too-many-instance-attributes  # a record: one field per figure of a sample
 class JobSample(Event):
     """One monitoring sweep's figures for one running job's whole process tree."""

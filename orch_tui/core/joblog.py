@@ -94,7 +94,8 @@ class JoblogWriter:
         self._closed = False
 
     def __call__(self, event: ev.Event) -> None:
-        """RUNNING remembers the start; a final state writes the job's line."""
+        """RUNNING remembers the start; a final state writes the job's line; a success the last
+        run died before recording gets the line that run never wrote."""
         if self._closed:
             return
         held = self._held
@@ -104,6 +105,8 @@ class JoblogWriter:
                        and event.state is JobState.QUEUED)
             if not retried:
                 self._write(held[1])
+        if isinstance(event, ev.JobRecovered):
+            self._recovered(event)
         if not isinstance(event, ev.JobStateChanged):
             return
         job_id, state = event.job_id, event.state
@@ -126,6 +129,16 @@ class JoblogWriter:
             self._held = (job_id, line)
         else:
             self._write(line)
+
+    def _recovered(self, event: ev.JobRecovered) -> None:
+        spec = self._specs.get(event.job_id)
+        if spec is None:
+            return
+        runtime = int(max(0.0, event.ended_wall - event.started_wall) * 1000) / 1000
+        host = event.node if self._hosts and event.node else ":"
+        fields = (str(spec.job_id), host, f"{event.started_wall:.3f}", f"{runtime:10.3f}", "0", "0",
+                  "0", "0", shell_quote(spec.display_argv))
+        self._write("\t".join(fields) + "\n")
 
     def _open(self) -> TextIO:
         """Append to the joblog, never through a symlink planted at its name (O_NOFOLLOW), never

@@ -9,6 +9,9 @@ limit, shutdown) are plain method calls made on the loop's thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
+from collections.abc import Mapping
 
 from orch_tui.core import events as ev
 from orch_tui.core.calibration import CalibrationMeter, calibrated_profile, typical_input_size
@@ -46,6 +49,7 @@ class Orchestrator(OperatorCommands):
                  max_procs: int | None = None,
                  overwrite: bool = False,
                  done_before: frozenset[int] = frozenset(),
+                 recovered: Mapping[int, ev.JobRecovered] | None = None,
                  profile: ProcessProfile | None = None,
                  state: StateDir | None = None,
                  clock: Clock | None = None,
@@ -53,6 +57,7 @@ class Orchestrator(OperatorCommands):
         self.plan, self.runner, self.bus = plan, runner, bus
         self._config = plan.config
         self._overwrite, self._done_before, self._seed_profile = overwrite, done_before, profile
+        self._recovered = dict(recovered or {})
         self._own_state = state is None
         self._clock = clock or LoopClock()
         self._loop = asyncio.get_running_loop()
@@ -177,6 +182,7 @@ class Orchestrator(OperatorCommands):
         inputs = self.plan.inputs
         for job in self.jobs.values():
             if job.spec.job_id in self.plan.existing and not self._overwrite:
+                self._recover(job)
                 self._life.set_state(job, JobState.SKIPPED, "output exists")
             elif job.spec.job_id in self._done_before:
                 self._life.set_state(job, JobState.SKIPPED, "done in a previous run")
@@ -197,6 +203,19 @@ class Orchestrator(OperatorCommands):
             self._notice(NoticeLevel.WARNING,
                          f"input {entry.problem}: {entry.path} (list line {entry.line})")
         self._monitor.prepare()
+
+    def _recover(self, job: Job) -> None:
+        """Tell a success the last run died before recording (session.recovered_before): the
+        joblog writes its line, and run.log and the screens say so."""
+        found = self._recovered.pop(job.spec.job_id, None)
+        if found is None:
+            return
+        self.bus.publish(dataclasses.replace(found, time=self._now()))
+        when = time.strftime("%H:%M:%S", time.localtime(found.ended_wall))
+        self._notice(
+            NoticeLevel.INFO, f"#{job.spec.job_id} {job.spec.name} succeeded at {when} "
+            "in the run that was killed before recording it: counted as done, its joblog line "
+            "written now")
 
     def _finish(self) -> int:
         counts = Counts.of((job.state for job in self.jobs.values()),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orch_tui.core import events as ev
 from orch_tui.core import tally
 from orch_tui.core.events import EventBus
 from orch_tui.core.joblog import JoblogWriter
@@ -63,6 +64,35 @@ def done_before(plan: Plan, journal: Journal) -> frozenset[int]:
         if record is not None and record.state in DONE_STATES:
             done.add(spec.job_id)
     return frozenset(done)
+
+
+def recovered_before(plan: Plan, journal: Journal) -> dict[int, ev.JobRecovered]:
+    """Successes a run that died did not live to record: the journal has the job's attempt as
+    still running, yet its final output is there, written after that attempt began. A job's
+    output is renamed into place only when it succeeded, a few ms before the journal commits
+    the end; a kill -9 in between left the output and no record, and the joblog without its
+    line. Each comes back as the JobRecovered the orchestrator tells (its `time` is set then)."""
+    if not plan.existing:
+        return {}
+    interrupted = {record.input_path: record for record in journal.interrupted_jobs()}
+    found: dict[int, ev.JobRecovered] = {}
+    for spec in plan.jobs:
+        record = interrupted.get(spec.entry.location)
+        if record is None or record.started is None or spec.job_id not in plan.existing:
+            continue
+        try:
+            written = os.stat(spec.output_path).st_mtime
+        except OSError:
+            continue
+        if written >= record.started:
+            found[spec.job_id] = ev.JobRecovered(time=0.0,
+                                                 job_id=spec.job_id,
+                                                 name=spec.name,
+                                                 attempt=record.attempts,
+                                                 started_wall=record.started,
+                                                 ended_wall=written,
+                                                 node=record.node)
+    return found
 
 
 # pylint: disable-next=too-many-instance-attributes  # the run's resources, each closed in order
@@ -128,6 +158,8 @@ class RunSession:
         options = self.options
         skip = frozenset() if options.fresh or options.overwrite else done_before(
             self.plan, self.journal)
+        recovered = {} if options.fresh or options.overwrite else recovered_before(
+            self.plan, self.journal)
         profile = None
         if not (options.fresh or options.recalibrate) and options.max_procs is None:
             profile = self.journal.last_profile()
@@ -158,6 +190,7 @@ class RunSession:
                                          max_procs=options.max_procs,
                                          overwrite=options.overwrite,
                                          done_before=skip,
+                                         recovered=recovered,
                                          profile=profile,
                                          state=self.state,
                                          adaptive=options.adaptive)

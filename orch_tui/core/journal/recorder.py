@@ -28,8 +28,8 @@ from typing import Any
 
 from orch_tui.core import events as ev
 from orch_tui.core.journal.errors import JournalError
-from orch_tui.core.journal.schema import (INSERT_CALIBRATION, JOB_COLUMNS, JOURNAL_NAME, JobRecord,
-                                          Row, db_text)
+from orch_tui.core.journal.schema import (INSERT_CALIBRATION, INTERRUPTED_STATES, JOB_COLUMNS,
+                                          JOURNAL_NAME, JobRecord, Row, db_text)
 from orch_tui.core.journal.store import Store
 from orch_tui.core.plan import JobSpec, Plan
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision
@@ -121,6 +121,18 @@ class Journal:
 
         records = (JobRecord.from_row(row) for row in self._store.call(read))
         return {record.input_path: record for record in records}
+
+    def interrupted_jobs(self) -> list[JobRecord]:
+        """The records of inputs whose attempt still held a process when its run ended: that
+        run died (a run that ends ends every job). Usually none, and read as few."""
+        marks = ", ".join("?" * len(INTERRUPTED_STATES))
+
+        def read(conn: sqlite3.Connection) -> list[Row]:
+            return conn.execute(
+                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE state IN ({marks})",
+                sorted(INTERRUPTED_STATES)).fetchall()
+
+        return [JobRecord.from_row(row) for row in self._store.call(read)]
 
     def last_profile(self) -> ProcessProfile | None:
         """The newest per-process figures stored (calibrated or learned), or None."""
