@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,11 @@ def test_a_run_killed_with_kill_9_died_with_work_left(busy):
     assert doc["counts"]["running"] == 2 and doc["counts"]["queued"] == 1
     assert len(doc["jobs"]) == 2
     human = run_cli("status", str(ws.output_dir)).stdout
-    assert "died" in human and "interrupted jobs:" in human
+    assert "died" in human and "interrupted jobs (started at):" in human
+    # When each started, never a time since: they ran until the run died, a time no one knows.
+    starts = {time.strftime("%H:%M:%S", time.localtime(job["started"])) for job in doc["jobs"]}
+    shown = [line.split()[1] for line in human.splitlines() if line.startswith("  running")]
+    assert len(shown) == 2 and set(shown) == starts, human
 
 
 def test_no_run_exits_3(workspace, tmp_path):

@@ -144,9 +144,13 @@ def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
             limit += "    launches paused"
     lines.append(f"limit:    {limit}")
     if status.jobs:
-        lines.append("interrupted jobs:" if status.state is RunState.DIED else "active jobs:")
+        died = status.state is RunState.DIED
+        # A died run's jobs ran until it died, at a time nobody recorded: when each started
+        # is true, a time since then is not.
+        lines.append("interrupted jobs (started at):" if died else "active jobs:")
         for job in status.jobs:
-            since = "-" if job.started is None else _duration(now - job.started)
+            since = "-" if job.started is None else (time.strftime(
+                "%H:%M:%S", time.localtime(job.started)) if died else _duration(now - job.started))
             progress = "" if job.progress is None else f" {job.progress:4.0%}"
             index = "" if job.index is None else f"#{job.index} "
             head = f"  {job.state.value:<8} {since:>8}{progress}  {index}"
