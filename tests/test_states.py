@@ -256,6 +256,7 @@ def test_a_requeued_row_forgets_its_old_pid_elapsed_time_and_progress(workspace)
     assert row.state is JobState.QUEUED
     assert (row.pid, row.elapsed(50.0), row.progress, row.output_bytes) == (None, None, None, 0)
     assert (row.exit_code, row.signal, row.cpu, row.rss, row.history) == (None, None, 0.0, 0, None)
+    assert row.node == "", "a queued job is on no node (it listed under its old one)"
     view = record.snapshot().jobs[0]
     assert (view.pid, view.started, view.ended, view.signal) == (None, None, None, None)
 

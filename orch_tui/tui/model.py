@@ -135,6 +135,7 @@ def forget_attempt(row: JobRow) -> None:
     """Clear what the row's last attempt measured (a new attempt, or back in the queue): no
     dead pid, elapsed time or progress is shown for an attempt that is over."""
     row.pid = row.started = row.ended = row.exit_code = row.signal = None
+    row.node = ""  # a queued job is on no node (the node filter must not list it there)
     row.cpu, row.rss, row.progress, row.output_bytes = 0.0, 0, None, 0
     row.fps = row.speed = row.eta_seconds = None
     row.progress_source = ev.ProgressSource.NONE
