@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from textual.app import App
+from textual.widgets._footer import FooterKey
 
 from orch_tui.core.events import JobState
 from orch_tui.core.textutil import format_duration
@@ -18,6 +19,7 @@ from orch_tui.tui.app import OrchApp
 from orch_tui.tui.screens.run import CHARTS_MIN_HEIGHT, RunScreen
 from orch_tui.tui.widgets.charts import ResourceChart
 from orch_tui.tui.widgets.columns import WIDEST_SPARK, layout_columns
+from orch_tui.tui.widgets.footer import FittedFooter
 from orch_tui.tui.widgets.job_table import JobTable
 from tests.test_tui_snapshots import OUT, played, run_model, session_app
 from tests.test_tui_widgets import HostApp, change, numbered, sample
@@ -117,3 +119,19 @@ async def test_the_table_draws_every_row_s_sparkline_on_the_column_s_scale():
         table.refresh_from_model()
         await pilot.pause()
         assert "cpu ≤2.0c" in table_lines(table)[0]
+
+
+@pytest.mark.parametrize("width", [60, 66, 73, 79, 80, 81, 86, 90, 100, 120])
+async def test_the_footer_never_shows_a_key_cut_from_its_label(width):
+    """Textual's footer cut its last key at the edge: at 80 columns `P All m`."""
+    app = session_app(run_model())
+    async with app.run_test(size=(width, 24)) as pilot:
+        await played(pilot)
+        footer = app.screen.query_one(FittedFooter)
+        await pilot.pause()
+        shown = screen_text(app)[-1].split()
+        keys = [key for key in footer.query(FooterKey) if key.display]
+        assert len(keys) >= 4 and shown[-1] == keys[-1].description.split()[-1], shown
+        assert footer.region.right >= keys[-1].region.right
+        if width >= 100:
+            assert "Mark" in shown

@@ -9,13 +9,14 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from orch_tui.core import events as ev
 from orch_tui.core.controller import Controller
 from orch_tui.core.textutil import format_bytes, printable
 from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.model import RunModel
+from orch_tui.tui.widgets.footer import FittedFooter
 
 #: Seconds the result stays on screen before the run screen opens by itself.
 AUTO_CONTINUE = 4.0
@@ -87,7 +88,7 @@ class CalibrationScreen(Screen[None]):
             yield Sparkline([], id="calibration-rss")
             yield Static(id="calibration-io")
         yield Static(id="calibration-result")
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         """Redraw from the model four times a second (the calibration samples every 250 ms)."""

@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DirectoryTree, Footer, Input, Static, TextArea
+from textual.widgets import ContentSwitcher, DirectoryTree, Input, Static, TextArea
 
 from orch_tui.core.config import load_config
 from orch_tui.core.plan import load_plan
@@ -33,6 +33,7 @@ from orch_tui.core.control.remote import live_run
 from orch_tui.core.lock import held_by
 from orch_tui.core.plan import Plan, shell_quote
 from orch_tui.core.textutil import format_bytes, printable
+from orch_tui.tui.widgets.footer import FittedFooter
 
 #: Problem lines (missing inputs, duplicates) listed before "and N more".
 MAX_LISTED = 10
@@ -264,7 +265,7 @@ class ConfigScreen(Screen):
                 yield Static(id="error-message")
             with VerticalScroll(id="summary-view"):
                 yield Static(id="summary")
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         """Load the given config at once, or wait in the picker."""

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Log, Static
 
 from orch_tui.core.commands import NO_LAUNCHES
 from orch_tui.core.controller import Controller
@@ -27,6 +27,7 @@ from orch_tui.tui.screens.modals import DETACH
 from orch_tui.tui.model import JobRow, RunModel
 from orch_tui.tui.widgets.charts import SeriesChart, compact_bytes, cores
 from orch_tui.tui.widgets.columns import format_speed
+from orch_tui.tui.widgets.footer import FittedFooter
 
 #: The log tail reads at most this much per tick, so a chatty job cannot stall the UI.
 TAIL_CHUNK = 256 * 1024
@@ -86,7 +87,7 @@ class DetailScreen(Screen[None]):
             yield SeriesChart("CPU cores (mean)", Aggregate.MEAN, cores, id="detail-cpu")
             yield SeriesChart("RSS (peak)", Aggregate.MAX, compact_bytes, id="detail-rss")
         yield Log(id="detail-log", max_lines=5000, auto_scroll=True)
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         """Start the tail where the last TAIL_START bytes begin, then follow."""

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from orch_tui.core.controller import Controller
@@ -18,6 +18,7 @@ from orch_tui.core.statehome import journal_folder
 from orch_tui.core.tally import BAD_STATES
 from orch_tui.core.textutil import format_duration, printable
 from orch_tui.tui.model import RunModel
+from orch_tui.tui.widgets.footer import FittedFooter
 
 
 class FinishedScreen(Screen[None]):
@@ -54,7 +55,7 @@ class FinishedScreen(Screen[None]):
             yield Static(missing, id="missing")
         elif not options:
             yield Static(Text("No failures.", style="green"), id="failures")
-        yield Footer()
+        yield FittedFooter()
 
     def _missing(self) -> Text | None:
         """The inputs no job ran for (missing, a folder, unreadable when the run began): they

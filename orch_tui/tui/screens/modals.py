@@ -7,16 +7,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from orch_tui.core.events import JobState
 from orch_tui.core.textutil import printable
+from orch_tui.tui.widgets.footer import FittedFooter
 
 
-def dialog_footer() -> Footer:
+def dialog_footer() -> FittedFooter:
     """A dialog's footer of its own, over the one of the screen below: that one would go on
     offering keys (Pause, Kill...) that do nothing while the dialog is open."""
-    return Footer(compact=True, show_command_palette=False)
+    return FittedFooter(compact=True, show_command_palette=False)
 
 
 class Confirm(ModalScreen[bool]):

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.reactive import reactive
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from orch_tui.core import events as ev
 from orch_tui.core.commands import NO_LAUNCHES
@@ -28,6 +28,7 @@ from orch_tui.tui.widgets.header import HeaderLine, panel_title
 from orch_tui.tui.widgets.job_table import JobTable
 from orch_tui.tui.widgets.nodes import NodesPanel
 from orch_tui.tui.widgets.search import SearchBar
+from orch_tui.tui.widgets.footer import FittedFooter
 
 #: How often samples are applied to the screen (coalesced, inside batch_update).
 REFRESH = 0.5
@@ -125,7 +126,7 @@ class RunScreen(Screen[None]):
         yield JobTable(self.model, id="jobs", classes="panel")
         yield NoticeLine(id="notice").data_bind(RunScreen.pressure, RunScreen.paused_all,
                                                 RunScreen.notice)
-        yield Footer(compact=True, show_command_palette=False)
+        yield FittedFooter(compact=True, show_command_palette=False)
         yield SearchBar(id="search")
 
     def on_mount(self) -> None:

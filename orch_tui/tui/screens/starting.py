@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import ProgressBar, Static
 
 from orch_tui.core.controller import LoadProgress
 from orch_tui.core.textutil import printable
+from orch_tui.tui.widgets.footer import FittedFooter
 
 #: Seconds between two looks at the progress (the figure comes from a reader thread).
 POLL = 0.1
@@ -44,7 +45,7 @@ class StartingScreen(Screen[None]):
             yield Static(Text.assemble(("Starting the run", "bold"), "  ", where), classes="title")
             yield Static(loading_line(self.progress), id="starting-line")
             yield ProgressBar(total=None, show_eta=False, id="starting-bar")
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         """Follow the figure the reader thread updates."""
