@@ -58,6 +58,7 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
         self.delivered = False
         self._started = started
         self._detachable = detachable
+        self.config: Path | None = None  # the run's config file, as a snapshot names it
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -92,7 +93,8 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
                            counts=Counts.of(job.state for job in self.jobs),
                            calibration=self.calibration,
                            limit=self._limit,
-                           paused_all=self._paused_all)
+                           paused_all=self._paused_all,
+                           config=self.config)
 
     def _deliver(self, listener: Listener) -> None:
         for event in self.events:

@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 from orch_tui.core import events as ev
+from orch_tui.core import wire
 from orch_tui.core.events import JobState, StopReason
 from orch_tui.core.host import RunHost
 from orch_tui.core.joblog import JoblogWriter
@@ -21,9 +22,13 @@ from orch_tui.core.session import RunOptions
 from orch_tui.core.snapshot import RunRecord
 from orch_tui.core.tally import Counts
 from orch_tui.headless import HeadlessReporter
+from orch_tui.tui.app import OrchApp
 from orch_tui.tui.model import RunModel
+from orch_tui.tui.screens.run import RunScreen
+from tests.fake_controller import FakeController, job_views
 from tests.fake_runner import Script, start_fake_run
 from tests.helpers import alive, eventually
+from tests.test_tui_app import until
 
 
 # --- cancelled
@@ -343,3 +348,18 @@ def test_a_finished_row_shows_the_final_size_not_the_last_sample(workspace):
     late = RunModel.from_snapshot(record.snapshot(), clock=lambda: 50.0)
     assert late.rows[1].output_bytes == 627_000, "an observer attached later sees it too"
     assert model.rows[1].progress == late.rows[1].progress == 1.0, "100%, attached or not"
+
+
+async def test_a_screen_that_attaches_titles_its_header_with_the_run_s_config(workspace):
+    """`orch-tui attach OUTPUT_DIR` knows no config file; the run's snapshot names it."""
+    plan = workspace(2).plan()
+    sent = wire.decode(wire.encode(wire.snapshot_message(RunRecord(plan).snapshot())), limit=None)
+    model = RunModel.from_snapshot(wire.parse_snapshot(sent), clock=lambda: 50.0)
+    assert model.config_path == plan.config.path
+    controller = FakeController(job_views([JobState.RUNNING, JobState.QUEUED]))
+    controller.config = plan.config.path
+    app = OrchApp(controller)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        title = app.screen.query_one("#run-header").border_title
+        assert title == f"orch-tui · {plan.config.path.name}"

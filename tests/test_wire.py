@@ -31,7 +31,9 @@ WEIRD = os.fsdecode(b"caf\xe9 [bold red]x[/]\nl\xc3\xa9gende\xff.mp4")
 #: One instance of every event, with its optional fields set.
 EVENTS: dict[type, ev.Event] = {
     ev.PreflightDone:
-    ev.PreflightDone(1.0, 10, 7, 1, 1, 1, 123456789012),
+    ev.PreflightDone(1.0, 10, 7, 1, 1, 1, 123456789012, ((4, "/in/gone\n.mp4", "missing"), )),
+    ev.JobRecovered:
+    ev.JobRecovered(1.5, 3, "clip03.mp4", 2, 1795977719.5373485, 1795977721.25, "render1"),
     ev.JobStateChanged:
     ev.JobStateChanged(2.5,
                        3,

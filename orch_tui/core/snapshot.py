@@ -91,6 +91,9 @@ class RunSnapshot:  # pylint: disable=too-many-instance-attributes  # one field 
     paused_all: bool = False
     finished: ev.RunFinished | None = None
     joblog: Path | None = None
+    #: The run's config file: a screen that attaches titles its header with it, as the one
+    #: that started the run does.
+    config: Path | None = None
     #: Every node known (a local run: one, this machine), with its latest figures, its state
     #: and the jobs it holds: the nodes panel of an attached TUI and `orch-tui status`.
     nodes: tuple[NodeView, ...] = ()
@@ -235,6 +238,7 @@ class RunRecord:
         # changed job's view is made when the next snapshot is taken, not per event: a run
         # nobody attaches to makes none (an event's dataclass copy was 5% of dispatch).
         self._plan_jobs = plan.jobs
+        self._config = plan.config.path
         self._specs = {spec.job_id: spec for spec in plan.jobs}
         self._views: dict[int, JobView] = {}
         # job_id -> (its last change, when its attempt started, when it ended), not yet a view.
@@ -358,5 +362,6 @@ class RunRecord:
                            pressure=tuple(self._pressure.values()),
                            paused_all=self._paused_all(),
                            joblog=self.joblog,
+                           config=self._config,
                            nodes=self._nodes.views(),
                            **self._fields)

@@ -263,6 +263,7 @@ class RunModel:
         self.notices: collections.deque[ev.Notice] = collections.deque(maxlen=50)
         self.finished: ev.RunFinished | None = None
         self.joblog_path: Path | None = None  # shown on the finished screen when --joblog
+        self.config_path: Path | None = None  # the run's config, for a screen that attached
         #: The operator's quit: "wait" for the running jobs or "kill" them (None: not quitting);
         #: the run screen says what it is waiting for until the run is over.
         self.quitting: str | None = None
@@ -315,6 +316,7 @@ class RunModel:
         model.pressure = {event.resource: event for event in snapshot.pressure}
         model.finished = snapshot.finished
         model.joblog_path = snapshot.joblog
+        model.config_path = snapshot.config
         model.nodes = NodeTally(snapshot.nodes)
         model.nodes.seed_jobs((row.job_id, row.node) for row in rows if row.state.active)
         if len(model.nodes) > 1 and (samples := model.nodes.samples()):

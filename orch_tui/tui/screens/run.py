@@ -159,6 +159,7 @@ class RunScreen(Screen[None]):
         is in it)."""
         plan = getattr(self.app, "plan", None)
         config = plan.config.path if plan is not None else getattr(self.app, "config_path", None)
+        config = config or self.model.config_path  # an attached screen: the run's own
         order = self.model.order
         output = self.model.rows[order[0]].output_path.parent if order else None
         return config, output
