@@ -216,7 +216,7 @@ async def test_s_cycles_the_sort_column_and_S_reverses_it_keeping_the_selected_j
         expected = {
             "state": [1, 2, 4, 5, 6, 3],  # queued, running, succeeded, failed (enum order)
             "elapsed": [1, 3, 6, 2, 4, 5],  # none first; job 2 started 20 s ago, 5 50 s ago
-            "progress": [1, 3, 6, 4, 5, 2],  # none first (a snapshot's succeeded job shows none)
+            "progress": [1, 3, 4, 5, 2, 6],  # none first; a succeeded job is 100%, attached or not
             "cpu": [1, 3, 6, 2, 5, 4],  # not running first
             "rss": [1, 3, 6, 4, 5, 2],
             "output": [1, 3, 6, 5, 2, 4],

@@ -75,6 +75,8 @@ def recovered_before(plan: Plan, journal: Journal) -> dict[int, ev.JobRecovered]
     if not plan.existing:
         return {}
     interrupted = {record.input_path: record for record in journal.interrupted_jobs()}
+    if not interrupted:  # the last run ended as runs do: nothing to look for
+        return {}
     found: dict[int, ev.JobRecovered] = {}
     for spec in plan.jobs:
         record = interrupted.get(spec.entry.location)
