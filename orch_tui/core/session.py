@@ -104,7 +104,6 @@ class RunSession:
 
     # Called by open() only, one argument per resource.
     # pylint: disable-next=too-many-arguments,too-many-positional-arguments
-    # pylint: disable-next=too-many-arguments,too-many-positional-arguments  # what open made
     def __init__(self, plan: Plan, options: RunOptions, bus: EventBus, state: StateDir,
                  lock: RunLock, journal: Journal, joblog: JoblogWriter | None,
                  containment: Containment | None) -> None:
