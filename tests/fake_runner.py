@@ -282,7 +282,9 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
             return
         if not job.script.ignore_term:
             self.clock.call_later(0, self._end, job_id, signal.SIGTERM)
-        elif job.kill_timer is None:
+        elif job.kill_timer is None or job.kill_timer.when > self.clock.now() + grace:
+            if job.kill_timer is not None:  # a second ask with less grace: sooner, as locally
+                job.kill_timer.cancel()
             self.resume(job_id)  # SIGCONT comes with SIGTERM
             job.kill_timer = self.clock.call_later(grace, self._end, job_id, signal.SIGKILL)
 

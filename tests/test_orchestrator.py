@@ -454,6 +454,30 @@ async def test_no_requeue_once_the_run_halted_or_stops_launching(workspace):
     assert run.recorder.final().counts["queued"] == 3
 
 
+def ignores_sigterm(pid: int) -> bool:
+    """Whether the process has SIGTERM set to ignore (its SigIgn mask in /proc)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        mask = next(line for line in status if line.startswith("SigIgn:")).split()[1]
+    return bool(int(mask, 16) >> (signal.SIGTERM - 1) & 1)
+
+
+async def test_a_kill_of_a_job_already_stopping_sigkills_it_at_once(workspace):
+    """The first kill waits `kill_grace` (60 s here) for a job that ignores SIGTERM; asked
+    again, the operator means now: a real process, gone long before its grace."""
+    ws = workspace(1, worker_args=["--seconds", "120", "--ignore-term"], jobs={"kill_grace": 60})
+    run = await start_run(ws.plan(), max_procs=1)
+    await run.wait_for(lambda: run.orchestrator.jobs[1].state is JobState.RUNNING)
+    pid = run.orchestrator.jobs[1].pid
+    await run.wait_for(lambda: ignores_sigterm(pid))  # the worker's SIG_IGN is in place
+    assert run.orchestrator.kill(1)
+    await run.wait_for(lambda: run.orchestrator.jobs[1].state is JobState.STOPPING)
+    assert process_runs(pid), "SIGTERM ignored: it runs on through its grace"
+    assert run.orchestrator.kill(1)
+    assert await run.result(timeout=20) == 1
+    assert run.orchestrator.jobs[1].state is JobState.KILLED and not alive(pid)
+    assert run.recorder.of(ev.JobStateChanged)[-1].signal == signal.SIGKILL
+
+
 async def test_stop_keeps_the_reason_of_a_kill_already_under_way(workspace):
     ws = workspace(2, jobs={"kill_grace": 5})
     run = await start_fake_run(ws.plan(), Script(seconds=50, ignore_term=True), max_procs=2)

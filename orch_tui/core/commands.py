@@ -59,13 +59,16 @@ class OperatorCommands:
 
     def kill(self, job_id: int) -> bool:
         """End a job: a running or paused one turns `stopping`, gets SIGTERM (SIGKILL after the
-        grace period) and ends `killed`; a queued one has no process to signal: it is taken off
-        the queue as `cancelled` (not a failure; a requeue or a resume runs it)."""
+        grace period) and ends `killed`; one already stopping gets its SIGKILL at once (the
+        operator asked twice, as a second ctrl+c does for every job); a queued one has no
+        process to signal: it is taken off the queue as `cancelled` (not a failure; a requeue or
+        a resume runs it)."""
         job = self.jobs[job_id]
         if job.state.active or job_id in self._life.launching:
+            again = job.state is JobState.STOPPING
             if job.stop is None or job.stop is StopReason.TIMEOUT:
                 job.stop = StopReason.OPERATOR
-            self._life.terminate(job_id)
+            self._life.terminate(job_id, now=again)
             return True
         if job.state is JobState.QUEUED:
             self._queue.remove(job_id)

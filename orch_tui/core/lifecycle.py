@@ -119,14 +119,15 @@ class Lifecycle:
             job.done.set_result(None)
         self._refused(job, message)
 
-    def terminate(self, job_id: int) -> None:
-        """SIGTERM the job's tree, SIGKILL after the grace period; a job holding a process is
-        `stopping` from now until its exit (set first: a runner may report the exit at once)."""
+    def terminate(self, job_id: int, *, now: bool = False) -> None:
+        """SIGTERM the job's tree, SIGKILL after the grace period (`now`: at once); a job
+        holding a process is `stopping` from now until its exit (set first: a runner may report
+        the exit at once)."""
         job = self._jobs[job_id]
         if job.state in (JobState.RUNNING, JobState.PAUSED):
             job.paused_by = None  # SIGCONT comes with SIGTERM
             self.set_state(job, JobState.STOPPING, job.stop.value if job.stop else "")
-        self._runner.terminate(job_id, self._config.kill_grace)
+        self._runner.terminate(job_id, 0.0 if now else self._config.kill_grace)
 
     def _arm_timeout(self, job: Job, seconds: float) -> None:
         job.deadline = self._clock.now() + seconds

@@ -277,7 +277,12 @@ class LocalRunner(Runner):
             return
         self._signal_tree(child, signal.SIGTERM)
         self._signal_tree(child, signal.SIGCONT)
-        if child.kill_handle is None:
+        # SIGKILL no later than `grace` from now: a second ask with less grace (the operator's
+        # kill of a job already stopping) brings it forward, never back.
+        handle = child.kill_handle
+        if handle is None or handle.when() > self._loop.time() + grace:
+            if handle is not None:
+                handle.cancel()
             child.kill_handle = self._loop.call_later(grace, self._escalate, job_id)
 
     def _escalate(self, job_id: int) -> None:

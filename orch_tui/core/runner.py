@@ -118,7 +118,8 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def terminate(self, job_id: int, grace: float) -> None:
         """SIGTERM the job's tree (and SIGCONT, so a paused job can act on it), SIGKILL after
-        `grace` seconds if anything of it is still alive."""
+        `grace` seconds if anything of it is still alive; a second call with less grace brings
+        the SIGKILL forward, never back."""
 
     @abc.abstractmethod
     def sample(self) -> dict[int, ProcessSample]:

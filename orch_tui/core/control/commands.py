@@ -121,6 +121,8 @@ class CommandHandler(JobStates):
             return False, f"job {job} is {state.value}: {_REFUSED[cmd.cmd]}"  # changed on the way
         if cmd.cmd == "kill" and state is JobState.QUEUED:
             return True, f"job {job} cancelled (it was queued)"
+        if cmd.cmd == "kill" and state is JobState.STOPPING:
+            return True, f"job {job} killed at once (SIGKILL: it was already stopping)"
         return True, f"job {job} {_PAST[cmd.cmd]}"
 
     def _run_wide(self, name: str) -> tuple[bool, str]:
