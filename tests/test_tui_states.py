@@ -157,6 +157,36 @@ async def test_quit_with_kill_shows_stopping_n_jobs_until_they_are_gone(workspac
         kill_quietly(pids)
 
 
+async def test_x_on_a_stopping_job_asks_then_sigkills_it_without_its_grace(workspace, tmp_path):
+    """A job that ignores SIGTERM waits out `kill_grace` (60 s) once killed; x again offers
+    to kill it now, and it is gone long before."""
+    pidfile = tmp_path / "pids"
+    ws = workspace(1,
+                   worker_args=["--seconds", "120", "--ignore-term", "--pidfile",
+                                str(pidfile)],
+                   jobs={"kill_grace": 60})
+    app = make_app(ws.config, max_procs=1)
+    pids: list[int] = []
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+            pids = [int(p) for p in pidfile.read_text().split()]
+            select(app, 1)
+            await pilot.press("x")
+            assert isinstance(app.screen, ConfirmKill)
+            await pilot.press("y")
+            await until(pilot, lambda: app.model.rows[1].state is JobState.STOPPING)
+            assert all(alive(p) for p in pids), "SIGTERM ignored: it lives through its grace"
+            await pilot.press("x")
+            await until(pilot, lambda: "Kill job #1 clip01.bin now?" in screen_text(app))
+            await pilot.press("y")
+            await until(pilot, lambda: app.controller.done, timeout=20)
+        assert all(not alive(p) for p in pids)
+        assert app.model.rows[1].state is JobState.KILLED
+    finally:
+        kill_quietly(pids)
+
+
 async def test_ctrl_c_while_jobs_stop_sigkills_them_without_waiting_for_the_grace(
         workspace, tmp_path):
     """Jobs that ignore SIGTERM under a long grace: one more ctrl+c ends them now, as the notice

@@ -185,7 +185,7 @@ class DetailScreen(Screen[None]):
         allowed = {
             "pause": state is JobState.RUNNING,
             "resume": state is JobState.PAUSED,
-            "kill": state in (JobState.RUNNING, JobState.PAUSED),
+            "kill": state in (JobState.RUNNING, JobState.PAUSED, JobState.STOPPING),
             "cancel": live and state is JobState.QUEUED,
             "requeue": live and state in REQUEUEABLE,
         }

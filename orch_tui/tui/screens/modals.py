@@ -42,13 +42,15 @@ class Confirm(ModalScreen[bool]):
 
 
 class ConfirmKill(Confirm):
-    """Kill job N? y / n; for a queued job, which has no process yet: cancel it? y / n."""
+    """Kill job N? y / n; for a queued job, which has no process yet: cancel it? y / n; for a
+    stopping one: kill it now (SIGKILL)? y / n."""
 
     def __init__(self, job_id: int, name: str, state: JobState = JobState.RUNNING) -> None:
         super().__init__()
         self.job_id = job_id
         self.job_name = name
         self.queued = state is JobState.QUEUED
+        self.stopping = state is JobState.STOPPING
 
     def compose(self) -> ComposeResult:
         job = ((f"#{self.job_id} ", "bold"), printable(self.job_name))
@@ -56,6 +58,10 @@ class ConfirmKill(Confirm):
             words = ("Cancel job ", "?\nIt has not started: it is removed from the queue and "
                      "ends cancelled (r or a later resume runs it).", "Remove from queue (y)",
                      "Keep it queued (n)")
+        elif self.stopping:
+            words = ("Kill job ", " now?\nIt is already stopping, waiting out its grace period: "
+                     "SIGKILL at once; its temporary output is deleted.", "Kill now (y)",
+                     "Let it stop (n)")
         else:
             words = ("Kill job ", "?\nSIGTERM to its process group, SIGKILL after the grace "
                      "period; its temporary output is deleted.", "Kill (y)", "Cancel (n)")

@@ -296,7 +296,7 @@ class RunScreen(Screen[None]):
             self.notify(f"only queued jobs can be cancelled (#{job_id} is {row.state.value})",
                         severity="warning")
             return
-        if row.state.finished or row.state is JobState.STOPPING:
+        if row.state.finished:
             self.notify(f"job #{job_id} is already {row.state.value}", severity="warning")
             return
 
