@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -457,3 +458,38 @@ async def test_untrusted_paths_render_literally(tmp_path: Path, size: tuple[int,
         assert screen.error is not None
         assert "[red]y" in screen_text(app)
         assert "[oops]" in str(screen.query_one("#error-message", Static).render())
+
+
+async def test_picker_names_and_a_config_s_text_show_their_escapes_never_send_them(
+        tmp_path: Path) -> None:
+    """An OSC in a file name retitled the terminal and a newline cut the name; a config whose
+    text holds one did the same from the error view."""
+    nasty = "x\x1b]0;PWNED\x07\nline.yaml"
+    (tmp_path / nasty).write_text("# \x1b]0;FROMCONTENT\x07 comment\nbinary: 3\n", encoding="utf-8")
+    screen = ConfigScreen(None, start_dir=tmp_path)
+    app = Host(screen)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tree = screen.query_one("#picker-tree", YamlTree)
+        await wait_for_tree(pilot, tree)
+        assert "x\\x1b]0;PWNED\\x07\\nline.yaml" in screen_text(app)
+        assert "\x1b" not in screen_text(app) and "\x07" not in screen_text(app)
+        (node, ) = tree.root.children
+        tree.move_cursor(node)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.error is not None
+        area = screen.query_one("#config-yaml", TextArea)
+        assert area.text.startswith("# \\x1b]0;FROMCONTENT\\x07 comment\n")
+        assert "\x1b" not in screen_text(app) and "\x07" not in screen_text(app)
+
+
+async def test_choosing_a_fifo_named_yaml_says_so_and_never_blocks_the_screen(
+        tmp_path: Path) -> None:
+    """Its error view read the file to show it: open() of a FIFO waits for a writer."""
+    os.mkfifo(tmp_path / "fifo.yaml")
+    screen = ConfigScreen(tmp_path / "fifo.yaml", start_dir=tmp_path)
+    app = Host(screen)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: screen.error is not None, timeout=10)
+        assert "not a regular file" in str(screen.error)
+        assert not screen.query_one("#config-yaml", TextArea).display

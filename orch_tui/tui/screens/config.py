@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +47,12 @@ class YamlTree(DirectoryTree):  # pylint: disable=too-many-ancestors
     ICON_NODE = "+ "
     ICON_NODE_EXPANDED = "- "
     ICON_FILE = "  "
+
+    def process_label(self, label: str | Text) -> Text:
+        """A file name as text, its escapes shown, never sent: an OSC in a name retitled the
+        terminal, a newline cut the name (Tree reads a str label as markup, then keeps its
+        first line)."""
+        return Text(printable(label if isinstance(label, str) else label.plain))
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         """Hide dot-entries and anything that cannot be a config file."""
@@ -180,6 +187,24 @@ def summarize(plan: Plan) -> Table:
 
 #: Input lists this long (bytes; about 20,000 lines) are read in a thread with a progress line.
 BACKGROUND_LIST_BYTES = 1 << 20
+
+#: The largest config the error view shows (a config is a few hundred bytes; a huge file named
+#: .yaml is shown by its error line alone).
+SHOWN_MAX = 1 << 20
+
+
+def _shown_file(path: Path) -> str | None:
+    """A config's text for the error view, its escapes shown line by line, never sent to the
+    terminal; None for what is no regular file (a FIFO would block the screen in open), too big
+    or unreadable."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > SHOWN_MAX:
+            return None
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return None
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def _list_bytes(config_path: Path) -> int:
@@ -337,10 +362,7 @@ class ConfigScreen(Screen):
                           ("e edit, r revalidate", "dim")))
         self.query_one("#error-message", Static).update(Text(_show(str(error))))
         area = self.query_one("#config-yaml", TextArea)
-        try:
-            yaml_text: str | None = self.path.read_text(encoding="utf-8", errors="replace")
-        except (OSError, ValueError):
-            yaml_text = None
+        yaml_text = _shown_file(self.path)
         area.display = yaml_text is not None
         self.query_one("#config-views", ContentSwitcher).current = "error-view"
         if yaml_text is None:
