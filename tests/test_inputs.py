@@ -369,3 +369,17 @@ def test_overlong_name_is_missing(folder: Path) -> None:
 def test_list_path_with_nul_byte(folder: Path) -> None:
     with pytest.raises(ConfigError, match="invalid input list file name"):
         read_input_list(folder / "bad\0name.txt")
+
+
+def test_progress_counts_the_list_s_lines_as_wc_l_does(folder: Path) -> None:
+    """A final newline ends the last line; it starts no empty one (100,001 of 100,000)."""
+    for i in range(12):
+        touch(folder / f"{i}.mp4")
+    calls: list[tuple[int, int]] = []
+    listing = write_list(folder, "".join(f"{i}.mp4\n" for i in range(12)))
+    assert len(read_input_list(listing, lambda done, total: calls.append(
+        (done, total))).entries) == 12
+    assert calls[-1] == (12, 12)
+    calls.clear()
+    read_input_list(write_list(folder, "0.mp4\n1.mp4"), lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (2, 2), "no final newline: the same count"
