@@ -7,6 +7,7 @@ each failure with its log, and a final summary.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import io
 import os
@@ -102,6 +103,11 @@ class RunLog(io.TextIOWrapper):
 
 
 # One reporter's output state: stream, throttle, counts, limit.
+#: How long a progress line due at a job's end waits for the ends of the same instant and the
+#: launches they free (a loop turn or two; well under what a reader notices).
+SETTLE_SECONDS = 0.05
+
+
 # pylint: disable-next=too-many-instance-attributes
 class HeadlessReporter:
     """Prints the run's events as lines to `stream`; call it with each event."""
@@ -133,6 +139,8 @@ class HeadlessReporter:
         # running count, no limit and no ETA mean anything until it ends.
         self._calibrating: str | None = None
         self._calibration_job: int | None = None
+        # A progress line due at a job's end, printed SETTLE_SECONDS later (see _due).
+        self._pending: asyncio.TimerHandle | None = None
         # One dispatch idiom for every observer: a table from event type to handler.
         self._handlers: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.PreflightDone: self._on_preflight_done,
@@ -255,7 +263,26 @@ class HeadlessReporter:
             self._log_job(event)
         if event.state.finished and event.state is not JobState.SKIPPED:
             if now - self._last_progress >= self.progress_every:
-                self.progress(now)
+                self._due()
+
+    def _due(self) -> None:
+        """Print the progress line once the ends of the same instant and the launches they free
+        are in: printed at the first of three jobs ending together it said `running 1 (limit
+        3)` while three ran a moment later, and its ETA counted one end where three came. Said
+        at once outside an event loop (a reporter driven by hand)."""
+        if self._pending is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.progress()
+            return
+        self._last_progress = self._clock()  # due now: the ends of the next instants wait
+        self._pending = loop.call_later(SETTLE_SECONDS, self._settled)
+
+    def _settled(self) -> None:
+        self._pending = None
+        self.progress()
 
     def _on_job_sample(self, event: ev.JobSample) -> None:
         """The running jobs' progress: the work the ETA is measured by."""
@@ -273,6 +300,9 @@ class HeadlessReporter:
             self.write(f"{event.state.value} #{event.job_id} {name}{reason}")
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
+        if self._pending is not None:  # the summary says it all, and last
+            self._pending.cancel()
+            self._pending = None
         self.write(self.summary_line(event))
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 from orch_tui.core import events as ev
@@ -188,3 +189,30 @@ def test_a_job_bigger_than_the_machine_shows_the_raw_figure_not_minus_0():
         "memory: 0.8 × 1.50 GiB / 2.00 GiB per job = 0.6 -> at least 1 job always runs")
     assert decision.cpu.formula() == "cpu: 0.8 × 8 cores / 1.00 cores per job = 6.40 -> 6"
     assert "0.6 by memory" in decision.describe()
+
+
+async def test_a_progress_line_due_at_an_end_waits_for_the_ends_and_launches_of_that_instant():
+    """Three jobs end together and three start in their slots: printed at the first end, the
+    line said `[1/6] running 2 (limit 3)` while three ran a moment later."""
+    out, clock = io.StringIO(), Clock()
+    reporter = HeadlessReporter(out, clock=clock)
+    reporter(_preflight(6))
+    reporter(ev.LimitChanged(time=0, limit=3, previous=0, source=ev.LimitSource.MAX_PROCS))
+    for job_id in (1, 2, 3):
+        reporter(_state(job_id, JobState.RUNNING))
+    clock.now = 3.0
+    reporter(_state(1, JobState.SUCCEEDED))
+    assert "[" not in out.getvalue(), "not yet: the same instant's ends are still coming"
+    for job_id in (2, 3):
+        reporter(_state(job_id, JobState.SUCCEEDED))
+    for job_id in (4, 5, 6):
+        reporter(_state(job_id, JobState.RUNNING))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while "[" not in out.getvalue() and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    progress = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    assert progress[0].startswith("[3/6] running 3 (limit 3)  failed 0"), progress
+    reporter(_state(4, JobState.SUCCEEDED))  # due again only after progress_every
+    reporter(ev.RunFinished(time=9, counts={}, wall_seconds=9.0, exit_code=0, interrupted=False))
+    assert len([line for line in out.getvalue().splitlines() if line.startswith("[")]) == 1
