@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -122,6 +123,45 @@ def test_an_unreachable_scheduler_is_one_line_and_nothing_runs(workspace):
                            f"{port}"), result.stderr
     assert "Traceback" not in result.stderr
     assert not any(ws.output_dir.glob("*_out.bin"))
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler of its own for `signum` (its SigCgt mask in /proc)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        mask = next(line for line in status if line.startswith("SigCgt:")).split()[1]
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def test_a_listener_that_never_answers_is_one_line_and_sigterm_ends_the_wait(workspace):
+    """A port that accepts (the kernel's backlog, nobody reading) but is no Dask scheduler:
+    the run hung for good, deaf to SIGTERM. Now it says so within the connect timeout, and a
+    SIGTERM while it waits ends the run at once with 143."""
+    ws = workspace(1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        result = run_cli(str(ws.config), "--headless", "--cluster", address, timeout=90)
+        assert result.returncode == 2, result.stdout + result.stderr
+        last, = result.stderr.strip().splitlines()
+        assert last.startswith(f"orch-tui: error: cannot reach the Dask scheduler at {address}: "
+                               "no answer in 10 s"), result.stderr
+        proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            [*CMD, str(ws.config), "--headless", "--cluster", address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True)
+        try:
+            wait_until(lambda: catches(proc.pid, signal.SIGTERM),
+                       timeout=30,
+                       what="the run waiting for the scheduler, its SIGTERM handler in place")
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=8)  # well before the 10 s connect timeout
+        finally:
+            proc.kill()
+    assert proc.returncode == 143, out + err
+    assert "Traceback" not in err
 
 
 def test_a_local_run_never_imports_distributed(workspace):

@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         type=_positive_float,
                         default=60.0,
                         metavar="S",
-                        help="leave (killing its jobs) after S seconds without the scheduler "
-                        "(default 60)")
+                        help="at start, wait S seconds for the scheduler before giving up "
+                        "(default 60); a scheduler lost later ends the node at once, killing "
+                        "its jobs")
     parser.add_argument("--tls-ca-file", metavar="FILE", help="TLS: the cluster's CA certificate")
     parser.add_argument("--tls-cert", metavar="FILE", help="TLS: this node's certificate")
     parser.add_argument("--tls-key", metavar="FILE", help="TLS: this node's private key")

@@ -128,7 +128,13 @@ class DaskRunner(Runner):
                         timeout=CONNECT_TIMEOUT,
                         set_as_default=False)
         try:
-            await client
+            # Bounded here too: Client's own timeout covers reaching the port, not a peer that
+            # accepts and never answers (a web server there), which hung the run for good.
+            await asyncio.wait_for(_handshake(client), CONNECT_TIMEOUT)
+        except asyncio.CancelledError:  # the run was stopped while it waited
+            with contextlib.suppress(Exception):
+                await client.close()
+            raise
         except Exception as exc:  # pylint: disable=broad-exception-caught  # any refusal: one line
             with contextlib.suppress(Exception):  # closed, it has nothing to warn about on exit
                 await client.close()
@@ -468,7 +474,15 @@ def _with_disk(stats: NodeStats, free: int, total: int) -> NodeStats:
     return dataclasses.replace(stats, free_disk=free, disk_total=total)
 
 
+async def _handshake(client: Client) -> None:
+    """The client's connection and first exchange with the scheduler, as a coroutine."""
+    await client
+
+
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return (f"no answer in {CONNECT_TIMEOUT:g} s: is a Dask scheduler listening there, and "
+                "not another program?")
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
 

@@ -9,6 +9,7 @@ limit, shutdown) are plain method calls made on the loop's thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -131,9 +132,10 @@ class Orchestrator(OperatorCommands):
         """Run every job to a final state; return 0 when all succeeded or were already done."""
         sampler = asyncio.create_task(self._monitor.run(self.sweep), name="orch-tui sampler")
         try:
-            await self.runner.open()
-            self._prepare()
-            if self._queue and not self.stopping:
+            opened = await self._open_runner()
+            if opened:
+                self._prepare()
+            if opened and self._queue and not self.stopping:
                 if self._policy.fixed is not None:
                     self._publish_limit(self._policy.start_fixed(self._now()))
                 elif self._seed_profile is not None:
@@ -154,6 +156,24 @@ class Orchestrator(OperatorCommands):
                 if self._own_state:
                     self._life.state.close()
         return self._finish()
+
+    async def _open_runner(self) -> bool:
+        """Open the runner (a cluster's: reach its scheduler); False when a stop asked meanwhile
+        cancelled it. SIGTERM used to wait for an open that could hang on a peer that never
+        answers."""
+        opening = asyncio.ensure_future(self.runner.open())
+        while not opening.done() and not self.stopping:
+            self._wake.clear()
+            waking = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait({opening, waking}, return_when=asyncio.FIRST_COMPLETED)
+            waking.cancel()
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
+            return False
+        opening.result()  # its refusal (ClusterError), as before
+        return True
 
     def _prune_logs(self, state: StateDir) -> None:
         """keep_logs: failed: once every job is final (the run is over, so no operator is
