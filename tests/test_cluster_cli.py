@@ -201,6 +201,10 @@ def test_a_scheduler_that_goes_away_stops_the_run_with_one_error(tmp_path, works
         out, err = run.communicate(timeout=60)
         assert run.returncode == 1, out + err
         assert "lost the Dask scheduler" in out + err
+        # Said once: the next job's refused start added a second error naming it, saying the
+        # running jobs finish (they are given up).
+        errors = [line for line in out.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "given up" in errors[0], out
         assert "Traceback" not in out + err, err
         assert len((tmp_path / "pids").read_text(encoding="utf-8").splitlines()) == 1
     finally:

@@ -206,7 +206,8 @@ class DaskRunner(Runner):
         client = self._client
         if client is None or self._lost_scheduler:
             raise SpawnError(self._lost_scheduler or "not connected to the Dask scheduler",
-                             systemic=True)
+                             systemic=True,
+                             told=bool(self._lost_scheduler))
         workers = self._allowed()
         key = f"orch-tui-{self.run_token}-{spec.job_id}-{next(self._serial)}"
         future = client.submit(run_job,

@@ -65,13 +65,15 @@ class SpawnError(OrchError):
 
     `systemic` marks a cause that is not the job's (a full or read-only filesystem, no
     descriptors or memory left): the scheduler stops launching and keeps the job queued
-    instead of failing it and every job after it."""
+    instead of failing it and every job after it. `told`: the runner already told the operator
+    why, in its own words (a lost scheduler): the refusal adds no second error of its own."""
 
     exit_code = 1
 
-    def __init__(self, message: str, *, systemic: bool = False) -> None:
+    def __init__(self, message: str, *, systemic: bool = False, told: bool = False) -> None:
         super().__init__(message)
         self.systemic = systemic
+        self.told = told
 
 
 class LockError(OrchError):

@@ -94,8 +94,8 @@ class Lifecycle:
             job.pid = None
             if exc.systemic:
                 self._refuse(
-                    job, f"job {job_id} ({job.spec.name}): {exc}: no more launches; "
-                    "running jobs finish; fix it and run the same command again")
+                    job, "" if exc.told else f"job {job_id} ({job.spec.name}): {exc}: no more "
+                    "launches; running jobs finish; fix it and run the same command again")
                 return False
             job.exit_code = 127
             self.finish(job, JobState.FAILED, str(exc), StopReason.NOT_STARTED)

@@ -355,11 +355,13 @@ class Orchestrator(OperatorCommands):
 
     def stop_launching(self, message: str) -> None:
         """Something every job needs is broken (a full filesystem, the journal, the state
-        folder): launch nothing more, let running jobs finish, tell the operator once."""
+        folder): launch nothing more, let running jobs finish, tell the operator once (an empty
+        `message`: the runner told it already)."""
         if self.halted:
             return
         self.halted = True
-        self._notice(NoticeLevel.ERROR, message)
+        if message:
+            self._notice(NoticeLevel.ERROR, message)
         self._wake.set()
 
     def _ended(self, job: Job, state: JobState) -> None:
