@@ -34,7 +34,7 @@ def test_the_run_process_reports_its_list_loading_before_it_starts(tmp_path: Pat
 
     asyncio.run(start())
     subprocess.run(CMD + ["wait", str(ws.output_dir), "--timeout", "60"], check=True, timeout=90)
-    total = lines + 1  # the text ends with a newline: one empty last line
+    total = lines  # as wc -l counts them: the final newline ends the last line
     assert seen[:2] == [(PROGRESS_EVERY, total), (2 * PROGRESS_EVERY, total)]
     assert seen[-1] == (total, total), "the last figure is the whole list"
 
