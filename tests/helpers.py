@@ -196,6 +196,14 @@ async def start_run(plan: Plan, **kwargs) -> Running:
     return Running(orchestrator, recorder, task)
 
 
+def signal_in_mask(pid: int, mask: str, signum: int) -> bool:
+    """Whether `signum` is in the process's `mask` line of /proc/PID/status ("SigIgn": set to
+    ignore, "SigCgt": a handler of its own, "SigBlk": blocked)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        value = next(line for line in status if line.startswith(f"{mask}:")).split()[1]
+    return bool(int(value, 16) >> (signum - 1) & 1)
+
+
 def process_state(pid: int) -> str | None:
     """The one-letter state from /proc/PID/stat (None when gone)."""
     try:

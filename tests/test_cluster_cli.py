@@ -16,7 +16,7 @@ import pytest
 
 from orch_tui import cli
 from tests.cluster_fixture import NODES, Cluster
-from tests.helpers import CMD, process_state, run_cli, write_workspace
+from tests.helpers import CMD, process_state, run_cli, signal_in_mask, write_workspace
 from tests.tmux import wait_until
 
 
@@ -125,13 +125,6 @@ def test_an_unreachable_scheduler_is_one_line_and_nothing_runs(workspace):
     assert not any(ws.output_dir.glob("*_out.bin"))
 
 
-def catches(pid: int, signum: int) -> bool:
-    """Whether the process has a handler of its own for `signum` (its SigCgt mask in /proc)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        mask = next(line for line in status if line.startswith("SigCgt:")).split()[1]
-    return bool(int(mask, 16) >> (signum - 1) & 1)
-
-
 def test_a_listener_that_never_answers_is_one_line_and_sigterm_ends_the_wait(workspace):
     """A port that accepts (the kernel's backlog, nobody reading) but is no Dask scheduler:
     the run hung for good, deaf to SIGTERM. Now it says so within the connect timeout, and a
@@ -146,14 +139,14 @@ def test_a_listener_that_never_answers_is_one_line_and_sigterm_ends_the_wait(wor
         last, = result.stderr.strip().splitlines()
         assert last.startswith(f"orch-tui: error: cannot reach the Dask scheduler at {address}: "
                                "no answer in 10 s"), result.stderr
-        proc = subprocess.Popen(  # pylint: disable=consider-using-with
-            [*CMD, str(ws.config), "--headless", "--cluster", address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True)
+        # pylint: disable-next=consider-using-with  # killed and waited for in the finally
+        proc = subprocess.Popen([*CMD, str(ws.config), "--headless", "--cluster", address],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL,
+                                text=True)
         try:
-            wait_until(lambda: catches(proc.pid, signal.SIGTERM),
+            wait_until(lambda: signal_in_mask(proc.pid, "SigCgt", signal.SIGTERM),
                        timeout=30,
                        what="the run waiting for the scheduler, its SIGTERM handler in place")
             proc.send_signal(signal.SIGTERM)

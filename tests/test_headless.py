@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 from orch_tui.core import events as ev
@@ -13,6 +12,7 @@ from orch_tui.core.tally import Counts
 from orch_tui.core.textutil import format_bytes
 from orch_tui.headless import HeadlessReporter
 from tests.fake_controller import job_views
+from tests.helpers import eventually
 
 GB = 1024**3
 
@@ -207,10 +207,7 @@ async def test_a_progress_line_due_at_an_end_waits_for_the_ends_and_launches_of_
         reporter(_state(job_id, JobState.SUCCEEDED))
     for job_id in (4, 5, 6):
         reporter(_state(job_id, JobState.RUNNING))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while "[" not in out.getvalue() and loop.time() < deadline:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: "[" in out.getvalue(), "the progress line")
     progress = [line for line in out.getvalue().splitlines() if line.startswith("[")]
     assert progress[0].startswith("[3/6] running 3 (limit 3)  failed 0"), progress
     reporter(_state(4, JobState.SUCCEEDED))  # due again only after progress_every

@@ -21,7 +21,8 @@ from orch_tui.core.plan import JobSpec
 from orch_tui.core.procfs import read_stat
 from orch_tui.core.runner import ExitCallback, Started
 from tests.fake_runner import FakeClock, FakeRunner, Script, start_fake_run
-from tests.helpers import alive, kill_quietly, process_runs, process_state, start_run
+from tests.helpers import (alive, kill_quietly, process_runs, process_state, signal_in_mask,
+                           start_run)
 
 MB = 1024 * 1024
 
@@ -454,13 +455,6 @@ async def test_no_requeue_once_the_run_halted_or_stops_launching(workspace):
     assert run.recorder.final().counts["queued"] == 3
 
 
-def ignores_sigterm(pid: int) -> bool:
-    """Whether the process has SIGTERM set to ignore (its SigIgn mask in /proc)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        mask = next(line for line in status if line.startswith("SigIgn:")).split()[1]
-    return bool(int(mask, 16) >> (signal.SIGTERM - 1) & 1)
-
-
 async def test_a_kill_of_a_job_already_stopping_sigkills_it_at_once(workspace):
     """The first kill waits `kill_grace` (60 s here) for a job that ignores SIGTERM; asked
     again, the operator means now: a real process, gone long before its grace."""
@@ -468,7 +462,7 @@ async def test_a_kill_of_a_job_already_stopping_sigkills_it_at_once(workspace):
     run = await start_run(ws.plan(), max_procs=1)
     await run.wait_for(lambda: run.orchestrator.jobs[1].state is JobState.RUNNING)
     pid = run.orchestrator.jobs[1].pid
-    await run.wait_for(lambda: ignores_sigterm(pid))  # the worker's SIG_IGN is in place
+    await run.wait_for(lambda: signal_in_mask(pid, "SigIgn", signal.SIGTERM))  # its SIG_IGN
     assert run.orchestrator.kill(1)
     await run.wait_for(lambda: run.orchestrator.jobs[1].state is JobState.STOPPING)
     assert process_runs(pid), "SIGTERM ignored: it runs on through its grace"

@@ -130,20 +130,33 @@ async def test_x_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace)
     assert app.return_code == 0
 
 
+def stubborn_jobs(workspace, pidfile, count: int, *, seconds: int, grace: int):
+    """`count` jobs of `seconds` that ignore SIGTERM (so they live through `grace`) and write
+    their pids to `pidfile`."""
+    return workspace(
+        count,
+        worker_args=["--seconds",
+                     str(seconds), "--ignore-term", "--pidfile",
+                     str(pidfile)],
+        jobs={"kill_grace": grace})
+
+
+async def their_pids(pilot, pidfile, count: int) -> list[int]:
+    """The pids of the `count` stubborn jobs, once each has written its whole line."""
+    await until(
+        pilot, lambda: pidfile.exists() and len(pidfile.read_text().split()) == count and pidfile.
+        read_text().endswith("\n"))
+    return [int(p) for p in pidfile.read_text().split()]
+
+
 async def test_quit_with_kill_shows_stopping_n_jobs_until_they_are_gone(workspace, tmp_path):
     pidfile = tmp_path / "pids"
-    ws = workspace(2,
-                   worker_args=["--seconds", "60", "--ignore-term", "--pidfile",
-                                str(pidfile)],
-                   jobs={"kill_grace": 2})
+    ws = stubborn_jobs(workspace, pidfile, 2, seconds=60, grace=2)
     app = make_app(ws.config, max_procs=2)
     pids: list[int] = []
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(
-                pilot, lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2 and
-                pidfile.read_text().endswith("\n"))
-            pids = [int(p) for p in pidfile.read_text().split()]
+            pids = await their_pids(pilot, pidfile, 2)
             app.screen.query_one(JobTable).focus()
             await pilot.press("q", "k")
             assert [row.state for row in app.model.rows.values()] == [JobState.STOPPING] * 2
@@ -161,16 +174,12 @@ async def test_x_on_a_stopping_job_asks_then_sigkills_it_without_its_grace(works
     """A job that ignores SIGTERM waits out `kill_grace` (60 s) once killed; x again offers
     to kill it now, and it is gone long before."""
     pidfile = tmp_path / "pids"
-    ws = workspace(1,
-                   worker_args=["--seconds", "120", "--ignore-term", "--pidfile",
-                                str(pidfile)],
-                   jobs={"kill_grace": 60})
+    ws = stubborn_jobs(workspace, pidfile, 1, seconds=120, grace=60)
     app = make_app(ws.config, max_procs=1)
     pids: list[int] = []
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
-            pids = [int(p) for p in pidfile.read_text().split()]
+            pids = await their_pids(pilot, pidfile, 1)
             select(app, 1)
             await pilot.press("x")
             assert isinstance(app.screen, ConfirmKill)
@@ -192,18 +201,12 @@ async def test_ctrl_c_while_jobs_stop_sigkills_them_without_waiting_for_the_grac
     """Jobs that ignore SIGTERM under a long grace: one more ctrl+c ends them now, as the notice
     says and as a second SIGINT does headless (a 60 s grace would outlast the wait below)."""
     pidfile = tmp_path / "pids"
-    ws = workspace(2,
-                   worker_args=["--seconds", "120", "--ignore-term", "--pidfile",
-                                str(pidfile)],
-                   jobs={"kill_grace": 60})
+    ws = stubborn_jobs(workspace, pidfile, 2, seconds=120, grace=60)
     app = make_app(ws.config, max_procs=2)
     pids: list[int] = []
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(
-                pilot, lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2 and
-                pidfile.read_text().endswith("\n"))
-            pids = [int(p) for p in pidfile.read_text().split()]
+            pids = await their_pids(pilot, pidfile, 2)
             app.screen.query_one(JobTable).focus()
             await pilot.press("q", "k")
             await until(pilot, lambda: "ctrl+c: SIGKILL now" in screen_text(app))
