@@ -19,6 +19,15 @@ from orch_tui.core.limits import LimitPolicy
 
 #: Why a requeueable job is not requeued: the run launches nothing more.
 NO_LAUNCHES = "the run launches nothing more (stopping, or halted), so it would never run"
+#: Why a job in any other state is not requeued.
+NOT_REQUEUEABLE = "only a failed, killed or cancelled job can be requeued"
+
+
+def requeue_refusal(job_id: int, state: JobState) -> str:
+    """Why the run did not requeue job `job_id`, which is in `state`: the words of the shell
+    command, the socket's reply and the TUI's notice alike."""
+    why = NO_LAUNCHES if state in REQUEUEABLE else NOT_REQUEUEABLE
+    return f"job {job_id} is {state.value}: {why}"
 
 
 class OperatorCommands:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 
 from orch_tui.core import events as ev
-from orch_tui.core.commands import NO_LAUNCHES
+from orch_tui.core.commands import NOT_REQUEUEABLE, requeue_refusal
 from orch_tui.core.config import MAX_JOBS
 from orch_tui.core.controller import RunControl
 from orch_tui.core.events import REQUEUEABLE, JobState
@@ -23,7 +23,7 @@ _REFUSED = {
     "pause": "nothing to pause",
     "resume": "not paused",
     "kill": "nothing to kill",
-    "requeue": "only a failed, killed or cancelled job can be requeued",
+    "requeue": NOT_REQUEUEABLE,
     "cancel": "only a queued job can be cancelled",
 }
 #: The states each job command applies to: the orchestrator's own rules (core/commands.py,
@@ -116,8 +116,8 @@ class CommandHandler(JobStates):
             return (True, f"job {job} cancelled") if self.host.kill(job) else (
                 False, f"job {job}: could not cancel it")
         if not getattr(self.host, cmd.cmd)(job):
-            if cmd.cmd == "requeue" and state in REQUEUEABLE:
-                return False, f"job {job} is {state.value}: {NO_LAUNCHES}"
+            if cmd.cmd == "requeue":
+                return False, requeue_refusal(job, state)
             return False, f"job {job} is {state.value}: {_REFUSED[cmd.cmd]}"  # changed on the way
         if cmd.cmd == "kill" and state is JobState.QUEUED:
             return True, f"job {job} cancelled (it was queued)"

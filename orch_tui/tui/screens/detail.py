@@ -17,7 +17,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Log, Static
 
-from orch_tui.core.commands import NO_LAUNCHES
+from orch_tui.core.commands import requeue_refusal
 from orch_tui.core.controller import Controller
 from orch_tui.core.events import REQUEUEABLE, JobState, ProgressSource
 from orch_tui.core.logtail import read_log
@@ -194,7 +194,7 @@ class DetailScreen(Screen[None]):
     def action_quit_run(self) -> None:
         """The same quit dialog as the run screen (once the run is over, q leaves with its
         code, as on the finished screen)."""
-        self.app.ask_quit()  # type: ignore[attr-defined]
+        self.app.ask_quit()  # type: ignore[attr-defined]  # OrchApp's (app.py imports screens)
 
     def action_pause(self) -> None:
         """SIGSTOP this job."""
@@ -226,8 +226,6 @@ class DetailScreen(Screen[None]):
     def action_requeue(self) -> None:
         """Run this job again (failed, killed or cancelled only)."""
         if not self.controller.requeue(self.job_id):
-            state = self.model.rows[self.job_id].state
-            self.notify(f"#{self.job_id} is {state.value}: {NO_LAUNCHES}" if state in REQUEUEABLE
-                        else "only failed, killed or cancelled jobs can be requeued",
+            self.notify(requeue_refusal(self.job_id, self.model.rows[self.job_id].state),
                         severity="warning")
         self.refresh_view()

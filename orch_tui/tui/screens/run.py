@@ -15,7 +15,7 @@ from textual.reactive import reactive
 from textual.widgets import Input
 
 from orch_tui.core import events as ev
-from orch_tui.core.commands import NO_LAUNCHES
+from orch_tui.core.commands import requeue_refusal
 from orch_tui.core.controller import Controller
 from orch_tui.core.eta import Eta
 from orch_tui.core.events import REQUEUEABLE, JobState
@@ -325,11 +325,7 @@ class RunScreen(Screen[None]):
         if job_id is None:
             return
         if not self.controller.requeue(job_id):
-            state = self.model.rows[job_id].state
-            self.notify(f"#{job_id} is {state.value}: {NO_LAUNCHES}" if state in REQUEUEABLE else
-                        f"only failed, killed or cancelled jobs can be requeued (#{job_id} is "
-                        f"{state.value})",
-                        severity="warning")
+            self.notify(requeue_refusal(job_id, self.model.rows[job_id].state), severity="warning")
         self.refresh_view()
 
     def action_requeue_all(self) -> None:
