@@ -185,12 +185,12 @@ async def eventually(predicate: Callable[[], object],
         await asyncio.sleep(0.02)
 
 
-async def start_run(plan: Plan, **kwargs) -> Running:
-    """Start an orchestrator for `plan` on the running loop."""
+async def start_run(plan: Plan, runner: LocalRunner | None = None, **kwargs) -> Running:
+    """Start an orchestrator for `plan` on the running loop (on `runner`, default a new one)."""
     bus = ev.EventBus()
     recorder = Recorder()
     bus.add_listener(recorder)
-    runner = LocalRunner(plan.config.directories.output_dir)
+    runner = runner or LocalRunner(plan.config.directories.output_dir)
     orchestrator = Orchestrator(plan, runner, bus, **kwargs)
     task = asyncio.create_task(orchestrator.run())
     return Running(orchestrator, recorder, task)

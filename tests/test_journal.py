@@ -3,6 +3,7 @@ profiles, run rows, and a real orchestrator run recorded alongside the joblog.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
@@ -20,6 +21,7 @@ import pytest
 from orch_tui.core import events as ev
 from orch_tui.core.events import JobState
 from orch_tui.core.joblog import HEADER, JoblogWriter
+from orch_tui.core.local_runner import LocalRunner
 from orch_tui.core.journal import (BATCH_SIZE, JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError)
 from orch_tui.core.plan import Plan, load_plan
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
@@ -564,6 +566,54 @@ async def test_a_real_run_is_journaled_and_joblogged(tmp_path):
     again = joblog_path.read_text(encoding="utf-8")
     assert again.startswith(text) and again.count("Seq\tHost") == 1
     assert len(again.splitlines()) == len(lines) + 3
+
+
+class _LateReport(LocalRunner):
+    """Reports each start 0.3 s after its process began (a busy core, a cluster's round trip)."""
+
+    async def start(self, spec, on_exit):
+        started = await super().start(spec, on_exit)
+        await asyncio.sleep(0.3)
+        return started
+
+
+async def test_a_start_reported_late_still_counts_the_runtime_from_the_spawn(tmp_path):
+    """Each job writes the epoch seconds of its own start and end: the journal's and the
+    joblog's start must come before the one and their runtime must cover both."""
+    code = ("import sys, time\n"
+            "began = time.time()\n"
+            "time.sleep(0.5)\n"
+            "open(sys.argv[1], 'w').close()\n"
+            "print(began, time.time(), flush=True)\n")
+    ws = write_workspace(tmp_path / "ws", 3, flags=["-c", code, "{output_file}"])
+    plan = ws.plan()
+    joblog_path = tmp_path / "joblog.tsv"
+    journal = Journal.open(plan.state_dir)
+    joblog = JoblogWriter(joblog_path, plan)
+    try:
+        journal.start_run(plan, ["orch-tui", str(ws.config)])
+        run = await start_run(plan, _LateReport(plan.config.directories.output_dir), max_procs=2)
+        run.orchestrator.bus.add_listener(journal.listener, first=True)
+        run.orchestrator.bus.add_listener(joblog)
+        assert await run.result(timeout=60) == 0
+    finally:
+        joblog.close()
+        journal.close()
+    own = {}
+    for spec in plan.jobs:
+        began, ended = map(float, spec.log_path.read_text(encoding="utf-8").split())
+        own[str(spec.input_path)] = (began, ended)
+    with Journal.open(plan.state_dir) as reopened:
+        records = reopened.previous_jobs()
+    assert set(records) == set(own)
+    for location, record in records.items():
+        began, ended = own[location]
+        assert record.started <= began and record.ended >= ended, (record, began, ended)
+    fields = [line.split("\t") for line in joblog_path.read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(fields) == 3
+    for field in fields:
+        began, ended = own[str(plan.jobs[int(field[0]) - 1].input_path)]
+        assert float(field[2]) <= began + 0.0005 and float(field[3]) >= ended - began - 0.001, field
 
 
 def test_a_journal_path_that_is_a_directory_is_a_journal_error(tmp_path):

@@ -377,7 +377,7 @@ def test_hello_and_its_version_check():
     other = {**mine, "protocol": 1}
     with pytest.raises(wire.ProtocolError) as caught:
         wire.check_hello(other)
-    assert str(caught.value) == "this run speaks protocol 1, this orch-tui speaks 3"
+    assert str(caught.value) == "this run speaks protocol 1, this orch-tui speaks 4"
     assert caught.value.exit_code == 2
     with pytest.raises(wire.ProtocolError, match="^the client speaks protocol 1"):
         wire.check_hello(other, peer="the client")

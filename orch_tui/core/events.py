@@ -222,6 +222,10 @@ class JobStateChanged(Event):
     #: A failure's last meaningful log line (core/logtail.py): what went wrong in the job's own
     #: words, next to `reason`'s status ('exit 1'); '' when the log says nothing or does not apply.
     detail: str = ""
+    #: RUNNING only: epoch seconds just before the attempt's process was started (the same
+    #: instant as `time` for its start), so records count a runtime from the start and not from
+    #: the report of it, which a busy core or a cluster's round trip makes late.
+    started_wall: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ class Job:
     attempt: int = 0
     pid: int | None = None
     node: str = ""
-    started: float | None = None
+    started: float | None = None  # the clock's time just before this attempt's spawn
+    started_wall: float | None = None  # the same instant in epoch seconds, for the records
     ended: float | None = None
     exit_code: int | None = None
     signal: int | None = None
@@ -50,6 +51,7 @@ class Job:
         self.peak_rss = 0
         self.cpu_seconds = 0.0
         self.started = now
+        self.started_wall = None
         self.ended = None
         self.done = done
 
@@ -58,7 +60,7 @@ class Job:
         exit are no longer this job's (its row must not show a dead pid or a stale elapsed)."""
         self.pid = None
         self.exit_code = self.signal = None
-        self.started = self.ended = None
+        self.started = self.started_wall = self.ended = None
         self.last = None
         self.detail = ""
 
@@ -69,19 +71,21 @@ class Job:
         command whose flags name no `{output_file}` has no output of ours to measure)."""
         output = (file_size(self.spec.output_location)
                   if self.state is JobState.SUCCEEDED and self.spec.layout.uses_output else None)
-        return ev.JobStateChanged(time=now,
-                                  job_id=self.spec.job_id,
-                                  name=self.spec.name,
-                                  state=self.state,
-                                  previous=previous,
-                                  attempt=self.attempt,
-                                  node=self.node,
-                                  pid=self.pid,
-                                  exit_code=self.exit_code,
-                                  signal=self.signal,
-                                  reason=self.reason,
-                                  peak_rss=self.peak_rss,
-                                  cpu_seconds=self.cpu_seconds,
-                                  stop=stop,
-                                  output_bytes=output,
-                                  detail=self.detail)
+        return ev.JobStateChanged(
+            time=now,
+            job_id=self.spec.job_id,
+            name=self.spec.name,
+            state=self.state,
+            previous=previous,
+            attempt=self.attempt,
+            node=self.node,
+            pid=self.pid,
+            exit_code=self.exit_code,
+            signal=self.signal,
+            reason=self.reason,
+            peak_rss=self.peak_rss,
+            cpu_seconds=self.cpu_seconds,
+            stop=stop,
+            output_bytes=output,
+            detail=self.detail,
+            started_wall=self.started_wall if self.state is JobState.RUNNING else None)

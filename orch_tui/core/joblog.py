@@ -113,7 +113,8 @@ class JoblogWriter:
         if state is JobState.RUNNING:
             start = self._starts.get(job_id)
             if start is None or start[0] != event.attempt:  # not a resume after a pause
-                self._starts[job_id] = (event.attempt, time.time(), event.time, event.node)
+                wall = time.time() if event.started_wall is None else event.started_wall
+                self._starts[job_id] = (event.attempt, wall, event.time, event.node)
             return
         if not state.finished:
             return

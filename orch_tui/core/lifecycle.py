@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Callable
 
 from orch_tui.core import events as ev
@@ -61,12 +62,17 @@ class Lifecycle:
                   stop: StopReason | None = None,
                   detail: str = "") -> None:
         """Move `job` to `state` and tell observers."""
+        previous = self._move(job, state, reason, detail)
+        self._bus.publish(job.changed(self._clock.now(), previous, stop))
+
+    def _move(self, job: Job, state: JobState, reason: str, detail: str) -> JobState:
+        """Set `job`'s state and keep `active` in step; the state it leaves."""
         previous, job.state, job.reason, job.detail = job.state, state, reason, detail
         if state.active:
             self.active[job.spec.job_id] = None
         else:
             self.active.pop(job.spec.job_id, None)
-        self._bus.publish(job.changed(self._clock.now(), previous, stop))
+        return previous
 
     async def start(self, job: Job) -> bool:
         """Launch `job` (already counted in `launching`); False when it could not start."""
@@ -87,6 +93,11 @@ class Lifecycle:
                 return False
             if not self._runner.measures_log_start:
                 self._log_starts[job_id] = log_size(*self._log_name(job))
+            # Stamped before the spawn: the process runs from inside it, and the report that it
+            # runs can come late (a busy core, a cluster's round trip); a runtime counted from
+            # the report would be short.
+            spawned = job.started = self._clock.now()
+            job.started_wall = time.time()
             started = await self._runner.start(job.spec, self._on_exit)
             if started.log_start is not None:
                 self._log_starts[job_id] = started.log_start
@@ -103,7 +114,9 @@ class Lifecycle:
         finally:
             self.launching.discard(job_id)
         job.pid, job.node = started.pid, started.node
-        self.set_state(job, JobState.RUNNING, f"attempt {job.attempt}" if job.attempt > 1 else "")
+        previous = self._move(job, JobState.RUNNING,
+                              f"attempt {job.attempt}" if job.attempt > 1 else "", "")
+        self._bus.publish(job.changed(spawned, previous, None))  # it runs since the spawn
         if self._config.timeout is not None:
             self._arm_timeout(job, self._config.timeout)
         if job.stop is not None:  # killed or shut down while it was starting

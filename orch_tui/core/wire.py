@@ -36,7 +36,8 @@ from orch_tui.core.errors import OrchError
 
 #: 2: a snapshot's jobs go as the plan's layout and columns plus each job's changes (_JobList).
 #: 3: PreflightDone names the inputs that cannot run (`problems`).
-PROTOCOL_VERSION: int = 3
+#: 4: JobStateChanged carries an attempt's start in epoch seconds (`started_wall`).
+PROTOCOL_VERSION: int = 4
 PROGRAM = "orch-tui"
 #: The longest line a client may send the run (bytes, newline included): commands and hellos
 #: are tiny, so this bounds a client's memory in the run whatever it sends. The run's own lines

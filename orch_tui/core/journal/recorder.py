@@ -253,7 +253,8 @@ class Journal:
         now = time.time()
         start = self._starts.get(event.job_id)
         if state is ev.JobState.RUNNING and (start is None or start[0] != event.attempt):
-            start = self._starts[event.job_id] = (event.attempt, now)
+            wall = now if event.started_wall is None else event.started_wall
+            start = self._starts[event.job_id] = (event.attempt, wall)
         started = start[1] if start is not None and start[0] == event.attempt else None
         if state.finished:
             # A requeued job starts a new attempt; keeping ended ones would cost every job.
