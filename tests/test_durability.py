@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections import Counter
 
-from tests.helpers import CMD, WORKER, alive, kill_quietly, run_cli
+from tests.helpers import CMD, WORKER, alive, kill_quietly, run_cli, write_workspace
 from tests.tmux import wait_until
 
 
@@ -266,3 +266,54 @@ def test_nothing_the_run_creates_is_world_writable_even_with_umask_0(workspace):
     assert len(list((state / "logs").rglob("*.log"))) == 2
     for path in created:
         assert not path.stat().st_mode & stat.S_IWOTH, path
+
+
+def test_ends_the_killed_run_committed_but_never_wrote_to_the_joblog_are_written_next_run(tmp_path):
+    """kill -9 between the journal's commit of a job's end and the joblog's line for it: the
+    journal says the job ended, so no run redoes it, and its line was lost for good. The state
+    is made exactly: a whole run, then its end unrecorded and its joblog's last lines cut off.
+    The next run must write those lines as the killed run would have, before its own, and
+    rerun only the failures (as every resume does)."""
+    record = tmp_path / "record"
+    code = ("import os, sys, time\n"
+            "name = os.path.basename(sys.argv[1])\n"
+            "open(sys.argv[2], 'a').write(name + '\\n')\n"
+            "if name.startswith('slow'): time.sleep(30)\n"
+            "sys.exit(3 if name.startswith('bad') else 0)\n")
+    ws = write_workspace(tmp_path / "ws", ["a.bin", "bad.bin", "slow.bin", "b.bin"],
+                         flags=["-c", code, "{input_file}", str(record)],
+                         jobs={"timeout": 1})
+    joblog = tmp_path / "joblog.tsv"
+    first = run_cli(str(ws.config), "--headless", "--max-procs", "4", "--joblog", str(joblog))
+    assert first.returncode == 1, first.stdout + first.stderr
+    whole = joblog.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert len(whole) == 5
+    journal = ws.output_dir / ".orch-tui" / "journal.sqlite3"
+    with sqlite3.connect(journal) as conn:
+        conn.execute("UPDATE runs SET ended = NULL, exit_code = NULL, counts = NULL")
+    kept = 2  # the header and one line: three ends were committed, their lines never written
+    joblog.write_text("".join(whole[:kept]), encoding="utf-8")
+
+    second = run_cli(str(ws.config), "--headless", "--max-procs", "4", "--joblog", str(joblog))
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "the joblog gets the 3 lines the last run, killed, recorded in its journal" in (
+        second.stdout), second.stdout
+    assert runs_per_input(record) == {"a.bin": 1, "b.bin": 1, "bad.bin": 2, "slow.bin": 2}
+    again = joblog.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert again[:kept] == whole[:kept] and len(again) == len(whole) + 2  # + the two reruns
+
+    def columns(line):  # the runtime from the journal's clock may differ by a millisecond
+        fields = line.split("\t")
+        return fields[:3] + fields[4:], float(fields[3])
+
+    backfilled = again[kept:len(whole)]
+    assert sorted(columns(line)[0]
+                  for line in backfilled) == sorted(columns(line)[0] for line in whole[kept:])
+    written = {columns(line)[0][0]: columns(line)[1] for line in whole[kept:]}
+    for line in backfilled:
+        fields, runtime = columns(line)
+        assert abs(runtime - written[fields[0]]) < 0.01, line
+
+    third = run_cli(str(ws.config), "--headless", "--max-procs", "4", "--joblog", str(joblog))
+    assert "joblog gets" not in third.stdout, "a run that ended is never backfilled"
+    assert len(joblog.read_text(encoding="utf-8").splitlines()) == len(again) + 2

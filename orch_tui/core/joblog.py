@@ -19,6 +19,8 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -33,8 +35,26 @@ HEADER = "\t".join(FIELDS) + "\n"
 #: Exitval for a job ended by the orchestrator rather than by itself (GNU parallel's value).
 KILLED_EXITVAL = -1
 
+#: How much of a joblog's end is read at a time when looking for the lines of a run.
+_BLOCK = 1 << 16
 
-def exitval(event: ev.JobStateChanged) -> int:
+
+@dataclass(frozen=True, slots=True)
+# pylint: disable-next=too-many-instance-attributes  # a record: what one joblog line says
+class PastEnd:
+    """A job's end that a run which then died committed to its journal: what its line needs."""
+
+    spec: JobSpec
+    started: float  # epoch seconds, as the run's joblog wrote them
+    ended: float
+    state: JobState
+    exit_code: int | None
+    signal: int | None
+    stop: StopReason | None
+    node: str = ""
+
+
+def exitval(event: ev.JobStateChanged | PastEnd) -> int:
     """The Exitval column for a job's final state."""
     code = event.exit_code or 0
     ended_by_us = event.state is JobState.KILLED or event.stop in (StopReason.TIMEOUT,
@@ -49,7 +69,7 @@ def exitval(event: ev.JobStateChanged) -> int:
 def format_line(spec: JobSpec,
                 start_wall: float,
                 runtime: float,
-                event: ev.JobStateChanged,
+                event: ev.JobStateChanged | PastEnd,
                 host: str = ":") -> str:
     """One joblog line (with its newline) for a job that reached a final state."""
     runtime = int(max(0.0, runtime) * 1000) / 1000
@@ -130,6 +150,45 @@ class JoblogWriter:
             self._held = (job_id, line)
         else:
             self._write(line)
+
+    def backfill(self, ends: Iterable[PastEnd], since: float) -> int:
+        """Write the lines of `ends` the joblog lacks: ends a run that died after `since`
+        committed to its journal, but was killed before writing here. A line is the job's when
+        its Seq and Starttime are the job's (both written from the same figures). Returns how
+        many were written."""
+        logged = self._logged_since(since)
+        written = 0
+        for end in sorted(ends, key=lambda end: end.ended):
+            if (str(end.spec.job_id), f"{end.started:.3f}") in logged:
+                continue
+            host = end.node if self._hosts and end.node else ":"
+            self._write(format_line(end.spec, end.started, end.ended - end.started, end, host))
+            written += 1
+        return written
+
+    def _logged_since(self, since: float) -> set[tuple[str, str]]:
+        """(Seq, Starttime) of the lines at the joblog's end that started at `since` or later,
+        read backwards a block at a time: a run's lines come after every earlier run's."""
+        self._file.flush()
+        fd = self._file.fileno()
+        end = os.fstat(fd).st_size
+        found: set[tuple[str, str]] = set()
+        tail = b""
+        while end > 0:
+            start = max(0, end - _BLOCK)
+            lines = (os.pread(fd, end - start, start) + tail).split(b"\n")
+            end = start
+            tail = lines.pop(0) if end > 0 else b""  # may be cut: read with the block before
+            for line in reversed(lines):
+                fields = line.split(b"\t", 3)
+                try:
+                    started = float(fields[2])
+                except (IndexError, ValueError):
+                    continue  # the header, or a line cut short by a crash
+                if started < since:
+                    return found
+                found.add((fields[0].decode("ascii", "replace"), fields[2].decode("ascii")))
+        return found
 
     def _recovered(self, event: ev.JobRecovered) -> None:
         spec = self._specs.get(event.job_id)

@@ -17,7 +17,7 @@ from pathlib import Path
 from orch_tui.core import events as ev
 from orch_tui.core import tally
 from orch_tui.core.events import EventBus
-from orch_tui.core.joblog import JoblogWriter
+from orch_tui.core.joblog import JoblogWriter, PastEnd
 from orch_tui.core.journal import Journal
 from orch_tui.core.lock import RunLock
 from orch_tui.core.orchestrator import Orchestrator
@@ -35,6 +35,8 @@ RunnerFactory = Callable[[Plan, StateDir, EventBus], Runner]
 
 #: Journal states that mean "this input's work is done" (the tally's definition).
 DONE_STATES = frozenset(state.value for state in tally.DONE_STATES)
+#: The StopReason values a journal row may hold (any other, from a newer orch-tui: none known).
+STOP_VALUES = frozenset(reason.value for reason in ev.StopReason)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,26 @@ def recovered_before(plan: Plan, journal: Journal) -> dict[int, ev.JobRecovered]
     return found
 
 
+def backfill_joblog(plan: Plan, journal: Journal, joblog: JoblogWriter) -> int:
+    """Write to `joblog` the lines the last run committed to its journal but died before
+    writing there (the journal commits a job's end before anyone hears of it, the joblog
+    included). Only when that run wrote this same joblog; returns how many lines."""
+    died = journal.died_run()
+    if died is None or died.joblog is None or died.joblog != os.path.realpath(joblog.path):
+        return 0
+    specs = {spec.entry.location: spec for spec in plan.jobs}
+    ends = []
+    for record in journal.finished_in(died.run_id):
+        spec = specs.get(record.input_path)
+        if spec is None or record.started is None or record.ended is None:
+            continue  # an input no longer listed: its line cannot be written as it was
+        stop = ev.StopReason(record.stop) if record.stop in STOP_VALUES else None
+        ends.append(
+            PastEnd(spec, record.started, record.ended, ev.JobState(record.state), record.exit_code,
+                    record.signal, stop, record.node))
+    return joblog.backfill(ends, died.started)
+
+
 # pylint: disable-next=too-many-instance-attributes  # the run's resources, each closed in order
 class RunSession:
     """Open with `RunSession.open(plan, options)` (it raises LockError/JournalError before
@@ -119,6 +141,7 @@ class RunSession:
         self.where: str | None = None
         self.resumed = 0
         self.seeded = False
+        self.backfilled = 0  # joblog lines the last run died before writing, written by this one
         self._closed = False
         self._joblog_error: Exception | None = None
         #: The local runner's containment until start hands it over (close closes it if not).
@@ -177,7 +200,12 @@ class RunSession:
                                  run_token=self.plan.run_token,
                                  containment=containment)
         try:
-            self.journal.start_run(self.plan, list(options.argv))
+            joblog = None
+            if self.joblog is not None:
+                if not options.fresh:
+                    self.backfilled = backfill_joblog(self.plan, self.journal, self.joblog)
+                joblog = os.path.realpath(self.joblog.path)
+            self.journal.start_run(self.plan, list(options.argv), joblog)
         except BaseException:
             runner.close()
             raise
@@ -210,6 +238,9 @@ class RunSession:
         if self.seeded:
             parts.append("figures learned in a previous run replace calibration "
                          "(--recalibrate measures again)")
+        if self.backfilled:
+            parts.append(f"the joblog gets the {self.backfilled} lines the last run, killed, "
+                         "recorded in its journal but never wrote there")
         return "resume: " + "; ".join(parts) if parts else None
 
     async def run(self) -> int:

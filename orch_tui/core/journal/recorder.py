@@ -29,10 +29,25 @@ from typing import Any
 from orch_tui.core import events as ev
 from orch_tui.core.journal.errors import JournalError
 from orch_tui.core.journal.schema import (INSERT_CALIBRATION, INTERRUPTED_STATES, JOB_COLUMNS,
-                                          JOURNAL_NAME, JobRecord, Row, db_text)
+                                          JOURNAL_NAME, JobRecord, Row, db_text, py_text)
 from orch_tui.core.journal.store import Store
 from orch_tui.core.plan import JobSpec, Plan
 from orch_tui.core.scaling import ProcessProfile, ScalingDecision
+
+#: The final states of a job that ran: each has a joblog line.
+RAN_TO_AN_END = tuple(state.value
+                      for state in (ev.JobState.SUCCEEDED, ev.JobState.FAILED, ev.JobState.KILLED))
+
+
+@dataclasses.dataclass(frozen=True)
+class DiedRun:
+    """A run that never recorded its end: its row's id, its start (epoch seconds) and the
+    absolute path of the joblog it wrote (None: none, or a journal older than version 5)."""
+
+    run_id: int
+    started: float
+    joblog: str | None
+
 
 #: How long a finished job's listener waits for its commit before the journal gives up on it.
 SYNC_SECONDS = 10.0
@@ -134,6 +149,32 @@ class Journal:
 
         return [JobRecord.from_row(row) for row in self._store.call(read)]
 
+    def died_run(self) -> DiedRun | None:
+        """The last run, when it never recorded its end: it died (whoever opens the journal
+        holds the output folder's lock, so no live run can be writing it). None otherwise."""
+
+        def read(conn: sqlite3.Connection) -> Row | None:
+            row: Row | None = conn.execute(
+                "SELECT id, started, ended, joblog FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            return row
+
+        row = self._store.call(read)
+        if row is None or row[2] is not None or self._run_id == row[0]:
+            return None
+        return DiedRun(int(row[0]), float(row[1] or 0.0), py_text(row[3]) or None)
+
+    def finished_in(self, run_id: int) -> list[JobRecord]:
+        """The records of jobs run `run_id` ran to an end (succeeded, failed, killed) that are
+        still the latest of their input."""
+        marks = ", ".join("?" * len(RAN_TO_AN_END))
+
+        def read(conn: sqlite3.Connection) -> list[Row]:
+            return conn.execute(
+                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE run_id = ? AND state IN "
+                f"({marks}) AND started IS NOT NULL", (run_id, *RAN_TO_AN_END)).fetchall()
+
+        return [JobRecord.from_row(row) for row in self._store.call(read)]
+
     def last_profile(self) -> ProcessProfile | None:
         """The newest per-process figures stored (calibrated or learned), or None."""
 
@@ -153,16 +194,19 @@ class Journal:
 
     # --- writing
 
-    def start_run(self, plan: Plan, argv: Sequence[str]) -> int:
-        """Open a row in `runs` and remember the plan, so job events map to inputs."""
+    def start_run(self, plan: Plan, argv: Sequence[str], joblog: str | None = None) -> int:
+        """Open a row in `runs` and remember the plan, so job events map to inputs (`joblog`:
+        the absolute path of the joblog this run writes, for `died_run`)."""
         self._end_run()
         self._specs = {spec.job_id: spec for spec in plan.jobs}
         self._starts = {}
-        params = (time.time(), _config_json(plan), json.dumps(list(argv)), os.getpid())
+        params = (time.time(), _config_json(plan), json.dumps(list(argv)), os.getpid(),
+                  None if joblog is None else db_text(joblog))
 
         def insert(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "INSERT INTO runs(started, config, argv, pid) VALUES (?, ?, ?, ?)", params)
+                "INSERT INTO runs(started, config, argv, pid, joblog) VALUES (?, ?, ?, ?, ?)",
+                params)
             return int(cursor.lastrowid or 0)
 
         self._run_id = self._store.call(insert, "start a run in")
@@ -262,7 +306,8 @@ class Journal:
         row = (db_text(spec.entry.location), db_text(spec.output_location), state.value,
                event.exit_code, event.signal, started, now if state.finished else None,
                event.attempt, event.peak_rss, event.cpu_seconds, db_text(spec.log_location),
-               self._run_id, db_text(event.reason), db_text(event.detail), db_text(event.node))
+               self._run_id, db_text(event.reason), db_text(event.detail), db_text(event.node),
+               event.stop.value if event.stop is not None else None)
         skip = state is ev.JobState.SKIPPED
         self._store.put_job(skip, row)
         if state.finished and not skip and self._sync:

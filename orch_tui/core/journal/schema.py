@@ -20,7 +20,7 @@ from typing import Any
 from orch_tui.core.journal.errors import JournalError
 from orch_tui.core.tally import ACTIVE_STATES
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 JOURNAL_NAME = "journal.sqlite3"
 #: A state that means the job was cut short when its row is the last one left (rerun it): the
 #: tally's active states, those holding a process (`stopping` too: SIGTERM was sent, the run
@@ -39,23 +39,28 @@ MIGRATIONS: dict[int, str] = {
     # 4: the node a job ran on (a cluster run): `orch-tui status` lists each node's jobs from
     # the journal when the run does not answer.
     3: "ALTER TABLE jobs ADD COLUMN node TEXT",
+    # 5: why the run ended a job (StopReason: a joblog line's Exitval depends on it) and the
+    # joblog a run wrote, so the next run writes the lines a killed run committed but never
+    # wrote there.
+    4: "ALTER TABLE jobs ADD COLUMN stop TEXT; ALTER TABLE runs ADD COLUMN joblog TEXT",
 }
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE runs(id INTEGER PRIMARY KEY, started REAL, ended REAL, config TEXT, argv TEXT,
                   exit_code INTEGER, counts TEXT, pid INTEGER, total INTEGER,
-                  skipped INTEGER, missing INTEGER, limit_value INTEGER, limit_source TEXT);
+                  skipped INTEGER, missing INTEGER, limit_value INTEGER, limit_source TEXT,
+                  joblog TEXT);
 CREATE TABLE jobs(input TEXT PRIMARY KEY, output TEXT, state TEXT, exit_code INTEGER,
                   signal INTEGER, started REAL, ended REAL, attempts INTEGER, peak_rss INTEGER,
                   cpu_seconds REAL, log_path TEXT, run_id INTEGER, reason TEXT, detail TEXT,
-                  node TEXT);
+                  node TEXT, stop TEXT);
 CREATE TABLE calibrations(id INTEGER PRIMARY KEY, run_id INTEGER, time REAL, source TEXT,
                           cpu_cores REAL, rss_bytes INTEGER, output_bytes INTEGER,
                           limit_value INTEGER, binding TEXT);
 """
 JOB_COLUMNS = ("input", "output", "state", "exit_code", "signal", "started", "ended", "attempts",
-               "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail", "node")
+               "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail", "node", "stop")
 UPSERT_JOB = (f"INSERT OR REPLACE INTO jobs({', '.join(JOB_COLUMNS)}) "
               f"VALUES ({', '.join('?' * len(JOB_COLUMNS))})")
 # A skip (the output is already there) must not erase how the job succeeded in an earlier run.
@@ -89,6 +94,7 @@ class JobRecord:
     reason: str = ""  # how it ended ('exit 1'); '' in rows a version 1 journal wrote
     detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
     node: str = ""  # where its last attempt ran; '' in rows a version 3 journal or older wrote
+    stop: str = ""  # why the run ended it (a StopReason's value); '' for none or an older row
 
     @property
     def interrupted(self) -> bool:
@@ -100,7 +106,7 @@ class JobRecord:
         """A `SELECT JOB_COLUMNS FROM jobs` row (NULL counters read as zero)."""
         return cls(py_text(row[0]), py_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7]
                    or 0, row[8] or 0, row[9] or 0.0, py_text(row[10]), row[11], py_text(row[12]),
-                   py_text(row[13]), py_text(row[14]))
+                   py_text(row[13]), py_text(row[14]), row[15] or "")
 
 
 def db_text(text: str) -> str | bytes:
