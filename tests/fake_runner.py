@@ -259,6 +259,20 @@ class FakeRunner(Runner):  # pylint: disable=too-many-instance-attributes  # a t
         ran = self._ran(job)
         job.on_exit(job_id, ExitStatus(code, sig, script.cpu_cores * ran, job.rss(ran)))
 
+    def restart(self, job_id: int, node: str) -> None:
+        """What a cluster does when a running job's node is lost: the job starts over from
+        nothing on `node`, with a new pid, and the runner tells its owner (`on_restart`)."""
+        job = self.running[job_id]
+        for timer in (job.timer, job.kill_timer):
+            if timer is not None:
+                timer.cancel()
+        job.node, job.pid, job.ran, job.since = node, next(self._pids), 0.0, self.clock.now()
+        job.kill_timer = None
+        job.timer = self.clock.call_later(job.script.seconds, self._end, job_id, None)
+        self.paused.discard(job_id)
+        if self.on_restart is not None:
+            self.on_restart(job_id, Started(node, job.pid))
+
     def pause(self, job_id: int) -> None:
         job = self.running.get(job_id)
         if job is None or job.since is None:

@@ -198,6 +198,8 @@ def test_a_scheduler_that_goes_away_stops_the_run_with_one_error(tmp_path, works
         # running jobs finish (they are given up).
         errors = [line for line in out.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "given up" in errors[0], out
+        # The job's own line says it was given up, not that it died of a signal it never got.
+        assert "given up: its runner lost it" in out and "SIGKILL" not in out, out
         assert "Traceback" not in out + err, err
         assert len((tmp_path / "pids").read_text(encoding="utf-8").splitlines()) == 1
     finally:

@@ -203,6 +203,8 @@ async def test_a_job_whose_worker_is_killed_finishes_on_the_other_node(dask_clus
                          size=256 * 1024,
                          worker_args=["--seconds", "3", "--pidfile",
                                       str(pidfile)]) as run:
+            restarts: list[tuple[int, Started]] = []
+            run.runner.on_restart = lambda job_id, again: restarts.append((job_id, again))
             started = await run.start(1)
             await eventually(pidfile.exists, "the job's pid file")
             dask_cluster.kill_node(started.node)
@@ -212,6 +214,9 @@ async def test_a_job_whose_worker_is_killed_finishes_on_the_other_node(dask_clus
             assert run.exits[1].ok, run.exits[1]
             pids = [line.split()[0] for line in pidfile.read_text(encoding="utf-8").splitlines()]
             assert len(pids) == 2 and all(process_state(int(pid)) is None for pid in pids)
+            # The owner heard where it started over, and as which process.
+            assert [(job_id, again.pid) for job_id, again in restarts] == [(1, int(pids[1]))]
+            assert restarts[0][1].node != started.node
             lost = [e for e in run.recorder.of(ev.NodeStateChanged) if e.state is NodeState.LOST]
             assert [e.node for e in lost] == [started.node]
             spec = run.spec(1)
@@ -238,6 +243,22 @@ async def test_a_node_failing_job_after_job_gets_no_more(dask_cluster):
         with pytest.raises(SpawnError) as refused:
             await run.start(count + 1)
         assert refused.value.systemic and "quarantined" in str(refused.value)
+
+
+async def test_a_node_whose_jobs_exit_0_without_output_gets_no_more(dask_cluster):
+    """Exit 0 with nothing written is a failure the run decides after the exit ("no output"):
+    it must count against the node as any failure does (it counted as a success, so such a
+    node was never set aside)."""
+    count = 2 * QUARANTINE_AFTER
+    async with trial(dask_cluster, "nooutput", count, worker_args=["--no-output"]) as run:
+        for job_id in range(1, count + 1):
+            await run.start(job_id)
+            await run.ended(job_id)
+        assert all(status.ok for status in run.exits.values())  # the exits themselves
+        quarantined = [
+            e for e in run.recorder.of(ev.NodeStateChanged) if e.state is NodeState.QUARANTINED
+        ]
+        assert {e.node for e in quarantined} == set(NODES)
 
 
 def test_the_node_command_refuses_a_bad_address_in_one_line():

@@ -305,6 +305,48 @@ async def test_the_joblog_host_column_names_each_jobs_node(tmp_path):
     assert {row[1] for row in rows} == {"node-a", "node-b", "node-c"}
 
 
+async def test_a_job_started_over_on_another_node_is_told_with_its_node_pid_and_start(tmp_path):
+    """Its node lost, the cluster runs the job again elsewhere: the run, an attached screen,
+    the journal and the joblog must name the new node and pid and count its time from there
+    (they kept the dead node, and the joblog counted the time spent on it)."""
+    run, record = await cluster_run(tmp_path, 3, seconds=10.0)
+    plan = run.orchestrator.plan
+    joblog = JoblogWriter(tmp_path / "joblog.txt", plan, hosts=True)
+    run.orchestrator.bus.add_listener(joblog)
+    await run.wait_for(lambda: len(run.runner.running) == 3)
+    await run.clock.advance(4.0)
+    lost = run.runner.running[1].node
+    elsewhere = next(node for node in NODES if node != lost)
+    old_pid = run.runner.running[1].pid
+    run.runner.set_node_state(lost, NodeState.LOST)
+    run.runner.restart(1, elsewhere)
+    again = run.clock.now()
+    job = run.orchestrator.jobs[1]
+    assert (job.node, job.pid, job.state) == (elsewhere, run.runner.running[1].pid,
+                                              JobState.RUNNING)
+    assert job.pid != old_pid
+    starts = [
+        e for e in run.recorder.of(ev.JobStateChanged)
+        if e.job_id == 1 and e.state is JobState.RUNNING
+    ]
+    assert [(e.node, e.time, e.attempt) for e in starts][1:] == [(elsewhere, again, 1)]
+    assert starts[1].pid == job.pid and starts[1].started_wall > starts[0].started_wall
+    view = next(v for v in record.snapshot().jobs if v.job_id == 1)
+    assert (view.node, view.pid, view.started) == (elsewhere, job.pid, again)
+    status = journal_of(run)
+    third = next(node for node in NODES if node not in (lost, elsewhere))
+    assert {n.name: n.running for n in status.nodes if n.running} == {elsewhere: 2, third: 1}
+    assert await run.result() == 0
+    joblog.close()
+    rows = {
+        int(row[0]): row
+        for row in (line.split("\t")
+                    for line in (tmp_path / "joblog.txt").read_text().splitlines()[1:])
+    }
+    assert rows[1][1] == elsewhere and float(rows[1][3]) == pytest.approx(10.0, abs=0.01)
+    assert float(rows[1][2]) == pytest.approx(starts[1].started_wall, abs=0.001)
+
+
 async def test_a_local_runs_one_node_reaches_an_attached_client_and_status(workspace):
     """A real local run: its one node (this machine, named as the local runner names it) is in
     the snapshot a client gets over the control socket, with the jobs it holds, and in status's

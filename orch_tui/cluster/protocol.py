@@ -58,6 +58,9 @@ class Outcome:
     address: str
     spawn_error: str = ""
     systemic: bool = False
+    #: False when it exited 0 but left no plain output file: the run fails it ("no output"),
+    #: so it counts against its node as a failure.
+    wrote_output: bool = True
 
     def encode(self) -> dict[str, Any]:
         """As a plain dict."""
@@ -70,7 +73,8 @@ class Outcome:
         status = data["status"]
         return cls(
             ExitStatus(**status) if status is not None else None, str(data["node"]),
-            str(data["address"]), str(data["spawn_error"]), bool(data["systemic"]))
+            str(data["address"]), str(data["spawn_error"]), bool(data["systemic"]),
+            bool(data.get("wrote_output", True)))
 
 
 def encode_sample(run_token: str, sample: ProcessSample) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import dataclasses
 import itertools
 import logging
 import math
-import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ QUARANTINE_AFTER = 3
 #: Seconds to reach the scheduler, and to wait for the first word of its nodes.
 CONNECT_TIMEOUT = 10.0
 #: What a job that never got an exit status (its task cancelled, the scheduler gone) ended with.
-NO_STATUS = ExitStatus(exit_code=None, signal=signal.SIGKILL, cpu_seconds=0.0, max_rss_bytes=0)
+NO_STATUS = ExitStatus(exit_code=None, signal=None, cpu_seconds=0.0, max_rss_bytes=0, lost=True)
 
 
 class ClusterError(OrchError):
@@ -264,7 +263,9 @@ class DaskRunner(Runner):
                                systemic=outcome.systemic))
             return
         if not attempt.stopping:
-            self._count(outcome.address, outcome.node, ok=outcome.status.ok)
+            self._count(outcome.address,
+                        outcome.node,
+                        ok=outcome.status.ok and outcome.wrote_output)
         self._ended(attempt, outcome.status)
 
     def _ended(self, attempt: _Attempt, status: ExitStatus | None) -> None:
@@ -303,6 +304,8 @@ class DaskRunner(Runner):
             "the node it ran on was lost")
         if attempt.stopping:
             self._control("terminate", attempt, 0.0)
+        if self.on_restart is not None:
+            self.on_restart(started.job_id, Started(started.node, started.pid))
 
     # --- signals
 

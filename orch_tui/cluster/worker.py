@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +142,11 @@ class OrchPlugin(WorkerPlugin):
             raise
         finally:
             self._keys.pop(key, None)
+        wrote = not status.ok or _wrote_output(run.state, spec)
         if token in self._orphaned and all(run != token for run, _ in self._keys.values()):
             self._orphaned.discard(token)
             self.close_run(token)  # its driver is gone: nobody else will close it here
-        return self._outcome(status)
+        return self._outcome(status, wrote_output=wrote)
 
     def transition(self, key: Key, start: str, finish: str, **kwargs: Any) -> None:
         """A running job whose task the scheduler let go (the driver died, or cancelled it)
@@ -161,9 +163,12 @@ class OrchPlugin(WorkerPlugin):
     def _outcome(self,
                  status: ExitStatus | None,
                  error: str = "",
-                 systemic: bool = False) -> dict[str, Any]:
+                 systemic: bool = False,
+                 *,
+                 wrote_output: bool = True) -> dict[str, Any]:
         assert self._worker is not None
-        return protocol.Outcome(status, self.node, self._worker.address, error, systemic).encode()
+        return protocol.Outcome(status, self.node, self._worker.address, error, systemic,
+                                wrote_output).encode()
 
     # --- figures
 
@@ -192,23 +197,46 @@ class OrchPlugin(WorkerPlugin):
             })
 
 
-def _remove_temp_output(state: StateDir, spec: JobSpec) -> None:
-    """An attempt starts from nothing: what a node that died mid-job left half-written goes (in
-    the run's temp folder, by descriptor: never through a link)."""
+def _temp_folder(state: StateDir, spec: JobSpec) -> int | None:
+    """The run's temp folder of `spec`'s output, opened by descriptor (never through a link);
+    None when the job has no output of ours or the folder is not there."""
     temp = spec.temp_output_path
     if temp is None:
-        return
+        return None
     try:
-        fd = os.open(temp.parent.name,
-                     os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=state.tmp_fd)
+        return os.open(temp.parent.name,
+                       os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       dir_fd=state.tmp_fd)
     except OSError:
+        return None
+
+
+def _remove_temp_output(state: StateDir, spec: JobSpec) -> None:
+    """An attempt starts from nothing: what a node that died mid-job left half-written goes."""
+    fd = _temp_folder(state, spec)
+    if fd is None:
         return  # no temp folder: nothing was written; the job's own open says why if it fails
     try:
-        os.unlink(temp.name, dir_fd=fd)
+        os.unlink(spec.output_name, dir_fd=fd)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise SpawnError(f"cannot remove its old temporary output: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _wrote_output(state: StateDir, spec: JobSpec) -> bool:
+    """Whether an attempt left the plain file its success needs (the driver's rename judges
+    the same): exit 0 without it is a failure, which counts against the node like any other."""
+    if not spec.layout.uses_output:
+        return True
+    fd = _temp_folder(state, spec)
+    if fd is None:
+        return False
+    try:
+        return stat.S_ISREG(os.stat(spec.output_name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
     finally:
         os.close(fd)
 

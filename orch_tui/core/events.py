@@ -68,6 +68,7 @@ class StopReason(enum.Enum):
     NOT_STARTED = "could not start"  # its command or its log could not be set up
     MEMORY = "out of memory"  # memory stayed critical with it running alone: killed by us
     MEMORY_REQUEUED = "memory critical"  # killed by us as the youngest, back in the queue
+    LOST = "lost"  # the runner lost its process (a cluster that went away): no exit to tell
 
 
 class ProgressSource(enum.Enum):

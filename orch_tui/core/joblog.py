@@ -132,7 +132,9 @@ class JoblogWriter:
         job_id, state = event.job_id, event.state
         if state is JobState.RUNNING:
             start = self._starts.get(job_id)
-            if start is None or start[0] != event.attempt:  # not a resume after a pause
+            # Not a resume after a pause: a new attempt, or one started over on another node.
+            if start is None or start[0] != event.attempt or event.started_wall not in (None,
+                                                                                        start[1]):
                 wall = time.time() if event.started_wall is None else event.started_wall
                 self._starts[job_id] = (event.attempt, wall, event.time, event.node)
             return

@@ -22,7 +22,7 @@ from orch_tui.core.events import JobState, PauseReason, StopReason
 from orch_tui.core.job import Job
 from orch_tui.core.logtail import log_detail, log_size
 from orch_tui.core.outputs import publish_output, unlink_temp
-from orch_tui.core.runner import ExitStatus, Runner
+from orch_tui.core.runner import ExitStatus, Runner, Started
 from orch_tui.core.statedir import RunTemp, StateDir, UnsafeFileError
 from orch_tui.core.textutil import format_bytes
 
@@ -54,6 +54,7 @@ class Lifecycle:
         self.temp: RunTemp | None = None
         # job_id -> the size of its log when its attempt started: where that attempt's words begin.
         self._log_starts: dict[int, int] = {}
+        runner.on_restart = self._on_restart
 
     def set_state(self,
                   job: Job,
@@ -181,6 +182,20 @@ class Lifecycle:
         self.set_state(job, JobState.RUNNING, "resumed")
         return True
 
+    def _on_restart(self, job_id: int, started: Started) -> None:
+        """The job's node was lost and the cluster started it over on another: it runs there
+        from now (a paused one too, as a new process does), and its time counts from now."""
+        job = self._jobs.get(job_id)
+        if job is None or not job.state.active:
+            return
+        job.pid, job.node, job.last, job.paused_by = started.pid, started.node, None, None
+        job.started, job.started_wall = self._clock.now(), time.time()
+        if job.state is JobState.STOPPING:
+            return  # the runner ends it there as well: its end is all there is left to tell
+        previous = self._move(job, JobState.RUNNING, f"started again on {started.node}: the "
+                              "node it ran on was lost", "")
+        self._bus.publish(job.changed(job.started, previous, None))
+
     def _on_exit(self, job_id: int, status: ExitStatus) -> None:
         job = self._jobs[job_id]
         self._disarm_timeout(job)
@@ -202,6 +217,8 @@ class Lifecycle:
             self.finish(job, JobState.FAILED,
                         f"timeout after {self._config.timeout:g}s ({status.describe()})",
                         StopReason.TIMEOUT)
+        elif status.lost:
+            self.finish(job, JobState.FAILED, status.describe(), StopReason.LOST)
         elif not status.ok:
             stop = StopReason.SIGNAL if status.signal is not None else StopReason.EXIT
             self.finish(job, JobState.FAILED, status.describe(), stop,

@@ -25,6 +25,9 @@ class ExitStatus:
     signal: int | None
     cpu_seconds: float
     max_rss_bytes: int
+    #: No exit to tell: the runner lost the process (a cluster whose scheduler or task went
+    #: away); exit_code and signal are then None.
+    lost: bool = False
 
     @property
     def ok(self) -> bool:
@@ -33,6 +36,8 @@ class ExitStatus:
 
     def describe(self) -> str:
         """'exit 3' or 'signal SIGSEGV', for messages and tables."""
+        if self.lost:
+            return "given up: its runner lost it, with no exit status"
         if self.signal is not None:
             try:
                 return f"signal {signal.Signals(self.signal).name}"
@@ -88,6 +93,7 @@ class Started:
 
 
 ExitCallback = Callable[[int, ExitStatus], None]
+RestartCallback = Callable[[int, Started], None]
 
 
 class Runner(abc.ABC):
@@ -99,6 +105,11 @@ class Runner(abc.ABC):
     #: True when `start` reports `Started.log_start` (it opens the job's log itself): the caller
     #: then need not look the log up by name before each start.
     measures_log_start = False
+
+    #: Set by the run's owner: `on_restart(job_id, started)` tells that a running job's process
+    #: started over, on the node and with the pid of `started` (its node was lost and the
+    #: cluster ran it again). A runner of one machine never calls it.
+    on_restart: RestartCallback | None = None
 
     @abc.abstractmethod
     async def start(self, spec: JobSpec, on_exit: ExitCallback) -> Started:
