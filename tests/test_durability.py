@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections import Counter
 
+from orch_tui.core.joblog import HEADER
 from tests.helpers import CMD, WORKER, alive, kill_quietly, run_cli, write_workspace
 from tests.tmux import wait_until
 
@@ -317,3 +318,27 @@ def test_ends_the_killed_run_committed_but_never_wrote_to_the_joblog_are_written
     third = run_cli(str(ws.config), "--headless", "--max-procs", "4", "--joblog", str(joblog))
     assert "joblog gets" not in third.stdout, "a run that ended is never backfilled"
     assert len(joblog.read_text(encoding="utf-8").splitlines()) == len(again) + 2
+
+
+def test_a_joblog_moved_aside_after_a_killed_run_is_not_backfilled(tmp_path):
+    """The operator moved the killed run's joblog aside (or emptied it): the new file is not the
+    one that run wrote to, so none of that run's lines are written into it again."""
+    record = tmp_path / "record"
+    code = "import sys; open(sys.argv[1], 'a').write('ran\\n')\n"
+    ws = write_workspace(tmp_path / "ws", 3, flags=["-c", code, str(record), "{input_file}"])
+    joblog = tmp_path / "joblog.tsv"
+    first = run_cli(str(ws.config), "--headless", "--joblog", str(joblog))
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(ws.output_dir / ".orch-tui" / "journal.sqlite3") as conn:
+        conn.execute("UPDATE runs SET ended = NULL, exit_code = NULL, counts = NULL")
+    joblog.rename(tmp_path / "joblog.old")
+    second = run_cli(str(ws.config), "--headless", "--joblog", str(joblog))
+    assert second.returncode == 0 and "joblog gets" not in second.stdout, second.stdout
+    assert joblog.read_text(encoding="utf-8") == HEADER
+    joblog.write_text("", encoding="utf-8")
+    with sqlite3.connect(ws.output_dir / ".orch-tui" / "journal.sqlite3") as conn:
+        conn.execute("DELETE FROM runs WHERE id > 1")  # the killed run is the last again
+        conn.execute("UPDATE runs SET ended = NULL, exit_code = NULL, counts = NULL")
+    third = run_cli(str(ws.config), "--headless", "--joblog", str(joblog))
+    assert third.returncode == 0 and "joblog gets" not in third.stdout, third.stdout
+    assert joblog.read_text(encoding="utf-8") == HEADER

@@ -101,11 +101,16 @@ class JoblogWriter:
         self._held: tuple[int, str] | None = None
         self._created = False
         self._file = self._open()
+        #: False when the file was new or empty: nothing an earlier run wrote is in it (it was
+        #: moved aside or emptied), so `backfill` writes nothing there.
+        self.continued = False
         try:
             if os.fstat(self._file.fileno()).st_size == 0:
                 self._write(HEADER)
-            elif not _ends_with_newline(self._file.fileno()):
-                self._write("\n")  # a line cut short by a crash must not swallow ours
+            else:
+                self.continued = True
+                if not _ends_with_newline(self._file.fileno()):
+                    self._write("\n")  # a line cut short by a crash must not swallow ours
         except OSError as exc:
             self._fail(exc)
         if self.error is not None:
@@ -157,8 +162,15 @@ class JoblogWriter:
         """Write the lines of `ends` the joblog lacks: ends a run that died after `since`
         committed to its journal, but was killed before writing here. A line is the job's when
         its Seq and Starttime are the job's (both written from the same figures). Returns how
-        many were written."""
-        logged = self._logged_since(since)
+        many were written. Nothing when this joblog is not the one that run wrote to (new or
+        empty when opened) or cannot be read."""
+        if not self.continued or self._closed:
+            return 0
+        try:
+            logged = self._logged_since(since)
+        except OSError as exc:
+            self._fail(exc)  # told at the end, like any write of ours that failed
+            return 0
         written = 0
         for end in sorted(ends, key=lambda end: end.ended):
             if (str(end.spec.job_id), f"{end.started:.3f}") in logged:
