@@ -17,7 +17,7 @@ from typing import TextIO
 from orch_tui import attach, subcommands, version_line
 from orch_tui.background import (ReadyPipe, detached_message, leave_terminal, spawn_run,
                                  stderr_to_run_log)
-from orch_tui.core.config import MAX_JOBS, Config, address_problem, load_config
+from orch_tui.core.config import Config, address_problem, load_config
 from orch_tui.core.control.remote import RemoteRun, live_run
 from orch_tui.core.controller import Launch, LoadProgress, Starting
 from orch_tui.core.errors import OrchError, UsageError
@@ -28,23 +28,12 @@ from orch_tui.core.session import RunnerFactory, RunOptions
 from orch_tui.core.statedir import StateDir
 from orch_tui.core.textutil import printable
 from orch_tui.headless import HeadlessReporter, RunLog
+from orch_tui.subcommands.common import job_count
 from orch_tui.tui.settings import SettingsFile
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 EXIT_SIGPIPE = 128 + signal.SIGPIPE
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    if value > MAX_JOBS:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_JOBS}, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--jobs",
                         "--max-procs",
                         dest="max_procs",
-                        type=_positive_int,
+                        type=job_count,
                         metavar="N",
                         help="run exactly N jobs at once: no calibration, no learning "
                         "(resources.max_processes, by contrast, only caps the calibrated limit); "

@@ -239,7 +239,8 @@ class RunSession:
             parts.append("figures learned in a previous run replace calibration "
                          "(--recalibrate measures again)")
         if self.backfilled:
-            parts.append(f"the joblog gets the {self.backfilled} lines the last run, killed, "
+            lines = "line" if self.backfilled == 1 else "lines"
+            parts.append(f"the joblog gets the {self.backfilled} {lines} the last run, killed, "
                          "recorded in its journal but never wrote there")
         return "resume: " + "; ".join(parts) if parts else None
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from orch_tui.core import wire
-from orch_tui.core.config import load_config
+from orch_tui.core.config import MAX_JOBS, load_config
 from orch_tui.core.control.client import ControlClient
 from orch_tui.core.control.location import find_socket
 from orch_tui.core.errors import OrchError
@@ -25,6 +25,15 @@ EXIT_TIMEOUT = 124
 CONNECT_TIMEOUT = 30.0
 #: Targets: what every subcommand's OUTPUT_DIR argument accepts.
 TARGET_HELP = "the run's output folder, or its config file"
+
+
+def job_count(text: str) -> int:
+    """argparse type of a number of jobs at once (`--jobs N`, `limit N`): ASCII digits from 1
+    to MAX_JOBS, so the command line and the shell command refuse the same words alike."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_JOBS}, got "
+                                         f"{text!r}")
+    return int(text)
 
 
 class ShellError(OrchError):

@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orch_tui.core import wire
-from orch_tui.core.config import MAX_JOBS
 from orch_tui.core.control.client import ControlClient
 from orch_tui.core.errors import OrchError
 from orch_tui.core.jobmatch import JobMatchError, match_jobs
 from orch_tui.core.snapshot import job_inputs
 from orch_tui.core.textutil import printable
 from orch_tui.subcommands.common import (EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ShellError, connect,
-                                         output_dir_of, subcommand_parser, where)
+                                         job_count, output_dir_of, subcommand_parser, where)
 
 #: The commands on jobs, and what each does (the --help description).
 JOB_COMMANDS = {
@@ -45,20 +44,13 @@ EPILOG = ("JOB: a plain integer is the job's index (status shows it as #N); anyt
           "live run there (no journal, or the run finished or died).")
 
 
-def _positive(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_JOBS:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_JOBS}, got "
-                                         f"{text!r}")
-    return int(text)
-
-
 def command_parser(command: str) -> argparse.ArgumentParser:
     """The arguments of `orch-tui COMMAND`."""
     parser = subcommand_parser(command, {**JOB_COMMANDS, **RUN_COMMANDS}[command], EPILOG)
     if command in JOB_COMMANDS:
         parser.add_argument("jobs", metavar="JOB", nargs="+", help="a job's index, input or name")
     elif command == "limit":
-        parser.add_argument("limit", metavar="N", type=_positive, help="jobs at once (1 or more)")
+        parser.add_argument("limit", metavar="N", type=job_count, help="jobs at once (1 or more)")
     return parser
 
 
