@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orch_tui.core import events as ev
@@ -213,6 +215,21 @@ def test_an_observer_attaching_midway_computes_the_same_eta():
         tally_now.apply(_sample(2, 0.6, script.now + 1))
     assert attached.eta(script.now + 1) == tally.eta(script.now + 1)
     assert tally.eta(script.now + 1).seconds == pytest.approx(14.0)
+
+
+def test_a_job_started_over_on_another_node_takes_back_the_work_it_did():
+    # Job 1's node is lost at 50%: the cluster runs it again from nothing elsewhere.
+    model = EtaModel({1: 100, 2: 100}, _queued(2))
+    script = half_way(model)
+    restart = dataclasses.replace(change_of(1, S.RUNNING, script.now),
+                                  previous=S.RUNNING,
+                                  restarted=True)
+    model.apply(restart)
+    script.running[1] = 0.0
+    assert model.remaining() == pytest.approx(150.0)
+    assert script.eta().seconds == pytest.approx(15.0)
+    model.apply(_sample(1, 0.1, script.now + 1))  # its new progress counts from zero
+    assert model.remaining() == pytest.approx(140.0)
 
 
 def test_a_requeued_job_takes_back_the_work_it_did():

@@ -336,6 +336,13 @@ async def test_a_job_started_over_on_another_node_is_told_with_its_node_pid_and_
     status = journal_of(run)
     third = next(node for node in NODES if node not in (lost, elsewhere))
     assert {n.name: n.running for n in status.nodes if n.running} == {elsewhere: 2, third: 1}
+    # A paused job started over is a new process, running: a start, not a resume.
+    assert run.orchestrator.pause(2)
+    await run.clock.advance(1.0)
+    run.runner.restart(2, lost if run.runner.running[2].node != lost else third)
+    assert run.state(2) is JobState.RUNNING
+    view = next(v for v in record.snapshot().jobs if v.job_id == 2)
+    assert view.started == run.clock.now()
     assert await run.result() == 0
     joblog.close()
     rows = {

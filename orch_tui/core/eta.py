@@ -130,7 +130,10 @@ class EtaModel:
         job_id, state = event.job_id, event.state
         previous = self._states.get(job_id)
         done = self._progress.pop(job_id, 0.0)
-        if state is JobState.SUCCEEDED:
+        if event.restarted:  # started over elsewhere: what it did is lost, as a requeue's is
+            self._done -= done * self.weight(job_id)
+            self._progress[job_id] = 0.0
+        elif state is JobState.SUCCEEDED:
             self._done += (1.0 - done) * self.weight(job_id)
         elif state.active and previous is not None and previous.active:
             self._progress[job_id] = done  # paused, resumed: the same attempt goes on

@@ -227,6 +227,9 @@ class JobStateChanged(Event):
     #: instant as `time` for its start), so records count a runtime from the start and not from
     #: the report of it, which a busy core or a cluster's round trip makes late.
     started_wall: float | None = None
+    #: RUNNING only: this attempt's process started over from nothing (its node was lost and
+    #: the cluster ran it again), so what it had done is undone and its time counts anew.
+    restarted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,8 +64,12 @@ class Job:
         self.last = None
         self.detail = ""
 
-    def changed(self, now: float, previous: JobState | None,
-                stop: StopReason | None) -> ev.JobStateChanged:
+    def changed(self,
+                now: float,
+                previous: JobState | None,
+                stop: StopReason | None,
+                *,
+                restarted: bool = False) -> ev.JobStateChanged:
         """The event telling observers where the job stands now (its state and reason are
         already set); a success carries its final output's size, read after the rename (a
         command whose flags name no `{output_file}` has no output of ours to measure)."""
@@ -88,4 +92,5 @@ class Job:
             stop=stop,
             output_bytes=output,
             detail=self.detail,
-            started_wall=self.started_wall if self.state is JobState.RUNNING else None)
+            started_wall=self.started_wall if self.state is JobState.RUNNING else None,
+            restarted=restarted)

@@ -138,8 +138,7 @@ class JoblogWriter:
         if state is JobState.RUNNING:
             start = self._starts.get(job_id)
             # Not a resume after a pause: a new attempt, or one started over on another node.
-            if start is None or start[0] != event.attempt or event.started_wall not in (None,
-                                                                                        start[1]):
+            if start is None or start[0] != event.attempt or event.restarted:
                 wall = time.time() if event.started_wall is None else event.started_wall
                 self._starts[job_id] = (event.attempt, wall, event.time, event.node)
             return

@@ -194,7 +194,7 @@ class Lifecycle:
             return  # the runner ends it there as well: its end is all there is left to tell
         previous = self._move(job, JobState.RUNNING, f"started again on {started.node}: the "
                               "node it ran on was lost", "")
-        self._bus.publish(job.changed(job.started, previous, None))
+        self._bus.publish(job.changed(job.started, previous, None, restarted=True))
 
     def _on_exit(self, job_id: int, status: ExitStatus) -> None:
         job = self._jobs[job_id]

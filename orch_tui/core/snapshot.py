@@ -302,12 +302,14 @@ class RunRecord:
         else:
             view = self._views.get(job_id)
             started, ended = (view.started, view.ended) if view is not None else (None, None)
-        if not (event.state.active and event.previous is not None and event.previous.active):
-            self._progress.pop(job_id, None)  # a new attempt, or the end of one
+        if event.restarted or not (event.state.active and event.previous is not None
+                                   and event.previous.active):
+            self._progress.pop(job_id, None)  # a new attempt (or one started over), or an end
         if event.state is JobState.QUEUED:  # requeued or retried: the ended attempt is not its
             started = ended = None
         else:
-            if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
+            if event.state is JobState.RUNNING and (event.previous is not JobState.PAUSED
+                                                    or event.restarted):  # a start, not a resume
                 started, ended = event.time, None
             if event.state.finished:
                 ended = event.time

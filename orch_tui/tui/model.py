@@ -363,7 +363,8 @@ class RunModel:
             self.active.add(row.job_id)
         else:
             self.active.discard(row.job_id)
-        if event.state is JobState.RUNNING and event.previous is not JobState.PAUSED:
+        if event.state is JobState.RUNNING and (event.previous is not JobState.PAUSED
+                                                or event.restarted):  # a start, not a resume
             forget_attempt(row)
             row.started = event.time
         if event.state is JobState.SUCCEEDED:

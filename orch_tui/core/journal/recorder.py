@@ -296,10 +296,9 @@ class Journal:
         state = event.state
         now = time.time()
         start = self._starts.get(event.job_id)
-        # A new attempt, or one started over on another node (a new `started_wall`); a resume
-        # after a pause keeps its start.
+        # A new attempt, or one started over on another node; a resume keeps its start.
         if state is ev.JobState.RUNNING and (start is None or start[0] != event.attempt
-                                             or event.started_wall not in (None, start[1])):
+                                             or event.restarted):
             wall = now if event.started_wall is None else event.started_wall
             start = self._starts[event.job_id] = (event.attempt, wall)
         started = start[1] if start is not None and start[0] == event.attempt else None
