@@ -93,8 +93,9 @@ def test_a_success_the_killed_run_did_not_record_gets_its_joblog_line_and_no_rer
     """kill -9 between a job's rename (its success) and the journal's commit of its end: the
     journal says running, the output is there. The next run used to skip it as 'output exists'
     and the joblog never got its line. The state is made exactly: the orchestrator is killed
-    while both jobs run, then one job's output is put where its rename would have, written
-    after its attempt began; the other's is put there with a time before, as an old file."""
+    while both jobs run, then one job's output is put where its rename would have, after its
+    attempt began; the other's was put there before its attempt began (its change time, which
+    no command can set back: `cp -p` sets the last write's), as an old file."""
     pidfile, record, joblog = tmp_path / "pids", tmp_path / "record", tmp_path / "joblog"
     ws = workspace(
         2, worker_args=["--seconds", "60", "--pidfile",
@@ -119,9 +120,12 @@ def test_a_success_the_killed_run_did_not_record_gets_its_joblog_line_and_no_rer
         first.wait(timeout=5)
         wait_until(lambda: not any(alive(p) for p in pids), timeout=10, what="the jobs killed")
         done, old = ws.output_dir / "clip01_out.bin", ws.output_dir / "clip02_out.bin"
-        done.write_bytes(b"the job's own output")
         old.write_bytes(b"an output from before")
-        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        done.write_bytes(b"the job's own output")
+        os.utime(done, (time.time() - 3600, time.time() - 3600))  # as `cp -p` leaves it
+        with sqlite3.connect(journal) as conn:  # clip02's attempt began after its file was there
+            conn.execute("UPDATE jobs SET started = ? WHERE input LIKE '%clip02.bin'",
+                         (os.stat(old).st_ctime + 1, ))
         second = run_cli(str(ws.config),
                          "--headless",
                          "--max-procs",
@@ -136,6 +140,12 @@ def test_a_success_the_killed_run_did_not_record_gets_its_joblog_line_and_no_rer
         assert [line[0] for line in lines] == ["Seq", "1"], "one line, for the recorded success"
         assert lines[1][6] == "0" and float(lines[1][3]) >= 0
         assert runs_per_input(record) == {"clip01.bin": 1, "clip02.bin": 1}, "nothing rerun"
+        # Recorded as the success it was (committed before its line was written), so no later
+        # run, however it ends, recovers it again.
+        with sqlite3.connect(journal) as conn:
+            state = conn.execute("SELECT state, reason FROM jobs WHERE input LIKE '%clip01.bin'")
+            assert state.fetchone() == ("succeeded",
+                                        "succeeded in the run that was killed before recording it")
     finally:
         first.kill()
         kill_quietly(pids)
@@ -293,7 +303,12 @@ def test_ends_the_killed_run_committed_but_never_wrote_to_the_joblog_are_written
     with sqlite3.connect(journal) as conn:
         conn.execute("UPDATE runs SET ended = NULL, exit_code = NULL, counts = NULL")
     kept = 2  # the header and one line: three ends were committed, their lines never written
-    joblog.write_text("".join(whole[:kept]), encoding="utf-8")
+    # ... and the start of a fourth, cut by the kill (no line: its job must still get one).
+    joblog.write_text("".join(whole[:kept]) + whole[kept][:20], encoding="utf-8")
+    # The list reordered before the resume: the lines keep the Seq they had when they ran.
+    (ws.root / "inputs.txt").write_text("".join(
+        reversed((ws.root / "inputs.txt").read_text(encoding="utf-8").splitlines(True))),
+                                        encoding="utf-8")
 
     second = run_cli(str(ws.config), "--headless", "--max-procs", "4", "--joblog", str(joblog))
     assert second.returncode == 1, second.stdout + second.stderr
@@ -301,7 +316,9 @@ def test_ends_the_killed_run_committed_but_never_wrote_to_the_joblog_are_written
         second.stdout), second.stdout
     assert runs_per_input(record) == {"a.bin": 1, "b.bin": 1, "bad.bin": 2, "slow.bin": 2}
     again = joblog.read_text(encoding="utf-8").splitlines(keepends=True)
-    assert again[:kept] == whole[:kept] and len(again) == len(whole) + 2  # + the two reruns
+    assert again[:kept] == whole[:kept] and again[kept] == whole[kept][:20] + "\n"
+    del again[kept]  # the fragment stays, a line of its own: parallel skips it too
+    assert len(again) == len(whole) + 2  # + the two reruns
 
     def columns(line):  # the runtime from the journal's clock may differ by a millisecond
         fields = line.split("\t")
@@ -317,7 +334,7 @@ def test_ends_the_killed_run_committed_but_never_wrote_to_the_joblog_are_written
 
     third = run_cli(str(ws.config), "--headless", "--max-procs", "4", "--joblog", str(joblog))
     assert "joblog gets" not in third.stdout, "a run that ended is never backfilled"
-    assert len(joblog.read_text(encoding="utf-8").splitlines()) == len(again) + 2
+    assert len(joblog.read_text(encoding="utf-8").splitlines()) == len(again) + 1 + 2
 
 
 def test_a_joblog_moved_aside_after_a_killed_run_is_not_backfilled(tmp_path):
@@ -341,4 +358,24 @@ def test_a_joblog_moved_aside_after_a_killed_run_is_not_backfilled(tmp_path):
         conn.execute("UPDATE runs SET ended = NULL, exit_code = NULL, counts = NULL")
     third = run_cli(str(ws.config), "--headless", "--joblog", str(joblog))
     assert third.returncode == 0 and "joblog gets" not in third.stdout, third.stdout
+    assert joblog.read_text(encoding="utf-8") == HEADER
+
+
+def test_a_changed_config_gets_no_backfilled_lines_and_is_told_so(tmp_path):
+    """The killed run's commands are not known once its config changed: the resume writes none
+    of its missing lines (they would name commands that never ran) and says so."""
+    code = "import sys; sys.exit(0)\n"
+    ws = write_workspace(tmp_path / "ws", 3, flags=["-c", code, "{input_file}"])
+    joblog = tmp_path / "joblog.tsv"
+    assert run_cli(str(ws.config), "--headless", "--joblog", str(joblog)).returncode == 0
+    with sqlite3.connect(ws.output_dir / ".orch-tui" / "journal.sqlite3") as conn:
+        conn.execute("UPDATE runs SET ended = NULL")
+    joblog.write_text(HEADER, encoding="utf-8")  # the killed run wrote none of its lines
+    ws.config.write_text(ws.config.read_text(encoding="utf-8").replace(
+        "sys.exit(0)", "sys.exit(0)  # changed"),
+                         encoding="utf-8")
+    second = run_cli(str(ws.config), "--headless", "--joblog", str(joblog))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "the joblog lacks 3 lines of jobs the last run, killed, recorded" in second.stdout
+    assert "config changed" in second.stdout and "joblog gets" not in second.stdout
     assert joblog.read_text(encoding="utf-8") == HEADER

@@ -25,7 +25,7 @@ from orch_tui.core.local_runner import LocalRunner
 from orch_tui.core.journal import (BATCH_SIZE, JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError)
 from orch_tui.core.plan import Plan, load_plan
 from orch_tui.core.scaling import ProcessProfile, SystemCapacity, compute_limit
-from tests.helpers import unprivileged, start_run, write_workspace
+from tests.helpers import eventually, unprivileged, start_run, write_workspace
 from tests.tmux import wait_until
 
 MB = 1024 * 1024
@@ -374,6 +374,11 @@ def test_run_rows_record_config_argv_end_exit_code_and_counts(plan):
                            wall_seconds=9.0,
                            exit_code=1,
                            interrupted=False))
+        journal.flush()
+        # The end itself waits for close (or the next run): the joblog writes its last line
+        # after RunFinished, and a run killed before that must read as died.
+        assert rows(plan.state_dir, "SELECT ended, exit_code FROM runs") == [(None, 1)]
+        assert journal.died_run() is None  # not while it is the journal's own run
         second = journal.start_run(plan, ["again"])
     assert second == first + 1
     (one, two) = rows(plan.state_dir,
@@ -644,3 +649,31 @@ def test_updates_handed_without_waking_the_writer_are_committed(plan):
                    what="a job start handed without a wake committed by the time trigger")
     finally:
         journal.close()
+
+
+async def test_a_recovered_success_is_committed_before_anyone_hears_of_it(plan):
+    """A success the killed run did not record: the journal records it, and commits it before
+    the other listeners (the joblog) hear of it, so a kill after its line never recovers it
+    again (its line written twice)."""
+    bus = ev.EventBus()
+    heard: list[tuple[str, str]] = []
+
+    def joblog(event: ev.Event) -> None:
+        if isinstance(event, ev.JobRecovered):
+            heard.extend(rows(plan.state_dir, "SELECT state, reason FROM jobs"))
+
+    with Journal.open(plan.state_dir) as journal:
+        journal.start_run(plan, ["orch-tui"])
+        bus.add_listener(journal.listener, first=True)
+        journal.hold_reports(bus, asyncio.get_running_loop())
+        bus.add_listener(joblog)
+        bus.publish(
+            ev.JobRecovered(time=1.0,
+                            job_id=1,
+                            name=plan.jobs[0].name,
+                            attempt=1,
+                            started_wall=time.time() - 5,
+                            ended_wall=time.time() - 1))
+        assert not heard  # held until committed
+        await eventually(lambda: heard, "the joblog to hear of it")
+    assert heard == [("succeeded", "succeeded in the run that was killed before recording it")]

@@ -35,9 +35,6 @@ HEADER = "\t".join(FIELDS) + "\n"
 #: Exitval for a job ended by the orchestrator rather than by itself (GNU parallel's value).
 KILLED_EXITVAL = -1
 
-#: How much of a joblog's end is read at a time when looking for the lines of a run.
-_BLOCK = 1 << 16
-
 
 @dataclass(frozen=True, slots=True)
 # pylint: disable-next=too-many-instance-attributes  # a record: what one joblog line says
@@ -52,6 +49,7 @@ class PastEnd:
     signal: int | None
     stop: StopReason | None
     node: str = ""
+    seq: int | None = None  # its Seq in the run that ran it (None: the job's number now)
 
 
 def exitval(event: ev.JobStateChanged | PastEnd) -> int:
@@ -76,7 +74,8 @@ def format_line(spec: JobSpec,
     # One job stays one line and the columns stay apart: shell_quote writes a newline or tab
     # of an argument as `$'...'` escapes.
     command = shell_quote(spec.display_argv)
-    fields = (str(spec.job_id), host, f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
+    seq = event.seq if isinstance(event, PastEnd) and event.seq is not None else spec.job_id
+    fields = (str(seq), host, f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
               str(exitval(event)), str(event.signal or 0), command)
     return "\t".join(fields) + "\n"
 
@@ -101,16 +100,11 @@ class JoblogWriter:
         self._held: tuple[int, str] | None = None
         self._created = False
         self._file = self._open()
-        #: False when the file was new or empty: nothing an earlier run wrote is in it (it was
-        #: moved aside or emptied), so `backfill` writes nothing there.
-        self.continued = False
         try:
             if os.fstat(self._file.fileno()).st_size == 0:
                 self._write(HEADER)
-            else:
-                self.continued = True
-                if not _ends_with_newline(self._file.fileno()):
-                    self._write("\n")  # a line cut short by a crash must not swallow ours
+            elif not _ends_with_newline(self._file.fileno()):
+                self._write("\n")  # a line cut short by a crash must not swallow ours
         except OSError as exc:
             self._fail(exc)
         if self.error is not None:
@@ -157,50 +151,52 @@ class JoblogWriter:
         else:
             self._write(line)
 
-    def backfill(self, ends: Iterable[PastEnd], since: float) -> int:
-        """Write the lines of `ends` the joblog lacks: ends a run that died after `since`
-        committed to its journal, but was killed before writing here. A line is the job's when
-        its Seq and Starttime are the job's (both written from the same figures). Returns how
-        many were written. Nothing when this joblog is not the one that run wrote to (new or
-        empty when opened) or cannot be read."""
-        if not self.continued or self._closed:
-            return 0
+    def mark(self) -> tuple[str, str, int]:
+        """This joblog's real path, its file (`dev:ino`) and its size now: where the lines of a
+        run starting now begin (the journal keeps them for `backfill`)."""
+        self._file.flush()
+        info = os.fstat(self._file.fileno())
+        return os.path.realpath(self.path), f"{info.st_dev}:{info.st_ino}", info.st_size
+
+    def missing(self, ends: Iterable[PastEnd], file: str, offset: int) -> list[PastEnd]:
+        """The `ends` whose lines are not among those written from `offset` on, when this is
+        still the file (`dev:ino`) the run that wrote them had at `offset`; [] otherwise (moved
+        aside, replaced, cut shorter) or when it cannot be read (an error told at the end)."""
+        if self._closed:
+            return []
+        _, now, size = self.mark()
+        if now != file or size < offset:
+            return []
         try:
-            logged = self._logged_since(since)
+            logged = self._logged_from(offset)
         except OSError as exc:
-            self._fail(exc)  # told at the end, like any write of ours that failed
-            return 0
+            self._fail(exc)
+            return []
+        return [
+            end for end in ends if (str(end.seq if end.seq is not None else end.spec.job_id),
+                                    f"{end.started:.3f}") not in logged
+        ]
+
+    def backfill(self, ends: Iterable[PastEnd]) -> int:
+        """Write the lines of `ends` (from `missing`), in the order they ended; how many."""
         written = 0
         for end in sorted(ends, key=lambda end: end.ended):
-            if (str(end.spec.job_id), f"{end.started:.3f}") in logged:
-                continue
             host = end.node if self._hosts and end.node else ":"
             self._write(format_line(end.spec, end.started, end.ended - end.started, end, host))
             written += 1
         return written
 
-    def _logged_since(self, since: float) -> set[tuple[str, str]]:
-        """(Seq, Starttime) of the lines at the joblog's end that started at `since` or later,
-        read backwards a block at a time: a run's lines come after every earlier run's."""
-        self._file.flush()
+    def _logged_from(self, offset: int) -> set[tuple[str, str]]:
+        """(Seq, Starttime) of the whole lines written from `offset` on (a line cut short by a
+        crash has fewer than the nine fields and is no line). One read: a run's own lines."""
         fd = self._file.fileno()
-        end = os.fstat(fd).st_size
+        written = os.pread(fd, max(0, os.fstat(fd).st_size - offset), offset)
         found: set[tuple[str, str]] = set()
-        tail = b""
-        while end > 0:
-            start = max(0, end - _BLOCK)
-            lines = (os.pread(fd, end - start, start) + tail).split(b"\n")
-            end = start
-            tail = lines.pop(0) if end > 0 else b""  # may be cut: read with the block before
-            for line in reversed(lines):
-                fields = line.split(b"\t", 3)
-                try:
-                    started = float(fields[2])
-                except (IndexError, ValueError):
-                    continue  # the header, or a line cut short by a crash
-                if started < since:
-                    return found
-                found.add((fields[0].decode("ascii", "replace"), fields[2].decode("ascii")))
+        for line in written.split(b"\n"):
+            fields = line.split(b"\t")
+            if len(fields) == len(FIELDS) and fields[0] != b"Seq":
+                found.add((fields[0].decode("ascii",
+                                            "replace"), fields[2].decode("ascii", "replace")))
         return found
 
     def _recovered(self, event: ev.JobRecovered) -> None:

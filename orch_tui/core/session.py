@@ -18,7 +18,7 @@ from orch_tui.core import events as ev
 from orch_tui.core import tally
 from orch_tui.core.events import EventBus
 from orch_tui.core.joblog import JoblogWriter, PastEnd
-from orch_tui.core.journal import Journal
+from orch_tui.core.journal import JoblogMark, Journal, config_json
 from orch_tui.core.lock import RunLock
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
@@ -70,7 +70,7 @@ def done_before(plan: Plan, journal: Journal) -> frozenset[int]:
 
 def recovered_before(plan: Plan, journal: Journal) -> dict[int, ev.JobRecovered]:
     """Successes a run that died did not live to record: the journal has the job's attempt as
-    still running, yet its final output is there, written after that attempt began. A job's
+    still running, yet its final output is there, put in place after that attempt began. A job's
     output is renamed into place only when it succeeded, a few ms before the journal commits
     the end; a kill -9 in between left the output and no record, and the joblog without its
     line. Each comes back as the JobRecovered the orchestrator tells (its `time` is set then)."""
@@ -85,7 +85,9 @@ def recovered_before(plan: Plan, journal: Journal) -> dict[int, ev.JobRecovered]
         if record is None or record.started is None or spec.job_id not in plan.existing:
             continue
         try:
-            written = os.stat(spec.output_path).st_mtime
+            # The change time: the rename into place sets it, a command cannot set it back
+            # (`cp -p` and `rsync -t` set the last write's time to their input's).
+            written = os.stat(spec.output_path).st_ctime
         except OSError:
             continue
         if written >= record.started:
@@ -99,13 +101,25 @@ def recovered_before(plan: Plan, journal: Journal) -> dict[int, ev.JobRecovered]
     return found
 
 
-def backfill_joblog(plan: Plan, journal: Journal, joblog: JoblogWriter) -> int:
+@dataclass(frozen=True)
+class Backfill:
+    """What a resume did for the joblog lines the last run, killed, committed to its journal
+    but never wrote: how many it wrote, and how many it could not (its config changed since,
+    so the commands that ran are not known)."""
+
+    written: int = 0
+    unknown: int = 0
+
+
+def backfill_joblog(plan: Plan, journal: Journal, joblog: JoblogWriter) -> Backfill:
     """Write to `joblog` the lines the last run committed to its journal but died before
     writing there (the journal commits a job's end before anyone hears of it, the joblog
-    included). Only when that run wrote this same joblog; returns how many lines."""
+    included): only into the very file that run wrote to, and only lines that are not there
+    from where that run began."""
     died = journal.died_run()
-    if died is None or died.joblog is None or died.joblog != os.path.realpath(joblog.path):
-        return 0
+    mark = None if died is None else died.joblog
+    if died is None or mark is None or mark.path != os.path.realpath(joblog.path):
+        return Backfill()
     specs = {spec.entry.location: spec for spec in plan.jobs}
     ends = []
     for record in journal.finished_in(died.run_id):
@@ -115,8 +129,11 @@ def backfill_joblog(plan: Plan, journal: Journal, joblog: JoblogWriter) -> int:
         stop = ev.StopReason(record.stop) if record.stop in STOP_VALUES else None
         ends.append(
             PastEnd(spec, record.started, record.ended, ev.JobState(record.state), record.exit_code,
-                    record.signal, stop, record.node))
-    return joblog.backfill(ends, died.started)
+                    record.signal, stop, record.node, record.seq))
+    missing = joblog.missing(ends, mark.file, mark.offset)
+    if missing and died.config != config_json(plan):
+        return Backfill(unknown=len(missing))
+    return Backfill(written=joblog.backfill(missing))
 
 
 # pylint: disable-next=too-many-instance-attributes  # the run's resources, each closed in order
@@ -141,7 +158,7 @@ class RunSession:
         self.where: str | None = None
         self.resumed = 0
         self.seeded = False
-        self.backfilled = 0  # joblog lines the last run died before writing, written by this one
+        self.backfilled = Backfill()  # joblog lines the last run died before writing
         self._closed = False
         self._joblog_error: Exception | None = None
         #: The local runner's containment until start hands it over (close closes it if not).
@@ -204,7 +221,7 @@ class RunSession:
             if self.joblog is not None:
                 if not options.fresh:
                     self.backfilled = backfill_joblog(self.plan, self.journal, self.joblog)
-                joblog = os.path.realpath(self.joblog.path)
+                joblog = JoblogMark(*self.joblog.mark())
             self.journal.start_run(self.plan, list(options.argv), joblog)
         except BaseException:
             runner.close()
@@ -238,10 +255,15 @@ class RunSession:
         if self.seeded:
             parts.append("figures learned in a previous run replace calibration "
                          "(--recalibrate measures again)")
-        if self.backfilled:
-            lines = "line" if self.backfilled == 1 else "lines"
-            parts.append(f"the joblog gets the {self.backfilled} {lines} the last run, killed, "
+        written, unknown = self.backfilled.written, self.backfilled.unknown
+        if written:
+            lines = "line" if written == 1 else "lines"
+            parts.append(f"the joblog gets the {written} {lines} the last run, killed, "
                          "recorded in its journal but never wrote there")
+        if unknown:
+            lines = "line" if unknown == 1 else "lines"
+            parts.append(f"the joblog lacks {unknown} {lines} of jobs the last run, killed, "
+                         "recorded in its journal: not written, as the config changed since")
         return "resume: " + "; ".join(parts) if parts else None
 
     async def run(self) -> int:

@@ -40,13 +40,23 @@ RAN_TO_AN_END = tuple(state.value
 
 
 @dataclasses.dataclass(frozen=True)
+class JoblogMark:
+    """Which joblog a run writes: its real path, its file (`dev:ino`: a file moved aside and
+    replaced is another one) and its size when the run began (where that run's lines start)."""
+
+    path: str
+    file: str
+    offset: int
+
+
+@dataclasses.dataclass(frozen=True)
 class DiedRun:
-    """A run that never recorded its end: its row's id, its start (epoch seconds) and the
-    absolute path of the joblog it wrote (None: none, or a journal older than version 5)."""
+    """A run that never recorded its end: its row's id, its config (as `runs` keeps it) and the
+    joblog it wrote (None: none, or a journal older than version 5)."""
 
     run_id: int
-    started: float
-    joblog: str | None
+    config: str
+    joblog: JoblogMark | None
 
 
 #: How long a finished job's listener waits for its commit before the journal gives up on it.
@@ -56,7 +66,8 @@ SYNC_SECONDS = 10.0
 COMMIT_DELAY = 0.02
 
 
-def _config_json(plan: Plan) -> str:
+def config_json(plan: Plan) -> str:
+    """The plan's config as `runs.config` keeps it (a resume compares it with a died run's)."""
     config = plan.config
     data: dict[str, Any] = {"path": str(config.path)}
     for name in ("binary", "directories", "resources", "jobs"):
@@ -103,6 +114,7 @@ class Journal:
             ev.CalibrationFinished: self._on_calibration,
             ev.LimitChanged: self._on_limit,
             ev.RunFinished: self._on_run_finished,
+            ev.JobRecovered: self._on_recovered,
             ev.PreflightDone: self._on_preflight,
         }
         self._store = Store(path, trace=trace, move_damaged=move_damaged)
@@ -155,13 +167,17 @@ class Journal:
 
         def read(conn: sqlite3.Connection) -> Row | None:
             row: Row | None = conn.execute(
-                "SELECT id, started, ended, joblog FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+                "SELECT id, ended, config, joblog, joblog_file, joblog_offset FROM runs "
+                "ORDER BY id DESC LIMIT 1").fetchone()
             return row
 
         row = self._store.call(read)
-        if row is None or row[2] is not None or self._run_id == row[0]:
+        if row is None or row[1] is not None or self._run_id == row[0]:
             return None
-        return DiedRun(int(row[0]), float(row[1] or 0.0), py_text(row[3]) or None)
+        mark = None
+        if row[3] is not None and row[4] is not None and row[5] is not None:
+            mark = JoblogMark(py_text(row[3]), str(row[4]), int(row[5]))
+        return DiedRun(int(row[0]), str(row[2] or ""), mark)
 
     def finished_in(self, run_id: int) -> list[JobRecord]:
         """The records of jobs run `run_id` ran to an end (succeeded, failed, killed) that are
@@ -194,19 +210,20 @@ class Journal:
 
     # --- writing
 
-    def start_run(self, plan: Plan, argv: Sequence[str], joblog: str | None = None) -> int:
+    def start_run(self, plan: Plan, argv: Sequence[str], joblog: JoblogMark | None = None) -> int:
         """Open a row in `runs` and remember the plan, so job events map to inputs (`joblog`:
-        the absolute path of the joblog this run writes, for `died_run`)."""
+        the joblog this run writes, for `died_run`)."""
         self._end_run()
         self._specs = {spec.job_id: spec for spec in plan.jobs}
         self._starts = {}
-        params = (time.time(), _config_json(plan), json.dumps(list(argv)), os.getpid(),
-                  None if joblog is None else db_text(joblog))
+        marks = (None, None, None) if joblog is None else (db_text(joblog.path), joblog.file,
+                                                           joblog.offset)
+        params = (time.time(), config_json(plan), json.dumps(list(argv)), os.getpid(), *marks)
 
         def insert(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "INSERT INTO runs(started, config, argv, pid, joblog) VALUES (?, ?, ?, ?, ?)",
-                params)
+                "INSERT INTO runs(started, config, argv, pid, joblog, joblog_file, joblog_offset) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", params)
             return int(cursor.lastrowid or 0)
 
         self._run_id = self._store.call(insert, "start a run in")
@@ -309,15 +326,38 @@ class Journal:
                event.exit_code, event.signal, started, now if state.finished else None,
                event.attempt, event.peak_rss, event.cpu_seconds, db_text(spec.log_location),
                self._run_id, db_text(event.reason), db_text(event.detail), db_text(event.node),
-               event.stop.value if event.stop is not None else None)
+               event.stop.value if event.stop is not None else None, event.job_id)
         skip = state is ev.JobState.SKIPPED
         self._store.put_job(skip, row)
-        if state.finished and not skip and self._sync:
-            if self._bus is None or self._loop is None:
-                self._commit_now()
-            elif self._commit_handle is None:
-                self._bus.hold()
-                self._commit_handle = self._loop.call_later(COMMIT_DELAY, self._release)
+        if state.finished and not skip:
+            self._commit_before_telling()
+
+    def _commit_before_telling(self) -> None:
+        """The row just queued is committed before the other listeners hear of its event:
+        with the bus held for up to COMMIT_DELAY (the ends of that time share one commit), or,
+        without a bus to hold, at once."""
+        if not self._sync:
+            return
+        if self._bus is None or self._loop is None:
+            self._commit_now()
+        elif self._commit_handle is None:
+            self._bus.hold()
+            self._commit_handle = self._loop.call_later(COMMIT_DELAY, self._release)
+
+    def _on_recovered(self, event: ev.JobRecovered) -> None:
+        """A success the last run died before recording: recorded now, as this run's, and
+        committed before anyone hears of it (its joblog line comes after), so a kill from
+        here on never recovers it twice."""
+        spec = self._specs.get(event.job_id)
+        if spec is None:
+            return
+        row = (db_text(spec.entry.location), db_text(spec.output_location),
+               ev.JobState.SUCCEEDED.value, 0, None, event.started_wall, event.ended_wall,
+               event.attempt, 0, 0.0, db_text(spec.log_location),
+               self._run_id, "succeeded in the run that was killed before recording it", "",
+               db_text(event.node), None, event.job_id)
+        self._store.put_job(False, row)
+        self._commit_before_telling()
 
     def _release(self) -> None:
         """Commit the ends the bus holds, then let it deliver them (nothing held: nothing)."""
@@ -368,8 +408,9 @@ class Journal:
         if self._run_id is None or self._run_ended:
             self._release()
             return
-        self._run_ended = True
+        # Its `ended` waits for close(): the joblog writes its last line after this, and a run
+        # killed in between must read as died, so the next run writes that line.
         counts = json.dumps(dict(event.counts), sort_keys=True)
-        self._store.put_sql("UPDATE runs SET ended = ?, exit_code = ?, counts = ? WHERE id = ?",
-                            (time.time(), event.exit_code, counts, self._run_id))
+        self._store.put_sql("UPDATE runs SET exit_code = ?, counts = ? WHERE id = ?",
+                            (event.exit_code, counts, self._run_id))
         self._release()  # the last ends are committed (with this) before the end is told

@@ -32,17 +32,22 @@ RUN_STATUS_COLUMNS = ("pid INTEGER", "total INTEGER", "skipped INTEGER", "missin
 #: version N -> the SQL that makes a version N journal a version N + 1 one.
 MIGRATIONS: dict[int, str] = {
     # 2: why a job ended (its status) and a failure's last meaningful log line.
-    1: "ALTER TABLE jobs ADD COLUMN reason TEXT; ALTER TABLE jobs ADD COLUMN detail TEXT",
+    1:
+    "ALTER TABLE jobs ADD COLUMN reason TEXT; ALTER TABLE jobs ADD COLUMN detail TEXT",
     # 3: what `orch-tui status` needs of a run that is still going or died: who ran it, the
     # preflight's figures (queued jobs have no row yet) and the limit in force.
-    2: ";".join(f"ALTER TABLE runs ADD COLUMN {column}" for column in RUN_STATUS_COLUMNS),
+    2:
+    ";".join(f"ALTER TABLE runs ADD COLUMN {column}" for column in RUN_STATUS_COLUMNS),
     # 4: the node a job ran on (a cluster run): `orch-tui status` lists each node's jobs from
     # the journal when the run does not answer.
-    3: "ALTER TABLE jobs ADD COLUMN node TEXT",
-    # 5: why the run ended a job (StopReason: a joblog line's Exitval depends on it) and the
-    # joblog a run wrote, so the next run writes the lines a killed run committed but never
-    # wrote there.
-    4: "ALTER TABLE jobs ADD COLUMN stop TEXT; ALTER TABLE runs ADD COLUMN joblog TEXT",
+    3:
+    "ALTER TABLE jobs ADD COLUMN node TEXT",
+    # 5: why the run ended a job (StopReason: a joblog line's Exitval depends on it) and its
+    # Seq in that run, and the joblog a run wrote (its path, its file, its size when the run
+    # began), so the next run writes the lines a killed run committed but never wrote there.
+    4: ("ALTER TABLE jobs ADD COLUMN stop TEXT; ALTER TABLE jobs ADD COLUMN seq INTEGER; "
+        "ALTER TABLE runs ADD COLUMN joblog TEXT; ALTER TABLE runs ADD COLUMN joblog_file TEXT; "
+        "ALTER TABLE runs ADD COLUMN joblog_offset INTEGER"),
 }
 
 _SCHEMA = """
@@ -50,17 +55,18 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE runs(id INTEGER PRIMARY KEY, started REAL, ended REAL, config TEXT, argv TEXT,
                   exit_code INTEGER, counts TEXT, pid INTEGER, total INTEGER,
                   skipped INTEGER, missing INTEGER, limit_value INTEGER, limit_source TEXT,
-                  joblog TEXT);
+                  joblog TEXT, joblog_file TEXT, joblog_offset INTEGER);
 CREATE TABLE jobs(input TEXT PRIMARY KEY, output TEXT, state TEXT, exit_code INTEGER,
                   signal INTEGER, started REAL, ended REAL, attempts INTEGER, peak_rss INTEGER,
                   cpu_seconds REAL, log_path TEXT, run_id INTEGER, reason TEXT, detail TEXT,
-                  node TEXT, stop TEXT);
+                  node TEXT, stop TEXT, seq INTEGER);
 CREATE TABLE calibrations(id INTEGER PRIMARY KEY, run_id INTEGER, time REAL, source TEXT,
                           cpu_cores REAL, rss_bytes INTEGER, output_bytes INTEGER,
                           limit_value INTEGER, binding TEXT);
 """
 JOB_COLUMNS = ("input", "output", "state", "exit_code", "signal", "started", "ended", "attempts",
-               "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail", "node", "stop")
+               "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail", "node", "stop",
+               "seq")
 UPSERT_JOB = (f"INSERT OR REPLACE INTO jobs({', '.join(JOB_COLUMNS)}) "
               f"VALUES ({', '.join('?' * len(JOB_COLUMNS))})")
 # A skip (the output is already there) must not erase how the job succeeded in an earlier run.
@@ -95,6 +101,7 @@ class JobRecord:
     detail: str = ""  # a failure's last meaningful log line (core/logtail.py)
     node: str = ""  # where its last attempt ran; '' in rows a version 3 journal or older wrote
     stop: str = ""  # why the run ended it (a StopReason's value); '' for none or an older row
+    seq: int | None = None  # its job number in the run that wrote the row (the joblog's Seq)
 
     @property
     def interrupted(self) -> bool:
@@ -106,7 +113,7 @@ class JobRecord:
         """A `SELECT JOB_COLUMNS FROM jobs` row (NULL counters read as zero)."""
         return cls(py_text(row[0]), py_text(row[1]), row[2], row[3], row[4], row[5], row[6], row[7]
                    or 0, row[8] or 0, row[9] or 0.0, py_text(row[10]), row[11], py_text(row[12]),
-                   py_text(row[13]), py_text(row[14]), row[15] or "")
+                   py_text(row[13]), py_text(row[14]), row[15] or "", row[16])
 
 
 def db_text(text: str) -> str | bytes:
