@@ -216,3 +216,20 @@ async def test_every_finished_job_teaches_the_ratio_applied_to_each_remaining_in
     expected = int(0.25 * (3 + 4 + 5 + 6) * MB) + int(0.25 * 2 * MB) - written
     assert orch.projected_disk_use() == pytest.approx(expected, abs=2)
     assert await run.result() == 0
+
+
+def test_ffmpeg_that_muxed_nothing_in_the_window_is_planned_at_the_input_size():
+    """A slow x264 preset holds its frames in lookahead: every status line of the window says
+    `size=0kB` with media time going on, and the file holds only its 48-byte header. The read
+    offset would extrapolate the header (a 1 MB output planned as 124 B: the disk limit off)."""
+    meter = CalibrationMeter(input_size=100 * MB)
+    for fraction, offset in [(0.0, 20 * MB), (0.05, 40 * MB), (0.1, 50 * MB)]:
+        meter.add(1.0, MB, 48, offset, Progress(ProgressSource.FFMPEG, fraction, written=0))
+    assert meter.output_basis() is OutputBasis.INPUT_SIZE and meter.output_ratio() == 1.0
+    # The same for a running job's projection, and for a job of any kind that writes its
+    # output only at its end (nothing written: nothing to extrapolate from its read offset).
+    lookahead = Progress(ProgressSource.FFMPEG, 0.25, written=0)
+    assert expected_output(48, lookahead, fallback=99 * MB) == 99 * MB
+    generic = CalibrationMeter(input_size=100 * MB)
+    generic.add(1.0, MB, 0, 50 * MB, Progress(ProgressSource.READ_OFFSET, 0.5))
+    assert generic.output_basis() is OutputBasis.INPUT_SIZE and generic.output_ratio() == 1.0

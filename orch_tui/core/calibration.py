@@ -31,13 +31,14 @@ def estimate_output_ratio(output_bytes: int, read_offset: int | None, input_size
     (the fallback for jobs whose probe knows no media time).
 
     Bytes written so far divided by the fraction of the input read so far; without a usable read
-    offset, fall back to what is written against the whole input, but never below 1.0 (assume the
+    offset, or with nothing written yet (a job that writes at its end: nothing to extrapolate),
+    fall back to what is written against the whole input, but never below 1.0 (assume the
     output may be as large as its input) so the disk constraint errs on the safe side."""
     if input_size <= 0:
         return 1.0 if output_bytes == 0 else float(output_bytes)
-    if read_offset is not None and read_offset / input_size >= MIN_READ_FRACTION:
-        fraction = min(1.0, read_offset / input_size)
-        return output_bytes / fraction / input_size
+    read = read_offset / input_size if read_offset is not None else 0.0
+    if output_bytes > 0 and read >= MIN_READ_FRACTION:
+        return output_bytes / min(1.0, read) / input_size
     return max(1.0, output_bytes / input_size)
 
 
@@ -53,6 +54,8 @@ def expected_output(output_bytes: int, progress: Progress | None, fallback: int)
     if (progress is None or progress.source is not ProgressSource.FFMPEG
             or progress.fraction is None or progress.fraction < MIN_MEDIA_FRACTION):
         return fallback
+    if (progress.written if progress.written is not None else output_bytes) <= 0:
+        return fallback  # nothing muxed yet (a slow preset's lookahead): only headers on disk
     return int(output_bytes / progress.fraction)
 
 
@@ -86,6 +89,9 @@ class CalibrationMeter:
     write_unit: int = 0  # ffmpeg's write, learned from the file's growths between sweeps
     _headers: int = 0  # what the job wrote before any media time
     _progress: float | None = None
+    #: ffmpeg told media time: then its file, not how far it read, says what it wrote (with
+    #: -nostats it tells none, and the read offset is all there is).
+    _told_time: bool = False
 
     def add(self,
             cpu_cores: float,
@@ -106,6 +112,7 @@ class CalibrationMeter:
         if progress is None or progress.source is not ProgressSource.FFMPEG:
             return
         fraction = progress.fraction
+        self._told_time = self._told_time or bool(fraction)
         written = output_bytes if progress.written is None else progress.written
         if not fraction:  # before any media time (x264's lookahead): what is written is headers
             self._headers = max(self._headers, written)
@@ -123,7 +130,8 @@ class CalibrationMeter:
             return OutputBasis.MEDIA_TIME
         size = self.input_size
         read = self.read_offset
-        if read is not None and size > 0 and read / size >= MIN_READ_FRACTION:
+        if (not self._told_time and self.output_bytes > 0 and read is not None and size > 0
+                and read / size >= MIN_READ_FRACTION):
             return OutputBasis.INPUT_READ
         return OutputBasis.INPUT_SIZE
 
@@ -137,7 +145,10 @@ class CalibrationMeter:
         if self.media_done > 0 and self.input_size > 0:
             written = self.media_bytes + self.half_writes * self.write_unit / 2
             return written / self.media_done / self.input_size
-        return estimate_output_ratio(self.output_bytes, self.read_offset, self.input_size)
+        # ffmpeg that muxed nothing past its headers in the window (a slow preset's lookahead)
+        # told nothing of its output: its read offset would extrapolate the headers.
+        read = None if self._told_time else self.read_offset
+        return estimate_output_ratio(self.output_bytes, read, self.input_size)
 
     def output_estimate(self) -> int:
         """Estimated final output size of this job, in bytes."""
