@@ -132,6 +132,10 @@ class FakeController:  # pylint: disable=too-many-instance-attributes  # a recor
         """Record a kill."""
         return self._record("kill", job_id)
 
+    def cancel(self, job_id: int) -> bool:
+        """Record a cancel."""
+        return self._record("cancel", job_id)
+
     def requeue(self, job_id: int) -> bool:
         """Record a requeue."""
         return self._record("requeue", job_id)

@@ -187,6 +187,33 @@ async def test_a_command_pauses_a_real_job_and_a_wrong_state_is_refused(workspac
         host.close()
 
 
+async def test_a_resume_right_after_a_pause_is_judged_by_the_pause_not_by_held_events(workspace):
+    """While the journal commits an end, the run holds its events from every client: the
+    client's view of a job then lags its own last command. A pause was accepted, the resume
+    right after it was refused ('job 6 is running: not paused') and the job stayed stopped."""
+    host = await _start(workspace(2, worker_args=["--seconds", "30"]))
+    try:
+        async with ControlClient.connect(host.control.path) as client:
+            await eventually(lambda: _running_pid(host) is not None, "a running job")
+            pid = _running_pid(host)
+            job = next(j.job_id for j in host.attach(lambda _e: None).jobs if j.pid == pid)
+            host.bus.hold()  # as the journal does while it commits a job's end
+            try:
+                assert (await client.send("pause", job=job))["ok"]
+                await eventually(lambda: process_state(pid) == "T", "the job stopped (T)")
+                answer = await client.send("resume", job=job)
+                assert answer["ok"] and answer["message"] == f"job {job} resumed", answer
+                await eventually(lambda: process_runs(pid), "the job running again")
+            finally:
+                host.bus.release()
+            answer = await client.send("stop")
+        assert await asyncio.wait_for(host.wait(), 30) == 143
+    finally:
+        host.shutdown()
+        await host.wait()
+        host.close()
+
+
 async def _raw(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_unix_connection(path, limit=wire.MAX_LINE)
     writer.write(wire.encode(wire.hello(os.getpid(), "test")))

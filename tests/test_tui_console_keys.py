@@ -340,12 +340,13 @@ async def test_c_cancels_queued_jobs_marked_or_selected_and_only_those() -> None
         await pilot.press("j", "c")
         assert isinstance(app.screen, ConfirmKill) and "Cancel job #2" in screen_text(app)
         await pilot.press("y")
-        assert commands(app, "kill") == [2]
+        # A cancel, never a kill: a job that started meanwhile must be left running.
+        assert commands(app, "cancel") == [2] and commands(app, "kill") == []
         await pilot.press("M", "c")
         assert isinstance(app.screen, ConfirmMany)
         assert "Cancel 2 marked jobs" in screen_text(app)
         await pilot.press("y")
-        assert commands(app, "kill") == [2, 2, 3]
+        assert commands(app, "cancel") == [2, 2, 3] and commands(app, "kill") == []
         assert table.selected_job_id == 2
 
 

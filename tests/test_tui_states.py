@@ -103,6 +103,23 @@ async def test_the_palette_s_quit_once_the_run_is_over_asks_nothing_and_exits_wi
     assert not [call for call, _ in controller.calls if call == "shutdown"], "nothing to stop"
 
 
+async def test_a_cancel_answered_after_the_job_started_leaves_it_running(workspace):
+    """The question was about a queued job; by the answer it runs: it must not be killed."""
+    ws = workspace(2, worker_args=["--seconds", "2"])
+    app = make_app(ws.config, max_procs=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(running_ids(app)) == 1)
+        select(app, 2)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmKill) and "Cancel job #2" in screen_text(app)
+        await until(pilot, lambda: app.model.rows[2].state is JobState.RUNNING, timeout=30)
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, FinishedScreen), timeout=30)
+        assert app.model.rows[2].state is JobState.SUCCEEDED
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
 async def test_x_on_a_queued_job_cancels_it_and_the_run_still_exits_0(workspace):
     # The worker writes 20 chunks as it runs and the 19 bytes left over at its very end, after
     # its last sample: only the final size after the rename says 627,019 bytes.

@@ -79,12 +79,17 @@ class OperatorCommands:
                 job.stop = StopReason.OPERATOR
             self._life.terminate(job_id, now=again)
             return True
-        if job.state is JobState.QUEUED:
-            self._queue.remove(job_id)
-            self._life.finish(job, JobState.CANCELLED, StopReason.CANCELLED.value,
-                              StopReason.CANCELLED)
-            return True
-        return False
+        return self.cancel(job_id)
+
+    def cancel(self, job_id: int) -> bool:
+        """Take a queued job off the queue as `cancelled`; False for a job in any other state
+        (one that started meanwhile is left running: the operator asked about a queued one)."""
+        job = self.jobs[job_id]
+        if job.state is not JobState.QUEUED or job_id in self._life.launching:
+            return False
+        self._queue.remove(job_id)
+        self._life.finish(job, JobState.CANCELLED, StopReason.CANCELLED.value, StopReason.CANCELLED)
+        return True
 
     def requeue(self, job_id: int) -> bool:
         """Put a failed, killed or cancelled job back at the end of the queue, as a queued job

@@ -42,6 +42,9 @@ class Controller(Protocol):
     def kill(self, job_id: int) -> bool:
         """Terminate one job (a queued one is taken off the queue)."""
 
+    def cancel(self, job_id: int) -> bool:
+        """Take a queued job off the queue; refused (False) once it has started."""
+
     def requeue(self, job_id: int) -> bool:
         """Run a failed or killed job again."""
 

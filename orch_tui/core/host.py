@@ -16,7 +16,7 @@ from orch_tui.core import events as ev
 from orch_tui.core.control.server import ControlServer
 from orch_tui.core.controller import Launch, Listener
 from orch_tui.core.errors import OrchError
-from orch_tui.core.events import EventBus
+from orch_tui.core.events import EventBus, JobState
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
 from orch_tui.core.session import RunOptions, RunSession
@@ -196,6 +196,15 @@ class RunHost:
     def kill(self, job_id: int) -> bool:
         """Terminate one job (cancel a queued one) while the run goes on."""
         return not self.done and self._core().kill(job_id)
+
+    def job_state(self, job_id: int) -> JobState | None:
+        """The job's state as the scheduler has it now (a client's view can lag: control)."""
+        job = self._orchestrator.jobs.get(job_id) if self._orchestrator is not None else None
+        return job.state if job is not None else None
+
+    def cancel(self, job_id: int) -> bool:
+        """Take a queued job off the queue; never touches one that has started."""
+        return not self.done and self._core().cancel(job_id)
 
     def requeue(self, job_id: int) -> bool:
         """Run a failed, killed or cancelled job again; refused once the run is over, since

@@ -2,13 +2,16 @@
 
 The answer names the job's state when a command does not apply ("job 3 is queued: nothing to
 pause"); the states come from the snapshot the client got and the events since, the same
-facts the client sees, so nothing here asks the scheduler anything but the command itself.
+facts the client sees, except the commanded job's own: the run's events can be held (while the
+journal commits an end), so a run that can tell (`LiveStates`) is asked for it, and a resume
+right after an accepted pause is judged by the pause, not by the event not yet delivered.
 `refusal` is the rule both ends use: the run to answer, a remote TUI to predict the answer
 (and show it at once) while the command is on its way."""
 
 from __future__ import annotations
 
 import signal
+from typing import Protocol, runtime_checkable
 
 from orch_tui.core import events as ev
 from orch_tui.core.commands import NOT_REQUEUEABLE, requeue_refusal
@@ -17,6 +20,15 @@ from orch_tui.core.controller import RunControl
 from orch_tui.core.events import REQUEUEABLE, JobState
 from orch_tui.core.snapshot import RunSnapshot, job_states
 from orch_tui.core.wire import Command
+
+
+@runtime_checkable
+class LiveStates(Protocol):  # pylint: disable=too-few-public-methods  # one question
+    """A run that can tell a job's state as the scheduler has it now (the run's own host)."""
+
+    def job_state(self, job_id: int) -> JobState | None:
+        """The job's state now; None for no such job."""
+
 
 _PAST = {"pause": "paused", "resume": "resumed", "kill": "killed", "requeue": "requeued"}
 _REFUSED = {
@@ -95,6 +107,10 @@ class CommandHandler(JobStates):
 
     def run(self, cmd: Command) -> tuple[bool, str]:
         """Carry out `cmd`: (whether it did something, what happened in words)."""
+        if cmd.cmd in APPLIES and cmd.job is not None and isinstance(self.host, LiveStates):
+            now = self.host.job_state(cmd.job)
+            if now is not None:
+                self.states[cmd.job] = now  # not what the last delivered event said
         refused = refusal(cmd, self, paused_all=self.host.paused_all)
         if refused is not None:
             return False, refused
@@ -113,8 +129,8 @@ class CommandHandler(JobStates):
         assert job is not None
         state = self.states[job]
         if cmd.cmd == "cancel":
-            return (True, f"job {job} cancelled") if self.host.kill(job) else (
-                False, f"job {job}: could not cancel it")
+            return (True, f"job {job} cancelled") if self.host.cancel(job) else (
+                False, f"job {job} is {self.states[job].value}: {_REFUSED['cancel']}")
         if not getattr(self.host, cmd.cmd)(job):
             if cmd.cmd == "requeue":
                 return False, requeue_refusal(job, state)

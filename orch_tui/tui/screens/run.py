@@ -277,7 +277,7 @@ class RunScreen(Screen[None]):
                 self._act_on_many("cancel",
                                   marked,
                                   lambda state: state is JobState.QUEUED,
-                                  self.controller.kill,
+                                  self.controller.cancel,
                                   ask="Cancel {count} marked {jobs} (take them off the queue)?")
             else:
                 self._act_on_many(
@@ -300,12 +300,17 @@ class RunScreen(Screen[None]):
             self.notify(f"job #{job_id} is already {row.state.value}", severity="warning")
             return
 
+        asked = row.state
+
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.controller.kill(job_id)
+                # Asked to cancel a queued job: one that started meanwhile is left running
+                # (the run refuses, in its own words).
+                act = self.controller.cancel if asked is JobState.QUEUED else self.controller.kill
+                act(job_id)
                 self.refresh_view()
 
-        self.app.push_screen(ConfirmKill(job_id, row.name, row.state), confirmed)
+        self.app.push_screen(ConfirmKill(job_id, row.name, asked), confirmed)
 
     def action_cancel(self) -> None:
         """Ask, then take the selected queued job (or the marked queued ones) off the queue."""
