@@ -46,6 +46,14 @@ def _running_pid(host: RunHost) -> int | None:
     return jobs[0].pid if jobs and jobs[0].state is ev.JobState.RUNNING else None
 
 
+async def _running_job(host: RunHost) -> tuple[int, int]:
+    """The first job to run: its number and pid, once it runs."""
+    await eventually(lambda: _running_pid(host) is not None, "a running job")
+    pid = _running_pid(host)
+    assert pid is not None
+    return next(j.job_id for j in host.attach(lambda _e: None).jobs if j.pid == pid), pid
+
+
 async def test_the_socket_is_private_in_the_state_folder_and_goes_with_the_run(workspace):
     host = await _start(workspace(1, worker_args=["--seconds", "0.5"]))
     path = host.control.path
@@ -160,9 +168,7 @@ async def test_a_command_pauses_a_real_job_and_a_wrong_state_is_refused(workspac
     host = await _start(workspace(2, worker_args=["--seconds", "30"]))
     try:
         async with ControlClient.connect(host.control.path) as client:
-            await eventually(lambda: _running_pid(host) is not None, "a running job")
-            pid = _running_pid(host)
-            job = next(j.job_id for j in host.attach(lambda _e: None).jobs if j.pid == pid)
+            job, pid = await _running_job(host)
             queued = next(j.job_id for j in host.attach(lambda _e: None).jobs if j.pid is None)
             answer = await client.send("pause", job=job)
             assert answer["ok"] and answer["message"] == f"job {job} paused"
@@ -194,9 +200,7 @@ async def test_a_resume_right_after_a_pause_is_judged_by_the_pause_not_by_held_e
     host = await _start(workspace(2, worker_args=["--seconds", "30"]))
     try:
         async with ControlClient.connect(host.control.path) as client:
-            await eventually(lambda: _running_pid(host) is not None, "a running job")
-            pid = _running_pid(host)
-            job = next(j.job_id for j in host.attach(lambda _e: None).jobs if j.pid == pid)
+            job, pid = await _running_job(host)
             host.bus.hold()  # as the journal does while it commits a job's end
             try:
                 assert (await client.send("pause", job=job))["ok"]
