@@ -57,10 +57,10 @@ def main(argv: Sequence[str]) -> int:
     args = attach_parser().parse_args(list(argv))
     try:
         output_dir = output_dir_of(args.target)
+        socket = find_socket(output_dir)
     except OrchError as exc:
         print(f"orch-tui attach: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    socket = find_socket(output_dir)
     if socket is None:
         print(f"orch-tui attach: no live run in {printable(str(output_dir))}", file=sys.stderr)
         return EXIT_NO_RUN

@@ -28,7 +28,7 @@ from orch_tui.tui.screens.finished import FinishedScreen
 from orch_tui.tui.screens.modals import QuitModal
 from orch_tui.tui.screens.run import RunScreen
 from tests.helpers import (CMD, WORKER, eventually, kill_quietly, process_runs, process_state,
-                           run_cli, screen_text)
+                           unprivileged, run_cli, screen_text)
 from tests.test_tui_app import select, until
 from tests.tmux import Terminal, orch_command, read_int, wait_until
 
@@ -255,6 +255,21 @@ async def test_attach_with_no_live_run_exits_3(workspace, runs):
     assert runs.procs[0].wait(15) == 0  # its socket is gone with it
     result = run_cli("attach", str(ws.config))
     assert result.returncode == 3 and "no live run" in result.stderr
+
+
+def test_attach_to_a_state_folder_it_cannot_read_is_one_line_not_a_traceback(workspace):
+    ws = workspace(1)
+    state = ws.output_dir / ".orch-tui"
+    state.mkdir(parents=True)
+    (state / "control.path").write_text("/tmp/nowhere.sock", encoding="utf-8")
+    state.chmod(0o000)
+    try:
+        result = run_cli("attach", str(ws.output_dir), preexec_fn=unprivileged())
+    finally:
+        state.chmod(0o700)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert f"cannot read {state}" in result.stderr
 
 
 async def test_the_preflight_screen_offers_the_live_run_and_enter_attaches(workspace, runs):

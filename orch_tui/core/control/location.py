@@ -20,6 +20,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from orch_tui.core.errors import OrchError
 from orch_tui.core.statedir import (PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, STATE_DIR_NAME, StateError,
                                     check_private)
 
@@ -136,7 +137,8 @@ def record_path(state_fd: int, folder: Path, path: Path | None) -> None:
 
 
 def find_socket(output_dir: Path) -> Path | None:
-    """The control socket of the run in `output_dir` (None when no run serves one there)."""
+    """The control socket of the run in `output_dir` (None when no run serves one there);
+    OrchError (exit 2, one line) when its state folder cannot be read."""
     state = Path(output_dir) / STATE_DIR_NAME
     direct = state / SOCKET_NAME
     try:
@@ -149,7 +151,7 @@ def find_socket(output_dir: Path) -> Path | None:
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
             return None
-        raise
+        raise OrchError(f"cannot read {state}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as handle:
         recorded = Path(os.fsdecode(handle.read(4096).strip()))
     return recorded if recorded.is_absolute() else None
