@@ -121,13 +121,16 @@ def test_a_run_killed_with_kill_9_died_with_work_left(busy):
     assert result.returncode == 1
     assert doc["state"] == "died" and doc["pid"] == proc.pid and doc["ended"] is None
     assert doc["source"] == "journal" and doc["jobs"][0]["index"] is None
-    assert doc["counts"]["running"] == 2 and doc["counts"]["queued"] == 1
-    assert len(doc["jobs"]) == 2
+    # Its guardian killed its jobs: none runs; they were interrupted (not 'running').
+    assert doc["counts"]["interrupted"] == 2 and doc["counts"]["running"] == 0
+    assert doc["counts"]["queued"] == 1
+    assert len(doc["jobs"]) == 2 and {job["state"] for job in doc["jobs"]} == {"interrupted"}
     human = run_cli("status", str(ws.output_dir)).stdout
     assert "died" in human and "interrupted jobs (started at):" in human
+    assert "2 interrupted (no process: it died), 1 queued" in human and "running" not in human
     # When each started, never a time since: they ran until the run died, a time no one knows.
     starts = {time.strftime("%H:%M:%S", time.localtime(job["started"])) for job in doc["jobs"]}
-    shown = [line.split()[1] for line in human.splitlines() if line.startswith("  running")]
+    shown = [line.split()[1] for line in human.splitlines() if line.startswith("  interrupted")]
     assert len(shown) == 2 and set(shown) == starts, human
 
 

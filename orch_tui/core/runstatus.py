@@ -134,6 +134,12 @@ class RunStatus:
         """The `status --json` document (schema STATUS_SCHEMA, documented in the README)."""
         counts: dict[str, int] = {state.value: self.counts[state] for state in JobState}
         counts["total"] = self.counts.total
+        died = self.state is RunState.DIED
+        # A died run's jobs hold no process (its guardian killed them): none runs, pauses or
+        # stops; they were interrupted, and the next run runs them again.
+        counts["interrupted"] = self.counts.active if died else 0
+        if died:
+            counts.update(running=0, paused=0, stopping=0)
         return {
             "schema":
             STATUS_SCHEMA,
@@ -167,7 +173,7 @@ class RunStatus:
             self.paused_all,
             "jobs": [{
                 "input": job.input_path,
-                "state": job.state.value,
+                "state": "interrupted" if died else job.state.value,
                 "attempt": job.attempt,
                 "started": job.started,
                 "progress": job.progress,

@@ -128,8 +128,9 @@ def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
         f"pid:      {pid}    started {when(status.started)}{ended}",
         f"jobs:     {counts.ended}/{counts.total} ended, {counts.done} done "
         f"({counts.succeeded} succeeded, {counts.skipped} skipped)",
-        f"          {counts.running} running, {counts.paused} paused, "
-        f"{counts.stopping} stopping, {counts.queued} queued",
+        f"          {counts.active} interrupted (no process: it died), {counts.queued} queued"
+        if status.state is RunState.DIED else f"          {counts.running} running, "
+        f"{counts.paused} paused, {counts.stopping} stopping, {counts.queued} queued",
         f"          {counts.failed} failed, {counts.killed} killed, "
         f"{counts.cancelled} cancelled, {counts.missing} missing",
     ]
@@ -143,21 +144,29 @@ def status_lines(status: RunStatus, *, now: float | None = None) -> list[str]:
         if status.paused_all:
             limit += "    launches paused"
     lines.append(f"limit:    {limit}")
-    if status.jobs:
-        died = status.state is RunState.DIED
-        # A died run's jobs ran until it died, at a time nobody recorded: when each started
-        # is true, a time since then is not.
-        lines.append("interrupted jobs (started at):" if died else "active jobs:")
-        for job in status.jobs:
-            since = "-" if job.started is None else (time.strftime(
-                "%H:%M:%S", time.localtime(job.started)) if died else _duration(now - job.started))
-            progress = "" if job.progress is None else f" {job.progress:4.0%}"
-            index = "" if job.index is None else f"#{job.index} "
-            head = f"  {job.state.value:<8} {since:>8}{progress}  {index}"
-            lines.append(head + _cut(printable(Path(job.input_path).name), 80 - len(head)))
+    lines.extend(_job_lines(status, now))
     if len(status.nodes) > 1:  # a cluster run; a local run's one node is the machine itself
         lines.extend(node_lines(status))
     lines.append(f"exit:     {status.exit_code}")
+    return lines
+
+
+def _job_lines(status: RunStatus, now: float) -> list[str]:
+    """The active jobs (a died run's: interrupted), one line each, with their start."""
+    if not status.jobs:
+        return []
+    died = status.state is RunState.DIED
+    # A died run's jobs ran until it died, at a time nobody recorded: when each started
+    # is true, a time since then is not.
+    lines = ["interrupted jobs (started at):" if died else "active jobs:"]
+    for job in status.jobs:
+        since = "-" if job.started is None else (time.strftime(
+            "%H:%M:%S", time.localtime(job.started)) if died else _duration(now - job.started))
+        progress = "" if job.progress is None else f" {job.progress:4.0%}"
+        index = "" if job.index is None else f"#{job.index} "
+        state = "interrupted" if died else job.state.value
+        head = f"  {state:<8} {since:>8}{progress}  {index}"
+        lines.append(head + _cut(printable(Path(job.input_path).name), 80 - len(head)))
     return lines
 
 
