@@ -4,6 +4,7 @@
 # pylint: disable=missing-function-docstring
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -379,3 +380,25 @@ def test_a_changed_config_gets_no_backfilled_lines_and_is_told_so(tmp_path):
     assert "the joblog lacks 3 lines of jobs the last run, killed, recorded" in second.stdout
     assert "config changed" in second.stdout and "joblog gets" not in second.stdout
     assert joblog.read_text(encoding="utf-8") == HEADER
+
+
+def test_a_halt_leaves_no_retry_pending_as_not_run_and_logs_every_failure(tmp_path):
+    """15 jobs that fail, one retry each, one at a time, halt after 10 failures in a row: the
+    10 that ran failed (their retries, queued behind the rest, never run). They read '15 not
+    run' with no joblog line at all."""
+    ws = write_workspace(tmp_path / "ws",
+                         15,
+                         flags=["-c", "import sys; sys.exit(3)", "{input_file}"],
+                         jobs={
+                             "retries": 1,
+                             "halt_after_failures": 10
+                         })
+    joblog = tmp_path / "joblog.tsv"
+    result = run_cli(str(ws.config), "--headless", "--jobs", "1", "--joblog", str(joblog))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "10 jobs failed in a row" in result.stdout
+    lines = [line.split("\t") for line in joblog.read_text(encoding="utf-8").splitlines()[1:]]
+    assert sorted(int(line[0]) for line in lines) == list(range(1, 11))
+    assert {line[6] for line in lines} == {"3"}
+    status = json.loads(run_cli("status", str(ws.output_dir), "--json").stdout)
+    assert status["counts"]["failed"] == 10 and status["counts"]["queued"] == 5

@@ -84,7 +84,7 @@ def test_a_new_journal_has_the_schema_and_its_version_in_wal_mode(tmp_path):
     columns = [r[1] for r in rows(state_dir, "PRAGMA table_info(jobs)")]
     assert columns == [
         "input", "output", "state", "exit_code", "signal", "started", "ended", "attempts",
-        "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail", "node", "stop"
+        "peak_rss", "cpu_seconds", "log_path", "run_id", "reason", "detail", "node", "stop", "seq"
     ]
     assert rows(state_dir, "PRAGMA journal_mode") == [("wal", )]
     # Reopening the same version keeps what was there.

@@ -98,6 +98,8 @@ class JoblogWriter:
         self._starts: dict[int, tuple[int, float, float, str]] = {}
         # A FAILED line held back for one event: a retry re-queues the job right after it.
         self._held: tuple[int, str] | None = None
+        # job_id -> the line of a failed attempt whose retry is queued, until the retry starts.
+        self._retried: dict[int, str] = {}
         self._created = False
         self._file = self._open()
         try:
@@ -117,19 +119,15 @@ class JoblogWriter:
         run died before recording gets the line that run never wrote."""
         if self._closed:
             return
-        held = self._held
-        if held is not None:
-            self._held = None
-            retried = (isinstance(event, ev.JobStateChanged) and event.job_id == held[0]
-                       and event.state is JobState.QUEUED)
-            if not retried:
-                self._write(held[1])
+        if self._held is not None:
+            self._settle_held(event)
         if isinstance(event, ev.JobRecovered):
             self._recovered(event)
         if not isinstance(event, ev.JobStateChanged):
             return
         job_id, state = event.job_id, event.state
         if state is JobState.RUNNING:
+            self._retried.pop(job_id, None)  # the retry runs: its own line replaces that one
             start = self._starts.get(job_id)
             # Not a resume after a pause: a new attempt, or one started over on another node.
             if start is None or start[0] != event.attempt or event.restarted:
@@ -139,6 +137,10 @@ class JoblogWriter:
         if not state.finished:
             return
         start = self._starts.pop(job_id, None)
+        owed = self._retried.pop(job_id, None)
+        if start is None and owed is not None:  # its retry never ran: the failed attempt's line
+            self._write(owed)
+            return
         spec = self._specs.get(job_id)
         # Skipped, or cancelled while queued (even after an attempt the memory guard requeued):
         # not run to an end, so parallel logs nothing and its --resume runs it again.
@@ -148,6 +150,18 @@ class JoblogWriter:
         line = format_line(spec, start[1], event.time - start[2], event, host)
         if state is JobState.FAILED:
             self._held = (job_id, line)
+        else:
+            self._write(line)
+
+    def _settle_held(self, event: ev.Event) -> None:
+        """The event after a FAILED line: a retry queued at once keeps the line owed until the
+        retry runs (parallel logs only the last attempt); anything else writes it."""
+        assert self._held is not None
+        job_id, line = self._held
+        self._held = None
+        if (isinstance(event, ev.JobStateChanged) and event.job_id == job_id
+                and event.state is JobState.QUEUED):
+            self._retried[job_id] = line  # owed if the retry never runs
         else:
             self._write(line)
 

@@ -86,6 +86,8 @@ class Orchestrator(OperatorCommands):
         self._stop_signal: int | None = None
         self._consecutive_failures = 0
         self._memory_requeues: dict[int, int] = {}  # attempts that do not count as retries
+        #: Failed jobs queued for a retry not yet started: how their last attempt failed.
+        self._retrying: dict[int, tuple[str, StopReason | None, str]] = {}
         self._started = self._clock.now()
 
     @property
@@ -263,6 +265,7 @@ class Orchestrator(OperatorCommands):
             while (self._queue and len(self._life.active) + len(self._life.launching) < self.limit
                    and self._may_launch() and self._crash is None):
                 job = self.jobs[self._queue.pop()]
+                self._retrying.pop(job.spec.job_id, None)
                 self._life.launching.add(job.spec.job_id)  # counted before its start is awaited
                 task = start_eagerly(self._life.start(job))
                 self._starts.add(task)
@@ -305,6 +308,7 @@ class Orchestrator(OperatorCommands):
         window = self._config.resources.stabilization_seconds
         while self._queue and not self.stopping and not self.halted:
             job = self.jobs[self._queue.pop()]
+            self._retrying.pop(job.spec.job_id, None)
             self._life.launching.add(job.spec.job_id)
             if not await self._life.start(job):
                 continue
@@ -381,7 +385,6 @@ class Orchestrator(OperatorCommands):
             self._requeued_for_memory(job)
         elif state is JobState.FAILED:
             self._consecutive_failures += 1
-            self._maybe_retry(job)
             halt = self._config.jobs.halt_after_failures
             if halt and self._consecutive_failures >= halt and not self.halted:
                 self.halted = True
@@ -389,6 +392,8 @@ class Orchestrator(OperatorCommands):
                     NoticeLevel.ERROR,
                     f"{self._consecutive_failures} jobs failed in a row: no more "
                     "launches (jobs.halt_after_failures); running jobs finish")
+                self._give_up_retries()
+            self._maybe_retry(job)
         self._wake.set()
         if self._draining:
             self._launch_ready()  # the freed slot now, not two turns of the loop later
@@ -423,11 +428,23 @@ class Orchestrator(OperatorCommands):
     def _maybe_retry(self, job: Job) -> None:
         retries = self._config.jobs.retries
         counted = job.attempt - self._memory_requeues.get(job.spec.job_id, 0)
-        if self.stopping or counted > retries:
-            return
+        if self.stopping or self.halted or counted > retries:
+            return  # a halted run retries nothing: the failure stands
         self._queue.push(job.spec.job_id)
+        stop = job.stop or (StopReason.SIGNAL if job.signal is not None else StopReason.EXIT)
+        self._retrying[job.spec.job_id] = (job.reason, stop, job.detail)
         self._life.set_state(job, JobState.QUEUED,
                              f"retry {job.attempt}/{retries} after: {job.reason}")
+
+    def _give_up_retries(self) -> None:
+        """Halted: the retries still queued will never run, so each job's failure stands (it
+        ran and failed: 'not run' would be false, and its joblog line is owed)."""
+        for job_id, (reason, stop, detail) in list(self._retrying.items()):
+            job = self.jobs[job_id]
+            if job.state is JobState.QUEUED and job_id not in self._life.launching:
+                self._queue.remove(job_id)
+                self._life.finish(job, JobState.FAILED, reason, stop, detail)
+        self._retrying.clear()
 
     # --- monitoring
 
