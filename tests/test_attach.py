@@ -4,6 +4,7 @@ under Textual's pilot or in a tmux terminal."""
 # pylint: disable=missing-function-docstring,redefined-outer-name  # test names say what; fixtures
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import signal
@@ -207,6 +208,28 @@ async def test_a_connection_the_run_dropped_is_made_again_and_the_screen_starts_
         await pilot.press("d")
     assert app.return_code == 0 and runs.procs[0].poll() is None
     await remote.close()
+
+
+async def test_fast_limit_presses_all_count(workspace, runs):
+    """Each + adds one to the limit the screen holds; the run's echo of an older press came
+    back between two presses and undid the newer ones (20 presses gave 12 to 15)."""
+    ws = workspace(2, worker_args=["--seconds", "60"])
+    spawned = await runs.spawn(ws.plan(), jobs=2)
+    remote = await RemoteRun.connect(spawned.socket)
+    seen: list[int] = []
+    remote.attach(lambda event: seen.append(event.limit)
+                  if isinstance(event, ev.LimitChanged) else None)
+    try:
+        await eventually(lambda: remote.limit == 2, "the run's limit")
+        for _ in range(20):
+            remote.set_limit(remote.limit + 1)
+            for _ in range(3):  # echoes of the presses before come in between
+                await asyncio.sleep(0.0005)
+        assert remote.limit == 22
+        await eventually(lambda: seen and seen[-1] == 22, "the run at 22")
+        assert remote.limit == 22
+    finally:
+        await remote.close()
 
 
 async def test_attaching_while_the_run_calibrates_opens_the_calibration_screen(workspace, runs):

@@ -95,6 +95,9 @@ class RemoteRun:
         self._snapshot: RunSnapshot | None = None
         self._jobs = JobStates()
         self._limit = 0
+        # Limits sent and not yet answered: the run's echo of an older one must not undo a
+        # newer one set here (fast + + + would lose presses: each adds to the limit shown).
+        self._limits_in_flight = 0
         self._paused_all = False
         self._listeners: list[Listener] = []
         self._early: list[ev.Event] = []  # after the snapshot, before (or while) attaching
@@ -225,7 +228,8 @@ class RemoteRun:
     def _fold(self, event: ev.Event) -> None:
         self._jobs.observe(event)
         if isinstance(event, ev.LimitChanged):
-            self._limit = event.limit
+            if not (self._limits_in_flight and event.source is ev.LimitSource.OPERATOR):
+                self._limit = event.limit
         elif isinstance(event, ev.PauseAllChanged):
             self._paused_all = event.paused
         elif isinstance(event, ev.RunFinished):
@@ -271,16 +275,24 @@ class RemoteRun:
         return predicted
 
     async def _send(self, cmd: wire.Command) -> None:
-        client = self._client
-        if client is None:
-            return
         try:
-            answer = wire.parse_reply(await client.send(cmd.cmd, job=cmd.job, value=cmd.value))
-        except (ConnectionError, OSError, wire.ProtocolError):
-            return  # the connection broke: the reader says so
-        if not answer.ok:
+            answer = await self._answer(cmd)
+        finally:
+            if cmd.cmd == "set_limit":
+                self._limits_in_flight -= 1
+        if answer is not None and not answer.ok:
             self._deliver(
                 ev.Notice(time=self.clock(), level=ev.NoticeLevel.WARNING, message=answer.message))
+
+    async def _answer(self, cmd: wire.Command) -> wire.Reply | None:
+        """The run's answer to `cmd`; None when the connection is gone (the reader says so)."""
+        client = self._client
+        if client is None:
+            return None
+        try:
+            return wire.parse_reply(await client.send(cmd.cmd, job=cmd.job, value=cmd.value))
+        except (ConnectionError, OSError, wire.ProtocolError):
+            return None
 
     @property
     def limit(self) -> int:
@@ -324,6 +336,7 @@ class RemoteRun:
 
     def set_limit(self, limit: int) -> None:
         """The operator's process limit."""
+        self._limits_in_flight += 1  # answered (or lost) in _send
         if self._command("set_limit", value=limit):
             self._limit = limit
 
