@@ -22,7 +22,8 @@ from orch_tui.tui.history import HISTORY_POINTS
 from orch_tui.tui.model import Given, JobRow, RunModel
 from orch_tui.tui.screens.detail import DetailScreen
 from orch_tui.tui.widgets.charts import SeriesChart
-from orch_tui.tui.widgets.gauges import ProgressLine, ResourceGauge, draw_bar, run_figures
+from orch_tui.tui.widgets.gauges import (ProgressLine, ResourceGauge, fit_variants, draw_bar,
+                                         limit_why, run_figures)
 from orch_tui.tui.widgets.job_table import JobTable, layout_columns, sparkline
 from tests.helpers import screen_text
 
@@ -688,6 +689,37 @@ async def test_the_limit_line_says_why_at_80_columns(source: ev.LimitSource, why
         text = line.render().plain
         assert len(text) <= 80 and why in text, text
         assert "1499/2400" in text, text
+
+
+@pytest.mark.parametrize("source", [ev.LimitSource.OPERATOR, ev.LimitSource.MEMORY_PRESSURE])
+def test_a_limit_the_rule_did_not_set_never_says_what_binds_the_rule(source) -> None:
+    """After + or memory pressure the calibrated decision still says what bound the rule's
+    limit: 'limit 6 (max_processes binds; set by operator)' read as if 6 were capped."""
+    model = numbered(4)
+    decision = compute_limit(
+        ProcessProfile(2.0, GIB, 10 * 1024**2),
+        SystemCapacity(logical_cores=8, available_memory=64 * GIB, free_disk=500 * GIB))
+    model.apply(
+        ev.LimitChanged(time=1.0,
+                        limit=3,
+                        previous=0,
+                        source=ev.LimitSource.WINDOW,
+                        decision=decision))
+    model.apply(ev.LimitChanged(time=2.0, limit=6, previous=3, source=source))
+    long, short = limit_why(model)
+    assert "binds" not in long and "binds" not in short, (long, short)
+    assert long == short == f" ({model.limit_reason})"
+
+
+def test_a_gauge_never_shows_a_number_cut_short() -> None:
+    """At 40 columns `CPU ███ 10` stood for 100%: a detail either fits whole or is left out."""
+    variants = ["100% of 2 cores (cgroup)", "100% of 2 cores", "100%"]
+    for width in range(4, 60):
+        detail, bar = fit_variants(width, "CPU ", variants)
+        assert detail in variants or detail == "", (width, detail)
+        assert bar >= 1
+        if detail:
+            assert len("CPU ") + bar + 1 + len(detail) <= width, (width, detail, bar)
 
 
 def test_draw_bar() -> None:

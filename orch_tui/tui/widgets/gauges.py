@@ -36,14 +36,18 @@ def draw_bar(width: int, filled: float, projected: float = 0.0, marker: float | 
     return "".join(cells)
 
 
-def _fit_variants(width: int, label: str, variants: list[str]) -> tuple[str, int]:
-    """The longest detail text that leaves MIN_BAR cells for the bar, and the bar width."""
+def fit_variants(width: int, label: str, variants: list[str]) -> tuple[str, int]:
+    """The longest detail text that leaves MIN_BAR cells for the bar, and the bar width; when
+    none does, the shortest if it fits whole beside a bar, else none: a number cut short
+    would read as another number (`CPU ███ 10` for 100%)."""
     for detail in variants:
         bar_cells = width - len(label) - len(detail) - 2
         if bar_cells >= MIN_BAR:
             return detail, bar_cells
-    detail = variants[-1]
-    return detail, max(3, width - len(label) - len(detail) - 2)
+    bar_cells = width - len(label) - len(variants[-1]) - 2
+    if bar_cells >= 1:
+        return variants[-1], bar_cells
+    return "", max(1, width - len(label) - 1)
 
 
 #: Limits the rule derived from measured figures: their short why is what binds them.
@@ -55,10 +59,11 @@ def limit_why(model: RunModel) -> tuple[str, str]:
     """(long, short) explanation of the limit: what binds it and who set it. The short one is
     kept at every width: what binds a measured limit, else who set it (`set by operator`,
     `--jobs`, `memory critical`), since a bare number would read as the rule's."""
-    binding = model.decision.binding if model.decision is not None else ""
     reason = model.limit_reason
     measured = model.limit_source in MEASURED or model.limit_source is None
-    short = f" ({binding} binds)" if binding and measured else f" ({reason})" if reason else ""
+    # What binds the rule's limit says nothing of one the operator, --jobs or memory set.
+    binding = model.decision.binding if model.decision is not None and measured else ""
+    short = f" ({binding} binds)" if binding else f" ({reason})" if reason else ""
     if binding and reason:
         return f" ({binding} binds; {reason})", short
     if binding or reason:
@@ -132,7 +137,7 @@ class ProgressLine(Widget):
         # Only where not even that fits does the limit lose its why.
         variants.append(variants[-1][:-1] + (f" L{limit}", ))
         joined = ["".join(parts) for parts in variants]
-        chosen, bar_width = _fit_variants(width, "", joined)
+        chosen, bar_width = fit_variants(width, "", joined)
         parts = variants[joined.index(chosen)]
         failed_style = self.get_component_rich_style(
             "progress-line--failed", partial=True) if counts.failed or killed else ""
@@ -211,7 +216,7 @@ class ResourceGauge(Widget):
         warn = " LOW" if self.danger else ""
         if self.kind == "cpu":
             fraction = sample.cpu_percent / 100
-            detail, bar_cells = _fit_variants(width, label, [
+            detail, bar_cells = fit_variants(width, label, [
                 f"{sample.cpu_percent:.0f}% of {sample.logical_cores} cores"
                 f"{sample.cores_source.note}",
                 f"{sample.cpu_percent:.0f}% of {sample.logical_cores} cores",
@@ -224,7 +229,7 @@ class ResourceGauge(Widget):
             marker = (total - sample.memory_reserve) / total
             avail, size = format_bytes(sample.available_memory), format_bytes(total)
             reserve = format_bytes(sample.memory_reserve)
-            detail, bar_cells = _fit_variants(width, label, [
+            detail, bar_cells = fit_variants(width, label, [
                 f"{avail} free of {size}{sample.memory_source.note}, reserve {reserve}{warn}",
                 f"{avail} free of {size}, reserve {reserve}{warn}",
                 f"{avail} free, res {reserve}{warn}",
@@ -237,7 +242,7 @@ class ResourceGauge(Widget):
         marker = (total - sample.disk_reserve) / total
         free, need = format_bytes(sample.free_disk), format_bytes(sample.projected_disk_use)
         reserve = format_bytes(sample.disk_reserve)
-        detail, bar_cells = _fit_variants(width, label, [
+        detail, bar_cells = fit_variants(width, label, [
             f"{free} free, {need} projected, reserve {reserve}{warn}",
             f"{free} free, -{need}, res {reserve}{warn}",
             f"{free}{warn}",
