@@ -101,6 +101,7 @@ class JoblogWriter:
         # job_id -> the line of a failed attempt whose retry is queued, until the retry starts.
         self._retried: dict[int, str] = {}
         self._created = False
+        _refuse_the_runs_own(self.path, plan)
         self._file = self._open()
         try:
             if os.fstat(self._file.fileno()).st_size == 0:
@@ -287,3 +288,27 @@ class JoblogWriter:
 def _ends_with_newline(fd: int) -> bool:
     size = os.fstat(fd).st_size
     return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+
+
+def _refuse_the_runs_own(path: Path, plan: Plan) -> None:
+    """OrchError (exit 2) when `path` is one of the run's own files: its input list or config
+    (lines appended there become inputs, or break it), anything in its state folder (the
+    journal), or one of its outputs (a success's rename would replace the joblog)."""
+    real = os.path.realpath(path)
+    state = os.path.realpath(plan.state_dir)
+    what = ""
+    if real == state or real.startswith(state + os.sep):
+        what = f"inside the run's state folder {plan.state_dir}"
+    elif (os.path.dirname(real) == os.path.realpath(plan.config.directories.output_dir)
+          and any(spec.output_name == os.path.basename(real) for spec in plan.jobs)):
+        what = "one of the run's outputs"
+    else:
+        for name, other in (("the input list", plan.config.directories.input_file_list),
+                            ("the config", plan.config.path)):
+            try:
+                if os.path.samefile(path, other):
+                    what = name
+            except OSError:
+                continue  # one of them does not exist (yet): not the same file
+    if what:
+        raise OrchError(f"cannot write the joblog {path}: it is {what}")
