@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import os
 import signal
 import sqlite3
@@ -97,6 +98,13 @@ def test_a_finished_clean_run(workspace):
     assert doc["state"] == "finished" and doc["run_exit_code"] == 0 and doc["jobs"] == []
     assert doc["counts"]["succeeded"] == 2 and doc["counts"]["total"] == 2
     assert doc["pid"] is not None and doc["started"] <= doc["ended"]
+    # Its config names the folder even once the run's binary is gone: status reads only that.
+    ws.config.write_text(ws.config.read_text(encoding="utf-8").replace(
+        sys.executable, "/nonexistent/python"),
+                         encoding="utf-8")
+    by_config = run_cli("status", str(ws.config), "--json")
+    assert by_config.returncode == 0, by_config.stderr
+    assert json.loads(by_config.stdout)["output_dir"] == doc["output_dir"]
 
 
 def test_a_finished_run_with_a_failure_exits_1(workspace):

@@ -500,6 +500,22 @@ def _compose(path: Path, text: str) -> Node | None:
         raise ConfigError("invalid YAML: nested too deeply", path=path) from None
 
 
+def config_output_dir(path: str | Path) -> Path:
+    """The output folder a config names, read as `load_config` reads it but without checking
+    the rest (the binary, the list, a writable folder): what a command on a run needs of it,
+    also once the run is over and its folder read-only or its binary gone. ConfigError when
+    the config cannot say."""
+    config_path = Path(absolute(os.path.expanduser(path)))
+    root = _compose(config_path, _read_text(config_path))
+    if root is None or _is_null(root):
+        raise ConfigError("config file is empty; it needs at least 'binary' and 'directories'",
+                          path=config_path)
+    doc = _Document(config_path)
+    top = doc.mapping(root, "", _TOP_KEYS, ("binary", "directories"))
+    values = doc.mapping(top["directories"], "directories", _DIRECTORY_KEYS, _DIRECTORY_KEYS[:2])
+    return doc.path_value(values["output_dir"], "directories.output_dir")
+
+
 def load_config(path: str | Path) -> Config:
     """Read, parse and validate a config file; raises ConfigError (and nothing else)."""
     config_path = Path(absolute(os.path.expanduser(path)))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from orch_tui.core import wire
-from orch_tui.core.config import MAX_JOBS, load_config
+from orch_tui.core.config import MAX_JOBS, config_output_dir
 from orch_tui.core.control.client import ControlClient
 from orch_tui.core.control.location import find_socket
 from orch_tui.core.errors import OrchError
@@ -57,7 +57,7 @@ def output_dir_of(target: str) -> Path:
     """The output folder `target` names: itself, or a config file's directories.output_dir."""
     path = Path(target)
     if path.is_file():
-        return load_config(path).directories.output_dir
+        return config_output_dir(path)
     return path.absolute()
 
 
