@@ -25,7 +25,8 @@ from orch_tui.core.host import RunHost
 from orch_tui.core.plan import load_plan
 from orch_tui.core.session import RunOptions
 from orch_tui.core.snapshot import RunSnapshot
-from tests.helpers import eventually, kill_quietly, process_runs, process_state, write_workspace
+from tests.helpers import (eventually, kill_quietly, process_runs, process_state, signal_in_mask,
+                           write_workspace)
 
 
 async def _start(ws) -> RunHost:
@@ -212,6 +213,30 @@ async def test_a_resume_right_after_a_pause_is_judged_by_the_pause_not_by_held_e
                 host.bus.release()
             answer = await client.send("stop")
         assert await asyncio.wait_for(host.wait(), 30) == 143
+    finally:
+        host.shutdown()
+        await host.wait()
+        host.close()
+
+
+async def test_during_a_stop_a_limit_is_refused_and_a_second_stop_kills_at_once(workspace):
+    """A limit changes nothing once nothing launches ('limit set to 5' said otherwise); a
+    second stop, like a second ctrl+c, ends the wait for a job deaf to SIGTERM."""
+    host = await _start(
+        workspace(2, worker_args=["--seconds", "60", "--ignore-term"], jobs={"kill_grace": 60}))
+    try:
+        async with ControlClient.connect(host.control.path) as client:
+            _, pid = await _running_job(host)
+            await eventually(lambda: signal_in_mask(pid, "SigIgn", signal.SIGTERM),
+                             "the job ignoring SIGTERM")
+            assert (await client.send("stop"))["ok"]
+            answer = await client.send("set_limit", value=5)
+            assert not answer["ok"] and "stopping" in answer["message"], answer
+            assert process_runs(pid), "deaf to SIGTERM: it waits out its 60 s grace"
+            answer = await client.send("stop")
+            assert answer["ok"] and "SIGKILL" in answer["message"], answer
+        assert await asyncio.wait_for(host.wait(), 15) == 143
+        assert not process_runs(pid)
     finally:
         host.shutdown()
         await host.wait()

@@ -202,6 +202,10 @@ class RunHost:
         job = self._orchestrator.jobs.get(job_id) if self._orchestrator is not None else None
         return job.state if job is not None else None
 
+    def run_stopping(self) -> bool:
+        """True once a stop or drain began (a limit then changes nothing)."""
+        return self._orchestrator is not None and self._orchestrator.stopping
+
     def cancel(self, job_id: int) -> bool:
         """Take a queued job off the queue; never touches one that has started."""
         return not self.done and self._core().cancel(job_id)

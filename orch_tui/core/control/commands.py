@@ -29,6 +29,9 @@ class LiveStates(Protocol):  # pylint: disable=too-few-public-methods  # one que
     def job_state(self, job_id: int) -> JobState | None:
         """The job's state now; None for no such job."""
 
+    def run_stopping(self) -> bool:
+        """True once a stop (or drain) began: nothing launches any more."""
+
 
 _PAST = {"pause": "paused", "resume": "resumed", "kill": "killed", "requeue": "requeued"}
 _REFUSED = {
@@ -114,6 +117,12 @@ class CommandHandler(JobStates):
         refused = refusal(cmd, self, paused_all=self.host.paused_all)
         if refused is not None:
             return False, refused
+        stopping = isinstance(self.host, LiveStates) and self.host.run_stopping()
+        if stopping and cmd.cmd == "set_limit":
+            return False, "the run is stopping: nothing launches any more, a limit changes nothing"
+        if stopping and cmd.cmd == "stop":  # asked twice, as a second ctrl+c: no more grace
+            self.host.kill_all_now()
+            return True, "already stopping: every job's process group got SIGKILL"
         if cmd.cmd in APPLIES:
             return self._job_command(cmd)
         if cmd.cmd == "set_limit":
