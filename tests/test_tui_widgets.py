@@ -640,6 +640,8 @@ async def test_progress_line_fits_and_explains_the_limit() -> None:
         assert "limit 3 (cpu binds; calibration)" in wide
         narrow = Text.assemble(*line.texts(40)).plain
         assert len(narrow) <= 40 and "6/40" in narrow
+        for width in range(1, 40):  # however narrow: a line, never an error
+            assert Text.assemble(*line.texts(width)).plain
 
 
 async def test_progress_line_names_stopping_jobs_apart_from_running_ones() -> None:

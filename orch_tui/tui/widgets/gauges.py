@@ -36,10 +36,15 @@ def draw_bar(width: int, filled: float, projected: float = 0.0, marker: float | 
     return "".join(cells)
 
 
-def fit_variants(width: int, label: str, variants: list[str]) -> tuple[str, int]:
+def fit_variants(width: int,
+                 label: str,
+                 variants: list[str],
+                 *,
+                 may_drop: bool = True) -> tuple[str, int]:
     """The longest detail text that leaves MIN_BAR cells for the bar, and the bar width; when
-    none does, the shortest if it fits whole beside a bar, else none: a number cut short
-    would read as another number (`CPU ███ 10` for 100%)."""
+    none does, the shortest if it fits whole beside a bar, else none (`may_drop`): a number
+    cut short would read as another number (`CPU ███ 10` for 100%). Without `may_drop`, the
+    shortest whatever the width (the caller cuts it)."""
     for detail in variants:
         bar_cells = width - len(label) - len(detail) - 2
         if bar_cells >= MIN_BAR:
@@ -47,6 +52,8 @@ def fit_variants(width: int, label: str, variants: list[str]) -> tuple[str, int]
     bar_cells = width - len(label) - len(variants[-1]) - 2
     if bar_cells >= 1:
         return variants[-1], bar_cells
+    if not may_drop:
+        return variants[-1], 3
     return "", max(1, width - len(label) - 1)
 
 
@@ -137,7 +144,8 @@ class ProgressLine(Widget):
         # Only where not even that fits does the limit lose its why.
         variants.append(variants[-1][:-1] + (f" L{limit}", ))
         joined = ["".join(parts) for parts in variants]
-        chosen, bar_width = fit_variants(width, "", joined)
+        # The line's last variant already gave up what it could (its words, the limit's why).
+        chosen, bar_width = fit_variants(width, "", joined, may_drop=False)
         parts = variants[joined.index(chosen)]
         failed_style = self.get_component_rich_style(
             "progress-line--failed", partial=True) if counts.failed or killed else ""
