@@ -608,6 +608,13 @@ async def test_disk_gauge_turns_red_when_the_projection_crosses_the_reserve() ->
         assert not disk.has_class("-danger")
 
 
+def cpu_bound_decision():
+    """The rule's limit for 2-core jobs on 8 cores with memory and disk to spare: cpu binds."""
+    return compute_limit(
+        ProcessProfile(2.0, GIB, 10 * 1024**2),
+        SystemCapacity(logical_cores=8, available_memory=64 * GIB, free_disk=500 * GIB))
+
+
 async def test_progress_line_fits_and_explains_the_limit() -> None:
     model = numbered(40)
     for job_id in range(1, 11):
@@ -615,9 +622,7 @@ async def test_progress_line_fits_and_explains_the_limit() -> None:
     for job_id in range(1, 6):
         change(model, job_id, JobState.SUCCEEDED, time=500.0)
     change(model, 6, JobState.FAILED, time=500.0)
-    decision = compute_limit(
-        ProcessProfile(2.0, GIB, 10 * 1024**2),
-        SystemCapacity(logical_cores=8, available_memory=64 * GIB, free_disk=500 * GIB))
+    decision = cpu_bound_decision()
     model.apply(
         ev.LimitChanged(time=500.0,
                         limit=3,
@@ -677,9 +682,7 @@ async def test_the_limit_line_says_why_at_80_columns(source: ev.LimitSource, why
     for job_id in range(1, 1500):
         change(model, job_id, JobState.RUNNING, time=400.0)
         change(model, job_id, JobState.SUCCEEDED if job_id % 9 else JobState.FAILED, time=500.0)
-    decision = compute_limit(
-        ProcessProfile(2.0, GIB, 10 * 1024**2),
-        SystemCapacity(logical_cores=8, available_memory=64 * GIB, free_disk=500 * GIB))
+    decision = cpu_bound_decision()
     model.apply(ev.LimitChanged(time=500.0, limit=3, previous=4, source=source, decision=decision))
     app = HostApp(model, gauges=True)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -698,9 +701,7 @@ def test_a_limit_the_rule_did_not_set_never_says_what_binds_the_rule(source) -> 
     """After + or memory pressure the calibrated decision still says what bound the rule's
     limit: 'limit 6 (max_processes binds; set by operator)' read as if 6 were capped."""
     model = numbered(4)
-    decision = compute_limit(
-        ProcessProfile(2.0, GIB, 10 * 1024**2),
-        SystemCapacity(logical_cores=8, available_memory=64 * GIB, free_disk=500 * GIB))
+    decision = cpu_bound_decision()
     model.apply(
         ev.LimitChanged(time=1.0,
                         limit=3,

@@ -37,6 +37,16 @@ KILLED_EXITVAL = -1
 
 
 @dataclass(frozen=True, slots=True)
+class JoblogMark:
+    """Which joblog a run writes: its real path, its file (`dev:ino`: a file moved aside and
+    replaced is another one) and its size when the run began (where that run's lines start)."""
+
+    path: str
+    file: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 # pylint: disable-next=too-many-instance-attributes  # a record: what one joblog line says
 class PastEnd:
     """A job's end that a run which then died committed to its journal: what its line needs."""
@@ -48,8 +58,8 @@ class PastEnd:
     exit_code: int | None
     signal: int | None
     stop: StopReason | None
-    node: str = ""
-    seq: int | None = None  # its Seq in the run that ran it (None: the job's number now)
+    node: str
+    seq: int  # its Seq in the run that ran it
 
 
 def exitval(event: ev.JobStateChanged | PastEnd) -> int:
@@ -74,7 +84,7 @@ def format_line(spec: JobSpec,
     # One job stays one line and the columns stay apart: shell_quote writes a newline or tab
     # of an argument as `$'...'` escapes.
     command = shell_quote(spec.display_argv)
-    seq = event.seq if isinstance(event, PastEnd) and event.seq is not None else spec.job_id
+    seq = event.seq if isinstance(event, PastEnd) else spec.job_id
     fields = (str(seq), host, f"{start_wall:.3f}", f"{runtime:10.3f}", "0", "0",
               str(exitval(event)), str(event.signal or 0), command)
     return "\t".join(fields) + "\n"
@@ -166,31 +176,28 @@ class JoblogWriter:
         else:
             self._write(line)
 
-    def mark(self) -> tuple[str, str, int]:
-        """This joblog's real path, its file (`dev:ino`) and its size now: where the lines of a
-        run starting now begin (the journal keeps them for `backfill`)."""
+    def mark(self) -> JoblogMark:
+        """This joblog as it is now: where the lines of a run starting now begin (the journal
+        keeps it for `missing`)."""
         self._file.flush()
         info = os.fstat(self._file.fileno())
-        return os.path.realpath(self.path), f"{info.st_dev}:{info.st_ino}", info.st_size
+        return JoblogMark(os.path.realpath(self.path), f"{info.st_dev}:{info.st_ino}", info.st_size)
 
-    def missing(self, ends: Iterable[PastEnd], file: str, offset: int) -> list[PastEnd]:
-        """The `ends` whose lines are not among those written from `offset` on, when this is
-        still the file (`dev:ino`) the run that wrote them had at `offset`; [] otherwise (moved
-        aside, replaced, cut shorter) or when it cannot be read (an error told at the end)."""
+    def missing(self, ends: Iterable[PastEnd], since: JoblogMark) -> list[PastEnd]:
+        """The `ends` whose lines are not among those written from `since` on, when this is
+        still the file the run that wrote them had then; [] otherwise (moved aside, replaced,
+        cut shorter) or when it cannot be read (an error told at the end)."""
         if self._closed:
             return []
-        _, now, size = self.mark()
-        if now != file or size < offset:
+        now = self.mark()
+        if (now.path, now.file) != (since.path, since.file) or now.offset < since.offset:
             return []
         try:
-            logged = self._logged_from(offset)
+            logged = self._logged_from(since.offset)
         except OSError as exc:
             self._fail(exc)
             return []
-        return [
-            end for end in ends if (str(end.seq if end.seq is not None else end.spec.job_id),
-                                    f"{end.started:.3f}") not in logged
-        ]
+        return [end for end in ends if (str(end.seq), f"{end.started:.3f}") not in logged]
 
     def backfill(self, ends: Iterable[PastEnd]) -> int:
         """Write the lines of `ends` (from `missing`), in the order they ended; how many."""
@@ -216,13 +223,11 @@ class JoblogWriter:
 
     def _recovered(self, event: ev.JobRecovered) -> None:
         spec = self._specs.get(event.job_id)
-        if spec is None:
-            return
-        runtime = int(max(0.0, event.ended_wall - event.started_wall) * 1000) / 1000
-        host = event.node if self._hosts and event.node else ":"
-        fields = (str(spec.job_id), host, f"{event.started_wall:.3f}", f"{runtime:10.3f}", "0", "0",
-                  "0", "0", shell_quote(spec.display_argv))
-        self._write("\t".join(fields) + "\n")
+        if spec is not None:  # a success: Exitval 0, Signal 0, as any success's line
+            self.backfill([
+                PastEnd(spec, event.started_wall, event.ended_wall, JobState.SUCCEEDED, 0, None,
+                        None, event.node, spec.job_id)
+            ])
 
     def _open(self) -> TextIO:
         """Append to the joblog, never through a symlink planted at its name (O_NOFOLLOW), never

@@ -18,7 +18,7 @@ from orch_tui.core import events as ev
 from orch_tui.core import tally
 from orch_tui.core.events import EventBus
 from orch_tui.core.joblog import JoblogWriter, PastEnd
-from orch_tui.core.journal import JoblogMark, Journal, config_json
+from orch_tui.core.journal import Journal, config_json
 from orch_tui.core.lock import RunLock
 from orch_tui.core.orchestrator import Orchestrator
 from orch_tui.core.plan import Plan
@@ -117,8 +117,7 @@ def backfill_joblog(plan: Plan, journal: Journal, joblog: JoblogWriter) -> Backf
     included): only into the very file that run wrote to, and only lines that are not there
     from where that run began."""
     died = journal.died_run()
-    mark = None if died is None else died.joblog
-    if died is None or mark is None or mark.path != os.path.realpath(joblog.path):
+    if died is None or died.joblog is None:
         return Backfill()
     specs = {spec.entry.location: spec for spec in plan.jobs}
     ends = []
@@ -127,10 +126,11 @@ def backfill_joblog(plan: Plan, journal: Journal, joblog: JoblogWriter) -> Backf
         if spec is None or record.started is None or record.ended is None:
             continue  # an input no longer listed: its line cannot be written as it was
         stop = ev.StopReason(record.stop) if record.stop in STOP_VALUES else None
+        seq = spec.job_id if record.seq is None else record.seq
         ends.append(
             PastEnd(spec, record.started, record.ended, ev.JobState(record.state), record.exit_code,
-                    record.signal, stop, record.node, record.seq))
-    missing = joblog.missing(ends, mark.file, mark.offset)
+                    record.signal, stop, record.node, seq))
+    missing = joblog.missing(ends, died.joblog)
     if missing and died.config != config_json(plan):
         return Backfill(unknown=len(missing))
     return Backfill(written=joblog.backfill(missing))
@@ -221,7 +221,7 @@ class RunSession:
             if self.joblog is not None:
                 if not options.fresh:
                     self.backfilled = backfill_joblog(self.plan, self.journal, self.joblog)
-                joblog = JoblogMark(*self.joblog.mark())
+                joblog = self.joblog.mark()
             self.journal.start_run(self.plan, list(options.argv), joblog)
         except BaseException:
             runner.close()

@@ -23,7 +23,7 @@ from orch_tui.core.wire import Command
 
 
 @runtime_checkable
-class LiveStates(Protocol):  # pylint: disable=too-few-public-methods  # one question
+class LiveStates(Protocol):
     """A run that can tell a job's state as the scheduler has it now (the run's own host)."""
 
     def job_state(self, job_id: int) -> JobState | None:
@@ -110,14 +110,15 @@ class CommandHandler(JobStates):
 
     def run(self, cmd: Command) -> tuple[bool, str]:
         """Carry out `cmd`: (whether it did something, what happened in words)."""
-        if cmd.cmd in APPLIES and cmd.job is not None and isinstance(self.host, LiveStates):
-            now = self.host.job_state(cmd.job)
+        live = self.host if isinstance(self.host, LiveStates) else None
+        if live is not None and cmd.cmd in APPLIES and cmd.job is not None:
+            now = live.job_state(cmd.job)
             if now is not None:
                 self.states[cmd.job] = now  # not what the last delivered event said
         refused = refusal(cmd, self, paused_all=self.host.paused_all)
         if refused is not None:
             return False, refused
-        stopping = isinstance(self.host, LiveStates) and self.host.run_stopping()
+        stopping = live is not None and live.run_stopping()
         if stopping and cmd.cmd == "set_limit":
             return False, "the run is stopping: nothing launches any more, a limit changes nothing"
         if stopping and cmd.cmd == "stop":  # asked twice, as a second ctrl+c: no more grace
@@ -139,7 +140,7 @@ class CommandHandler(JobStates):
         state = self.states[job]
         if cmd.cmd == "cancel":
             return (True, f"job {job} cancelled") if self.host.cancel(job) else (
-                False, f"job {job} is {self.states[job].value}: {_REFUSED['cancel']}")
+                False, f"job {job} is {state.value}: {_REFUSED['cancel']}")
         if not getattr(self.host, cmd.cmd)(job):
             if cmd.cmd == "requeue":
                 return False, requeue_refusal(job, state)

@@ -7,7 +7,7 @@
 """
 
 from orch_tui.core.journal.errors import BUSY_SECONDS, JournalDamaged, JournalError
-from orch_tui.core.journal.recorder import SYNC_SECONDS, DiedRun, JoblogMark, Journal, config_json
+from orch_tui.core.journal.recorder import SYNC_SECONDS, DiedRun, Journal, config_json
 from orch_tui.core.journal.schema import (INTERRUPTED_STATES, JOURNAL_NAME, SCHEMA_VERSION,
                                           JobRecord)
 from orch_tui.core.journal.store import BATCH_SECONDS, BATCH_SIZE, RETRY_SECONDS, SIDE_SUFFIXES
@@ -15,5 +15,5 @@ from orch_tui.core.journal.store import BATCH_SECONDS, BATCH_SIZE, RETRY_SECONDS
 __all__ = [
     "BATCH_SECONDS", "BATCH_SIZE", "BUSY_SECONDS", "INTERRUPTED_STATES", "JOURNAL_NAME",
     "RETRY_SECONDS", "SCHEMA_VERSION", "SIDE_SUFFIXES", "SYNC_SECONDS", "DiedRun", "JobRecord",
-    "JoblogMark", "Journal", "JournalDamaged", "JournalError", "config_json"
+    "Journal", "JournalDamaged", "JournalError", "config_json"
 ]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orch_tui.core import events as ev
+from orch_tui.core.joblog import JoblogMark
 from orch_tui.core.journal.errors import JournalError
 from orch_tui.core.journal.schema import (INSERT_CALIBRATION, INTERRUPTED_STATES, JOB_COLUMNS,
                                           JOURNAL_NAME, JobRecord, Row, db_text, py_text)
@@ -37,16 +38,6 @@ from orch_tui.core.scaling import ProcessProfile, ScalingDecision
 #: The final states of a job that ran: each has a joblog line.
 RAN_TO_AN_END = tuple(state.value
                       for state in (ev.JobState.SUCCEEDED, ev.JobState.FAILED, ev.JobState.KILLED))
-
-
-@dataclasses.dataclass(frozen=True)
-class JoblogMark:
-    """Which joblog a run writes: its real path, its file (`dev:ino`: a file moved aside and
-    replaced is another one) and its size when the run began (where that run's lines start)."""
-
-    path: str
-    file: str
-    offset: int
 
 
 @dataclasses.dataclass(frozen=True)

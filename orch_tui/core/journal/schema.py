@@ -29,25 +29,28 @@ INTERRUPTED_STATES = frozenset(state.value for state in ACTIVE_STATES)
 #: Columns version 3 added to `runs` (status reads them; NULL in runs an older version wrote).
 RUN_STATUS_COLUMNS = ("pid INTEGER", "total INTEGER", "skipped INTEGER", "missing INTEGER",
                       "limit_value INTEGER", "limit_source TEXT")
+#: Columns version 5 added: why the run ended a job (a StopReason: a joblog line's Exitval
+#: depends on it) and its Seq in that run; the joblog a run wrote (its path, its file, its size
+#: when the run began), so the next run writes the lines a killed run committed but never wrote.
+JOBLOG_COLUMNS = (
+    ("jobs", "stop TEXT"),
+    ("jobs", "seq INTEGER"),
+    ("runs", "joblog TEXT"),
+    ("runs", "joblog_file TEXT"),
+    ("runs", "joblog_offset INTEGER"),
+)
 #: version N -> the SQL that makes a version N journal a version N + 1 one.
 MIGRATIONS: dict[int, str] = {
     # 2: why a job ended (its status) and a failure's last meaningful log line.
-    1:
-    "ALTER TABLE jobs ADD COLUMN reason TEXT; ALTER TABLE jobs ADD COLUMN detail TEXT",
+    1: "ALTER TABLE jobs ADD COLUMN reason TEXT; ALTER TABLE jobs ADD COLUMN detail TEXT",
     # 3: what `orch-tui status` needs of a run that is still going or died: who ran it, the
     # preflight's figures (queued jobs have no row yet) and the limit in force.
-    2:
-    ";".join(f"ALTER TABLE runs ADD COLUMN {column}" for column in RUN_STATUS_COLUMNS),
+    2: ";".join(f"ALTER TABLE runs ADD COLUMN {column}" for column in RUN_STATUS_COLUMNS),
     # 4: the node a job ran on (a cluster run): `orch-tui status` lists each node's jobs from
     # the journal when the run does not answer.
-    3:
-    "ALTER TABLE jobs ADD COLUMN node TEXT",
-    # 5: why the run ended a job (StopReason: a joblog line's Exitval depends on it) and its
-    # Seq in that run, and the joblog a run wrote (its path, its file, its size when the run
-    # began), so the next run writes the lines a killed run committed but never wrote there.
-    4: ("ALTER TABLE jobs ADD COLUMN stop TEXT; ALTER TABLE jobs ADD COLUMN seq INTEGER; "
-        "ALTER TABLE runs ADD COLUMN joblog TEXT; ALTER TABLE runs ADD COLUMN joblog_file TEXT; "
-        "ALTER TABLE runs ADD COLUMN joblog_offset INTEGER"),
+    3: "ALTER TABLE jobs ADD COLUMN node TEXT",
+    # 5: JOBLOG_COLUMNS.
+    4: ";".join(f"ALTER TABLE {table} ADD COLUMN {column}" for table, column in JOBLOG_COLUMNS),
 }
 
 _SCHEMA = """

@@ -212,17 +212,14 @@ class DetailScreen(Screen[None]):
         from orch_tui.tui.screens.modals import ConfirmKill
         row = self.model.rows[self.job_id]
 
-        asked = row.state
+        dialog = ConfirmKill(self.job_id, row.name, row.state)
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                # Asked to cancel a queued job: one that started meanwhile is left running
-                # (the run refuses, in its own words).
-                act = self.controller.cancel if asked is JobState.QUEUED else self.controller.kill
-                act(self.job_id)
+                dialog.carry_out(self.controller)
                 self.refresh_view()
 
-        self.app.push_screen(ConfirmKill(self.job_id, row.name, asked), confirmed)
+        self.app.push_screen(dialog, confirmed)
 
     def action_cancel(self) -> None:
         """Ask, then take this queued job off the queue."""

@@ -9,6 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from orch_tui.core.controller import Controller
 from orch_tui.core.events import JobState
 from orch_tui.core.textutil import printable
 from orch_tui.tui.widgets.footer import FittedFooter
@@ -51,6 +52,11 @@ class ConfirmKill(Confirm):
         self.job_name = name
         self.queued = state is JobState.QUEUED
         self.stopping = state is JobState.STOPPING
+
+    def carry_out(self, controller: Controller) -> None:
+        """What a yes means: a job asked about while queued is cancelled, and so left running
+        if it started meanwhile (the run refuses, in its own words); any other is killed."""
+        (controller.cancel if self.queued else controller.kill)(self.job_id)
 
     def compose(self) -> ComposeResult:
         job = ((f"#{self.job_id} ", "bold"), printable(self.job_name))

@@ -300,17 +300,14 @@ class RunScreen(Screen[None]):
             self.notify(f"job #{job_id} is already {row.state.value}", severity="warning")
             return
 
-        asked = row.state
+        dialog = ConfirmKill(job_id, row.name, row.state)
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                # Asked to cancel a queued job: one that started meanwhile is left running
-                # (the run refuses, in its own words).
-                act = self.controller.cancel if asked is JobState.QUEUED else self.controller.kill
-                act(job_id)
+                dialog.carry_out(self.controller)
                 self.refresh_view()
 
-        self.app.push_screen(ConfirmKill(job_id, row.name, asked), confirmed)
+        self.app.push_screen(dialog, confirmed)
 
     def action_cancel(self) -> None:
         """Ask, then take the selected queued job (or the marked queued ones) off the queue."""
